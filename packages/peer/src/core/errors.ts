@@ -1,0 +1,153 @@
+/**
+ * Typed errors of the protocol core. Every error has a stable `code`, names the offending
+ * `field` where there is one, and says in its message what was wrong and what to do.
+ * Errors are values that cross module boundaries: callers branch on `code`, never on text.
+ */
+
+/** Stable machine-readable error codes. Never rename one: peers and tools match on them. */
+export type ErrorCode =
+  | 'MALFORMED_ENVELOPE'
+  | 'OVERSIZED_ENVELOPE'
+  | 'BAD_SIGNATURE'
+  | 'WRONG_ID'
+  | 'STALE_EPOCH'
+  | 'SCHEMA_VIOLATION'
+  | 'UNKNOWN_KIND'
+  | 'UNSUPPORTED_VERSION'
+  | 'DECIDE_CONFLICT'
+  | 'INVALID_ARGUMENT'
+  | 'TRACE_INVALID'
+  | 'INVARIANT_BROKEN'
+
+/** Base class of every CAN Swarm error. */
+export class CanSwarmError extends Error {
+  readonly code: ErrorCode
+  /** Dotted path of the offending field (`payload.budget`), when one is to blame. */
+  readonly field: string | undefined
+
+  constructor(code: ErrorCode, message: string, field?: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'CanSwarmError'
+    this.code = code
+    this.field = field
+  }
+}
+
+/** The bytes or structure of an envelope are not a valid envelope. */
+export class MalformedEnvelopeError extends CanSwarmError {
+  constructor(message: string, field?: string, options?: { cause?: unknown }) {
+    super('MALFORMED_ENVELOPE', message, field, options)
+    this.name = 'MalformedEnvelopeError'
+  }
+}
+
+/** The encoded envelope or its payload is larger than the limit. */
+export class OversizedEnvelopeError extends CanSwarmError {
+  readonly sizeBytes: number
+  readonly limitBytes: number
+  constructor(field: string, sizeBytes: number, limitBytes: number) {
+    super(
+      'OVERSIZED_ENVELOPE',
+      `${field} is ${sizeBytes} bytes, over the limit of ${limitBytes} bytes: put large data in an artifact and reference its CID in refs`,
+      field,
+    )
+    this.name = 'OversizedEnvelopeError'
+    this.sizeBytes = sizeBytes
+    this.limitBytes = limitBytes
+  }
+}
+
+/** The Ed25519 signature does not verify against the sender's key. */
+export class BadSignatureError extends CanSwarmError {
+  constructor(message: string, field = 'sig') {
+    super('BAD_SIGNATURE', message, field)
+    this.name = 'BadSignatureError'
+  }
+}
+
+/** The envelope's `id` is not the content hash of the signed envelope. */
+export class WrongIdError extends CanSwarmError {
+  readonly expected: string
+  readonly actual: string
+  constructor(expected: string, actual: string) {
+    super(
+      'WRONG_ID',
+      `envelope id ${actual} is not the content hash of the signed envelope (expected ${expected}): the envelope was altered after signing`,
+      'id',
+    )
+    this.name = 'WrongIdError'
+    this.expected = expected
+    this.actual = actual
+  }
+}
+
+/** A write carried an epoch (or fence token) older than the current one. */
+export class StaleEpochError extends CanSwarmError {
+  readonly epoch: number
+  readonly currentEpoch: number
+  constructor(epoch: number, currentEpoch: number, field = 'epoch') {
+    super(
+      'STALE_EPOCH',
+      `epoch ${epoch} is stale: the current epoch is ${currentEpoch}; fetch the current fence token and retry`,
+      field,
+    )
+    this.name = 'StaleEpochError'
+    this.epoch = epoch
+    this.currentEpoch = currentEpoch
+  }
+}
+
+/** A payload (or other typed value) does not match its schema. */
+export class SchemaViolationError extends CanSwarmError {
+  constructor(message: string, field: string) {
+    super('SCHEMA_VIOLATION', message, field)
+    this.name = 'SchemaViolationError'
+  }
+}
+
+/** The scoped-consensus store already holds a different decision for this NEED. */
+export class DecideConflictError extends CanSwarmError {
+  readonly need: string
+  readonly decidedProposal: string
+  constructor(need: string, decidedProposal: string) {
+    super(
+      'DECIDE_CONFLICT',
+      `NEED ${need} is already decided for proposal ${decidedProposal}; a NEED has exactly one DECIDE`,
+      'proposal',
+    )
+    this.name = 'DecideConflictError'
+    this.need = need
+    this.decidedProposal = decidedProposal
+  }
+}
+
+/** A trace file failed verification (tampered, reordered, truncated or malformed). */
+export class TraceInvalidError extends CanSwarmError {
+  readonly line: number
+  constructor(message: string, line: number, field?: string) {
+    super('TRACE_INVALID', `line ${line}: ${message}`, field)
+    this.name = 'TraceInvalidError'
+    this.line = line
+  }
+}
+
+/** A function was called with an argument it cannot use. */
+export class InvalidArgumentError extends CanSwarmError {
+  constructor(message: string, field: string) {
+    super('INVALID_ARGUMENT', message, field)
+    this.name = 'InvalidArgumentError'
+  }
+}
+
+/** An internal invariant was broken: a bug. Stop loudly rather than limp on. */
+export class InvariantError extends CanSwarmError {
+  constructor(message: string) {
+    super('INVARIANT_BROKEN', message)
+    this.name = 'InvariantError'
+  }
+}
+
+/** Assert an invariant; throws {@link InvariantError} when it does not hold. */
+export function invariant(condition: unknown, message: string): asserts condition {
+  if (!condition) throw new InvariantError(message)
+}
