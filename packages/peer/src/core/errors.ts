@@ -65,15 +65,18 @@ export class BadSignatureError extends CanSwarmError {
   }
 }
 
-/** The envelope's `id` is not the content hash of the signed envelope. */
+/**
+ * The envelope's `id` is not the content hash of the signed envelope. `field` is `id`, or the
+ * path of an embedded envelope's id (`payload.attestations.2.id`).
+ */
 export class WrongIdError extends CanSwarmError {
   readonly expected: string
   readonly actual: string
-  constructor(expected: string, actual: string) {
+  constructor(expected: string, actual: string, field = 'id') {
     super(
       'WRONG_ID',
       `envelope id ${actual} is not the content hash of the signed envelope (expected ${expected}): the envelope was altered after signing`,
-      'id',
+      field,
     )
     this.name = 'WrongIdError'
     this.expected = expected
@@ -94,6 +97,36 @@ export class StaleEpochError extends CanSwarmError {
     this.name = 'StaleEpochError'
     this.epoch = epoch
     this.currentEpoch = currentEpoch
+  }
+}
+
+/** The envelope's protocol version `v` is not one this peer speaks. */
+export class UnsupportedVersionError extends CanSwarmError {
+  readonly version: number
+  readonly supported: readonly number[]
+  constructor(version: number, supported: readonly number[], field = 'v') {
+    super(
+      'UNSUPPORTED_VERSION',
+      `envelope version ${version} is not supported (this peer speaks ${supported.join(', ')}): upgrade the peer, or send a version it speaks`,
+      field,
+    )
+    this.name = 'UnsupportedVersionError'
+    this.version = version
+    this.supported = supported
+  }
+}
+
+/** The envelope's `kind` is not a verb of the protocol. */
+export class UnknownKindError extends CanSwarmError {
+  readonly kind: string
+  constructor(kind: string, field = 'kind') {
+    super(
+      'UNKNOWN_KIND',
+      `${field} ${JSON.stringify(kind.slice(0, 64))} is not a verb of the protocol: use one of the kinds listed in KINDS`,
+      field,
+    )
+    this.name = 'UnknownKindError'
+    this.kind = kind
   }
 }
 

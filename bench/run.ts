@@ -1,0 +1,59 @@
+#!/usr/bin/env node
+/**
+ * `npm run bench -- [names…] [--json FILE]`: runs benchmarks and writes
+ * `{"metrics":{name:{"value":…,"unit":…}}}`. Ratios between metrics of one run are the figures to
+ * trust on a shared machine; absolute numbers move with load.
+ */
+import { mkdir, writeFile } from 'node:fs/promises'
+import { dirname } from 'node:path'
+import { Command } from 'commander'
+import { BENCHMARKS, type Metric } from './suite.ts'
+
+const program = new Command()
+  .name('npm run bench --')
+  .description('CAN Swarm benchmarks. With no names, runs them all.')
+  .argument('[names...]', `benchmarks to run: ${Object.keys(BENCHMARKS).join(', ')}`)
+  .option('--json <file>', 'write the metrics as JSON to FILE', 'bench-results/latest.json')
+  .option('--list', 'list the benchmarks and exit')
+  .parse()
+
+const options = program.opts<{ json: string; list?: boolean }>()
+if (options.list) {
+  for (const [name, bench] of Object.entries(BENCHMARKS))
+    console.log(`${name.padEnd(16)} ${bench.description}`)
+  process.exit(0)
+}
+const names = program.args.length > 0 ? program.args : Object.keys(BENCHMARKS)
+for (const name of names) {
+  if (!(name in BENCHMARKS)) {
+    console.error(`bench: unknown benchmark "${name}"; known: ${Object.keys(BENCHMARKS).join(', ')}`)
+    process.exit(2)
+  }
+}
+
+const metrics: Record<string, Metric> = {}
+for (const name of names) {
+  const bench = BENCHMARKS[name]!
+  console.error(`[bench] ${name}: ${bench.description}`)
+  const started = performance.now()
+  Object.assign(metrics, await bench.run((line) => console.error(`[bench]   ${line}`)))
+  console.error(`[bench]   done in ${((performance.now() - started) / 1000).toFixed(1)} s`)
+}
+
+const rows = Object.entries(metrics).map(([name, metric]) => [name, String(metric.value), metric.unit])
+const width = [0, 1, 2].map((column) => Math.max(...rows.map((row) => row[column]!.length), 6))
+console.log(`${'metric'.padEnd(width[0]!)}  ${'value'.padStart(width[1]!)}  unit`)
+for (const row of rows) console.log(`${row[0]!.padEnd(width[0]!)}  ${row[1]!.padStart(width[1]!)}  ${row[2]}`)
+
+const report = {
+  metrics,
+  environment: {
+    node: process.version,
+    platform: process.platform,
+    arch: process.arch,
+    at: new Date().toISOString(),
+  },
+}
+await mkdir(dirname(options.json), { recursive: true })
+await writeFile(options.json, `${JSON.stringify(report, null, 2)}\n`)
+console.error(`[bench] wrote ${options.json}`)

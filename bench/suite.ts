@@ -1,0 +1,289 @@
+/**
+ * The benchmark suite. Each benchmark returns metrics; throughput is measured over a fixed amount
+ * of work (not a fixed time) so that runs compare.
+ */
+import { replayTrace, writeTrace } from '../packages/peer/src/audit/trace.ts'
+import { artifactCid } from '../packages/peer/src/core/artifacts.ts'
+import { decodeEnvelope, encodeEnvelope, signingBytes } from '../packages/peer/src/core/codec.ts'
+import { BUILTIN_POLICY_HASH } from '../packages/peer/src/core/digest.ts'
+import { networkParams } from '../packages/peer/src/core/thread/params.ts'
+import { ThreadReplica } from '../packages/peer/src/core/thread/replica.ts'
+import {
+  type AnyEnvelope,
+  type Envelope,
+  PROTOCOL_VERSION,
+  type TaskSpec,
+} from '../packages/peer/src/core/types.ts'
+import { createIdentity, type Identity, verifySignature } from '../packages/peer/src/crypto/ed25519.ts'
+import { signEnvelope, verifyEnvelopes } from '../packages/peer/src/crypto/envelopes.ts'
+import { runSimulation } from '../packages/peer/src/sim/world.ts'
+
+export interface Metric {
+  value: number
+  unit: string
+}
+export interface Benchmark {
+  description: string
+  run(progress: (line: string) => void): Promise<Record<string, Metric>>
+}
+
+const round = (value: number, digits = 1) => Number(value.toFixed(digits))
+
+async function identity(tag: number): Promise<Identity> {
+  const seed = new Uint8Array(32).fill(tag)
+  return createIdentity({ seed })
+}
+
+let lamport = 0
+async function envelope(
+  signer: Identity,
+  kind: AnyEnvelope['kind'],
+  thread: string,
+  payload: unknown,
+  extra: { fence?: string } = {},
+): Promise<AnyEnvelope> {
+  lamport += 1
+  return (await signEnvelope(
+    {
+      v: PROTOCOL_VERSION,
+      kind,
+      thread,
+      sender: signer.did,
+      lamport,
+      ts: 0,
+      payload: payload as never,
+      refs: [],
+      policy: BUILTIN_POLICY_HASH,
+      epoch: 1,
+      ...(extra.fence === undefined ? {} : { fence: extra.fence }),
+    },
+    signer,
+  )) as AnyEnvelope
+}
+
+async function sampleEnvelopes(count: number): Promise<AnyEnvelope[]> {
+  const signer = await identity(1)
+  const result: AnyEnvelope[] = []
+  for (let i = 0; i < count; i += 1) {
+    result.push(
+      await envelope(signer, 'HEARTBEAT', 'need-bench', {
+        task: `p/task-${i % 50}`,
+        claim: artifactCid(new Uint8Array([i & 255, i >> 8])),
+        progress: i % 1000,
+      }),
+    )
+  }
+  return result
+}
+
+/** A 10 000-envelope thread: 250 independent tasks, each claimed, heartbeated, committed, attested, finalized. */
+async function bigThread(progress: (line: string) => void): Promise<{ text: string; count: number }> {
+  const requester = await identity(2)
+  const planner = await identity(3)
+  const decider = await identity(4)
+  const worker = await identity(5)
+  const verifiers = await Promise.all([10, 11, 12, 13, 14, 15, 16, 17, 18, 19].map(identity))
+  const params = networkParams({ verifiers: verifiers.map((v) => v.did), bootstrap: false, tChallengeMs: 10 })
+  const thread = 'need-replay-10k'
+  const input = artifactCid(new TextEncoder().encode('input'))
+  const taskCount = 250
+  const log: AnyEnvelope[] = []
+  log.push(
+    await envelope(requester, 'NEED', thread, {
+      need: thread,
+      epoch: 1,
+      requires: ['sha256'],
+      inputs: [input],
+      produces: 'text/plain',
+      budget: 1_000_000,
+      deadlineMs: 0,
+      bidWindowMs: 10,
+    }),
+  )
+  const patch: TaskSpec[] = []
+  for (let i = 0; i < taskCount; i += 1)
+    patch.push({ name: `t${i}`, capability: 'sha256', inputs: [input], produces: 'text/plain' })
+  log.push(
+    await envelope(planner, 'PROPOSE', thread, {
+      need: thread,
+      proposal: 'p',
+      patch,
+      ballot: 1,
+      price: taskCount,
+      etaMs: 1,
+      shardDependencies: [],
+    }),
+  )
+  const attestations: AnyEnvelope[] = []
+  for (const verifier of verifiers.slice(0, 3)) {
+    attestations.push(
+      await envelope(verifier, 'ATTEST_PLAN', thread, { need: thread, proposal: 'p', verdict: 'accept' }),
+    )
+  }
+  log.push(...attestations)
+  log.push(
+    await envelope(decider, 'DECIDE', thread, {
+      need: thread,
+      proposal: 'p',
+      epoch: 1,
+      lamport: lamport + 1,
+      kPlan: 3,
+      decider: decider.did,
+      attestations: attestations as Envelope[],
+    }),
+  )
+  const replica = new ThreadReplica(thread, params)
+  replica.receiveAll(log, 0)
+  const heartbeats = Math.floor((10_000 - log.length) / taskCount) - 6
+  for (let i = 0; i < taskCount; i += 1) {
+    const task = `p/t${i}`
+    const claim = await envelope(worker, 'CLAIM', thread, { task, leaseTtlMs: 1000, cost: 1, etaMs: 1 })
+    log.push(claim)
+    for (let h = 0; h < heartbeats; h += 1) {
+      log.push(
+        await envelope(
+          worker,
+          'HEARTBEAT',
+          thread,
+          { task, claim: claim.id, progress: h },
+          { fence: claim.id },
+        ),
+      )
+    }
+    const output = artifactCid(new TextEncoder().encode(`out ${i}`))
+    const commit = await envelope(
+      worker,
+      'COMMIT',
+      thread,
+      {
+        task,
+        claim: claim.id,
+        outputs: [output],
+        telemetry: { cpuMs: 1, wallMs: 1, memoryBytes: 0, inputBytes: 1, outputBytes: 1 },
+        verifyBounty: 0,
+      },
+      { fence: claim.id },
+    )
+    log.push(commit)
+    replica.receive(claim, 0)
+    replica.receive(commit, 0)
+    const committee = replica.state.tasks.get(task)!.commit!.committee
+    const passes: AnyEnvelope[] = []
+    for (const did of committee.slice(0, 3)) {
+      const verifier = verifiers.find((v) => v.did === did)!
+      passes.push(
+        await envelope(verifier, 'ATTEST', thread, {
+          task,
+          commit: commit.id,
+          verdict: 'pass',
+          evalDigest: 'x',
+        }),
+      )
+    }
+    log.push(...passes)
+    log.push(
+      await envelope(worker, 'FINALIZE', thread, {
+        task,
+        commit: commit.id,
+        attestations: passes as Envelope[],
+      }),
+    )
+    if (i % 50 === 49) progress(`built ${i + 1}/${taskCount} tasks`)
+  }
+  while (log.length < 10_000) {
+    log.push(
+      await envelope(requester, 'CHECKPOINT', thread, {
+        epoch: 1,
+        merkleRoot: `r${log.length}`,
+        signers: [],
+      }),
+    )
+  }
+  const text = await writeTrace({
+    recorder: requester,
+    params,
+    thread,
+    entries: log.map((env, index) => ({ atMs: index, env })),
+  })
+  return { text, count: log.length }
+}
+
+export const BENCHMARKS: Record<string, Benchmark> = {
+  crypto: {
+    description: 'Ed25519 sign and verify (WebCrypto and noble side by side), envelope encode/decode',
+    async run(progress) {
+      const envs = await sampleEnvelopes(4000)
+      const signer = await identity(9)
+      const message = signingBytes(envs[0]!)
+      let started = performance.now()
+      for (let i = 0; i < 2000; i += 1) await signer.sign(message)
+      const signPerS = 2000 / ((performance.now() - started) / 1000)
+      progress(`sign ${round(signPerS)}/s`)
+
+      started = performance.now()
+      const errors = await verifyEnvelopes(envs)
+      if (errors.some((e) => e !== undefined)) throw new Error('benchmark envelopes failed to verify')
+      const verifyPerS = envs.length / ((performance.now() - started) / 1000)
+      progress(`verify (webcrypto, batched) ${round(verifyPerS)}/s`)
+
+      const publicKey = (await identity(1)).publicKey
+      const sample = envs.slice(0, 400)
+      started = performance.now()
+      for (const env of sample) {
+        if (!(await verifySignature(publicKey, signingBytes(env), env.sig, 'noble')))
+          throw new Error('noble verify failed')
+      }
+      const noblePerS = sample.length / ((performance.now() - started) / 1000)
+      progress(`verify (noble) ${round(noblePerS)}/s`)
+
+      started = performance.now()
+      const encoded = envs.map((env) => encodeEnvelope(env))
+      const encodePerS = envs.length / ((performance.now() - started) / 1000)
+      started = performance.now()
+      for (const bytes of encoded) decodeEnvelope(bytes)
+      const decodePerS = envs.length / ((performance.now() - started) / 1000)
+      return {
+        sign_per_s: { value: round(signPerS), unit: 'signatures/s' },
+        verify_per_s: { value: round(verifyPerS), unit: 'envelopes/s (WebCrypto, batched, id + signature)' },
+        verify_per_s_noble: { value: round(noblePerS), unit: 'signatures/s (@noble/ed25519)' },
+        verify_speedup_webcrypto_vs_noble: { value: round(verifyPerS / noblePerS, 2), unit: 'ratio' },
+        encode_per_s: { value: round(encodePerS), unit: 'envelopes/s (DAG-CBOR)' },
+        decode_per_s: { value: round(decodePerS), unit: 'envelopes/s (DAG-CBOR + schema + id)' },
+      }
+    },
+  },
+  sim: {
+    description: 'finalized tasks per CPU second in the simulator, faults off',
+    async run(progress) {
+      let finalized = 0
+      const started = process.cpuUsage()
+      for (let seed = 1; seed <= 20; seed += 1) {
+        const result = await runSimulation({ seed, faults: 'none', needs: 3 })
+        if (result.violations.length > 0)
+          throw new Error(`seed ${seed} violated ${result.violations[0]!.property}`)
+        finalized += result.finalizedTasks
+      }
+      const cpu = process.cpuUsage(started)
+      const seconds = (cpu.user + cpu.system) / 1e6
+      progress(`${finalized} tasks in ${round(seconds, 2)} CPU s`)
+      return {
+        sim_tasks_per_s: { value: round(finalized / seconds), unit: 'finalized tasks per CPU second' },
+      }
+    },
+  },
+  replay: {
+    description: 'verify and replay a 10 000-envelope signed trace',
+    async run(progress) {
+      const { text, count } = await bigThread(progress)
+      const started = performance.now()
+      const result = await replayTrace(text)
+      const seconds = (performance.now() - started) / 1000
+      if (result.envelopes !== count) throw new Error('replay lost envelopes')
+      const final = [...result.replica.state.tasks.values()].filter((task) => task.state === 'FINAL').length
+      progress(`${count} envelopes, ${final} tasks FINAL, state ${result.stateHash.slice(0, 16)}…`)
+      return {
+        replay_10k_s: { value: round(seconds, 3), unit: `seconds for ${count} envelopes (verify + fold)` },
+      }
+    },
+  },
+}

@@ -1,0 +1,144 @@
+/**
+ * Capabilities: named, deterministic functions from input artifacts to one output artifact, with a
+ * manifest. Workers run them; verifiers re-run them and compare output CIDs, so a capability must
+ * give the same bytes for the same inputs on every machine.
+ *
+ * @example
+ * ```ts
+ * const registry = new CapabilityRegistry()
+ * registry.register('upper', async ([text]) => utf8(decode(text).toUpperCase()), {
+ *   version: '1.0.0', produces: 'text/plain', price: 1, description: 'Upper-cases a text.',
+ * })
+ * ```
+ */
+import { sha256 } from '@noble/hashes/sha2.js'
+import { bytesToHex } from '@noble/hashes/utils.js'
+import { InvalidArgumentError } from '../core/errors.ts'
+
+/** Runs a capability: input artifacts (in the task's order) → output artifact bytes. */
+export type CapabilityHandler = (inputs: readonly Uint8Array[]) => Uint8Array | Promise<Uint8Array>
+
+/** What a capability promises: shown to planners and routers, signed into agent manifests later. */
+export interface CapabilityManifest {
+  version: string
+  /** Artifact type of the output (`text/plain`, `application/json`). */
+  produces: string
+  /** Credits asked per task. */
+  price: number
+  description: string
+}
+
+export interface Capability {
+  name: string
+  handler: CapabilityHandler
+  manifest: CapabilityManifest
+}
+
+const NAME = /^[a-z0-9][a-z0-9-]{0,63}$/
+
+export class CapabilityRegistry {
+  #capabilities = new Map<string, Capability>()
+
+  /** Registers a capability; names are `[a-z0-9-]`, at most 64 characters, and unique. */
+  register(name: string, handler: CapabilityHandler, manifest: CapabilityManifest): this {
+    if (!NAME.test(name))
+      throw new InvalidArgumentError(`capability name "${name}" must match ${NAME}`, 'name')
+    if (this.#capabilities.has(name)) {
+      throw new InvalidArgumentError(`capability "${name}" is already registered`, 'name')
+    }
+    if (!Number.isSafeInteger(manifest.price) || manifest.price < 0) {
+      throw new InvalidArgumentError('price must be a non-negative integer', 'manifest.price')
+    }
+    this.#capabilities.set(name, { name, handler, manifest: Object.freeze({ ...manifest }) })
+    return this
+  }
+
+  get(name: string): Capability | undefined {
+    return this.#capabilities.get(name)
+  }
+
+  has(name: string): boolean {
+    return this.#capabilities.has(name)
+  }
+
+  names(): string[] {
+    return [...this.#capabilities.keys()].sort()
+  }
+
+  /** Runs a capability by name. */
+  async run(name: string, inputs: readonly Uint8Array[]): Promise<Uint8Array> {
+    const capability = this.#capabilities.get(name)
+    if (!capability) throw new InvalidArgumentError(`no capability "${name}" is registered`, 'capability')
+    return capability.handler(inputs)
+  }
+}
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder('utf-8', { fatal: true })
+
+/** SHA-256 of each input, one lowercase hex digest per line. */
+export function sha256Capability(inputs: readonly Uint8Array[]): Uint8Array {
+  return encoder.encode(inputs.map((input) => `${bytesToHex(sha256(input))}\n`).join(''))
+}
+
+/**
+ * Word frequencies over all inputs (UTF-8 text): words are maximal runs of letters, digits and
+ * apostrophes, lower-cased; output is JSON `[[word, count], …]` sorted by count desc, then word.
+ */
+export function wordFrequencyCapability(inputs: readonly Uint8Array[]): Uint8Array {
+  const counts = new Map<string, number>()
+  for (const input of inputs) {
+    for (const word of decoder
+      .decode(input)
+      .toLowerCase()
+      .match(/[\p{L}\p{N}']+/gu) ?? []) {
+      counts.set(word, (counts.get(word) ?? 0) + 1)
+    }
+  }
+  const rows = [...counts].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+  return encoder.encode(JSON.stringify(rows))
+}
+
+/**
+ * Sorts and de-duplicates a JSON list. Each input is either a JSON array or, failing that, text
+ * with one item per line. Items are compared by their JSON text; output is a JSON array.
+ */
+export function sortDedupeCapability(inputs: readonly Uint8Array[]): Uint8Array {
+  const items = new Map<string, unknown>()
+  for (const input of inputs) {
+    const text = decoder.decode(input)
+    let list: unknown[]
+    try {
+      const parsed: unknown = JSON.parse(text)
+      list = Array.isArray(parsed) ? parsed : [parsed]
+    } catch {
+      list = text.split('\n').filter((line) => line.length > 0)
+    }
+    for (const item of list) items.set(JSON.stringify(item), item)
+  }
+  const sorted = [...items.keys()].sort().map((key) => items.get(key))
+  return encoder.encode(JSON.stringify(sorted))
+}
+
+/** A registry holding the three built-in deterministic capabilities. */
+export function builtinCapabilities(): CapabilityRegistry {
+  return new CapabilityRegistry()
+    .register('sha256', sha256Capability, {
+      version: '1.0.0',
+      produces: 'text/plain',
+      price: 1,
+      description: 'SHA-256 of each input artifact, one hex digest per line.',
+    })
+    .register('word-frequency', wordFrequencyCapability, {
+      version: '1.0.0',
+      produces: 'application/json',
+      price: 3,
+      description: 'Word counts of the input texts, most frequent first.',
+    })
+    .register('sort-dedupe', sortDedupeCapability, {
+      version: '1.0.0',
+      produces: 'application/json',
+      price: 2,
+      description: 'Sorted, de-duplicated union of JSON lists (or line lists).',
+    })
+}

@@ -1,0 +1,3 @@
+export * from './agent.ts'
+export * from './capabilities.ts'
+export * from './ports.ts'

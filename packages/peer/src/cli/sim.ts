@@ -1,0 +1,164 @@
+#!/usr/bin/env node
+/**
+ * `npm run sim -- --seeds N [--peers P] [--faults all] [--trace DIR]`: runs the deterministic
+ * simulator over many seeds and prints, as its last line, a JSON summary. Exits 1 on any
+ * violation, printing the command that reproduces it.
+ */
+import { mkdir, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { Command, InvalidArgumentError, Option } from 'commander'
+import { writeTrace } from '../audit/trace.ts'
+import { FAULT_CLASSES, type FaultClass, runSimulation, type SimResult } from '../sim/world.ts'
+
+function positiveInt(name: string) {
+  return (value: string): number => {
+    const number = Number(value)
+    if (!Number.isSafeInteger(number) || number < 1)
+      throw new InvalidArgumentError(`${name} must be a positive integer`)
+    return number
+  }
+}
+
+function faultList(value: string): FaultClass[] {
+  if (value === 'all') return [...FAULT_CLASSES]
+  if (value === 'none') return ['none']
+  const list = value.split(',').map((item) => item.trim())
+  for (const item of list) {
+    if (!(FAULT_CLASSES as readonly string[]).includes(item)) {
+      throw new InvalidArgumentError(
+        `unknown fault class "${item}"; use all, none, or some of ${FAULT_CLASSES.join(', ')}`,
+      )
+    }
+  }
+  return list as FaultClass[]
+}
+
+const program = new Command()
+  .name('npm run sim --')
+  .description(
+    'Deterministic CAN Swarm simulator: many agents, virtual time, a seeded faulty network. Checks P1, P2, P4, P5, P6 after every step.',
+  )
+  .option('--seeds <n>', 'number of seeds to run (seeds first..first+n-1)', positiveInt('--seeds'), 10)
+  .option('--seed <s>', 'first seed (alone: run just this seed)', (v) => Number.parseInt(v, 10))
+  .option(
+    '--peers <p>',
+    'peers per run, two of them anchors (default 7 in bootstrap mode, 12 otherwise)',
+    positiveInt('--peers'),
+  )
+  .addOption(
+    new Option(
+      '--faults <classes>',
+      `fault classes, rotated over seeds: all, none, or a list of ${FAULT_CLASSES.join(',')}`,
+    )
+      .default(['none'], 'none')
+      .argParser(faultList),
+  )
+  .option('--needs <n>', 'NEEDs posted per run', positiveInt('--needs'), 2)
+  .option('--trace <dir>', "write each peer's signed JSONL trace per thread under DIR/seed-S/")
+  .option('--quiet', 'no progress lines on stderr')
+  .addHelpText(
+    'after',
+    '\nThe last line of output is JSON: {"seeds","violations","finalized","properties","byFault",…}.',
+  )
+  .parse()
+
+const options = program.opts<{
+  seeds: number
+  seed?: number
+  peers?: number
+  faults: FaultClass[]
+  needs: number
+  trace?: string
+  quiet?: boolean
+}>()
+const first = options.seed ?? 1
+const count =
+  options.seed !== undefined && process.argv.every((arg) => !arg.startsWith('--seeds')) ? 1 : options.seeds
+
+interface ClassStats {
+  seeds: number
+  needs: number
+  finalizedNeeds: number
+  finalized: number
+  converged: number
+  violations: number
+}
+const byFault: Record<string, ClassStats> = {}
+let violations = 0
+let finalized = 0
+let envelopes = 0
+const failures: string[] = []
+const started = process.cpuUsage()
+const startedWall = performance.now()
+
+for (let index = 0; index < count; index += 1) {
+  const seed = first + index
+  const faults = options.faults[index % options.faults.length]!
+  let result: SimResult
+  try {
+    result = await runSimulation({
+      seed,
+      faults,
+      needs: options.needs,
+      ...(options.peers === undefined ? {} : { peers: options.peers }),
+      ...(options.trace === undefined
+        ? {}
+        : {
+            onTrace: async (log) => {
+              const dir = join(options.trace!, `seed-${seed}`, `peer-${log.peer}`)
+              await mkdir(dir, { recursive: true })
+              const text = await writeTrace({
+                recorder: log.identity,
+                params: log.params,
+                thread: log.thread,
+                entries: log.entries,
+              })
+              await writeFile(join(dir, `${log.thread}.jsonl`), text)
+            },
+          }),
+    })
+  } catch (error) {
+    console.error(`seed ${seed} (${faults}): ${(error as Error).message}`)
+    process.exit(2)
+  }
+  byFault[faults] ??= { seeds: 0, needs: 0, finalizedNeeds: 0, finalized: 0, converged: 0, violations: 0 }
+  const stats = byFault[faults]
+  stats.seeds += 1
+  stats.needs += result.needs
+  stats.finalizedNeeds += result.finalizedNeeds
+  stats.finalized += result.finalizedTasks
+  stats.converged += result.converged ? 1 : 0
+  stats.violations += result.violations.length
+  violations += result.violations.length
+  finalized += result.finalizedTasks
+  envelopes += result.envelopes
+  for (const violation of result.violations.slice(0, 5)) {
+    const where = `${violation.peer === undefined ? '' : ` peer ${violation.peer}`}${violation.thread ? ` thread ${violation.thread}` : ''}`
+    failures.push(`${violation.property} seed ${seed} (${faults})${where}: ${violation.message}`)
+    console.error(
+      `VIOLATION ${violation.property} seed=${seed} faults=${faults}${where}: ${violation.message}`,
+    )
+    console.error(
+      `  reproduce: npm run sim -- --seed ${seed} --faults ${faults}${options.peers ? ` --peers ${options.peers}` : ''}`,
+    )
+  }
+  if (!options.quiet && ((index + 1) % 25 === 0 || index + 1 === count)) {
+    console.error(`[sim] ${index + 1}/${count} seeds, ${finalized} tasks finalized, ${violations} violations`)
+  }
+}
+
+const cpu = process.cpuUsage(started)
+const cpuSeconds = (cpu.user + cpu.system) / 1e6
+const summary = {
+  seeds: count,
+  violations,
+  finalized,
+  properties: ['P1', 'P2', 'P4', 'P5', 'P6'],
+  byFault,
+  envelopes,
+  cpuSeconds: Number(cpuSeconds.toFixed(3)),
+  wallSeconds: Number(((performance.now() - startedWall) / 1000).toFixed(3)),
+  tasksPerCpuSecond: Number((finalized / cpuSeconds).toFixed(1)),
+}
+console.log(JSON.stringify(summary))
+process.exit(violations > 0 ? 1 : 0)

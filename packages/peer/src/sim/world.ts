@@ -1,0 +1,719 @@
+/**
+ * The deterministic simulator: many agents in one process, virtual time, and a network that
+ * loses, duplicates, reorders and delays messages, splits and heals, crashes and restarts peers,
+ * skews clocks, and carries a minority of Byzantine senders — all drawn from one seed.
+ *
+ * Each delivered envelope is decoded from its wire bytes, checked (id and Ed25519 signature) and
+ * handed to the receiving agent; after every delivery the receiving replica is checked against
+ * P1, P4, P5 and P6, and at the end every replica is re-folded from a shuffled log (P2).
+ * A failing seed replays exactly: `npm run sim -- --seed N`.
+ */
+import { type Adversary, Agent } from '../agent/agent.ts'
+import { SeededRandom } from '../agent/ports.ts'
+import { MemoryArtifactStore } from '../core/artifacts.ts'
+import { decodeEnvelope, encodeEnvelope } from '../core/codec.ts'
+import { type ConsensusStore, type DecideRecord, MemoryConsensusStore } from '../core/consensus.ts'
+import { CanSwarmError, InvalidArgumentError } from '../core/errors.ts'
+import { type NetworkParams, networkParams } from '../core/thread/params.ts'
+import { ThreadReplica } from '../core/thread/replica.ts'
+import type { AnyEnvelope, Cid } from '../core/types.ts'
+import { createIdentity, type Identity } from '../crypto/ed25519.ts'
+import { signEnvelope, verifyEnvelope } from '../crypto/envelopes.ts'
+import {
+  CHECKED_PROPERTIES,
+  checkReplica,
+  checkStoreHistory,
+  type Property,
+  type Violation,
+} from './checkers.ts'
+import { EventQueue, type Timed } from './queue.ts'
+
+/** Fault classes; `combined` turns every fault on at once. */
+export const FAULT_CLASSES = [
+  'loss',
+  'duplicate',
+  'reorder',
+  'delay',
+  'partition',
+  'crash',
+  'skew',
+  'byzantine',
+  'combined',
+] as const
+export type FaultClass = (typeof FAULT_CLASSES)[number] | 'none'
+
+interface FaultPlan {
+  lossP: number
+  duplicateP: number
+  jitterMs: number
+  extraDelayMs: number
+  partition: boolean
+  crash: boolean
+  skew: boolean
+  byzantine: boolean
+}
+
+function faultPlan(faults: FaultClass): FaultPlan {
+  const all = faults === 'combined'
+  return {
+    lossP: all || faults === 'loss' ? 0.15 : 0,
+    duplicateP: all || faults === 'duplicate' ? 0.2 : 0,
+    jitterMs: all || faults === 'reorder' ? 120 : 0,
+    extraDelayMs: all || faults === 'delay' ? 400 : 0,
+    partition: all || faults === 'partition',
+    crash: all || faults === 'crash',
+    skew: all || faults === 'skew',
+    byzantine: all || faults === 'byzantine',
+  }
+}
+
+export interface SimOptions {
+  seed: number
+  /** @default 'none' */
+  faults?: FaultClass
+  /** Peers, two of them anchors. @default 7 in bootstrap mode, 12 otherwise */
+  peers?: number
+  /**
+   * Bootstrap-mode network (at most 4 verifiers, K = 1) or a full one (every non-anchor peer a
+   * verifier, K = 3; needs ≥ 12 peers). @default by seed parity when there are enough peers
+   */
+  bootstrap?: boolean
+  /** NEEDs the requester posts. @default 2 */
+  needs?: number
+  /** Virtual time during which faults are injected and NEEDs posted. @default 12 000 */
+  workloadMs?: number
+  /** Virtual time allowed after the faults stop for the swarm to converge. @default 30 000 */
+  settleMs?: number
+  /** Receives each peer's thread logs at the end (for signed traces). */
+  onTrace?: (trace: PeerThreadLog) => void | Promise<void>
+}
+
+/** One peer's log of one thread, in arrival order, with local receipt times. */
+export interface PeerThreadLog {
+  peer: number
+  identity: Identity
+  params: NetworkParams
+  thread: string
+  entries: { atMs: number; env: AnyEnvelope }[]
+  stateHash: string
+}
+
+export interface SimResult {
+  seed: number
+  faults: FaultClass
+  bootstrap: boolean
+  peers: number
+  needs: number
+  finalizedNeeds: number
+  finalizedTasks: number
+  envelopes: number
+  deliveries: number
+  droppedForged: number
+  droppedLost: number
+  converged: boolean
+  virtualMs: number
+  violations: Violation[]
+  properties: readonly Property[]
+}
+
+type SimEventBody =
+  | { type: 'deliver'; to: number; bytes: Uint8Array }
+  | { type: 'timer'; peer: number; incarnation: number; callback: () => Promise<void> | void }
+  | { type: 'action'; run: () => Promise<void> | void }
+type SimEvent = Timed & SimEventBody
+
+interface SimPeer {
+  index: number
+  identity: Identity
+  agent: Agent | undefined
+  incarnation: number
+  up: boolean
+  anchor: boolean
+  adversary: Adversary | undefined
+  known: Set<Cid>
+  /** Durable log: every envelope this peer accepted or published, in arrival order. */
+  durable: { env: AnyEnvelope; bytes: Uint8Array; atMs: number }[]
+  /** Anti-entropy cursors into other peers' durable logs (volatile: reset on restart). */
+  cursors: Map<number, number>
+  offsetMs: number
+  rate: number
+  side: 0 | 1
+}
+
+const TEMPLATES: string[][] = [
+  ['word-frequency'],
+  ['sha256'],
+  ['sort-dedupe'],
+  ['word-frequency', 'sort-dedupe'],
+  ['sort-dedupe', 'sha256'],
+  ['word-frequency', 'sort-dedupe', 'sha256'],
+]
+const WORDS = [
+  'swarm',
+  'mind',
+  'need',
+  'plan',
+  'lease',
+  'quorum',
+  'verify',
+  'epoch',
+  'merge',
+  'credit',
+  'stake',
+]
+
+class SimConsensus implements ConsensusStore {
+  #world: World
+  #peer: number
+  constructor(world: World, peer: number) {
+    this.#world = world
+    this.#peer = peer
+  }
+  async tryDecide(request: Parameters<ConsensusStore['tryDecide']>[0]) {
+    return this.#world.tryDecide(this.#peer, request)
+  }
+  async getDecide(need: string) {
+    return this.#world.storeFor(this.#peer).getDecideSync(need)
+  }
+  async currentEpoch() {
+    this.#world.assertReachable(this.#peer)
+    return this.#world.storeFor(this.#peer).epoch
+  }
+}
+
+class World {
+  readonly seed: number
+  readonly faults: FaultClass
+  readonly plan: FaultPlan
+  readonly random: SeededRandom
+  readonly queue = new EventQueue<SimEvent>()
+  readonly artifacts = new MemoryArtifactStore()
+  readonly peers: SimPeer[] = []
+  readonly violations: Violation[] = []
+  readonly verified = new Map<Cid, boolean>()
+  readonly decoded = new WeakMap<Uint8Array, AnyEnvelope | CanSwarmError>()
+  readonly history: { record: DecideRecord; storeEpoch: number }[] = []
+  params!: NetworkParams
+  main = new MemoryConsensusStore({ epoch: 1 })
+  fork: MemoryConsensusStore | undefined
+  nowMs = 0
+  deliveries = 0
+  droppedForged = 0
+  droppedLost = 0
+  faultsActive = true
+  needs: string[] = []
+
+  constructor(seed: number, faults: FaultClass) {
+    this.seed = seed
+    this.faults = faults
+    this.plan = faultPlan(faults)
+    this.random = new SeededRandom(seed * 2_654_435_761 + 17)
+  }
+
+  // -------------------------------------------------------------- scheduling
+
+  at(atMs: number, event: SimEventBody): void {
+    this.queue.push({ ...event, atMs: Math.max(atMs, this.nowMs), seq: this.queue.nextSeq() })
+  }
+
+  localNow(peer: SimPeer): number {
+    return this.nowMs * peer.rate + peer.offsetMs
+  }
+
+  // -------------------------------------------------------------- consensus
+
+  storeFor(peer: number): MemoryConsensusStore {
+    return this.fork && this.peers[peer]!.side === 1 ? this.fork : this.main
+  }
+
+  assertReachable(peer: number): void {
+    if (!this.peers[peer]!.up) throw new Error('consensus unreachable: peer is down')
+  }
+
+  tryDecide(peer: number, request: Parameters<ConsensusStore['tryDecide']>[0]) {
+    this.assertReachable(peer)
+    const store = this.storeFor(peer)
+    const storeEpoch = store.epoch
+    const result = store.tryDecideSync(request)
+    if (result.outcome === 'decided') this.history.push({ record: result.record, storeEpoch })
+    return result
+  }
+
+  // -------------------------------------------------------------- network
+
+  reachable(from: SimPeer, to: SimPeer): boolean {
+    return this.fork === undefined || from.side === to.side
+  }
+
+  broadcast(from: SimPeer, bytes: Uint8Array): void {
+    for (const to of this.peers) {
+      if (to === from) continue
+      if (!this.reachable(from, to)) continue
+      if (this.faultsActive && this.random.chance(this.plan.lossP)) {
+        this.droppedLost += 1
+        continue
+      }
+      this.send(to.index, bytes)
+      if (this.faultsActive && this.random.chance(this.plan.duplicateP)) this.send(to.index, bytes)
+    }
+  }
+
+  send(to: number, bytes: Uint8Array): void {
+    let delay = 1 + this.random.int(0, 15)
+    if (this.faultsActive) {
+      delay += this.random.next() * this.plan.jitterMs
+      if (this.random.chance(0.3)) delay += this.random.next() * this.plan.extraDelayMs
+    }
+    this.at(this.nowMs + delay, { type: 'deliver', to, bytes })
+  }
+
+  decode(bytes: Uint8Array): AnyEnvelope | CanSwarmError {
+    let result = this.decoded.get(bytes)
+    if (result === undefined) {
+      try {
+        result = decodeEnvelope(bytes)
+      } catch (error) {
+        result =
+          error instanceof CanSwarmError ? error : new CanSwarmError('MALFORMED_ENVELOPE', String(error))
+      }
+      this.decoded.set(bytes, result)
+    }
+    return result
+  }
+
+  async verify(env: AnyEnvelope): Promise<boolean> {
+    let ok = this.verified.get(env.id)
+    if (ok === undefined) {
+      try {
+        await verifyEnvelope(env)
+        ok = true
+      } catch {
+        ok = false
+      }
+      this.verified.set(env.id, ok)
+    }
+    return ok
+  }
+
+  async receive(peer: SimPeer, bytes: Uint8Array): Promise<void> {
+    if (!peer.up || !peer.agent) return
+    const env = this.decode(bytes)
+    if (env instanceof CanSwarmError) {
+      this.droppedForged += 1
+      return
+    }
+    if (peer.known.has(env.id)) return
+    if (!(await this.verify(env))) {
+      this.droppedForged += 1
+      return
+    }
+    this.deliveries += 1
+    peer.known.add(env.id)
+    peer.durable.push({ env, bytes, atMs: this.localNow(peer) })
+    await peer.agent.deliver(env)
+    const replica = peer.agent.replica(env.thread)
+    if (replica)
+      checkReplica(peer.index, replica, this.params, (e) => this.verified.get(e.id) === true, this.violations)
+  }
+
+  // -------------------------------------------------------------- peers
+
+  startAgent(peer: SimPeer): Agent {
+    peer.incarnation += 1
+    const incarnation = peer.incarnation
+    const world = this
+    const agent = new Agent({
+      identity: peer.identity,
+      params: this.params,
+      artifacts: this.artifacts,
+      random: this.random.fork(),
+      roles: peer.anchor ? { decider: true } : { planner: true, worker: true, verifier: true },
+      ...(peer.anchor ? { consensus: new SimConsensus(this, peer.index) } : {}),
+      ...(peer.adversary ? { adversary: peer.adversary } : {}),
+      tuning: { leaseTtlMs: 1500, workMs: 40 + this.random.int(0, 120) },
+      clock: {
+        now: () => world.localNow(peer),
+        setTimer(atMs, callback) {
+          const virtual = (atMs - peer.offsetMs) / peer.rate
+          let cancelled = false
+          world.at(virtual, {
+            type: 'timer',
+            peer: peer.index,
+            incarnation,
+            callback: () => (cancelled ? undefined : callback()),
+          })
+          return () => {
+            cancelled = true
+          }
+        },
+      },
+      bus: {
+        publish(env) {
+          const bytes = encodeEnvelope(env)
+          world.verified.set(env.id, true)
+          peer.known.add(env.id)
+          peer.durable.push({ env, bytes, atMs: world.localNow(peer) })
+          world.broadcast(peer, bytes)
+        },
+      },
+      onError: (error) => {
+        if (!(error instanceof CanSwarmError) || error.code === 'INVARIANT_BROKEN') {
+          world.violations.push({
+            property: 'P2',
+            peer: peer.index,
+            message: `agent error: ${String(error)}`,
+          })
+        }
+      },
+    })
+    peer.agent = agent
+    return agent
+  }
+
+  crash(peer: SimPeer): void {
+    peer.up = false
+    peer.agent?.stop()
+    peer.agent = undefined
+    peer.cursors.clear()
+  }
+
+  async restart(peer: SimPeer): Promise<void> {
+    peer.up = true
+    const agent = this.startAgent(peer)
+    await agent.restore(peer.durable.map((entry) => entry.env))
+  }
+
+  // -------------------------------------------------------------- anti-entropy
+
+  pull(peer: SimPeer): void {
+    if (!peer.up) return
+    const candidates = this.peers.filter((other) => other !== peer && other.up && this.reachable(peer, other))
+    if (candidates.length === 0) return
+    const from = candidates[this.random.int(0, candidates.length)]!
+    if (this.faultsActive && this.random.chance(this.plan.lossP)) return
+    const cursor = peer.cursors.get(from.index) ?? 0
+    for (const entry of from.durable.slice(cursor)) {
+      if (!peer.known.has(entry.env.id)) this.send(peer.index, entry.bytes)
+    }
+    peer.cursors.set(from.index, from.durable.length)
+  }
+
+  // -------------------------------------------------------------- adversaries
+
+  async misbehave(peer: SimPeer): Promise<void> {
+    if (!peer.up) return
+    const others = this.peers.filter((p) => p !== peer && p.durable.length > 0 && !p.adversary)
+    if (others.length === 0) return
+    const victim = others[this.random.int(0, others.length)]!
+    const entry = victim.durable[this.random.int(0, victim.durable.length)]!
+    const roll = this.random.int(0, 3)
+    if (roll === 0) {
+      // Tamper: same signature, altered content.
+      const forged = { ...entry.env, lamport: entry.env.lamport + 1 }
+      this.broadcast(peer, encodeEnvelope(forged as AnyEnvelope))
+    } else if (roll === 1) {
+      // Impersonate: claim another sender, sign with our own key.
+      const { id: _id, sig: _sig, ...unsigned } = entry.env
+      const mine = await signEnvelope({ ...unsigned, sender: peer.identity.did }, peer.identity)
+      const bytes = encodeEnvelope({ ...mine, sender: entry.env.sender } as AnyEnvelope)
+      this.broadcast(peer, bytes)
+    } else {
+      // Replay an old envelope.
+      this.broadcast(peer, entry.bytes)
+    }
+  }
+
+  // -------------------------------------------------------------- workload
+
+  async postNeed(index: number): Promise<void> {
+    const requester = this.peers[2]!
+    if (!requester.up || !requester.agent) return
+    const requires = TEMPLATES[this.random.int(0, TEMPLATES.length)]!
+    const lines: string[] = []
+    const count = this.random.int(3, 8)
+    for (let line = 0; line < count; line += 1) {
+      const words: string[] = []
+      for (let w = this.random.int(2, 7); w > 0; w -= 1) words.push(WORDS[this.random.int(0, WORDS.length)]!)
+      lines.push(words.join(' '))
+    }
+    const input = new TextEncoder().encode(`${lines.join('\n')}\n# need ${index} seed ${this.seed}\n`)
+    const need = await requester.agent.post({ requires, inputs: [input], budget: 50, bidWindowMs: 400 })
+    this.needs.push(need)
+  }
+}
+
+/** Runs one seed; never throws for protocol failures (they are returned as violations). */
+export async function runSimulation(options: SimOptions): Promise<SimResult> {
+  const faults = options.faults ?? 'none'
+  const world = new World(options.seed, faults)
+  const random = world.random
+  if (options.peers !== undefined && (!Number.isSafeInteger(options.peers) || options.peers < 5)) {
+    throw new InvalidArgumentError('a simulation needs at least 5 peers (2 anchors, 3 agents)', 'peers')
+  }
+  const canLeaveBootstrap = options.peers === undefined || options.peers >= 12
+  const bootstrap = options.bootstrap ?? (!canLeaveBootstrap || options.seed % 2 === 0)
+  if (!bootstrap && !canLeaveBootstrap) {
+    throw new InvalidArgumentError(
+      'leaving bootstrap mode needs ≥ 10 verifiers: use at least 12 peers',
+      'peers',
+    )
+  }
+  const peerCount = options.peers ?? (bootstrap ? 7 : 12)
+  const workloadMs = options.workloadMs ?? 12_000
+  const settleMs = options.settleMs ?? 30_000
+  const needCount = options.needs ?? 2
+
+  const identities: Identity[] = []
+  for (let index = 0; index < peerCount; index += 1) {
+    const seedBytes = new Uint8Array(32)
+    const view = new DataView(seedBytes.buffer)
+    view.setUint32(0, options.seed >>> 0)
+    view.setUint32(4, index)
+    view.setUint32(8, 0x5157_4152)
+    identities.push(await createIdentity({ seed: seedBytes }))
+  }
+  const rolePeers = identities.slice(2)
+  world.params = networkParams({
+    verifiers: (bootstrap ? rolePeers.slice(0, 4) : rolePeers).map((identity) => identity.did),
+    bootstrap,
+    tChallengeMs: 800,
+  })
+
+  const byzantine = new Set<number>()
+  if (world.plan.byzantine) {
+    const count = bootstrap ? 1 : 2
+    while (byzantine.size < count) byzantine.add(random.int(3, peerCount))
+  }
+  for (let index = 0; index < peerCount; index += 1) {
+    const adversary = byzantine.has(index)
+      ? {
+          corruptOutputs: random.chance(0.7),
+          equivocate: random.chance(0.7),
+          rubberStamp: random.chance(0.7),
+        }
+      : undefined
+    const skewed = world.plan.skew && index !== 0
+    world.peers.push({
+      index,
+      identity: identities[index]!,
+      agent: undefined,
+      incarnation: 0,
+      up: true,
+      anchor: index < 2,
+      adversary,
+      known: new Set(),
+      durable: [],
+      cursors: new Map(),
+      offsetMs: skewed ? random.int(-1500, 1500) : 0,
+      rate: skewed ? 0.8 + random.next() * 0.45 : 1,
+      side: 0,
+    })
+  }
+  for (const peer of world.peers) world.startAgent(peer)
+
+  // Workload and faults.
+  for (let index = 0; index < needCount; index += 1) {
+    world.at(100 + index * 1500 + random.int(0, 300), { type: 'action', run: () => world.postNeed(index) })
+  }
+  for (const peer of world.peers) {
+    for (let t = random.int(100, 400); t < workloadMs + settleMs; t += 300 + random.int(0, 200)) {
+      world.at(t, { type: 'action', run: () => world.pull(peer) })
+    }
+    if (peer.adversary) {
+      for (let t = random.int(200, 700); t < workloadMs; t += 500 + random.int(0, 400)) {
+        world.at(t, { type: 'action', run: () => world.misbehave(peer) })
+      }
+    }
+  }
+  if (world.plan.partition) {
+    const splitAt = random.int(500, 4000)
+    const healAt = splitAt + random.int(2000, 6000)
+    world.at(splitAt, {
+      type: 'action',
+      run: () => {
+        for (const peer of world.peers)
+          peer.side = peer.index === 0 ? 0 : peer.index === 1 ? 1 : random.chance(0.5) ? 1 : 0
+        world.fork = world.main.fork(world.main.epoch + 1)
+      },
+    })
+    world.at(Math.min(healAt, workloadMs), { type: 'action', run: () => heal(world) })
+  }
+  if (world.plan.crash) {
+    const crashes = random.int(1, 4)
+    for (let c = 0; c < crashes; c += 1) {
+      const victim = world.peers[random.chance(0.2) ? random.int(0, 2) : random.int(3, peerCount)]!
+      const downAt = random.int(300, workloadMs - 3000)
+      const upAt = downAt + random.int(200, 2500)
+      world.at(downAt, { type: 'action', run: () => (victim.up ? world.crash(victim) : undefined) })
+      world.at(upAt, { type: 'action', run: () => (victim.up ? undefined : world.restart(victim)) })
+    }
+  }
+  world.at(workloadMs, {
+    type: 'action',
+    run: async () => {
+      world.faultsActive = false
+      heal(world)
+      for (const peer of world.peers) if (!peer.up) await world.restart(peer)
+    },
+  })
+
+  // Run.
+  const endMs = workloadMs + settleMs
+  let converged = false
+  let nextConvergenceCheck = workloadMs + 500
+  for (;;) {
+    const event = world.queue.pop()
+    if (!event || event.atMs > endMs) break
+    world.nowMs = event.atMs
+    if (event.type === 'deliver') {
+      await world.receive(world.peers[event.to]!, event.bytes)
+    } else if (event.type === 'timer') {
+      const peer = world.peers[event.peer]!
+      if (peer.up && peer.incarnation === event.incarnation) await event.callback()
+    } else {
+      await event.run()
+    }
+    if (world.nowMs >= nextConvergenceCheck) {
+      nextConvergenceCheck = world.nowMs + 500
+      if (isSettled(world)) {
+        converged = true
+        break
+      }
+    }
+  }
+
+  checkStoreHistory(world.history, world.violations)
+  const finalized = finalCheck(world, converged)
+  if (options.onTrace) {
+    for (const peer of world.peers) {
+      for (const thread of peer.agent?.threads() ?? []) {
+        const replica = peer.agent!.replica(thread)!
+        await options.onTrace({
+          peer: peer.index,
+          identity: peer.identity,
+          params: world.params,
+          thread,
+          entries: peer.durable
+            .filter((entry) => entry.env.thread === thread)
+            .map((entry) => ({ atMs: Math.floor(entry.atMs), env: entry.env })),
+          stateHash: replica.stateHash(),
+        })
+      }
+    }
+  }
+  for (const peer of world.peers) peer.agent?.stop()
+  return {
+    seed: options.seed,
+    faults,
+    bootstrap,
+    peers: peerCount,
+    needs: world.needs.length,
+    finalizedNeeds: finalized.needs,
+    finalizedTasks: finalized.tasks,
+    envelopes: world.verified.size,
+    deliveries: world.deliveries,
+    droppedForged: world.droppedForged,
+    droppedLost: world.droppedLost,
+    converged,
+    virtualMs: Math.round(world.nowMs),
+    violations: world.violations,
+    properties: CHECKED_PROPERTIES,
+  }
+}
+
+function heal(world: World): void {
+  if (world.fork) {
+    const fork = world.fork
+    world.fork = undefined
+    world.main.mergeFrom(fork, Math.max(world.main.epoch, fork.epoch) + 1)
+  }
+  for (const peer of world.peers) peer.side = 0
+}
+
+/** Settled: every NEED is finished at the requester and all up peers hold the same envelopes. */
+function isSettled(world: World): boolean {
+  if (world.peers.some((peer) => !peer.up)) return false
+  const requester = world.peers[2]!.agent
+  if (!requester) return false
+  for (const need of world.needs) {
+    const state = requester.replica(need)?.state
+    const winner = state?.winner
+    if (!state || !winner) return false
+    for (const task of state.tasks.values())
+      if (task.proposal === winner.proposal && task.state !== 'FINAL') return false
+  }
+  const size = world.peers[0]!.known.size
+  return world.peers.every((peer) => peer.known.size === size)
+}
+
+function finalCheck(world: World, converged: boolean): { needs: number; tasks: number } {
+  const violations = world.violations
+  const order = new SeededRandom(world.seed ^ 0x9e3779b9)
+  const winners = new Map<string, string>()
+  const hashesBySet = new Map<string, string>()
+  for (const peer of world.peers) {
+    const agent = peer.agent
+    if (!agent) continue
+    for (const thread of agent.threads()) {
+      const replica = agent.replica(thread)!
+      // P2: a fresh replica fed the same envelopes in a shuffled order reaches the same state.
+      const shuffled = [...replica.envelopes()]
+      for (let i = shuffled.length - 1; i > 0; i -= 1) {
+        const j = order.int(0, i + 1)
+        ;[shuffled[i], shuffled[j]] = [shuffled[j]!, shuffled[i]!]
+      }
+      const fresh = new ThreadReplica(thread, world.params)
+      for (const env of shuffled) fresh.receive(env, 0)
+      const hash = replica.stateHash()
+      if (fresh.stateHash() !== hash) {
+        violations.push({
+          property: 'P2',
+          peer: peer.index,
+          thread,
+          message: 'replay in another order differs',
+        })
+      }
+      const setKey = `${thread}|${replica
+        .envelopes()
+        .map((env) => env.id)
+        .join(',')}`
+      const other = hashesBySet.get(setKey)
+      if (other !== undefined && other !== hash) {
+        violations.push({
+          property: 'P2',
+          peer: peer.index,
+          thread,
+          message: 'same envelopes, different state',
+        })
+      }
+      hashesBySet.set(setKey, hash)
+      // P1 after merge: once converged, every peer picks the same winner.
+      const winner = replica.state.winner?.proposal
+      if (converged && winner !== undefined) {
+        const previous = winners.get(thread)
+        if (previous !== undefined && previous !== winner) {
+          violations.push({
+            property: 'P1',
+            peer: peer.index,
+            thread,
+            message: `winner ${winner} ≠ ${previous}`,
+          })
+        }
+        winners.set(thread, winner)
+      }
+    }
+  }
+  let needs = 0
+  let tasks = 0
+  const requester = world.peers[2]!.agent
+  for (const need of world.needs) {
+    const state = requester?.replica(need)?.state
+    const winner = state?.winner
+    if (!state || !winner) continue
+    const planned = [...state.tasks.values()].filter((task) => task.proposal === winner.proposal)
+    const final = planned.filter((task) => task.state === 'FINAL').length
+    tasks += final
+    if (final === planned.length && planned.length > 0) needs += 1
+  }
+  return { needs, tasks }
+}

@@ -1,0 +1,106 @@
+import { describe, expect, it } from 'vitest'
+import { replayTrace, writeTrace } from '../src/audit/trace.ts'
+import { FAULT_CLASSES, type PeerThreadLog, runSimulation } from '../src/sim/world.ts'
+
+describe('simulator', () => {
+  it('finishes the work with no violations and no faults, in bootstrap and in full mode', async () => {
+    for (const seed of [1, 2]) {
+      const result = await runSimulation({ seed, faults: 'none' })
+      expect(result.violations).toEqual([])
+      expect(result.bootstrap).toBe(seed % 2 === 0)
+      expect(result.needs).toBe(2)
+      expect(result.finalizedNeeds).toBe(2)
+      expect(result.converged).toBe(true)
+    }
+  })
+
+  it('is deterministic: a seed replays to the same result', async () => {
+    const a = await runSimulation({ seed: 7, faults: 'combined' })
+    const b = await runSimulation({ seed: 7, faults: 'combined' })
+    expect(b).toEqual(a)
+  })
+
+  it('holds P1, P2, P4, P5, P6 under every fault class', async () => {
+    for (const [index, faults] of FAULT_CLASSES.entries()) {
+      for (const seed of [100 + index, 200 + index]) {
+        const result = await runSimulation({ seed, faults })
+        expect(result.violations, `seed ${seed} ${faults}`).toEqual([])
+        if (faults === 'byzantine' || faults === 'combined') expect(result.droppedForged).toBeGreaterThan(0)
+      }
+    }
+  })
+
+  it('rejects a bad peer count with a clear error', async () => {
+    await expect(runSimulation({ seed: 1, peers: 3 })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      field: 'peers',
+    })
+    await expect(runSimulation({ seed: 1, peers: 8, bootstrap: false })).rejects.toMatchObject({
+      field: 'peers',
+    })
+  })
+})
+
+describe('signed traces', () => {
+  async function traces(): Promise<PeerThreadLog[]> {
+    const logs: PeerThreadLog[] = []
+    await runSimulation({ seed: 3, faults: 'reorder', needs: 1, onTrace: (log) => void logs.push(log) })
+    return logs
+  }
+
+  it('replay to the recorded state hash; every peer of a converged run agrees', async () => {
+    const logs = await traces()
+    expect(logs.length).toBeGreaterThan(5)
+    const hashes = new Set<string>()
+    for (const log of logs) {
+      const text = await writeTrace({
+        recorder: log.identity,
+        params: log.params,
+        thread: log.thread,
+        entries: log.entries,
+      })
+      const result = await replayTrace(text)
+      expect(result.stateHash).toBe(log.stateHash)
+      expect(result.envelopes).toBe(log.entries.length)
+      hashes.add(result.stateHash)
+      // A second replay gives the same hash.
+      expect((await replayTrace(text)).stateHash).toBe(result.stateHash)
+    }
+    expect(hashes.size).toBe(1)
+  })
+
+  it('are rejected when tampered, reordered or truncated, naming the line', async () => {
+    const log = (await traces())[2]!
+    const text = await writeTrace({
+      recorder: log.identity,
+      params: log.params,
+      thread: log.thread,
+      entries: log.entries,
+    })
+    const lines = text.trimEnd().split('\n')
+    const join = (parts: string[]) => `${parts.join('\n')}\n`
+
+    const tampered = [...lines]
+    tampered[3] = tampered[3]!.replace(/"lamport":(\d+)/, (_m, n) => `"lamport":${Number(n) + 1}`)
+    await expect(replayTrace(join(tampered))).rejects.toMatchObject({ code: 'TRACE_INVALID', line: 4 })
+
+    const reordered = [...lines]
+    ;[reordered[2], reordered[3]] = [reordered[3]!, reordered[2]!]
+    await expect(replayTrace(join(reordered))).rejects.toMatchObject({ code: 'TRACE_INVALID', line: 3 })
+
+    await expect(replayTrace(join(lines.slice(0, -1)))).rejects.toThrow(/truncated/)
+    await expect(replayTrace(join([...lines.slice(0, 4), lines[lines.length - 1]!]))).rejects.toMatchObject({
+      code: 'TRACE_INVALID',
+    })
+
+    const forgedEnd = [...lines]
+    forgedEnd[forgedEnd.length - 1] = forgedEnd[forgedEnd.length - 1]!.replace(
+      /"stateHash":"[0-9a-f]{4}/,
+      '"stateHash":"0000',
+    )
+    await expect(replayTrace(join(forgedEnd))).rejects.toThrow(/state hash/)
+
+    await expect(replayTrace('')).rejects.toMatchObject({ code: 'TRACE_INVALID', line: 1 })
+    await expect(replayTrace('not json\n')).rejects.toMatchObject({ code: 'TRACE_INVALID', line: 1 })
+  })
+})
