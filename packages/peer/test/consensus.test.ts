@@ -31,7 +31,7 @@ describe('MemoryConsensusStore', () => {
     expect(store.history).toHaveLength(1)
   })
 
-  it('refuses a stale epoch with a typed error (P4)', async () => {
+  it('refuses a stale or foreign epoch with a typed error (P4)', async () => {
     const store = new MemoryConsensusStore({ epoch: 3 })
     await expect(
       store.tryDecide({ need: 'n', proposal: 'p', epoch: 2, lamport: 1, kPlan: 1, decider }),

@@ -424,8 +424,8 @@ export class Agent {
     if (attempt === 1 && !this.#once(`decide:${replica.thread}`)) return
     let record: DecideRecord
     try {
-      const epoch = Math.max(this.#epoch, await consensus.currentEpoch())
-      this.#epoch = epoch
+      const epoch = await consensus.currentEpoch()
+      if (epoch > this.#epoch) this.#epoch = epoch
       const result = await consensus.tryDecide({
         need: replica.thread,
         proposal,
@@ -592,6 +592,7 @@ export class Agent {
 
   // verifier: results ----------------------------------------------------
 
+  /** What a commit's outputs should be: the capability re-run on the task's inputs (cached). */
   async #expectedOutputs(replica: ThreadReplica, task: TaskInfo): Promise<Cid[] | undefined> {
     const commit = task.commit
     if (!commit) return undefined
@@ -607,18 +608,15 @@ export class Agent {
 
   async #attestResult(replica: ThreadReplica, taskId: string, commitId: Cid): Promise<void> {
     const task = replica.state.tasks.get(taskId)
-    if (task?.commit?.id !== commitId || !task.commit.committee.includes(this.did)) return
+    const commit = task?.commit
+    if (!task || commit?.id !== commitId || !commit.committee.includes(this.did)) return
     if (!this.#once(`attest:${commitId}`)) return
     const expected = await this.#expectedOutputs(replica, task)
     if (!expected) return
-    const honest = sameRefs(expected, task.commit.outputs) ? 'pass' : 'fail'
+    const honest = sameRefs(expected, commit.outputs) ? 'pass' : 'fail'
     const verdict = this.#options.adversary?.rubberStamp ? 'pass' : honest
-    const digest = (v: string) =>
-      evalDigestOf(
-        { commit: commitId, outputs: task.commit!.outputs },
-        v,
-        this.#options.policyHash ?? BUILTIN_POLICY_HASH,
-      )
+    const policyHash = this.#options.policyHash ?? BUILTIN_POLICY_HASH
+    const digest = (v: string) => evalDigestOf({ commit: commitId, outputs: commit.outputs }, v, policyHash)
     await this.publish(
       'ATTEST',
       replica.thread,
@@ -639,9 +637,10 @@ export class Agent {
   async #challengeIfWrong(replica: ThreadReplica, taskId: string, commitId: Cid): Promise<void> {
     if (this.#options.adversary) return
     const task = replica.state.tasks.get(taskId)
-    if (task?.commit?.id !== commitId || task.commit.worker === this.did) return
+    const commit = task?.commit
+    if (!task || commit?.id !== commitId || commit.worker === this.did) return
     const expected = await this.#expectedOutputs(replica, task)
-    if (!expected || sameRefs(expected, task.commit.outputs)) return
+    if (!expected || sameRefs(expected, commit.outputs)) return
     if (!this.#once(`challenge:${commitId}`)) return
     await this.publish('CHALLENGE', replica.thread, {
       task: taskId,
@@ -651,17 +650,13 @@ export class Agent {
     })
   }
 
-  async #judgeChallenge(
-    replica: ThreadReplica,
-    taskId: string,
-    commitId: Cid,
-    challenge: Cid,
-  ): Promise<void> {
+  async #judgeChallenge(replica: ThreadReplica, taskId: string, commitId: Cid, challenge: Cid): Promise<void> {
     if (!this.params.verifiers.includes(this.did)) return
     const task = replica.state.tasks.get(taskId)
-    if (task?.commit?.id !== commitId || task.commit.worker === this.did) return
+    const commit = task?.commit
+    if (!task || commit?.id !== commitId || commit.worker === this.did) return
     const expected = await this.#expectedOutputs(replica, task)
-    if (!expected || sameRefs(expected, task.commit.outputs)) return
+    if (!expected || sameRefs(expected, commit.outputs)) return
     if (!this.#once(`invalidate:${challenge}`)) return
     await this.publish('INVALIDATE', replica.thread, { task: taskId, commit: commitId, challenge })
   }

@@ -8,6 +8,7 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { writeTrace } from '../audit/trace.ts'
+import { CHECKED_PROPERTIES } from '../sim/checkers.ts'
 import { FAULT_CLASSES, type FaultClass, runSimulation, type SimResult } from '../sim/world.ts'
 
 function positiveInt(name: string) {
@@ -87,6 +88,7 @@ const byFault: Record<string, ClassStats> = {}
 let violations = 0
 let finalized = 0
 let envelopes = 0
+const observed: Record<string, number> = {}
 const failures: string[] = []
 const started = process.cpuUsage()
 const startedWall = performance.now()
@@ -132,6 +134,8 @@ for (let index = 0; index < count; index += 1) {
   violations += result.violations.length
   finalized += result.finalizedTasks
   envelopes += result.envelopes
+  for (const [key, value] of Object.entries(result.observed)) observed[key] = (observed[key] ?? 0) + value
+  observed.forgedDropped = (observed.forgedDropped ?? 0) + result.droppedForged
   for (const violation of result.violations.slice(0, 5)) {
     const where = `${violation.peer === undefined ? '' : ` peer ${violation.peer}`}${violation.thread ? ` thread ${violation.thread}` : ''}`
     failures.push(`${violation.property} seed ${seed} (${faults})${where}: ${violation.message}`)
@@ -153,8 +157,9 @@ const summary = {
   seeds: count,
   violations,
   finalized,
-  properties: ['P1', 'P2', 'P4', 'P5', 'P6'],
+  properties: CHECKED_PROPERTIES,
   byFault,
+  observed,
   envelopes,
   cpuSeconds: Number(cpuSeconds.toFixed(3)),
   wallSeconds: Number(((performance.now() - startedWall) / 1000).toFixed(3)),

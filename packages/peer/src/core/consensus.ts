@@ -55,7 +55,8 @@ export type DecideResult =
 /** The contract of a scoped-consensus store (embedded, etcd, or the simulator's). */
 export interface ConsensusStore {
   /**
-   * Atomic create-if-absent of the decision for `request.need`.
+   * Atomic create-if-absent of the decision for `request.need`. The request's epoch is its fence
+   * token and must equal the store's current epoch ({@link checkFence}).
    * @throws StaleEpochError when `request.epoch` is older than the store's epoch.
    */
   tryDecide(request: DecideRequest, options?: { signal?: AbortSignal }): Promise<DecideResult>
@@ -82,6 +83,21 @@ export function checkDecideRequest(request: DecideRequest): void {
   if (request.kPlan < 1) throw new InvalidArgumentError('kPlan must be at least 1', 'kPlan')
   if (typeof request.decider !== 'string' || !request.decider.startsWith('did:key:')) {
     throw new InvalidArgumentError('decider must be a did:key', 'decider')
+  }
+}
+
+/**
+ * The fence rule every store applies: a write must carry exactly the store's current epoch. An
+ * older epoch is stale (P4); a newer one was never issued by this store (a token from another
+ * side of a split) and is refused too.
+ */
+export function checkFence(epoch: number, currentEpoch: number): void {
+  if (epoch < currentEpoch) throw new StaleEpochError(epoch, currentEpoch)
+  if (epoch > currentEpoch) {
+    throw new InvalidArgumentError(
+      `epoch ${epoch} is ahead of this store's epoch ${currentEpoch}: it was not issued here; fetch the current epoch and retry`,
+      'epoch',
+    )
   }
 }
 
@@ -117,7 +133,7 @@ export class MemoryConsensusStore implements ConsensusStore {
   /** Synchronous form of {@link tryDecide} (the simulator calls it inside one event). */
   tryDecideSync(request: DecideRequest): DecideResult {
     checkDecideRequest(request)
-    if (request.epoch < this.#epoch) throw new StaleEpochError(request.epoch, this.#epoch)
+    checkFence(request.epoch, this.#epoch)
     const existing = resolveDecide(this.#records.get(request.need), request)
     if (existing) return existing
     const record: DecideRecord = { ...request, bucket: bucketOf(request.need) }

@@ -9,8 +9,9 @@ import { kPlanOf, kResultOf, type NetworkParams } from '../core/thread/params.ts
 import type { ThreadReplica } from '../core/thread/replica.ts'
 import type { Envelope } from '../core/types.ts'
 
-export type Property = 'P1' | 'P2' | 'P4' | 'P5' | 'P6'
-export const CHECKED_PROPERTIES: readonly Property[] = ['P1', 'P2', 'P4', 'P5', 'P6']
+/** Protocol properties, plus `no-agent-error`: an agent never fails with an unexpected error. */
+export type Property = 'P1' | 'P2' | 'P4' | 'P5' | 'P6' | 'no-agent-error'
+export const CHECKED_PROPERTIES: readonly Property[] = ['P1', 'P2', 'P4', 'P5', 'P6', 'no-agent-error']
 
 export interface Violation {
   property: Property

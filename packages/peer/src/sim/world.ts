@@ -112,6 +112,17 @@ export interface SimResult {
   droppedLost: number
   converged: boolean
   virtualMs: number
+  /** What the faults caused, counted on the requester's replicas at the end. */
+  observed: {
+    conflictingDecides: number
+    reconciles: number
+    orphanedTasks: number
+    releasedLeases: number
+    rejectedCommits: number
+    invalidatedCommits: number
+    equivocations: number
+    restarts: number
+  }
   violations: Violation[]
   properties: readonly Property[]
 }
@@ -202,6 +213,7 @@ class World {
   droppedLost = 0
   faultsActive = true
   needs: string[] = []
+  restarts = 0
 
   constructor(seed: number, faults: FaultClass) {
     this.seed = seed
@@ -378,6 +390,7 @@ class World {
   }
 
   async restart(peer: SimPeer): Promise<void> {
+    this.restarts += 1
     peer.up = true
     const agent = this.startAgent(peer)
     await agent.restore(peer.durable.map((entry) => entry.env))
@@ -400,12 +413,12 @@ class World {
 
   // -------------------------------------------------------------- adversaries
 
+  /** A Byzantine peer abuses what it has itself received: it knows no more than its own log. */
   async misbehave(peer: SimPeer): Promise<void> {
     if (!peer.up) return
-    const others = this.peers.filter((p) => p !== peer && p.durable.length > 0 && !p.adversary)
-    if (others.length === 0) return
-    const victim = others[this.random.int(0, others.length)]!
-    const entry = victim.durable[this.random.int(0, victim.durable.length)]!
+    const seen = peer.durable.filter((entry) => entry.env.sender !== peer.identity.did)
+    if (seen.length === 0) return
+    const entry = seen[this.random.int(0, seen.length)]!
     const roll = this.random.int(0, 3)
     if (roll === 0) {
       // Tamper: same signature, altered content.
@@ -512,8 +525,11 @@ export async function runSimulation(options: SimOptions): Promise<SimResult> {
   for (const peer of world.peers) world.startAgent(peer)
 
   // Workload and faults.
+  const needTimes: number[] = []
   for (let index = 0; index < needCount; index += 1) {
-    world.at(100 + index * 1500 + random.int(0, 300), { type: 'action', run: () => world.postNeed(index) })
+    const atMs = 100 + index * 1500 + random.int(0, 300)
+    needTimes.push(atMs)
+    world.at(atMs, { type: 'action', run: () => world.postNeed(index) })
   }
   for (const peer of world.peers) {
     for (let t = random.int(100, 400); t < workloadMs + settleMs; t += 300 + random.int(0, 200)) {
@@ -526,7 +542,8 @@ export async function runSimulation(options: SimOptions): Promise<SimResult> {
     }
   }
   if (world.plan.partition) {
-    const splitAt = random.int(500, 4000)
+    // Split just after a NEED went out, before it is decided, so that both sides may decide it.
+    const splitAt = needTimes[random.int(0, needTimes.length)]! + random.int(20, 250)
     const healAt = splitAt + random.int(2000, 6000)
     world.at(splitAt, {
       type: 'action',
@@ -543,7 +560,7 @@ export async function runSimulation(options: SimOptions): Promise<SimResult> {
     for (let c = 0; c < crashes; c += 1) {
       const victim = world.peers[random.chance(0.2) ? random.int(0, 2) : random.int(3, peerCount)]!
       const downAt = random.int(300, workloadMs - 3000)
-      const upAt = downAt + random.int(200, 2500)
+      const upAt = downAt + random.int(200, 4000)
       world.at(downAt, { type: 'action', run: () => (victim.up ? world.crash(victim) : undefined) })
       world.at(upAt, { type: 'action', run: () => (victim.up ? undefined : world.restart(victim)) })
     }
@@ -616,9 +633,42 @@ export async function runSimulation(options: SimOptions): Promise<SimResult> {
     droppedLost: world.droppedLost,
     converged,
     virtualMs: Math.round(world.nowMs),
+    observed: observe(world),
     violations: world.violations,
     properties: CHECKED_PROPERTIES,
   }
+}
+
+function observe(world: World): SimResult['observed'] {
+  const observed = {
+    conflictingDecides: 0,
+    reconciles: 0,
+    orphanedTasks: 0,
+    releasedLeases: 0,
+    rejectedCommits: 0,
+    invalidatedCommits: 0,
+    equivocations: 0,
+    restarts: world.restarts,
+  }
+  const agent = world.peers[2]!.agent
+  for (const thread of agent?.threads() ?? []) {
+    const replica = agent!.replica(thread)!
+    const state = replica.state
+    if (new Set([...state.decides.values()].map((decide) => decide.proposal)).size > 1) observed.conflictingDecides += 1
+    observed.reconciles += state.reconciles.length
+    observed.equivocations += state.equivocations.length
+    for (const task of state.tasks.values()) {
+      if (state.winner && task.proposal !== state.winner.proposal) observed.orphanedTasks += 1
+      for (const commit of task.pastCommits) {
+        if (commit.outcome === 'rejected') observed.rejectedCommits += 1
+        else observed.invalidatedCommits += 1
+      }
+    }
+    for (const env of replica.envelopes()) {
+      if (env.kind === 'RELEASE' && !state.rejected.has(env.id)) observed.releasedLeases += 1
+    }
+  }
+  return observed
 }
 
 function heal(world: World): void {
