@@ -20,14 +20,29 @@ describe('simulator', () => {
     expect(b).toEqual(a)
   })
 
-  it('holds P1, P2, P4, P5, P6 under every fault class', async () => {
+  it('holds P1, P2, P4, P5, P6 under every fault class, and the faults really bite', async () => {
+    const totals = new Map<string, Record<string, number>>()
     for (const [index, faults] of FAULT_CLASSES.entries()) {
-      for (const seed of [100 + index, 200 + index]) {
+      const sum: Record<string, number> = { finalized: 0, forged: 0, lost: 0 }
+      for (const seed of [100 + index, 200 + index, 300 + index, 400 + index]) {
         const result = await runSimulation({ seed, faults })
         expect(result.violations, `seed ${seed} ${faults}`).toEqual([])
-        if (faults === 'byzantine' || faults === 'combined') expect(result.droppedForged).toBeGreaterThan(0)
+        sum.finalized! += result.finalizedTasks
+        sum.forged! += result.droppedForged
+        sum.lost! += result.droppedLost
+        for (const [key, value] of Object.entries(result.observed)) sum[key] = (sum[key] ?? 0) + value
       }
+      totals.set(faults, sum)
     }
+    for (const [faults, sum] of totals) expect(sum.finalized, faults).toBeGreaterThan(0)
+    expect(totals.get('loss')!.lost).toBeGreaterThan(0)
+    expect(totals.get('partition')!.conflictingDecides).toBeGreaterThan(0)
+    expect(totals.get('partition')!.reconciles).toBeGreaterThan(0)
+    expect(totals.get('partition')!.orphanedTasks).toBeGreaterThan(0)
+    expect(totals.get('crash')!.restarts).toBeGreaterThan(0)
+    expect(totals.get('byzantine')!.forged).toBeGreaterThan(0)
+    expect(totals.get('byzantine')!.equivocations).toBeGreaterThan(0)
+    expect(totals.get('none' as never)).toBeUndefined()
   })
 
   it('rejects a bad peer count with a clear error', async () => {

@@ -650,7 +650,12 @@ export class Agent {
     })
   }
 
-  async #judgeChallenge(replica: ThreadReplica, taskId: string, commitId: Cid, challenge: Cid): Promise<void> {
+  async #judgeChallenge(
+    replica: ThreadReplica,
+    taskId: string,
+    commitId: Cid,
+    challenge: Cid,
+  ): Promise<void> {
     if (!this.params.verifiers.includes(this.did)) return
     const task = replica.state.tasks.get(taskId)
     const commit = task?.commit

@@ -654,7 +654,8 @@ function observe(world: World): SimResult['observed'] {
   for (const thread of agent?.threads() ?? []) {
     const replica = agent!.replica(thread)!
     const state = replica.state
-    if (new Set([...state.decides.values()].map((decide) => decide.proposal)).size > 1) observed.conflictingDecides += 1
+    if (new Set([...state.decides.values()].map((decide) => decide.proposal)).size > 1)
+      observed.conflictingDecides += 1
     observed.reconciles += state.reconciles.length
     observed.equivocations += state.equivocations.length
     for (const task of state.tasks.values()) {
