@@ -194,8 +194,8 @@ async function bigThread(progress: (line: string) => void): Promise<{ text: stri
     log.push(
       await envelope(requester, 'CHECKPOINT', thread, {
         epoch: 1,
-        merkleRoot: `r${log.length}`,
-        signers: [],
+        merkleRoot: `${log.length}`.padStart(64, '0'),
+        signers: [requester.did],
       }),
     )
   }
