@@ -354,6 +354,40 @@ describe('leases and fencing (P4, P5)', () => {
   })
 })
 
+describe('YIELD and UPDATE_PLAN', () => {
+  it('a holder may yield its lease; only the plan owner may annotate, and only its tasks', async () => {
+    const log = (await happyPath(bootstrap)).slice(0, 4)
+    const replica = replicaOf(log, bootstrap)
+    const claim = await sign(worker, 'CLAIM', thread, {
+      task: 'p1/count',
+      leaseTtlMs: 1000,
+      cost: 3,
+      etaMs: 5,
+    })
+    replica.receive(claim, 0)
+    const stranger = await sign(worker2, 'YIELD', thread, { task: 'p1/count', claim: claim.id })
+    expect(replica.receive(stranger, 0).rejected).toBe('not-lease-holder')
+    const yielded = await sign(worker, 'YIELD', thread, { task: 'p1/count', claim: claim.id })
+    expect(replica.receive(yielded, 0).rejected).toBeUndefined()
+    expect(replica.state.tasks.get('p1/count')).toMatchObject({ state: 'DECIDED', round: 2 })
+    expect(replica.state.tasks.get('p1/count')?.lease).toBeUndefined()
+
+    const annotate = (who: Identity, task: string) =>
+      sign(who, 'UPDATE_PLAN', thread, {
+        ops: [{ op: 'ANNOTATE', task, key: 'note', value: `by ${who.did.slice(-4)}` }],
+      })
+    expect(replica.receive(await annotate(worker2, 'p1/count'), 0).rejected).toBe('not-plan-owner')
+    expect(replica.receive(await annotate(planner, 'p9/none'), 0).rejected).toBe('unknown-task')
+    const state = await sign(planner, 'UPDATE_PLAN', thread, {
+      ops: [{ op: 'STATE', task: 'p1/count', state: 'FINAL', epoch: 9 }],
+    })
+    expect(replica.receive(state, 0).rejected).toBe('op-not-allowed:STATE')
+    expect(replica.receive(await annotate(planner, 'p1/count'), 0).rejected).toBeUndefined()
+    expect(replica.plan().task('p1/count')?.annotations.note).toBe(`by ${planner.did.slice(-4)}`)
+    expect(replica.plan().task('p1/count')?.state).toBe('DECIDED')
+  })
+})
+
 describe('results: rejection, challenge, invalidation', () => {
   it('a failing quorum reopens the task; an upheld challenge invalidates a FINAL result and raises K', async () => {
     const log = await happyPath(full)

@@ -484,14 +484,21 @@ export class Agent {
 
   // worker ----------------------------------------------------------------
 
+  /**
+   * Arms one claim attempt after a random back-off. Not memoised per round: a re-fold (after a
+   * heal) may reject an earlier claim of ours, and the task must stay claimable by us.
+   */
   #claimLater(replica: ThreadReplica, taskId: string): void {
     const task = replica.state.tasks.get(taskId)
     if (!task || !this.capabilities.has(task.spec.capability)) return
-    if (!this.#once(`claim:${taskId}:${task.round}`)) return
-    const round = task.round
+    const pending = `claim-pending:${taskId}`
+    if (this.#done.has(pending)) return
+    this.#done.add(pending)
     this.#after(this.#options.random.next() * this.tuning.claimBackoffMs, async () => {
+      this.#done.delete(pending)
       const current = replica.state.tasks.get(taskId)
-      if (!current || current.round !== round || current.state !== 'DECIDED' || current.lease) return
+      if (current?.state !== 'DECIDED' || current.lease) return
+      if (!current.parents.every((parent) => replica.state.tasks.get(parent)?.state === 'FINAL')) return
       const cost = this.capabilities.get(current.spec.capability)!.manifest.price
       const payload = { task: taskId, leaseTtlMs: this.tuning.leaseTtlMs, cost, etaMs: this.tuning.workMs }
       await this.publish('CLAIM', replica.thread, payload, { epoch: this.#threadEpoch(replica) })
