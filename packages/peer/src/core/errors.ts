@@ -18,6 +18,9 @@ export type ErrorCode =
   | 'INVALID_ARGUMENT'
   | 'TRACE_INVALID'
   | 'INVARIANT_BROKEN'
+  | 'CONSENSUS_UNAVAILABLE'
+  | 'STORE_LOCKED'
+  | 'STORE_CORRUPT'
 
 /** Base class of every CAN Swarm error. */
 export class CanSwarmError extends Error {
@@ -183,4 +186,45 @@ export class InvariantError extends CanSwarmError {
 /** Assert an invariant; throws {@link InvariantError} when it does not hold. */
 export function invariant(condition: unknown, message: string): asserts condition {
   if (!condition) throw new InvariantError(message)
+}
+
+/**
+ * The consensus store cannot answer now: the etcd cluster is unreachable or has no quorum, or the
+ * call ran out of time. Nothing was acknowledged; retrying the same request later is safe.
+ */
+export class ConsensusUnavailableError extends CanSwarmError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('CONSENSUS_UNAVAILABLE', message, undefined, options)
+    this.name = 'ConsensusUnavailableError'
+  }
+}
+
+/** A durable store is held by another process (one process per data directory). */
+export class StoreLockedError extends CanSwarmError {
+  readonly path: string
+  constructor(path: string, options?: { cause?: unknown }) {
+    super(
+      'STORE_LOCKED',
+      `${path} is locked by another process: one anchor process per data directory; stop the other process or use another --data directory`,
+      'path',
+      options,
+    )
+    this.name = 'StoreLockedError'
+    this.path = path
+  }
+}
+
+/** A durable store's file is not what the store wrote (damaged, truncated or foreign). */
+export class StoreCorruptError extends CanSwarmError {
+  readonly path: string
+  constructor(path: string, detail: string, options?: { cause?: unknown }) {
+    super(
+      'STORE_CORRUPT',
+      `${path} is corrupt or not a CAN Swarm store (${detail}): restore it from a backup or move it aside; decisions in it cannot be trusted`,
+      'path',
+      options,
+    )
+    this.name = 'StoreCorruptError'
+    this.path = path
+  }
 }
