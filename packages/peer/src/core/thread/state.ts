@@ -17,6 +17,7 @@ import type {
   Cid,
   Did,
   Envelope,
+  NeedPayload,
   PlanFact,
   PlanOp,
   ProposePayload,
@@ -31,7 +32,7 @@ import { kPlanOf, kResultOf, type NetworkParams } from './params.ts'
 export interface NeedInfo {
   env: Cid
   requester: Did
-  payload: AnyEnvelope['payload'] & { need: string }
+  payload: NeedPayload
   requires: readonly string[]
   inputs: readonly Cid[]
   budget: number
