@@ -1,0 +1,284 @@
+/**
+ * The gossip bus: envelopes in and out over `@libp2p/gossipsub`, on the topic scheme of
+ * `topics.ts`. Publishing never waits for the network; receiving delivers only envelopes that
+ * passed `validation.ts` (as the gossipsub topic validator, so invalid frames are never forwarded
+ * and their sender's gossipsub score falls), each envelope once.
+ *
+ * With `publishWindowMs > 0` the envelopes published to one topic within the window travel as one
+ * batch frame (one gossip message, one validation round with all signatures in flight together).
+ *
+ * @example
+ * ```ts
+ * const bus = createBus(network, { ingress: (env) => policy.check(env) })
+ * const agent = new Agent({ bus, … })
+ * bus.onEnvelope((env) => agent.deliver(env))
+ * ```
+ */
+import { type Message, TopicValidatorResult } from '@libp2p/gossipsub'
+import type { PeerId } from '@libp2p/interface'
+import type { EnvelopeSink } from '../agent/ports.ts'
+import { encodeEnvelope } from '../core/codec.ts'
+import { InvalidArgumentError } from '../core/errors.ts'
+import type { AnyEnvelope, Envelope } from '../core/types.ts'
+import { encodeFrame, MAX_BATCH_ENVELOPES } from './frame.ts'
+import type { Network } from './network.ts'
+import { allShardTopics, capabilityTopic, isSwarmTopic, shardTopic, threadTopic } from './topics.ts'
+import {
+  type FrameValidationOptions,
+  type IngressHook,
+  type RejectReason,
+  validateFrame,
+} from './validation.ts'
+
+/** What a listener learns besides the envelope. */
+export interface DeliveryInfo {
+  /** The peer that forwarded the envelope to this one. */
+  from: string
+  topic: string
+}
+
+/** Receives each valid envelope once. */
+export type EnvelopeListener = (env: AnyEnvelope, info: DeliveryInfo) => void
+
+/** Options of {@link createBus}. */
+export interface BusOptions {
+  /** The policy ingress gate, run after signature verification. @default none */
+  ingress?: IngressHook
+  /** Shards to subscribe to. @default 'all' */
+  shards?: 'all' | readonly number[]
+  /**
+   * Batch envelopes per topic over this window, in ms; 0 publishes each at once.
+   * @default 0
+   */
+  publishWindowMs?: number
+  /** Most envelopes in one batch (a full batch is sent at once). @default 64 */
+  maxBatchEnvelopes?: number
+  /** Most envelopes waiting in publish windows; beyond it `publish` throws. @default 10 000 */
+  maxPendingEnvelopes?: number
+  /** Envelope ids remembered for deduplication (LRU). @default 100 000 */
+  maxKnownIds?: number
+  /** Announce NEEDs on their capability topics too. @default true */
+  announceNeeds?: boolean
+  /** Oldest accepted envelope, future skew, clock: see validation.ts. */
+  validation?: Omit<FrameValidationOptions, 'ingress' | 'maxEnvelopeAgeMs'>
+}
+
+/** Counters of a bus. */
+export interface BusStats {
+  published: number
+  /** Gossip messages sent (frames). */
+  framesPublished: number
+  publishErrors: number
+  /** Envelopes handed to listeners. */
+  delivered: number
+  /** Valid envelopes seen again under another frame (NEED announcements, batches). */
+  duplicates: number
+  /** Frames rejected, by reason. */
+  rejected: Record<RejectReason, number>
+  /** The latest rejections (bounded), oldest first. */
+  recentRejections: Array<{ from: string; reason: RejectReason; ids: string[]; detail: string }>
+}
+
+/** The bus: an {@link EnvelopeSink} for agents plus subscription and statistics. */
+export interface GossipBus extends EnvelopeSink {
+  /** Queues an envelope for gossip (never blocks; errors are counted in stats). */
+  publish(env: AnyEnvelope): void
+  /** Adds a listener of valid envelopes; returns a function that removes it. */
+  onEnvelope(listener: EnvelopeListener): () => void
+  /** Sends every batch waiting in a publish window now. */
+  flush(): Promise<void>
+  /**
+   * Publishes raw frame bytes on a topic, bypassing every check (tests and fault injection).
+   * @internal
+   */
+  publishFrame(topic: string, data: Uint8Array): Promise<void>
+  stats(): BusStats
+  /** Unsubscribes and drops pending batches. */
+  close(): void
+}
+
+const MAX_RECENT_REJECTIONS = 100
+
+/**
+ * Attaches a bus to a started network: subscribes to the shard topics (and the network's
+ * capability topics) and installs the envelope validator on each.
+ *
+ * @throws {InvalidArgumentError} naming the option when one is out of range.
+ */
+export function createBus(network: Network, options: BusOptions = {}): GossipBus {
+  const pubsub = network.pubsub
+  const { shardCount, capabilities, maxEnvelopeAgeMs } = network.config
+  const windowMs = options.publishWindowMs ?? 0
+  const maxBatch = options.maxBatchEnvelopes ?? 64
+  const maxPending = options.maxPendingEnvelopes ?? 10_000
+  const maxKnown = options.maxKnownIds ?? 100_000
+  if (!(windowMs >= 0 && windowMs <= 1000)) {
+    throw new InvalidArgumentError('publishWindowMs must be from 0 to 1000', 'publishWindowMs')
+  }
+  if (!Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > MAX_BATCH_ENVELOPES) {
+    throw new InvalidArgumentError(`maxBatchEnvelopes must be 1…${MAX_BATCH_ENVELOPES}`, 'maxBatchEnvelopes')
+  }
+  const validation: FrameValidationOptions = {
+    ...options.validation,
+    maxEnvelopeAgeMs,
+    ...(options.ingress ? { ingress: options.ingress } : {}),
+  }
+
+  const listeners = new Set<EnvelopeListener>()
+  const known = new Set<string>()
+  const accepted = new WeakMap<Message, AnyEnvelope[]>()
+  const stats: BusStats = {
+    published: 0,
+    framesPublished: 0,
+    publishErrors: 0,
+    delivered: 0,
+    duplicates: 0,
+    rejected: { malformed: 0, stale: 0, future: 0, 'bad-signature': 0, denied: 0 },
+    recentRejections: [],
+  }
+
+  const remember = (id: string): boolean => {
+    if (known.has(id)) return false
+    if (known.size >= maxKnown) {
+      const oldest = known.values().next().value
+      if (oldest !== undefined) known.delete(oldest)
+    }
+    known.add(id)
+    return true
+  }
+
+  const validator = async (from: PeerId, message: Message): Promise<TopicValidatorResult> => {
+    const peer = from.toString()
+    const result = await validateFrame(message.data, { from: peer, topic: message.topic }, validation)
+    if (!result.ok) {
+      stats.rejected[result.reason] += 1
+      stats.recentRejections.push({
+        from: peer,
+        reason: result.reason,
+        ids: result.ids,
+        detail: result.detail,
+      })
+      if (stats.recentRejections.length > MAX_RECENT_REJECTIONS) stats.recentRejections.shift()
+      network.reputation.recordInvalid(peer)
+      return TopicValidatorResult.Reject
+    }
+    accepted.set(message, result.envelopes)
+    network.reputation.recordDelivery(peer)
+    return TopicValidatorResult.Accept
+  }
+
+  const topics = [
+    ...(options.shards === undefined || options.shards === 'all'
+      ? allShardTopics(shardCount)
+      : options.shards.map(shardTopic)),
+    ...capabilities.map(capabilityTopic),
+  ]
+  for (const topic of topics) {
+    pubsub.topicValidators.set(topic, validator)
+    pubsub.subscribe(topic)
+  }
+
+  const onMessage = (event: CustomEvent<{ propagationSource: PeerId; msg: Message }>): void => {
+    const { msg, propagationSource } = event.detail
+    if (!isSwarmTopic(msg.topic)) return
+    const envelopes = accepted.get(msg)
+    if (!envelopes) return
+    accepted.delete(msg)
+    const info: DeliveryInfo = { from: propagationSource.toString(), topic: msg.topic }
+    for (const env of envelopes) {
+      if (!remember(env.id)) {
+        stats.duplicates += 1
+        continue
+      }
+      stats.delivered += 1
+      for (const listener of listeners) listener(env, info)
+    }
+  }
+  pubsub.addEventListener('gossipsub:message', onMessage as never)
+
+  // ---------------------------------------------------------------- publishing
+
+  const send = (topic: string, frame: Uint8Array): Promise<void> => {
+    stats.framesPublished += 1
+    return pubsub.publish(topic, frame).then(
+      () => undefined,
+      () => {
+        stats.publishErrors += 1
+      },
+    )
+  }
+
+  const pending = new Map<string, { frames: Uint8Array[]; timer: ReturnType<typeof setTimeout> }>()
+  let pendingCount = 0
+  const flushTopic = (topic: string): Promise<void> => {
+    const batch = pending.get(topic)
+    if (!batch) return Promise.resolve()
+    pending.delete(topic)
+    clearTimeout(batch.timer)
+    pendingCount -= batch.frames.length
+    return send(topic, encodeFrame(batch.frames))
+  }
+
+  const enqueue = (topic: string, bytes: Uint8Array): void => {
+    if (windowMs === 0) {
+      void send(topic, bytes)
+      return
+    }
+    if (pendingCount >= maxPending) {
+      stats.publishErrors += 1
+      throw new InvalidArgumentError(
+        `more than ${maxPending} envelopes wait to be published: slow down or raise maxPendingEnvelopes`,
+        'env',
+      )
+    }
+    let batch = pending.get(topic)
+    if (!batch) {
+      batch = { frames: [], timer: setTimeout(() => void flushTopic(topic), windowMs) }
+      pending.set(topic, batch)
+    }
+    batch.frames.push(bytes)
+    pendingCount += 1
+    if (batch.frames.length >= maxBatch) void flushTopic(topic)
+  }
+
+  let closed = false
+  return {
+    publish(env) {
+      if (closed) return
+      const bytes = encodeEnvelope(env)
+      remember(env.id)
+      stats.published += 1
+      enqueue(threadTopic(env.thread, shardCount), bytes)
+      if (env.kind === 'NEED' && (options.announceNeeds ?? true)) {
+        for (const capability of new Set((env as Envelope<'NEED'>).payload.requires)) {
+          void send(capabilityTopic(capability), encodeFrame([bytes], true))
+        }
+      }
+    },
+    onEnvelope(listener) {
+      listeners.add(listener)
+      return () => listeners.delete(listener)
+    },
+    async flush() {
+      await Promise.all([...pending.keys()].map(flushTopic))
+    },
+    publishFrame(topic, data) {
+      return send(topic, data)
+    },
+    stats() {
+      return structuredClone(stats)
+    },
+    close() {
+      if (closed) return
+      closed = true
+      for (const batch of pending.values()) clearTimeout(batch.timer)
+      pending.clear()
+      pubsub.removeEventListener('gossipsub:message', onMessage as never)
+      for (const topic of topics) {
+        pubsub.topicValidators.delete(topic)
+        pubsub.unsubscribe(topic)
+      }
+      listeners.clear()
+    },
+  }
+}

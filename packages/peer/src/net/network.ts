@@ -1,0 +1,258 @@
+/**
+ * The libp2p node factory. One call builds a started libp2p 3 node for this runtime (Node: TCP,
+ * WebSockets, WebRTC; browser: WebSockets, WebRTC, circuit relay) with Noise, yamux, identify,
+ * ping and gossipsub tuned for CAN Swarm, its peer id derived from the agent's Ed25519 seed.
+ *
+ * Safe by default: it listens on 127.0.0.1 only, dials nobody it is not told about (no public
+ * bootstrap list, no mDNS, no AutoNAT, no UPnP, no STUN), and WebRTC gathers loopback candidates
+ * only. Operators opt into real networks through `listen`, `bootstrap`, `iceServers` and `mdns`.
+ *
+ * @example
+ * ```ts
+ * const identity = await createIdentity({ seed })
+ * const network = await createNetwork({ identity, bootstrap: ['/ip4/127.0.0.1/tcp/4001/p2p/12D3Koo…'] })
+ * const bus = createBus(network, { onEnvelope: (env) => agent.deliver(env) })
+ * console.log(network.libp2p.getMultiaddrs().map(String))
+ * await network.stop()
+ * ```
+ */
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { bootstrap } from '@libp2p/bootstrap'
+import { type GossipSub, type GossipsubOpts, gossipsub, StrictNoSign } from '@libp2p/gossipsub'
+import { createTopicScoreParams } from '@libp2p/gossipsub/score'
+import { identify } from '@libp2p/identify'
+import type { ConnectionGater, Ed25519PrivateKey, PeerDiscovery, PeerId } from '@libp2p/interface'
+import { mdns } from '@libp2p/mdns'
+import { type Ping, ping } from '@libp2p/ping'
+import { pubsubPeerDiscovery } from '@libp2p/pubsub-peer-discovery'
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { DEFAULT_LISTEN, RUNTIME, transportsFor } from '#net/transports'
+import { InvalidArgumentError } from '../core/errors.ts'
+import type { LocalIdentity } from '../crypto/ed25519.ts'
+import { frameId } from './frame.ts'
+import { libp2pKeyFromIdentity } from './identity.ts'
+import { PeerReputation, type ReputationOptions } from './reputation.ts'
+import { allShardTopics, capabilityTopic, checkShardCount, DEFAULT_SHARD_COUNT } from './topics.ts'
+import { DEFAULT_MAX_ENVELOPE_AGE_MS } from './validation.ts'
+
+/** The services every CAN Swarm libp2p node runs. */
+export interface SwarmServices {
+  pubsub: GossipSub
+  identify: unknown
+  ping: Ping
+  [name: string]: unknown
+}
+
+/** A CAN Swarm libp2p node. */
+export type SwarmLibp2p = Libp2p<SwarmServices>
+
+/** Options of {@link createNetwork}. */
+export interface NetworkOptions {
+  /** The agent's identity; its seed becomes the libp2p key, so peer id and envelope signer agree. */
+  identity: LocalIdentity
+  /**
+   * Multiaddrs to listen on.
+   * @default Node: `/ip4/127.0.0.1/tcp/0`, `/ip4/127.0.0.1/tcp/0/ws`, `/webrtc`; browser: `/webrtc`
+   */
+  listen?: readonly string[]
+  /** Multiaddrs (with `/p2p/<id>`) dialled at start and kept connected. @default [] */
+  bootstrap?: readonly string[]
+  /** Discover peers announced on the pubsub discovery topic. @default true */
+  pubsubDiscovery?: boolean
+  /** How often this peer announces itself on the discovery topic, in ms. @default 2000 */
+  pubsubDiscoveryIntervalMs?: number
+  /** Multicast DNS discovery (LAN): only inside networks you own. @default false */
+  mdns?: boolean
+  /** Add the WebRTC transport. @default true */
+  webRTC?: boolean
+  /** ICE servers (STUN/TURN) for WebRTC. @default [] (no public STUN: loopback/LAN only) */
+  iceServers?: readonly RTCIceServer[]
+  /** Address node-datachannel binds WebRTC ICE to on Node. @default '127.0.0.1' */
+  webRTCBindAddress?: string
+  /** Most open connections. @default 100 */
+  maxConnections?: number
+  /**
+   * Let this node dial private and loopback addresses in a browser (libp2p refuses them there by
+   * default). Node always may. @default false
+   */
+  allowPrivateDial?: boolean
+  /** Number of shard topics (a swarm constant, see topics.ts). @default 8 */
+  shardCount?: number
+  /** Capability topics whose validator and score parameters are installed. @default [] */
+  capabilities?: readonly string[]
+  /**
+   * How long gossipsub remembers a message id, in ms. Must exceed the validator's
+   * `maxEnvelopeAgeMs` so that a second arrival is either a dropped duplicate or stale.
+   * @default maxEnvelopeAgeMs + 10 000
+   */
+  seenTtlMs?: number
+  /** Oldest envelope the bus accepts, in ms (see validation.ts). @default 120 000 */
+  maxEnvelopeAgeMs?: number
+  /** Gossipsub overrides (mesh degree, heartbeat, …) for experiments and benchmarks. */
+  gossip?: Partial<GossipsubOpts>
+  /** Application-level reputation tuning. */
+  reputation?: Omit<ReputationOptions, 'onDeny'>
+  /** Interval of reputation pings to connected peers, in ms; 0 disables them. @default 10 000 */
+  reputationPingMs?: number
+}
+
+/** A started CAN Swarm network node. */
+export interface Network {
+  readonly libp2p: SwarmLibp2p
+  readonly pubsub: GossipSub
+  readonly reputation: PeerReputation
+  readonly peerId: PeerId
+  readonly identity: LocalIdentity
+  /** The options in force, defaults filled in. */
+  readonly config: ResolvedNetworkConfig
+  /** Stops pings and the libp2p node. Idempotent. */
+  stop(): Promise<void>
+}
+
+/** The options of {@link createNetwork} with every default filled in. */
+export interface ResolvedNetworkConfig {
+  shardCount: number
+  capabilities: readonly string[]
+  maxEnvelopeAgeMs: number
+  seenTtlMs: number
+  runtime: typeof RUNTIME
+}
+
+/** Weight of gossipsub's invalid-message penalty (P4) on every swarm topic. */
+const INVALID_MESSAGE_WEIGHT = -10
+
+/**
+ * Creates and starts a libp2p node for this runtime. See {@link NetworkOptions} for the defaults.
+ *
+ * @throws {InvalidArgumentError} naming the option when an option is out of range.
+ */
+export async function createNetwork(options: NetworkOptions): Promise<Network> {
+  const shardCount = options.shardCount ?? DEFAULT_SHARD_COUNT
+  checkShardCount(shardCount)
+  const maxEnvelopeAgeMs = options.maxEnvelopeAgeMs ?? DEFAULT_MAX_ENVELOPE_AGE_MS
+  const seenTtlMs = options.seenTtlMs ?? maxEnvelopeAgeMs + 10_000
+  if (seenTtlMs <= maxEnvelopeAgeMs) {
+    throw new InvalidArgumentError('seenTtlMs must be longer than maxEnvelopeAgeMs', 'seenTtlMs')
+  }
+  const capabilities = [...(options.capabilities ?? [])]
+  const privateKey: Ed25519PrivateKey = await libp2pKeyFromIdentity(options.identity)
+  const reputation = new PeerReputation(options.reputation ?? {})
+
+  const topics: Record<string, ReturnType<typeof createTopicScoreParams>> = {}
+  for (const topic of [...allShardTopics(shardCount), ...capabilities.map(capabilityTopic)]) {
+    topics[topic] = createTopicScoreParams({
+      topicWeight: 1,
+      timeInMeshWeight: 0,
+      firstMessageDeliveriesWeight: 0,
+      meshMessageDeliveriesWeight: 0,
+      meshFailurePenaltyWeight: 0,
+      invalidMessageDeliveriesWeight: INVALID_MESSAGE_WEIGHT,
+      invalidMessageDeliveriesDecay: 0.9,
+    })
+  }
+
+  const gater: ConnectionGater = {
+    denyDialPeer: (peer) => reputation.isDenied(peer.toString()),
+    denyInboundEncryptedConnection: (peer) => reputation.isDenied(peer.toString()),
+    denyOutboundEncryptedConnection: (peer) => reputation.isDenied(peer.toString()),
+    ...((RUNTIME as string) === 'browser' && options.allowPrivateDial
+      ? { denyDialMultiaddr: () => false }
+      : {}),
+  }
+
+  const discovery: Array<(components: never) => PeerDiscovery> = []
+  if (options.bootstrap && options.bootstrap.length > 0) {
+    discovery.push(bootstrap({ list: [...options.bootstrap] }) as (components: never) => PeerDiscovery)
+  }
+  if (options.pubsubDiscovery ?? true) {
+    discovery.push(
+      pubsubPeerDiscovery({ interval: options.pubsubDiscoveryIntervalMs ?? 2000 }) as (
+        components: never,
+      ) => PeerDiscovery,
+    )
+  }
+  if (options.mdns ?? false) discovery.push(mdns() as (components: never) => PeerDiscovery)
+
+  const libp2p = (await createLibp2p({
+    privateKey,
+    addresses: { listen: [...(options.listen ?? DEFAULT_LISTEN)] },
+    transports: transportsFor({
+      webRTC: options.webRTC ?? true,
+      iceServers: options.iceServers ?? [],
+      bindAddress: options.webRTCBindAddress ?? '127.0.0.1',
+    }),
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionGater: gater,
+    connectionManager: { maxConnections: options.maxConnections ?? 100 },
+    peerDiscovery: discovery as never,
+    services: {
+      identify: identify(),
+      ping: ping(),
+      pubsub: gossipsub({
+        globalSignaturePolicy: StrictNoSign,
+        msgIdFn: (message) => frameId(message.data),
+        fastMsgIdFn: undefined as never,
+        allowPublishToZeroTopicPeers: true,
+        ignoreDuplicatePublishError: true,
+        emitSelf: false,
+        seenTTL: seenTtlMs,
+        scoreParams: {
+          topics,
+          appSpecificScore: (peer) => reputation.score(peer),
+          appSpecificWeight: 1,
+          IPColocationFactorWeight: 0,
+          behaviourPenaltyWeight: -1,
+        },
+        scoreThresholds: {
+          gossipThreshold: -20,
+          publishThreshold: -40,
+          graylistThreshold: -60,
+          acceptPXThreshold: 10,
+          opportunisticGraftThreshold: 1,
+        },
+        ...options.gossip,
+      }),
+    },
+  })) as unknown as SwarmLibp2p
+
+  reputation.onDeny = (peer) => {
+    for (const connection of libp2p.getConnections()) {
+      if (connection.remotePeer.toString() === peer)
+        connection.close().catch(() => connection.abort(new Error('denied')))
+    }
+  }
+
+  const pingEveryMs = options.reputationPingMs ?? 10_000
+  let pinger: ReturnType<typeof setInterval> | undefined
+  if (pingEveryMs > 0) {
+    pinger = setInterval(() => {
+      for (const connection of libp2p.getConnections()) {
+        const peer = connection.remotePeer
+        libp2p.services.ping.ping(peer, { signal: AbortSignal.timeout(5000) }).then(
+          (rttMs) => reputation.recordPing(peer.toString(), rttMs),
+          () => reputation.recordPing(peer.toString(), undefined),
+        )
+      }
+    }, pingEveryMs)
+    ;(pinger as { unref?: () => void }).unref?.()
+  }
+
+  let stopping: Promise<void> | undefined
+  return {
+    libp2p,
+    pubsub: libp2p.services.pubsub,
+    reputation,
+    peerId: libp2p.peerId,
+    identity: options.identity,
+    config: Object.freeze({ shardCount, capabilities, maxEnvelopeAgeMs, seenTtlMs, runtime: RUNTIME }),
+    stop() {
+      stopping ??= (async () => {
+        if (pinger) clearInterval(pinger)
+        await libp2p.stop()
+      })()
+      return stopping
+    },
+  }
+}
