@@ -1,23 +1,72 @@
-import { defineConfig } from 'vitest/config'
+import { existsSync } from 'node:fs'
+import { playwright } from '@vitest/browser-playwright'
+import { defineConfig, type TestProjectConfiguration } from 'vitest/config'
 
 /**
- * One config for the web app build (packages/web, once it lands) and the test projects.
- * The `node` project runs every package's tests in Node 24; a Chromium project for the
- * isomorphic peer tests joins it with the libp2p peer issue.
+ * One config for the web app build (packages/web, once it lands) and the test projects:
+ * - `node`: every package's tests in Node 24;
+ * - `chromium`: the isomorphic peer tests again, in Debian's Chromium (real WebCrypto Ed25519,
+ *   the same DAG-CBOR, schemas and core), so that "runs in browsers" is tested, not assumed.
  */
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+
+/** Peer tests that must pass in both runtimes (they import no `node:` module). */
+const ISOMORPHIC_TESTS = [
+  'packages/peer/test/{codec,schemas,crypto,consensus,thread,capabilities,plan,plan.property,sim}.test.ts',
+]
+
+const projects: TestProjectConfiguration[] = [
+  {
+    test: {
+      name: 'node',
+      include: ['packages/*/test/**/*.test.ts'],
+      environment: 'node',
+      testTimeout: 60_000,
+    },
+  },
+]
+
+if (existsSync(CHROMIUM)) {
+  projects.push({
+    test: {
+      name: 'chromium',
+      include: ISOMORPHIC_TESTS,
+      api: { host: '127.0.0.1' },
+      testTimeout: 60_000,
+      browser: {
+        enabled: true,
+        headless: true,
+        screenshotFailures: false,
+        provider: playwright({
+          launchOptions: {
+            executablePath: CHROMIUM,
+            // Offline machines: no background traffic, no DNS lookups of Google hosts at start.
+            args: [
+              '--no-sandbox',
+              '--disable-gpu',
+              '--disable-quic',
+              '--no-first-run',
+              '--disable-background-networking',
+              '--disable-component-update',
+              '--disable-sync',
+              '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1 , EXCLUDE localhost',
+            ],
+          },
+        }),
+        instances: [{ browser: 'chromium' }],
+      },
+    },
+  })
+} else if (process.env.CI === 'true') {
+  throw new Error(`Chromium not found at ${CHROMIUM}: CI must install Debian's chromium package`)
+} else {
+  console.warn(`\n[vite.config] NOTICE: no Chromium at ${CHROMIUM}; the chromium test project is skipped.\n`)
+}
+
 export default defineConfig({
   test: {
     reporters: ['default', 'json'],
     outputFile: { json: 'test-results/vitest.json' },
-    projects: [
-      {
-        test: {
-          name: 'node',
-          include: ['packages/*/test/**/*.test.ts'],
-          environment: 'node',
-          testTimeout: 60_000,
-        },
-      },
-    ],
+    projects,
   },
 })
