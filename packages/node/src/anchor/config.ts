@@ -1,0 +1,121 @@
+/**
+ * Anchor configuration: defaults < config file (JSON) < environment variables < command-line
+ * options. Every value is checked; a bad one is a typed error naming it and saying what to do.
+ * Defaults are safe: loopback only, embedded consensus, state under `./.data/anchor`.
+ */
+import { readFileSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { z } from 'zod'
+import { InvalidArgumentError } from '../../../peer/src/core/errors.ts'
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const
+
+const configSchema = z
+  .object({
+    /** Directory holding every piece of state (identity, consensus store, later blocks and docs). */
+    data: z.string().min(1),
+    /** HTTP host. Listening beyond loopback is an explicit operator choice. */
+    host: z.string().min(1),
+    /** HTTP port (0 picks a free one). */
+    port: z.number().int().min(0).max(65_535),
+    logLevel: z.enum(LOG_LEVELS),
+    consensus: z.enum(['embedded', 'etcd']),
+    /** etcd client URLs, when `consensus` is `etcd`. */
+    etcd: z.array(z.string().url()).max(16),
+    /** Key prefix in etcd (one per anchor group). */
+    etcdPrefix: z.string().min(1).max(128),
+    /** How long a graceful shutdown may take before the process exits anyway. */
+    shutdownTimeoutMs: z.number().int().min(100).max(600_000),
+  })
+  .strict()
+
+export type AnchorConfig = z.infer<typeof configSchema>
+
+export const DEFAULT_CONFIG: AnchorConfig = Object.freeze({
+  data: '.data/anchor',
+  host: '127.0.0.1',
+  port: 7700,
+  logLevel: 'info',
+  consensus: 'embedded',
+  etcd: [],
+  etcdPrefix: '/can-swarm',
+  shutdownTimeoutMs: 10_000,
+})
+
+/** Environment variables and the config keys they set. */
+export const ENVIRONMENT: Readonly<Record<string, keyof AnchorConfig>> = Object.freeze({
+  CAN_SWARM_DATA: 'data',
+  CAN_SWARM_HOST: 'host',
+  CAN_SWARM_PORT: 'port',
+  CAN_SWARM_LOG_LEVEL: 'logLevel',
+  CAN_SWARM_CONSENSUS: 'consensus',
+  CAN_SWARM_ETCD: 'etcd',
+  CAN_SWARM_ETCD_PREFIX: 'etcdPrefix',
+  CAN_SWARM_SHUTDOWN_TIMEOUT_MS: 'shutdownTimeoutMs',
+})
+
+const NUMERIC = new Set<keyof AnchorConfig>(['port', 'shutdownTimeoutMs'])
+
+function coerce(key: keyof AnchorConfig, raw: string, source: string): unknown {
+  if (NUMERIC.has(key)) {
+    const value = Number(raw)
+    if (raw.trim() === '' || !Number.isFinite(value)) {
+      throw new InvalidArgumentError(`${source}: "${raw}" is not a number`, key)
+    }
+    return value
+  }
+  if (key === 'etcd') return raw.split(',').map((url) => url.trim()).filter((url) => url.length > 0)
+  return raw
+}
+
+/** Reads and checks a JSON config file. */
+export function readConfigFile(path: string): Partial<AnchorConfig> {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (error) {
+    throw new InvalidArgumentError(`cannot read config file ${path}: ${(error as Error).message}`, 'config')
+  }
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch (error) {
+    throw new InvalidArgumentError(`config file ${path} is not JSON: ${(error as Error).message}`, 'config')
+  }
+  const parsed = configSchema.partial().safeParse(value)
+  if (!parsed.success) throw issueError(parsed.error, `config file ${path}`)
+  return parsed.data as Partial<AnchorConfig>
+}
+
+function issueError(error: z.ZodError, source: string): InvalidArgumentError {
+  const issue = error.issues[0]!
+  const field = issue.path.join('.') || 'config'
+  return new InvalidArgumentError(`${source}: ${field}: ${issue.message}`, field)
+}
+
+/**
+ * Resolves the configuration. `cli` holds only the options given on the command line (strings
+ * or numbers as parsed), `env` the process environment.
+ */
+export function resolveConfig(
+  cli: Partial<Record<keyof AnchorConfig, unknown>> & { config?: string },
+  env: Readonly<Record<string, string | undefined>>,
+): AnchorConfig {
+  const merged: Record<string, unknown> = { ...DEFAULT_CONFIG }
+  if (cli.config !== undefined) Object.assign(merged, readConfigFile(cli.config))
+  for (const [name, key] of Object.entries(ENVIRONMENT)) {
+    const raw = env[name]
+    if (raw !== undefined) merged[key] = coerce(key, raw, `environment variable ${name}`)
+  }
+  for (const [key, value] of Object.entries(cli)) {
+    if (key === 'config' || value === undefined) continue
+    merged[key] = typeof value === 'string' ? coerce(key as keyof AnchorConfig, value, `--${key}`) : value
+  }
+  const parsed = configSchema.safeParse(merged)
+  if (!parsed.success) throw issueError(parsed.error, 'configuration')
+  const config = parsed.data
+  if (config.consensus === 'etcd' && config.etcd.length === 0) {
+    throw new InvalidArgumentError('consensus "etcd" needs at least one --etcd URL (or CAN_SWARM_ETCD)', 'etcd')
+  }
+  return { ...config, data: resolve(config.data) }
+}
