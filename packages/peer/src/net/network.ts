@@ -95,6 +95,13 @@ export interface NetworkOptions {
   reputation?: Omit<ReputationOptions, 'onDeny'>
   /** Interval of reputation pings to connected peers, in ms; 0 disables them. @default 10 000 */
   reputationPingMs?: number
+  /**
+   * Dial discovered peers while this node has fewer connections than this (libp2p 3 does not
+   * dial discovered peers by itself); 0 disables it. @default 8
+   */
+  dialDiscoveredBelow?: number
+  /** Extra libp2p services (a relay adds its circuit relay server here). @default {} */
+  services?: Record<string, (components: never) => unknown>
 }
 
 /** A started CAN Swarm network node. */
@@ -188,6 +195,7 @@ export async function createNetwork(options: NetworkOptions): Promise<Network> {
     connectionManager: { maxConnections: options.maxConnections ?? 100 },
     peerDiscovery: discovery as never,
     services: {
+      ...(options.services ?? {}),
       identify: identify(),
       ping: ping(),
       pubsub: gossipsub({
@@ -222,6 +230,16 @@ export async function createNetwork(options: NetworkOptions): Promise<Network> {
       if (connection.remotePeer.toString() === peer)
         connection.close().catch(() => connection.abort(new Error('denied')))
     }
+  }
+
+  const dialBelow = options.dialDiscoveredBelow ?? 8
+  if (dialBelow > 0) {
+    libp2p.addEventListener('peer:discovery', (event) => {
+      const peer = event.detail.id
+      if (peer.equals(libp2p.peerId) || libp2p.getConnections(peer).length > 0) return
+      if (libp2p.getConnections().length >= dialBelow || reputation.isDenied(peer.toString())) return
+      libp2p.dial(peer, { signal: AbortSignal.timeout(10_000) }).catch(() => {})
+    })
   }
 
   const pingEveryMs = options.reputationPingMs ?? 10_000

@@ -1,0 +1,320 @@
+/**
+ * One peer of a multi-process mesh (`npm run mesh`, the network tests, the `bus` benchmark):
+ * a libp2p node with the gossip bus and, when asked, an agent. It is forked with an IPC channel
+ * (`serialization: 'advanced'`) and answers requests `{ id, method, params }` with
+ * `{ id, result }` or `{ id, error }`. It exits when the parent goes away.
+ *
+ * Not a user-facing command: see `mesh.ts`.
+ */
+import type { GossipsubOpts } from '@libp2p/gossipsub'
+import { multiaddr } from '@multiformats/multiaddr'
+import { Agent } from '../agent/agent.ts'
+import { SeededRandom } from '../agent/ports.ts'
+import { MemoryArtifactStore } from '../core/artifacts.ts'
+import { encodeEnvelope } from '../core/codec.ts'
+import { MemoryConsensusStore } from '../core/consensus.ts'
+import { BUILTIN_POLICY_HASH } from '../core/digest.ts'
+import { networkParams } from '../core/thread/params.ts'
+import { type AnyEnvelope, type Envelope, PROTOCOL_VERSION } from '../core/types.ts'
+import { createIdentity, type LocalIdentity } from '../crypto/ed25519.ts'
+import { signEnvelope } from '../crypto/envelopes.ts'
+import { attachAgent, systemClock } from '../net/agent-bus.ts'
+import { createBus, type GossipBus } from '../net/bus.ts'
+import { encodeFrame } from '../net/frame.ts'
+import { createNetwork, type Network } from '../net/network.ts'
+import { threadTopic } from '../net/topics.ts'
+import type { IngressHook } from '../net/validation.ts'
+
+/** How the parent configures a mesh peer. */
+export interface MeshPeerConfig {
+  /** 32-byte seed, hex. */
+  seedHex: string
+  listen?: string[]
+  bootstrap?: string[]
+  pubsubDiscovery?: boolean
+  dialDiscoveredBelow?: number
+  webRTC?: boolean
+  maxEnvelopeAgeMs?: number
+  publishWindowMs?: number
+  gossip?: Partial<GossipsubOpts>
+  /** Application reputation tuning. */
+  reputation?: { disconnectThreshold?: number; invalidPenalty?: number; denyMs?: number }
+  /** Test ingress hook: deny envelopes from these senders (did:key). */
+  denySenders?: string[]
+  /** Keep `[id, receivedAtMs]` of every delivered envelope. */
+  record?: boolean
+  /** Keep the wire bytes of the last delivered envelopes (for replays in tests). */
+  keepBytes?: boolean
+  /** Run an agent. */
+  agent?: {
+    roles: { planner?: boolean; verifier?: boolean; worker?: boolean; decider?: boolean }
+    verifiers: string[]
+    bootstrap: boolean
+    tChallengeMs: number
+    /** Input texts every peer holds (a stand-in for the artifact network). */
+    inputs: string[]
+    randomSeed: number
+  }
+}
+
+type Request = { id: number; method: string; params?: unknown }
+
+/** Wall-clock time in ms with sub-ms resolution, comparable across processes on one machine. */
+export function preciseNowMs(): number {
+  return performance.timeOrigin + performance.now()
+}
+
+let identity: LocalIdentity
+let network: Network
+let bus: GossipBus
+let agent: Agent | undefined
+const deliveries: Array<[string, number]> = []
+const kept = new Map<string, Uint8Array>()
+const prepared: AnyEnvelope[] = []
+let lamport = 0
+const errors: string[] = []
+
+async function start(config: MeshPeerConfig): Promise<unknown> {
+  identity = await createIdentity({ seed: Uint8Array.from(Buffer.from(config.seedHex, 'hex')) })
+  const deny = new Set(config.denySenders ?? [])
+  const ingress: IngressHook | undefined =
+    deny.size > 0
+      ? (env) =>
+          deny.has(env.sender) ? { allowed: false, reason: 'sender denied by policy' } : { allowed: true }
+      : undefined
+  network = await createNetwork({
+    identity,
+    ...(config.listen ? { listen: config.listen } : {}),
+    bootstrap: config.bootstrap ?? [],
+    pubsubDiscovery: config.pubsubDiscovery ?? true,
+    dialDiscoveredBelow: config.dialDiscoveredBelow ?? 8,
+    webRTC: config.webRTC ?? false,
+    ...(config.maxEnvelopeAgeMs === undefined ? {} : { maxEnvelopeAgeMs: config.maxEnvelopeAgeMs }),
+    ...(config.gossip ? { gossip: config.gossip } : {}),
+    ...(config.reputation ? { reputation: config.reputation } : {}),
+  })
+  bus = createBus(network, {
+    publishWindowMs: config.publishWindowMs ?? 0,
+    ...(ingress ? { ingress } : {}),
+  })
+  if (config.record || config.keepBytes) {
+    bus.onEnvelope((env) => {
+      if (config.record) deliveries.push([env.id, preciseNowMs()])
+      if (config.keepBytes) {
+        kept.set(env.id, encodeEnvelope(env))
+        if (kept.size > 1000) kept.delete(kept.keys().next().value!)
+      }
+    })
+  }
+  if (config.agent) {
+    const spec = config.agent
+    const artifacts = new MemoryArtifactStore()
+    for (const text of spec.inputs) artifacts.putSync(new TextEncoder().encode(text))
+    agent = new Agent({
+      identity,
+      params: networkParams({
+        verifiers: spec.verifiers,
+        bootstrap: spec.bootstrap,
+        tChallengeMs: spec.tChallengeMs,
+      }),
+      bus,
+      clock: systemClock(),
+      random: new SeededRandom(spec.randomSeed),
+      artifacts,
+      roles: spec.roles,
+      // Stand-in until the anchor-node issue: the decider's consensus store lives in its process.
+      ...(spec.roles.decider ? { consensus: new MemoryConsensusStore() } : {}),
+      onError: (error) => {
+        if (errors.length < 50) errors.push(error instanceof Error ? error.message : String(error))
+      },
+    })
+    attachAgent(bus, agent, {
+      onError: (error) => {
+        if (errors.length < 50) errors.push(error instanceof Error ? error.message : String(error))
+      },
+    })
+  }
+  return info()
+}
+
+function info(): unknown {
+  return {
+    peerId: network.peerId.toString(),
+    did: identity.did,
+    multiaddrs: network.libp2p.getMultiaddrs().map(String),
+  }
+}
+
+/** A signed HEARTBEAT-shaped envelope (a cheap, valid envelope for gossip tests and benchmarks). */
+async function heartbeat(thread: string, index: number, ts = Date.now()): Promise<AnyEnvelope> {
+  lamport += 1
+  const claim = 'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'
+  return (await signEnvelope(
+    {
+      v: PROTOCOL_VERSION,
+      kind: 'HEARTBEAT',
+      thread,
+      sender: identity.did,
+      lamport,
+      ts,
+      payload: { task: `p/task-${index % 64}`, claim, progress: index % 1000 },
+      refs: [],
+      policy: BUILTIN_POLICY_HASH,
+      epoch: 1,
+      fence: claim,
+    } as never,
+    identity,
+  )) as AnyEnvelope
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+const methods: Record<string, (params: never) => Promise<unknown> | unknown> = {
+  start: (config: MeshPeerConfig) => start(config),
+  info: () => info(),
+  async dial(params: { multiaddr: string }) {
+    await network.libp2p.dial(multiaddr(params.multiaddr), { signal: AbortSignal.timeout(10_000) })
+    return true
+  },
+  peers() {
+    return {
+      connections: network.libp2p.getConnections().map((c) => ({
+        peer: c.remotePeer.toString(),
+        addr: c.remoteAddr.toString(),
+        limited: c.limits != null,
+      })),
+      gossipPeers: network.pubsub.getPeers().map(String),
+    }
+  },
+  /** Signs `count` envelopes on `threads` threads (round robin) and publishes them at once. */
+  async publish(params: { count: number; threads: string[] }) {
+    const ids: string[] = []
+    for (let i = 0; i < params.count; i += 1) {
+      const env = await heartbeat(params.threads[i % params.threads.length]!, i)
+      bus.publish(env)
+      ids.push(env.id)
+    }
+    await bus.flush()
+    return ids
+  },
+  /** Pre-signs envelopes for `blast` (signing is not part of what the bus benchmark measures). */
+  async prepare(params: { count: number; threads: string[] }) {
+    prepared.length = 0
+    for (let i = 0; i < params.count; i += 1)
+      prepared.push(await heartbeat(params.threads[i % params.threads.length]!, i))
+    return prepared.map((env) => env.id)
+  },
+  /** The wire bytes of the prepared envelopes (the NATS baseline carries the same bytes). */
+  preparedBytes() {
+    return prepared.map((env) => encodeEnvelope(env))
+  },
+  /** Publishes the prepared envelopes at `ratePerS`; returns `[id, publishedAtMs]` pairs. */
+  async blast(params: { ratePerS: number }) {
+    const sent: Array<[string, number]> = []
+    const started = preciseNowMs()
+    for (let i = 0; i < prepared.length; i += 1) {
+      const due = started + (i * 1000) / params.ratePerS
+      const wait = due - preciseNowMs()
+      if (wait > 1) await sleep(wait)
+      const env = prepared[i]!
+      sent.push([env.id, preciseNowMs()])
+      bus.publish(env)
+    }
+    await bus.flush()
+    return sent
+  },
+  /** Publishes an envelope whose signature does not verify (a forgery); returns its id. */
+  async forge(params: { thread: string }) {
+    const env = await heartbeat(params.thread, 7)
+    const forged = {
+      ...env,
+      payload: { ...(env as Envelope<'HEARTBEAT'>).payload, progress: 999 },
+    } as AnyEnvelope
+    const bytes = encodeEnvelope(forged)
+    await bus.publishFrame(threadTopic(params.thread, network.config.shardCount), bytes)
+    const { decodeEnvelope } = await import('../core/codec.ts')
+    return decodeEnvelope(bytes).id
+  },
+  /** Republishes the bytes of an envelope this peer received earlier (a replay). */
+  async replay(params: { id: string; thread: string }) {
+    const bytes = kept.get(params.id)
+    if (!bytes) throw new Error(`no kept bytes for ${params.id}`)
+    await bus.publishFrame(threadTopic(params.thread, network.config.shardCount), encodeFrame([bytes]))
+    return params.id
+  },
+  stats(params: { deliveries?: boolean } = {}) {
+    const scores: Record<string, { gossip: number; app: number }> = {}
+    const known = new Set([
+      ...network.pubsub.getPeers().map(String),
+      ...Object.keys(network.reputation.snapshot()),
+    ])
+    for (const key of known) {
+      scores[key] = {
+        gossip: (network.pubsub as unknown as { getScore(peer: string): number }).getScore(key),
+        app: network.reputation.score(key),
+      }
+    }
+    return {
+      bus: bus.stats(),
+      scores,
+      reputation: network.reputation.snapshot(),
+      deliveries: params.deliveries === false ? deliveries.length : deliveries,
+      connectedTo: network.libp2p.getConnections().map((c) => c.remotePeer.toString()),
+      errors,
+    }
+  },
+  clearDeliveries() {
+    deliveries.length = 0
+    return true
+  },
+  async post(params: { requires: string[]; input: string; budget: number; bidWindowMs?: number }) {
+    if (!agent) throw new Error('this peer runs no agent')
+    return agent.post({
+      requires: params.requires,
+      inputs: [new TextEncoder().encode(params.input)],
+      budget: params.budget,
+      bidWindowMs: params.bidWindowMs ?? 500,
+    })
+  },
+  /** Per followed thread: task states and whether the NEED is final. */
+  threads() {
+    if (!agent) return {}
+    const result: Record<string, { tasks: string[]; decided: boolean; final: boolean }> = {}
+    for (const thread of agent.threads()) {
+      const state = agent.replica(thread)!.state
+      const tasks = [...state.tasks.values()].filter((task) => task.proposal === state.winner?.proposal)
+      result[thread] = {
+        tasks: tasks.map((task) => task.state),
+        decided: state.winner !== undefined,
+        final: tasks.length > 0 && tasks.every((task) => task.state === 'FINAL'),
+      }
+    }
+    return result
+  },
+  async stop() {
+    agent?.stop()
+    bus?.close()
+    await network?.stop()
+    return true
+  },
+}
+
+process.on('message', (request: Request) => {
+  const method = methods[request.method]
+  if (!method) {
+    process.send?.({ id: request.id, error: `unknown method ${request.method}` })
+    return
+  }
+  Promise.resolve()
+    .then(() => method(request.params as never))
+    .then(
+      (result) => process.send?.({ id: request.id, result }),
+      (error: unknown) =>
+        process.send?.({ id: request.id, error: error instanceof Error ? error.message : String(error) }),
+    )
+})
+process.on('disconnect', () => {
+  const stopping = network ? network.stop() : Promise.resolve()
+  stopping.finally(() => process.exit(0))
+  setTimeout(() => process.exit(0), 3000).unref()
+})

@@ -1,0 +1,159 @@
+/** The bus's building blocks without a network: frames, topics, frame validation, reputation. */
+import { describe, expect, it } from 'vitest'
+import { decodeEnvelope, encodeEnvelope } from '../src/core/codec.ts'
+import { BUILTIN_POLICY_HASH } from '../src/core/digest.ts'
+import { type AnyEnvelope, PROTOCOL_VERSION } from '../src/core/types.ts'
+import { createIdentity, type LocalIdentity } from '../src/crypto/ed25519.ts'
+import { signEnvelope } from '../src/crypto/envelopes.ts'
+import { decodeFrame, encodeFrame, frameId, isBatchFrame } from '../src/net/frame.ts'
+import { PeerReputation } from '../src/net/reputation.ts'
+import { allShardTopics, capabilityTopic, shardOf, threadTopic } from '../src/net/topics.ts'
+import { validateFrame } from '../src/net/validation.ts'
+
+const NOW = 1_700_000_000_000
+const context = { from: 'peer-a', topic: 'can-swarm/1/shard/0' }
+
+async function envelope(identity: LocalIdentity, ts = NOW, thread = 'need-1'): Promise<AnyEnvelope> {
+  return (await signEnvelope(
+    {
+      v: PROTOCOL_VERSION,
+      kind: 'ATTEST_PLAN',
+      thread,
+      sender: identity.did,
+      lamport: 1,
+      ts,
+      payload: { need: thread, proposal: 'p-1', verdict: 'accept' },
+      refs: [],
+      policy: BUILTIN_POLICY_HASH,
+      epoch: 1,
+    },
+    identity,
+  )) as AnyEnvelope
+}
+
+describe('frames and topics', () => {
+  it('uses the envelope digest as the message id of a single-envelope frame', async () => {
+    const env = await envelope(await createIdentity())
+    const bytes = encodeEnvelope(env)
+    const frame = encodeFrame([bytes])
+    expect(isBatchFrame(frame)).toBe(false)
+    const digest = frameId(frame)
+    expect(env.id).toBe(decodeEnvelope(frame).id)
+    // the CID's multihash ends with the SHA-256 digest of the bytes
+    const { CID } = await import('multiformats/cid')
+    expect(CID.parse(env.id).multihash.digest).toEqual(digest)
+  })
+
+  it('round-trips batches and refuses malformed ones', async () => {
+    const identity = await createIdentity()
+    const bytes = [
+      encodeEnvelope(await envelope(identity)),
+      encodeEnvelope(await envelope(identity, NOW + 1)),
+    ]
+    const frame = encodeFrame(bytes)
+    expect(isBatchFrame(frame)).toBe(true)
+    expect(decodeFrame(frame)).toEqual(bytes)
+    expect(isBatchFrame(encodeFrame([bytes[0]!], true))).toBe(true)
+    expect(() => decodeFrame(encodeFrame([], true))).toThrow(/batch frame/)
+  })
+
+  it('maps threads to a bounded set of shard topics', () => {
+    expect(allShardTopics(8)).toHaveLength(8)
+    const shards = new Set(Array.from({ length: 200 }, (_, i) => shardOf(`need-${i}`, 8)))
+    expect(shards.size).toBe(8)
+    expect(threadTopic('need-1', 8)).toBe(`can-swarm/1/shard/${shardOf('need-1', 8)}`)
+    expect(capabilityTopic('sha256')).toBe('can-swarm/1/cap/sha256')
+  })
+})
+
+describe('validateFrame', () => {
+  it('accepts valid envelopes and batches', async () => {
+    const identity = await createIdentity()
+    const a = await envelope(identity)
+    const b = await envelope(identity, NOW + 5)
+    const result = await validateFrame(encodeFrame([encodeEnvelope(a), encodeEnvelope(b)]), context, {
+      now: () => NOW,
+    })
+    expect(result.ok && result.envelopes.map((e) => e.id)).toEqual([a.id, b.id])
+  })
+
+  it('rejects a forged signature, a whole batch with it, stale and future envelopes, and ingress denials', async () => {
+    const identity = await createIdentity()
+    const good = await envelope(identity)
+    const forged = encodeEnvelope({ ...good, payload: { ...good.payload, verdict: 'reject' } } as AnyEnvelope)
+    const now = () => NOW
+    expect(await validateFrame(forged, context, { now })).toMatchObject({
+      ok: false,
+      reason: 'bad-signature',
+    })
+    expect(await validateFrame(encodeFrame([encodeEnvelope(good), forged]), context, { now })).toMatchObject({
+      ok: false,
+      reason: 'bad-signature',
+    })
+    const old = encodeEnvelope(await envelope(identity, NOW - 200_000))
+    expect(await validateFrame(old, context, { now })).toMatchObject({ ok: false, reason: 'stale' })
+    const ahead = encodeEnvelope(await envelope(identity, NOW + 60_000))
+    expect(await validateFrame(ahead, context, { now })).toMatchObject({ ok: false, reason: 'future' })
+    expect(await validateFrame(new Uint8Array([1, 2, 3]), context, { now })).toMatchObject({
+      ok: false,
+      reason: 'malformed',
+    })
+    const seen: string[] = []
+    const denied = await validateFrame(encodeEnvelope(good), context, {
+      now,
+      ingress: (env, ctx) => {
+        seen.push(`${env.id}@${ctx.from}`)
+        return { allowed: false, reason: 'not on the list' }
+      },
+    })
+    expect(denied).toMatchObject({ ok: false, reason: 'denied', detail: 'not on the list' })
+    expect(seen).toEqual([`${good.id}@peer-a`])
+    const throwing = await validateFrame(encodeEnvelope(good), context, {
+      now,
+      ingress: () => Promise.reject(new Error('policy engine down')),
+    })
+    expect(throwing).toMatchObject({ ok: false, reason: 'denied' })
+  })
+})
+
+describe('PeerReputation', () => {
+  it('denies a peer below the threshold for a while, then lets it back', () => {
+    let now = 0
+    const denied: string[] = []
+    const reputation = new PeerReputation({
+      now: () => now,
+      invalidPenalty: 10,
+      disconnectThreshold: -25,
+      denyMs: 1000,
+      onDeny: (peer) => denied.push(peer),
+    })
+    reputation.recordDelivery('a')
+    expect(reputation.score('a')).toBeGreaterThan(0)
+    reputation.recordInvalid('b')
+    reputation.recordInvalid('b')
+    expect(reputation.isDenied('b')).toBe(false)
+    reputation.recordInvalid('b')
+    expect(reputation.isDenied('b')).toBe(true)
+    expect(denied).toEqual(['b'])
+    now = 999
+    expect(reputation.isDenied('b')).toBe(true)
+    now = 1001
+    expect(reputation.isDenied('b')).toBe(false)
+    expect(reputation.score('b')).toBeGreaterThan(-25)
+    reputation.recordPing('c', 5000)
+    reputation.recordPing('c', undefined)
+    reputation.recordPing('d', 3)
+    expect(reputation.score('c')).toBe(-2)
+    expect(reputation.score('d')).toBe(0)
+  })
+
+  it('bounds the score from above and the peers it tracks', () => {
+    const reputation = new PeerReputation({ maxScore: 1, deliveryReward: 0.6, maxPeers: 2 })
+    for (let i = 0; i < 5; i += 1) reputation.recordDelivery('a')
+    expect(reputation.score('a')).toBe(1)
+    reputation.recordDelivery('b')
+    reputation.recordDelivery('c')
+    expect(Object.keys(reputation.snapshot()).sort()).toEqual(['b', 'c'])
+    expect(() => new PeerReputation({ disconnectThreshold: 1 })).toThrow(/negative/)
+  })
+})
