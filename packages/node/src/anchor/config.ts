@@ -38,7 +38,7 @@ export const DEFAULT_CONFIG: AnchorConfig = Object.freeze({
   logLevel: 'info',
   consensus: 'embedded',
   etcd: [],
-  etcdPrefix: '/can-swarm',
+  etcdPrefix: 'can-swarm',
   shutdownTimeoutMs: 10_000,
 })
 
@@ -64,7 +64,11 @@ function coerce(key: keyof AnchorConfig, raw: string, source: string): unknown {
     }
     return value
   }
-  if (key === 'etcd') return raw.split(',').map((url) => url.trim()).filter((url) => url.length > 0)
+  if (key === 'etcd')
+    return raw
+      .split(',')
+      .map((url) => url.trim())
+      .filter((url) => url.length > 0)
   return raw
 }
 
@@ -115,7 +119,10 @@ export function resolveConfig(
   if (!parsed.success) throw issueError(parsed.error, 'configuration')
   const config = parsed.data
   if (config.consensus === 'etcd' && config.etcd.length === 0) {
-    throw new InvalidArgumentError('consensus "etcd" needs at least one --etcd URL (or CAN_SWARM_ETCD)', 'etcd')
+    throw new InvalidArgumentError(
+      'consensus "etcd" needs at least one --etcd URL (or CAN_SWARM_ETCD)',
+      'etcd',
+    )
   }
   return { ...config, data: resolve(config.data) }
 }

@@ -11,13 +11,16 @@ import { createIdentity, type LocalIdentity } from '../../../peer/src/crypto/ed2
 const FILE = 'identity.json'
 
 /** Loads the identity from `dataDir`, creating it (atomically) when absent. */
-export async function loadOrCreateIdentity(dataDir: string): Promise<{ identity: LocalIdentity; created: boolean }> {
+export async function loadOrCreateIdentity(
+  dataDir: string,
+): Promise<{ identity: LocalIdentity; created: boolean }> {
   const path = join(dataDir, FILE)
   if (existsSync(path)) {
     let seed: Uint8Array
     try {
       const parsed = JSON.parse(readFileSync(path, 'utf8')) as { version?: unknown; seed?: unknown }
-      if (parsed.version !== 1 || typeof parsed.seed !== 'string') throw new Error('expected {"version":1,"seed":…}')
+      if (parsed.version !== 1 || typeof parsed.seed !== 'string')
+        throw new Error('expected {"version":1,"seed":…}')
       seed = Uint8Array.from(Buffer.from(parsed.seed, 'base64'))
       if (seed.length !== 32) throw new Error(`seed has ${seed.length} bytes, not 32`)
     } catch (error) {
@@ -31,9 +34,13 @@ export async function loadOrCreateIdentity(dataDir: string): Promise<{ identity:
   const seed = new Uint8Array(randomBytes(32))
   const identity = await createIdentity({ seed })
   const temporary = `${path}.tmp`
-  writeFileSync(temporary, `${JSON.stringify({ version: 1, did: identity.did, seed: Buffer.from(seed).toString('base64') })}\n`, {
-    mode: 0o600,
-  })
+  writeFileSync(
+    temporary,
+    `${JSON.stringify({ version: 1, did: identity.did, seed: Buffer.from(seed).toString('base64') })}\n`,
+    {
+      mode: 0o600,
+    },
+  )
   chmodSync(temporary, 0o600)
   renameSync(temporary, path)
   return { identity, created: true }

@@ -1,0 +1,117 @@
+/**
+ * An anchor node: the parts of CAN Swarm a browser cannot host. Today it holds a persistent
+ * identity, the durable DECIDE store (embedded SQLite, or etcd for a group of anchors) and the
+ * HTTP endpoint; the libp2p peer (relay, gossip, DECIDE service) joins it with the libp2p issue.
+ *
+ * @example
+ * ```ts
+ * const anchor = await startAnchor(resolveConfig({}, process.env), { logger })
+ * // …
+ * await anchor.stop()
+ * ```
+ */
+import { existsSync, mkdirSync } from 'node:fs'
+import type { Server } from 'node:http'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { Logger } from 'pino'
+import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client'
+import type { ConsensusStore } from '../../../peer/src/core/consensus.ts'
+import { EmbeddedConsensusStore } from '../consensus/embedded.ts'
+import { EtcdConsensusStore } from '../consensus/etcd.ts'
+import type { AnchorConfig } from './config.ts'
+import { startHttp } from './http.ts'
+import { loadOrCreateIdentity } from './identity.ts'
+
+export interface Anchor {
+  readonly did: string
+  readonly url: string
+  readonly consensus: ConsensusStore
+  /** Stops accepting work, lets in-flight work finish, closes the store. Idempotent. */
+  stop(): Promise<void>
+}
+
+const WEB_DIST = resolve(dirname(fileURLToPath(import.meta.url)), '../../../web/dist')
+
+interface ClosableStore extends ConsensusStore {
+  close(): Promise<void>
+}
+
+async function openStore(config: AnchorConfig): Promise<ClosableStore> {
+  if (config.consensus === 'etcd') {
+    return (await EtcdConsensusStore.open({ hosts: config.etcd, prefix: config.etcdPrefix })) as ClosableStore
+  }
+  return (await EmbeddedConsensusStore.open({ path: join(config.data, 'consensus.sqlite') })) as ClosableStore
+}
+
+/** Starts an anchor with a resolved configuration. */
+export async function startAnchor(config: AnchorConfig, options: { logger: Logger }): Promise<Anchor> {
+  const logger = options.logger
+  const started = Date.now()
+  mkdirSync(config.data, { recursive: true, mode: 0o700 })
+  const { identity, created } = await loadOrCreateIdentity(config.data)
+  logger.info(
+    { did: identity.did, created, data: config.data },
+    created ? 'created identity' : 'loaded identity',
+  )
+
+  const store = await openStore(config)
+  const epoch = await store.currentEpoch()
+  logger.info({ consensus: config.consensus, epoch }, 'consensus store open')
+
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry, prefix: 'can_swarm_anchor_' })
+  const httpRequests = new Counter({
+    name: 'can_swarm_http_requests_total',
+    help: 'HTTP requests by route and status',
+    labelNames: ['route', 'status'],
+    registers: [registry],
+  })
+  new Gauge({
+    name: 'can_swarm_consensus_epoch',
+    help: 'Current epoch of the consensus store',
+    registers: [registry],
+    async collect() {
+      this.set(await store.currentEpoch())
+    },
+  })
+
+  let stopping = false
+  const webRoot = existsSync(join(WEB_DIST, 'index.html')) ? WEB_DIST : undefined
+  const { server, url } = await startHttp({
+    host: config.host,
+    port: config.port,
+    registry,
+    webRoot,
+    notReady: () => (stopping ? ['shutting down'] : []),
+    status: () => ({
+      did: identity.did,
+      consensus: config.consensus,
+      uptimeMs: Date.now() - started,
+      webApp: webRoot !== undefined,
+      network: 'not started: the libp2p peer arrives with the libp2p issue',
+    }),
+    onRequest: (_method, route, status) => httpRequests.inc({ route, status: String(status) }),
+  })
+  logger.info({ url, webApp: webRoot !== undefined }, 'http listening')
+
+  let stopped: Promise<void> | undefined
+  const stop = (): Promise<void> => {
+    stopped ??= (async () => {
+      stopping = true
+      logger.info('stopping')
+      await closeServer(server)
+      await store.close()
+      logger.info('stopped')
+    })()
+    return stopped
+  }
+  return { did: identity.did, url, consensus: store, stop }
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolvePromise) => {
+    server.close(() => resolvePromise())
+    server.closeIdleConnections()
+  })
+}

@@ -1,0 +1,110 @@
+/**
+ * The anchor's HTTP endpoint: `/healthz` (the process is alive), `/readyz` (every part is up),
+ * `/metrics` (Prometheus text), `/api/status` (JSON), and the built web app (packages/web/dist)
+ * at `/` when it has been built.
+ */
+import { createReadStream, existsSync, statSync } from 'node:fs'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { extname, join, normalize, resolve, sep } from 'node:path'
+import type { Registry } from 'prom-client'
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json',
+  '.wasm': 'application/wasm',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+}
+
+export interface HttpOptions {
+  host: string
+  port: number
+  registry: Registry
+  /** Reasons the anchor is not ready (empty = ready). */
+  notReady(): string[]
+  status(): unknown
+  /** Directory of the built web app, if any. */
+  webRoot: string | undefined
+  onRequest?: (method: string, route: string, status: number) => void
+}
+
+function send(response: ServerResponse, status: number, type: string, body: string): number {
+  response.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' })
+  response.end(body)
+  return status
+}
+
+function json(response: ServerResponse, status: number, value: unknown): number {
+  return send(response, status, 'application/json', `${JSON.stringify(value)}\n`)
+}
+
+function serveStatic(root: string, pathname: string, response: ServerResponse): number {
+  const relative = normalize(decodeURIComponent(pathname)).replace(/^([/\\])+/, '')
+  let file = resolve(root, relative)
+  if (file !== root && !file.startsWith(root + sep)) return json(response, 403, { error: 'forbidden path' })
+  if (!existsSync(file) || statSync(file).isDirectory()) file = join(root, 'index.html')
+  if (!existsSync(file)) return json(response, 404, { error: 'not found' })
+  response.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream' })
+  createReadStream(file).pipe(response)
+  return 200
+}
+
+const NO_WEB_APP = `<!doctype html><meta charset="utf-8"><title>CAN Swarm anchor</title>
+<h1>CAN Swarm anchor</h1><p>This anchor is running. The web app has not been built into
+<code>packages/web/dist</code> yet; see <a href="/api/status">/api/status</a>, <a href="/healthz">/healthz</a>,
+<a href="/readyz">/readyz</a> and <a href="/metrics">/metrics</a>.</p>`
+
+/** Starts the HTTP server; resolves once it listens. */
+export async function startHttp(options: HttpOptions): Promise<{ server: Server; url: string }> {
+  const handle = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
+    const url = new URL(request.url ?? '/', 'http://anchor.invalid')
+    const method = request.method ?? 'GET'
+    let route = url.pathname
+    let status: number
+    if (method !== 'GET' && method !== 'HEAD') {
+      status = json(response, 405, { error: `method ${method} not allowed` })
+    } else if (route === '/healthz') {
+      status = json(response, 200, { status: 'ok' })
+    } else if (route === '/readyz') {
+      const reasons = options.notReady()
+      status = json(
+        response,
+        reasons.length === 0 ? 200 : 503,
+        reasons.length === 0 ? { status: 'ready' } : { status: 'not ready', reasons },
+      )
+    } else if (route === '/metrics') {
+      status = send(response, 200, options.registry.contentType, await options.registry.metrics())
+    } else if (route === '/api/status') {
+      status = json(response, 200, options.status())
+    } else if (options.webRoot) {
+      route = 'static'
+      status = serveStatic(options.webRoot, url.pathname, response)
+    } else if (route === '/') {
+      status = send(response, 200, 'text/html; charset=utf-8', NO_WEB_APP)
+    } else {
+      route = 'other'
+      status = json(response, 404, { error: 'not found' })
+    }
+    options.onRequest?.(method, route, status)
+  }
+  const server = createServer((request, response) => {
+    handle(request, response).catch((error: unknown) => {
+      if (!response.headersSent) json(response, 500, { error: (error as Error).message })
+      else response.destroy()
+    })
+  })
+  await new Promise<void>((resolvePromise, reject) => {
+    server.once('error', reject)
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject)
+      resolvePromise()
+    })
+  })
+  const address = server.address() as AddressInfo
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
+  return { server, url: `http://${host}:${address.port}` }
+}

@@ -1,0 +1,103 @@
+#!/usr/bin/env node
+/**
+ * `node packages/node` (and `npm start`): runs a CAN Swarm anchor node. `--help` lists every
+ * option; each has an environment variable and may come from a JSON config file.
+ */
+import { Command, Option } from 'commander'
+import pino from 'pino'
+import { CanSwarmError } from '../../peer/src/core/errors.ts'
+import { startAnchor } from './anchor/anchor.ts'
+import { DEFAULT_CONFIG, LOG_LEVELS, resolveConfig } from './anchor/config.ts'
+
+const program = new Command()
+  .name('node packages/node')
+  .description(
+    'CAN Swarm anchor node: durable DECIDE store, HTTP health/metrics/status, and (with the libp2p issue) relay and gossip.',
+  )
+  .option('--data <dir>', `directory for all state [env CAN_SWARM_DATA] (default "${DEFAULT_CONFIG.data}")`)
+  .option(
+    '--host <host>',
+    `HTTP host; other than loopback only on purpose [env CAN_SWARM_HOST] (default ${DEFAULT_CONFIG.host})`,
+  )
+  .option('--port <n>', `HTTP port, 0 for any free one [env CAN_SWARM_PORT] (default ${DEFAULT_CONFIG.port})`)
+  .addOption(
+    new Option(
+      '--log-level <level>',
+      `log level [env CAN_SWARM_LOG_LEVEL] (default ${DEFAULT_CONFIG.logLevel})`,
+    ).choices(LOG_LEVELS),
+  )
+  .addOption(
+    new Option(
+      '--consensus <kind>',
+      'DECIDE store: embedded (one anchor, zero setup) or etcd [env CAN_SWARM_CONSENSUS] (default embedded)',
+    ).choices(['embedded', 'etcd']),
+  )
+  .option('--etcd <urls>', 'comma-separated etcd client URLs [env CAN_SWARM_ETCD]')
+  .option(
+    '--etcd-prefix <prefix>',
+    `etcd key prefix of this anchor group [env CAN_SWARM_ETCD_PREFIX] (default ${DEFAULT_CONFIG.etcdPrefix})`,
+  )
+  .option(
+    '--shutdown-timeout-ms <ms>',
+    `longest graceful shutdown [env CAN_SWARM_SHUTDOWN_TIMEOUT_MS] (default ${DEFAULT_CONFIG.shutdownTimeoutMs})`,
+  )
+  .option(
+    '--config <file>',
+    'JSON config file (keys as in the options, camelCase); env and options override it',
+  )
+  .addHelpText('after', '\nLogs are JSON lines on stdout. SIGTERM/SIGINT shut down gracefully.')
+  .parse()
+
+const options = program.opts<Record<string, string | undefined>>()
+
+let config: ReturnType<typeof resolveConfig>
+try {
+  config = resolveConfig(
+    {
+      ...(options.config === undefined ? {} : { config: options.config }),
+      data: options.data,
+      host: options.host,
+      port: options.port,
+      logLevel: options.logLevel,
+      consensus: options.consensus,
+      etcd: options.etcd,
+      etcdPrefix: options.etcdPrefix,
+      shutdownTimeoutMs: options.shutdownTimeoutMs,
+    },
+    process.env,
+  )
+} catch (error) {
+  console.error(`node packages/node: ${(error as Error).message}`)
+  process.exit(2)
+}
+
+const logger = pino({ level: config.logLevel, base: { service: 'can-swarm-anchor', pid: process.pid } })
+
+try {
+  const anchor = await startAnchor(config, { logger })
+  logger.info({ did: anchor.did, url: anchor.url }, 'anchor ready')
+  let signalled = false
+  const shutdown = (signal: string): void => {
+    if (signalled) return
+    signalled = true
+    logger.info({ signal }, 'shutdown requested')
+    const timer = setTimeout(() => {
+      logger.error({ timeoutMs: config.shutdownTimeoutMs }, 'graceful shutdown timed out')
+      process.exit(1)
+    }, config.shutdownTimeoutMs)
+    timer.unref()
+    anchor.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed')
+        process.exit(1)
+      },
+    )
+  }
+  process.on('SIGTERM', () => shutdown('SIGTERM'))
+  process.on('SIGINT', () => shutdown('SIGINT'))
+} catch (error) {
+  const detail = error instanceof CanSwarmError ? { code: error.code, field: error.field } : {}
+  logger.fatal({ err: error, ...detail }, `anchor failed to start: ${(error as Error).message}`)
+  process.exit(1)
+}
