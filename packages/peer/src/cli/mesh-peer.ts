@@ -176,6 +176,13 @@ const methods: Record<string, (params: never) => Promise<unknown> | unknown> = {
     await network.libp2p.dial(multiaddr(params.multiaddr), { signal: AbortSignal.timeout(10_000) })
     return true
   },
+  /** Pings a peer over an existing (possibly relayed) connection; returns the round trip in ms. */
+  async ping(params: { multiaddr: string }) {
+    return network.libp2p.services.ping.ping(multiaddr(params.multiaddr), {
+      signal: AbortSignal.timeout(10_000),
+      runOnLimitedConnection: true,
+    } as never)
+  },
   peers() {
     return {
       connections: network.libp2p.getConnections().map((c) => ({
