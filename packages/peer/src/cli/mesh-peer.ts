@@ -73,6 +73,8 @@ const kept = new Map<string, Uint8Array>()
 const prepared: AnyEnvelope[] = []
 let lamport = 0
 const errors: string[] = []
+/** When each followed thread was first seen final here (ms, wall clock). */
+const finalAt = new Map<string, number>()
 
 async function start(config: MeshPeerConfig): Promise<unknown> {
   identity = await createIdentity({ seed: Uint8Array.from(Buffer.from(config.seedHex, 'hex')) })
@@ -128,6 +130,12 @@ async function start(config: MeshPeerConfig): Promise<unknown> {
         if (errors.length < 50) errors.push(error instanceof Error ? error.message : String(error))
       },
     })
+    const watched = agent
+    const watcher = setInterval(() => {
+      for (const thread of watched.threads())
+        if (!finalAt.has(thread) && isFinal(thread)) finalAt.set(thread, preciseNowMs())
+    }, 20)
+    watcher.unref()
     attachAgent(bus, agent, {
       onError: (error) => {
         if (errors.length < 50) errors.push(error instanceof Error ? error.message : String(error))
@@ -135,6 +143,13 @@ async function start(config: MeshPeerConfig): Promise<unknown> {
     })
   }
   return info()
+}
+
+function isFinal(thread: string): boolean {
+  const state = agent?.replica(thread)?.state
+  if (!state?.winner) return false
+  const tasks = [...state.tasks.values()].filter((task) => task.proposal === state.winner?.proposal)
+  return tasks.length > 0 && tasks.every((task) => task.state === 'FINAL')
 }
 
 function info(): unknown {
@@ -286,14 +301,19 @@ const methods: Record<string, (params: never) => Promise<unknown> | unknown> = {
   /** Per followed thread: task states and whether the NEED is final. */
   threads() {
     if (!agent) return {}
-    const result: Record<string, { tasks: string[]; decided: boolean; final: boolean }> = {}
+    const result: Record<
+      string,
+      { tasks: string[]; decided: boolean; final: boolean; finalAtMs: number | null; envelopes: number }
+    > = {}
     for (const thread of agent.threads()) {
       const state = agent.replica(thread)!.state
       const tasks = [...state.tasks.values()].filter((task) => task.proposal === state.winner?.proposal)
       result[thread] = {
         tasks: tasks.map((task) => task.state),
         decided: state.winner !== undefined,
-        final: tasks.length > 0 && tasks.every((task) => task.state === 'FINAL'),
+        final: isFinal(thread),
+        finalAtMs: finalAt.get(thread) ?? null,
+        envelopes: agent.replica(thread)!.size,
       }
     }
     return result

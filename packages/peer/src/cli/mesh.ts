@@ -1,0 +1,235 @@
+/**
+ * `npm run mesh -- --peers N`: a real multi-process swarm on loopback. Starts a relay
+ * (`node packages/relay`) and N peer processes, each an agent wired to the gossip bus; peer 0 is
+ * the anchor (decider role) and holds a `MemoryConsensusStore` — a stand-in until the anchor-node
+ * issue brings the etcd/embedded stores to the network. The others plan, work and verify. Posts
+ * NEEDs through the network, waits for them to finalize, prints progress on stderr and one JSON
+ * report on stdout, and stops every process it started.
+ *
+ * Runs inside a private network namespace (only `lo`) when the machine allows (`--netns auto`).
+ * Inputs are handed to every peer at start (a stand-in for the artifact network, Helia, which a
+ * later part of the libp2p issue adds), so NEEDs use one capability each.
+ */
+import { spawn } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Command, InvalidArgumentError, Option } from 'commander'
+import { createIdentity } from '../crypto/ed25519.ts'
+import {
+  inPrivateNetns,
+  netnsCommand,
+  PeerProcess,
+  randomSeedHex,
+  startRelayProcess,
+} from './mesh-cluster.ts'
+import type { MeshPeerConfig } from './mesh-peer.ts'
+
+const CAPABILITIES = ['word-frequency', 'sha256', 'sort-dedupe'] as const
+
+function integer(min: number, max: number) {
+  return (value: string): number => {
+    const parsed = Number(value)
+    if (!Number.isInteger(parsed) || parsed < min || parsed > max) {
+      throw new InvalidArgumentError(`must be an integer from ${min} to ${max}`)
+    }
+    return parsed
+  }
+}
+
+interface MeshOptions {
+  peers: number
+  needs: number
+  timeoutMs: number
+  challengeMs: number
+  windowMs: number
+  netns: 'auto' | 'on' | 'off'
+}
+
+const log = (line: string) => process.stderr.write(`[mesh] ${line}\n`)
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+type ThreadView = Record<
+  string,
+  { tasks: string[]; decided: boolean; final: boolean; finalAtMs: number | null; envelopes: number }
+>
+type PeerStats = {
+  bus: { published: number; delivered: number; duplicates: number; rejected: Record<string, number> }
+  errors: string[]
+}
+
+function percentile(sorted: readonly number[], p: number): number | null {
+  if (sorted.length === 0) return null
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
+}
+
+/** Runs the mesh; returns the report. */
+export async function runMesh(options: MeshOptions): Promise<Record<string, unknown>> {
+  const started = performance.now()
+  const dataDir = await mkdtemp(join(tmpdir(), 'can-swarm-mesh-'))
+  const peers: PeerProcess[] = []
+  const relay = await startRelayProcess(join(dataDir, 'relay'))
+  try {
+    const relayAddress = relay.multiaddrs.find((address) => !address.includes('/ws'))!
+    log(`relay ${relay.peerId} at ${relayAddress}`)
+    const seeds = Array.from({ length: options.peers }, () => randomSeedHex())
+    const dids = await Promise.all(
+      seeds.map(
+        async (seed) => (await createIdentity({ seed: Uint8Array.from(Buffer.from(seed, 'hex')) })).did,
+      ),
+    )
+    const verifiers = dids.slice(1)
+    const bootstrap = verifiers.length < 4
+    const inputs = Array.from(
+      { length: options.needs },
+      (_, i) => `need ${i}: the swarm plans the work, the work is done, the result is checked ${i % 7}\n`,
+    )
+    log(
+      `starting ${options.peers} peers (peer 0: anchor/decider; ${verifiers.length} planners/workers/verifiers)`,
+    )
+    const configs: MeshPeerConfig[] = seeds.map((seedHex, index) => ({
+      seedHex,
+      listen: ['/ip4/127.0.0.1/tcp/0'],
+      bootstrap: [relayAddress],
+      pubsubDiscovery: true,
+      dialDiscoveredBelow: 8,
+      publishWindowMs: options.windowMs,
+      agent: {
+        roles: index === 0 ? { decider: true } : { planner: true, worker: true, verifier: true },
+        verifiers,
+        bootstrap,
+        tChallengeMs: options.challengeMs,
+        inputs,
+        randomSeed: index + 1,
+      },
+    }))
+    peers.push(...(await Promise.all(configs.map((config, index) => PeerProcess.start(index, config)))))
+    const wanted = Math.min(options.peers - 1, 4)
+    const meshDeadline = Date.now() + 30_000
+    for (;;) {
+      const views = await Promise.all(peers.map((peer) => peer.call<{ gossipPeers: string[] }>('peers')))
+      const ready = views.filter(
+        (view) => view.gossipPeers.filter((id) => id !== relay.peerId).length >= wanted,
+      )
+      log(`mesh: ${ready.length}/${peers.length} peers have ≥ ${wanted} gossip peers`)
+      if (ready.length === peers.length) break
+      if (Date.now() > meshDeadline) throw new Error('the mesh did not form within 30 s')
+      await sleep(1000)
+    }
+    await sleep(1500) // let gossipsub graft its meshes (heartbeat 1 s)
+
+    const posted: Array<{ need: string; requester: number; postedAtMs: number; capability: string }> = []
+    for (let i = 0; i < options.needs; i += 1) {
+      const requester = 1 + (i % (options.peers - 1))
+      const capability = CAPABILITIES[i % CAPABILITIES.length]!
+      const postedAtMs = performance.timeOrigin + performance.now()
+      const need = await peers[requester]!.call<string>('post', {
+        requires: [capability],
+        input: inputs[i],
+        budget: 50,
+        bidWindowMs: 300,
+      })
+      posted.push({ need, requester, postedAtMs, capability })
+      log(`posted ${need} (${capability}) from peer ${requester}`)
+    }
+
+    const deadline = Date.now() + options.timeoutMs
+    let views: ThreadView[] = []
+    for (;;) {
+      views = await Promise.all(peers.map((peer) => peer.call<ThreadView>('threads')))
+      const finalEverywhere = posted.filter((p) => views.every((view) => view[p.need]?.final))
+      const finalAtRequester = posted.filter((p) => views[p.requester]![p.need]?.final)
+      log(
+        `final at requester ${finalAtRequester.length}/${posted.length}, everywhere ${finalEverywhere.length}`,
+      )
+      if (finalEverywhere.length === posted.length || Date.now() > deadline) break
+      await sleep(500)
+    }
+    const stats = await Promise.all(peers.map((peer) => peer.call<PeerStats>('stats', { deliveries: false })))
+    const latencies = posted
+      .map((p) => views[p.requester]![p.need]?.finalAtMs)
+      .map((at, index) => (at == null ? null : Math.round(at - posted[index]!.postedAtMs)))
+    const done = latencies.filter((value): value is number => value !== null).sort((a, b) => a - b)
+    const rejected: Record<string, number> = {}
+    for (const peer of stats) {
+      for (const [reason, count] of Object.entries(peer.bus.rejected))
+        rejected[reason] = (rejected[reason] ?? 0) + count
+    }
+    return {
+      peers: options.peers,
+      needs: options.needs,
+      finalized: done.length,
+      finalizedEverywhere: posted.filter((p) => views.every((view) => view[p.need]?.final)).length,
+      envelopes: {
+        published: stats.reduce((sum, s) => sum + s.bus.published, 0),
+        delivered: stats.reduce((sum, s) => sum + s.bus.delivered, 0),
+        duplicatesDropped: stats.reduce((sum, s) => sum + s.bus.duplicates, 0),
+        rejected,
+        perNeed: posted.map((p) => views[p.requester]![p.need]?.envelopes ?? 0),
+      },
+      latencyMs: { p50: percentile(done, 50), max: done.at(-1) ?? null, each: latencies },
+      needsPosted: posted.map(({ need, capability, requester }) => ({ need, capability, requester })),
+      bootstrapMode: bootstrap,
+      consensus: 'MemoryConsensusStore in peer 0 (stand-in until the anchor-node issue)',
+      privateNetns: inPrivateNetns(),
+      agentErrors: stats.flatMap((s) => s.errors).slice(0, 10),
+      durationMs: Math.round(performance.now() - started),
+    }
+  } finally {
+    log('stopping processes')
+    await Promise.all(peers.map((peer) => peer.stop()))
+    await relay.stop()
+    await rm(dataDir, { recursive: true, force: true })
+  }
+}
+
+async function main(argv: string[]): Promise<number> {
+  const program = new Command()
+    .name('npm run mesh --')
+    .description(
+      'Start a relay and N peer processes on loopback (in a private network namespace when possible),\n' +
+        'post NEEDs through the real libp2p network and report JSON (finalized, envelopes, latencies).',
+    )
+    .option('--peers <n>', 'peer processes (peer 0 is the anchor)', integer(2, 32), 4)
+    .option('--needs <n>', 'NEEDs to post', integer(1, 1000), 3)
+    .option(
+      '--timeout-ms <ms>',
+      'give up waiting for finalization after this long',
+      integer(1000, 3_600_000),
+      60_000,
+    )
+    .option('--challenge-ms <ms>', 'challenge window before FINALIZE', integer(0, 600_000), 1000)
+    .option('--window-ms <ms>', 'bus publish window (batching), 0 = none', integer(0, 1000), 0)
+    .addOption(
+      new Option('--netns <mode>', 'run inside a private network namespace')
+        .choices(['auto', 'on', 'off'])
+        .default('auto'),
+    )
+    .showHelpAfterError()
+  program.parse(argv)
+  const options = program.opts<MeshOptions>()
+  if (options.netns !== 'off' && !inPrivateNetns()) {
+    const wrapped = netnsCommand([process.execPath, fileURLToPath(import.meta.url), ...argv.slice(2)])
+    if (wrapped) {
+      log('entering a private network namespace (only lo)')
+      const child = spawn(wrapped[0]!, wrapped.slice(1), { stdio: 'inherit' })
+      for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => child.kill(signal))
+      return new Promise((resolve) => child.once('exit', (code) => resolve(code ?? 1)))
+    }
+    if (options.netns === 'on')
+      throw new Error('cannot create a network namespace here (needs root or user namespaces)')
+    log('notice: no private network namespace available; running on the host loopback (127.0.0.1)')
+  }
+  const report = await runMesh(options)
+  process.stdout.write(`${JSON.stringify(report)}\n`)
+  return report.finalized === options.needs ? 0 : 1
+}
+
+main(process.argv).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`mesh failed: ${error instanceof Error ? error.message : String(error)}\n`)
+    process.exit(1)
+  },
+)
