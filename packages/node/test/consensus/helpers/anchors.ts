@@ -31,10 +31,11 @@ export class AnchorProcess {
 
   constructor(config: Record<string, unknown>) {
     const child = spawn(process.execPath, [ANCHOR, JSON.stringify(config)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['pipe', 'pipe', 'pipe'],
     })
     this.#child = child
     live.add(child)
+    child.stdin!.on('error', () => undefined) // EPIPE once the anchor is gone
     let buffer = ''
     child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
       buffer += chunk
@@ -59,8 +60,14 @@ export class AnchorProcess {
     )
   }
 
+  /** Asks an anchor started with `stopOnStdin` to stop taking new NEEDs. */
+  stop(): void {
+    this.#child.stdin!.end('stop\n')
+  }
+
   /** SIGKILLs the process and waits for it to exit. */
   async kill(): Promise<void> {
+    if (this.#child.exitCode !== null || this.#child.signalCode !== null) return
     this.#child.kill('SIGKILL')
     await this.exited
   }

@@ -109,9 +109,14 @@ export class EtcdCluster {
 
   #spawn(member: EtcdMember): void {
     const log = openSync(member.logFile, 'a')
+    // setpriv --pdeathsig: the member dies with the test process even if that is SIGKILLed.
+    const [command, prefixArgs] = existsSync('/usr/bin/setpriv')
+      ? ['/usr/bin/setpriv', ['--pdeathsig', 'SIGKILL', '--', ETCD_BIN]]
+      : [ETCD_BIN, []]
     const child = spawn(
-      ETCD_BIN,
+      command,
       [
+        ...prefixArgs,
         '--name',
         member.name,
         '--data-dir',
