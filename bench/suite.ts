@@ -17,6 +17,7 @@ import {
 import { createIdentity, type Identity, verifySignature } from '../packages/peer/src/crypto/ed25519.ts'
 import { signEnvelope, verifyEnvelopes } from '../packages/peer/src/crypto/envelopes.ts'
 import { runSimulation } from '../packages/peer/src/sim/world.ts'
+import { runDecideBenchmark } from './decide.ts'
 
 export interface Metric {
   value: number
@@ -285,5 +286,10 @@ export const BENCHMARKS: Record<string, Benchmark> = {
         replay_10k_s: { value: round(seconds, 3), unit: `seconds for ${count} envelopes (verify + fold)` },
       }
     },
+  },
+  decide: {
+    description:
+      'DECIDE stores (embedded node:sqlite, 3-member etcd): tryDecide latency and throughput, raw etcd put/txn floor',
+    run: runDecideBenchmark,
   },
 }
