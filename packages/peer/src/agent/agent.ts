@@ -26,6 +26,7 @@ import type { AnyEnvelope, Cid, Envelope, Kind, PayloadByKind, TaskSpec } from '
 import { PROTOCOL_VERSION } from '../core/types.ts'
 import type { Identity } from '../crypto/ed25519.ts'
 import { signEnvelope } from '../crypto/envelopes.ts'
+import { explainDecision, type PolicyGates } from '../policy/gates.ts'
 import { builtinCapabilities, type CapabilityRegistry } from './capabilities.ts'
 import type { AgentClock, AgentRandom, EnvelopeSink } from './ports.ts'
 
@@ -101,8 +102,14 @@ export interface AgentOptions {
   capabilities?: CapabilityRegistry
   roles?: AgentRoles
   tuning?: Partial<AgentTuning>
-  /** Hash of the policy capsule this agent evaluates. @default BUILTIN_POLICY_HASH */
+  /** Hash of the policy capsule this agent evaluates. @default BUILTIN_POLICY_HASH, or the gates' capsule */
   policyHash?: string
+  /**
+   * Policy gates (PROTOCOL.md §7): preflight before every publish (a denial throws), ingress on
+   * every delivered envelope (a denial drops it), commit gate in the verifier's result check (its
+   * decision is the verdict and its digest the ATTEST's evalDigest). @default none
+   */
+  policy?: PolicyGates
   /** Called with errors the agent handled by dropping the action (never thrown from reactions). */
   onError?: (error: unknown) => void
   /** @internal */
@@ -138,6 +145,7 @@ export class Agent {
   #done = new Set<string>()
   #timers = new Set<() => void>()
   #expected = new Map<Cid, Cid[]>()
+  #measured = new Map<Cid, { inputBytes: number; outputBytes: number }>()
   #stopped = false
 
   constructor(options: AgentOptions) {
@@ -190,6 +198,8 @@ export class Agent {
    */
   async deliver(env: AnyEnvelope): Promise<string | undefined> {
     if (this.#stopped) return undefined
+    const gate = this.#options.policy?.ingress(env)
+    if (gate && !gate.allowed) return `policy: ${explainDecision(gate)}`
     this.lamport.observe(env.lamport)
     if (env.epoch > this.#epoch) this.#epoch = env.epoch
     const replica = this.#replicaFor(env.thread)
@@ -238,11 +248,13 @@ export class Agent {
       ts: Math.max(0, Math.floor(this.#options.clock.now())),
       payload,
       refs: extra.refs ?? [],
-      policy: this.#options.policyHash ?? BUILTIN_POLICY_HASH,
+      policy: this.#options.policy?.capsule ?? this.#options.policyHash ?? BUILTIN_POLICY_HASH,
       epoch: extra.epoch ?? this.#epoch,
       ...(extra.fence === undefined ? {} : { fence: extra.fence }),
       ...(extra.evalDigest === undefined ? {} : { evalDigest: extra.evalDigest }),
     }
+    const gates = this.#options.policy
+    if (gates) gates.enforce('preflight', gates.preflight(unsigned), unsigned.policy)
     const env = await signEnvelope(unsigned, this.identity)
     const replica = this.#replicaFor(thread)
     const result = replica.receive(env as AnyEnvelope, this.#options.clock.now())
@@ -608,8 +620,11 @@ export class Agent {
     if (!this.capabilities.has(task.spec.capability)) return undefined
     const inputs = await this.#inputsOf(replica, task)
     if (!inputs) return undefined
-    const expected = [artifactCid(await this.capabilities.run(task.spec.capability, inputs))]
+    const output = await this.capabilities.run(task.spec.capability, inputs)
+    const expected = [artifactCid(output)]
     this.#expected.set(commit.id, expected)
+    const inputBytes = inputs.reduce((sum, bytes) => sum + bytes.length, 0)
+    this.#measured.set(commit.id, { inputBytes, outputBytes: output.length })
     return expected
   }
 
@@ -620,15 +635,27 @@ export class Agent {
     if (!this.#once(`attest:${commitId}`)) return
     const expected = await this.#expectedOutputs(replica, task)
     if (!expected) return
-    const honest = sameRefs(expected, commit.outputs) ? 'pass' : 'fail'
-    const verdict = this.#options.adversary?.rubberStamp ? 'pass' : honest
+    let honest: 'pass' | 'fail' = sameRefs(expected, commit.outputs) ? 'pass' : 'fail'
     const policyHash = this.#options.policyHash ?? BUILTIN_POLICY_HASH
     const digest = (v: string) => evalDigestOf({ commit: commitId, outputs: commit.outputs }, v, policyHash)
+    let evalDigest: string | undefined
+    const gates = this.#options.policy
+    if (gates) {
+      const decision = gates.commit(replica.get(commitId) as Envelope<'COMMIT'>, {
+        outputsMatch: honest === 'pass',
+        measured: this.#measured.get(commitId) ?? {},
+        taskClass: task.spec.capability,
+      })
+      honest = decision.allowed ? 'pass' : 'fail'
+      evalDigest = decision.evalDigest
+    }
+    const verdict = this.#options.adversary?.rubberStamp ? 'pass' : honest
+    evalDigest ??= digest(verdict)
     await this.publish(
       'ATTEST',
       replica.thread,
-      { task: taskId, commit: commitId, verdict, evalDigest: digest(verdict) },
-      { evalDigest: digest(verdict) },
+      { task: taskId, commit: commitId, verdict, evalDigest },
+      { evalDigest },
     )
     if (this.#options.adversary?.equivocate) {
       const other = verdict === 'pass' ? 'fail' : 'pass'

@@ -18,6 +18,11 @@ export type ErrorCode =
   | 'INVALID_ARGUMENT'
   | 'TRACE_INVALID'
   | 'INVARIANT_BROKEN'
+  | 'LEDGER_REJECTED'
+  | 'POLICY_DENIED'
+  | 'GAS_EXCEEDED'
+  | 'UNKNOWN_CAPSULE'
+  | 'CAPSULE_INVALID'
   | 'CONSENSUS_UNAVAILABLE'
   | 'STORE_LOCKED'
   | 'STORE_CORRUPT'
@@ -226,5 +231,66 @@ export class StoreCorruptError extends CanSwarmError {
     )
     this.name = 'StoreCorruptError'
     this.path = path
+  }
+}
+
+/** One reason a policy gave for a denial: the rule that fired and the field it blames. */
+export interface PolicyReason {
+  /** Stable rule id of the policy (`kind-allowed`, `payload-size`, `budget-credits`, …). */
+  rule: string
+  /** Dotted path of the envelope field the rule looked at (`payload.budget`). */
+  field: string
+}
+
+/** A policy gate denied an envelope; `reasons` name every rule that fired. */
+export class PolicyDeniedError extends CanSwarmError {
+  readonly gate: string
+  readonly reasons: readonly PolicyReason[]
+  constructor(gate: string, reasons: readonly PolicyReason[]) {
+    const list = reasons.map((r) => `${r.rule} (${r.field})`).join(', ') || 'default deny'
+    super(
+      'POLICY_DENIED',
+      `the ${gate} policy gate denied the envelope: ${list}; change the named fields to fit the policy`,
+      reasons[0]?.field,
+    )
+    this.name = 'PolicyDeniedError'
+    this.gate = gate
+    this.reasons = reasons
+  }
+}
+
+/** A policy evaluation ran out of gas: the policy is too expensive for its input. */
+export class GasExceededError extends CanSwarmError {
+  readonly gasLimit: number
+  constructor(gasLimit: number) {
+    super(
+      'GAS_EXCEEDED',
+      `policy evaluation used more than its gas limit of ${gasLimit} units and was stopped: simplify the policy or its input, or raise gasLimit`,
+      'gas',
+    )
+    this.name = 'GasExceededError'
+    this.gasLimit = gasLimit
+  }
+}
+
+/** An envelope names a policy capsule this peer does not know or does not trust. */
+export class UnknownCapsuleError extends CanSwarmError {
+  readonly capsule: string
+  constructor(capsule: string, field = 'policy') {
+    super(
+      'UNKNOWN_CAPSULE',
+      `policy capsule ${capsule.slice(0, 80)} is not known or not trusted here: the sender must evaluate under a capsule this peer accepted (signed by a trusted author, conformance passing)`,
+      field,
+    )
+    this.name = 'UnknownCapsuleError'
+    this.capsule = capsule
+  }
+}
+
+/** A policy capsule failed verification: bad signature, wrong hash, or failing conformance. */
+export class CapsuleInvalidError extends CanSwarmError {
+  constructor(message: string, field: string) {
+    super('CAPSULE_INVALID', `policy capsule rejected: ${message}`, field)
+    this.name = 'CapsuleInvalidError'
   }
 }

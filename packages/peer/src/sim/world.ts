@@ -19,6 +19,8 @@ import { ThreadReplica } from '../core/thread/replica.ts'
 import type { AnyEnvelope, Cid } from '../core/types.ts'
 import { createIdentity, type Identity } from '../crypto/ed25519.ts'
 import { signEnvelope, verifyEnvelope } from '../crypto/envelopes.ts'
+import { type Divergence, DivergenceDetector } from '../policy/divergence.ts'
+import type { PolicyGates, PolicyStats } from '../policy/gates.ts'
 import {
   CHECKED_PROPERTIES,
   checkReplica,
@@ -86,6 +88,11 @@ export interface SimOptions {
   settleMs?: number
   /** Receives each peer's thread logs at the end (for signed traces). */
   onTrace?: (trace: PeerThreadLog) => void | Promise<void>
+  /**
+   * Policy gates for each peer (PROTOCOL.md §7), created once per peer and kept across restarts;
+   * a peer given none runs the built-in rules. With gates, the result reports `policy`. @default none
+   */
+  policy?: (peer: number, identity: Identity) => Promise<PolicyGates | undefined>
 }
 
 /** One peer's log of one thread, in arrival order, with local receipt times. */
@@ -125,6 +132,8 @@ export interface SimResult {
   }
   violations: Violation[]
   properties: readonly Property[]
+  /** With {@link SimOptions.policy}: ATTEST digest divergences seen on the network, and each peer's gate counters. */
+  policy?: { divergences: Divergence[]; stats: (PolicyStats | undefined)[] }
 }
 
 type SimEventBody =
@@ -141,6 +150,7 @@ interface SimPeer {
   up: boolean
   anchor: boolean
   adversary: Adversary | undefined
+  policy?: PolicyGates | undefined
   known: Set<Cid>
   /** Durable log: every envelope this peer accepted or published, in arrival order. */
   durable: { env: AnyEnvelope; bytes: Uint8Array; atMs: number }[]
@@ -204,6 +214,7 @@ class World {
   readonly verified = new Map<Cid, boolean>()
   readonly decoded = new WeakMap<Uint8Array, AnyEnvelope | CanSwarmError>()
   readonly history: { record: DecideRecord; storeEpoch: number }[] = []
+  readonly divergence = new DivergenceDetector()
   params!: NetworkParams
   main = new MemoryConsensusStore({ epoch: 1 })
   fork: MemoryConsensusStore | undefined
@@ -320,6 +331,7 @@ class World {
       return
     }
     this.deliveries += 1
+    this.divergence.observe(env)
     peer.known.add(env.id)
     peer.durable.push({ env, bytes, atMs: this.localNow(peer) })
     await peer.agent.deliver(env)
@@ -342,6 +354,7 @@ class World {
       roles: peer.anchor ? { decider: true } : { planner: true, worker: true, verifier: true },
       ...(peer.anchor ? { consensus: new SimConsensus(this, peer.index) } : {}),
       ...(peer.adversary ? { adversary: peer.adversary } : {}),
+      ...(peer.policy ? { policy: peer.policy } : {}),
       tuning: { leaseTtlMs: 1500, workMs: 40 + this.random.int(0, 120) },
       clock: {
         now: () => world.localNow(peer),
@@ -363,6 +376,7 @@ class World {
         publish(env) {
           const bytes = encodeEnvelope(env)
           world.verified.set(env.id, true)
+          world.divergence.observe(env)
           peer.known.add(env.id)
           peer.durable.push({ env, bytes, atMs: world.localNow(peer) })
           world.broadcast(peer, bytes)
@@ -522,6 +536,9 @@ export async function runSimulation(options: SimOptions): Promise<SimResult> {
       side: 0,
     })
   }
+  if (options.policy) {
+    for (const peer of world.peers) peer.policy = await options.policy(peer.index, peer.identity)
+  }
   for (const peer of world.peers) world.startAgent(peer)
 
   // Workload and faults.
@@ -636,6 +653,14 @@ export async function runSimulation(options: SimOptions): Promise<SimResult> {
     observed: observe(world),
     violations: world.violations,
     properties: CHECKED_PROPERTIES,
+    ...(options.policy
+      ? {
+          policy: {
+            divergences: world.divergence.divergences(),
+            stats: world.peers.map((peer) => peer.policy?.stats()),
+          },
+        }
+      : {}),
   }
 }
 
