@@ -1,0 +1,8 @@
+/**
+ * The economy of CAN Swarm as pure functions: the credit ledger, committee selection by stake,
+ * reputation, recency and diversity, reputation from outcomes, and settlement rules.
+ */
+export * from './ledger.ts'
+export * from './reputation.ts'
+export * from './selection.ts'
+export * from './settlement.ts'
