@@ -55,13 +55,13 @@ const log = (line: string): void => console.error(`[policy] ${line}`)
 function run(
   command: string,
   args: string[],
-  options: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; quiet?: boolean } = {},
 ): string {
   return execFileSync(command, args, {
     cwd: options.cwd ?? ROOT,
     env: options.env ?? process.env,
     encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['ignore', 'pipe', options.quiet ? 'pipe' : 'inherit'],
     maxBuffer: 64 * 1024 * 1024,
   })
 }
@@ -192,7 +192,8 @@ function compile(target: (typeof TARGETS)[number], work: string): Uint8Array {
   })
   const extracted = join(work, target.name)
   mkdirSync(extracted, { recursive: true })
-  run('tar', ['-xzf', tarball, '-C', extracted, '/policy.wasm'])
+  // Bundle members are named /policy.wasm; GNU tar strips the leading slash (and says so: quiet).
+  run('tar', ['-xzf', tarball, '-C', extracted, '/policy.wasm'], { quiet: true })
   const raw = join(extracted, 'policy.wasm')
   const metered = join(extracted, 'metered.wasm')
   run(WASM_GAS, [raw, metered])
