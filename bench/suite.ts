@@ -18,6 +18,7 @@ import { createIdentity, type Identity, verifySignature } from '../packages/peer
 import { signEnvelope, verifyEnvelopes } from '../packages/peer/src/crypto/envelopes.ts'
 import { runSimulation } from '../packages/peer/src/sim/world.ts'
 import { runDecideBenchmark } from './decide.ts'
+import { runPolicyBenchmark } from './policy.ts'
 
 export interface Metric {
   value: number
@@ -291,5 +292,10 @@ export const BENCHMARKS: Record<string, Benchmark> = {
     description:
       'DECIDE stores (embedded node:sqlite, 3-member etcd): tryDecide latency and throughput, raw etcd put/txn floor',
     run: runDecideBenchmark,
+  },
+  policy: {
+    description:
+      'policy evaluation latency (compiled base policy, gas-metered) and ingress gate cost vs. verification',
+    run: runPolicyBenchmark,
   },
 }

@@ -2,6 +2,10 @@
  * Policy capsules on the real compiled policy (policies/bundle, built by opa 1.22.3 and
  * instrumented by tools/wasm-gas): engine, gas, the three gates, capsules, divergence.
  */
+import { spawnSync } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { Agent } from '../src/agent/agent.ts'
 import { SeededRandom } from '../src/agent/ports.ts'
@@ -396,5 +400,36 @@ describe('agent with policy gates', () => {
     expect(await agent.deliver(foreign as AnyEnvelope)).toBe('policy: denied by capsule-unknown (policy)')
     expect(agent.replica('need-x')).toBeUndefined()
     agent.stop()
+  })
+})
+
+describe('the Rego toolchain (real opa)', () => {
+  const root = fileURLToPath(new URL('../../../', import.meta.url))
+  const opa = join(root, '.tools', 'bin', 'opa')
+  const present = existsSync(opa)
+  if (!present) {
+    if (process.env.CI === 'true')
+      throw new Error(`${opa} is missing: .ci/run must build it (npm run policy:check)`)
+    console.warn(
+      `\n[policy.test] NOTICE: ${opa} not built; skipping the opa test run. Run npm run policy:build.\n`,
+    )
+  }
+
+  it.skipIf(!present)('opa test policies/ passes every conformance test with the pinned opa v1.22.3', () => {
+    const version = spawnSync(opa, ['version'], { encoding: 'utf8', timeout: 30_000 })
+    expect(version.stdout).toMatch(/^Version: 1\.22\.3$/m)
+    const run = spawnSync(opa, ['test', 'policies/', '--format', 'json'], {
+      cwd: root,
+      encoding: 'utf8',
+      timeout: 120_000,
+    })
+    expect(run.status, run.stderr).toBe(0)
+    const results = JSON.parse(run.stdout) as { name: string; fail?: boolean }[]
+    expect(results.filter((r) => r.fail)).toEqual([])
+    const ids = results
+      .filter((r) => r.name.startsWith('test_conf_') && r.name !== 'test_conf_meta_001')
+      .map((r) => r.name.slice(5).replaceAll('_', '-'))
+      .sort()
+    expect(ids).toEqual(bundle.manifest.conformance)
   })
 })
