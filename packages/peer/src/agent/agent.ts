@@ -62,6 +62,10 @@ export interface AgentTuning {
   decideRetryMs: number
   /** Attempts at a DECIDE before giving up on it. @default 30 */
   decideAttempts: number
+  /** Credits a worker escrows for its verifiers with each COMMIT. @default 4 */
+  verifyBounty: number
+  /** Credits a challenger puts up as a bond. @default 5 */
+  challengeBond: number
 }
 
 export const DEFAULT_AGENT_TUNING: AgentTuning = Object.freeze({
@@ -74,6 +78,8 @@ export const DEFAULT_AGENT_TUNING: AgentTuning = Object.freeze({
   finalizeBackupMs: 600,
   decideRetryMs: 200,
   decideAttempts: 30,
+  verifyBounty: 4,
+  challengeBond: 5,
 })
 
 /**
@@ -87,6 +93,8 @@ export interface Adversary {
   equivocate?: boolean
   /** Attest `pass` whatever the result. */
   rubberStamp?: boolean
+  /** Challenge results that are right (with a made-up expectation). */
+  frivolousChallenges?: boolean
 }
 
 export interface AgentOptions {
@@ -574,7 +582,7 @@ export class Agent {
           inputBytes,
           outputBytes: output.length,
         },
-        verifyBounty: 0,
+        verifyBounty: this.tuning.verifyBounty,
       },
       { fence: claim, refs: [cid], epoch: this.#threadEpoch(replica) },
     )
@@ -669,18 +677,23 @@ export class Agent {
   }
 
   async #challengeIfWrong(replica: ThreadReplica, taskId: string, commitId: Cid): Promise<void> {
-    if (this.#options.adversary) return
+    const adversary = this.#options.adversary
+    if (adversary && !adversary.frivolousChallenges) return
     const task = replica.state.tasks.get(taskId)
     const commit = task?.commit
     if (!task || commit?.id !== commitId || commit.worker === this.did) return
-    const expected = await this.#expectedOutputs(replica, task)
+    let expected = await this.#expectedOutputs(replica, task)
+    if (adversary?.frivolousChallenges) {
+      // A made-up expectation: the output of another input.
+      expected = [artifactCid(new TextEncoder().encode(`frivolous ${commitId}`))]
+    }
     if (!expected || sameRefs(expected, commit.outputs)) return
     if (!this.#once(`challenge:${commitId}`)) return
     await this.publish('CHALLENGE', replica.thread, {
       task: taskId,
       commit: commitId,
       proof: { type: 'output-mismatch', expected },
-      bond: 0,
+      bond: this.tuning.challengeBond,
     })
   }
 

@@ -8,7 +8,7 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { writeTrace } from '../audit/trace.ts'
-import { CHECKED_PROPERTIES } from '../sim/checkers.ts'
+import { CHECKED_PROPERTIES, ECONOMY_PROPERTIES } from '../sim/checkers.ts'
 import { FAULT_CLASSES, type FaultClass, runSimulation, type SimResult } from '../sim/world.ts'
 
 function positiveInt(name: string) {
@@ -55,6 +55,7 @@ const program = new Command()
       .argParser(faultList),
   )
   .option('--needs <n>', 'NEEDs posted per run', positiveInt('--needs'), 2)
+  .option('--economy', 'settle every run through the credit ledger and check P3 and conservation')
   .option('--trace <dir>', "write each peer's signed JSONL trace per thread under DIR/seed-S/")
   .option('--quiet', 'no progress lines on stderr')
   .addHelpText(
@@ -71,6 +72,7 @@ const options = program.opts<{
   needs: number
   trace?: string
   quiet?: boolean
+  economy?: boolean
 }>()
 const first = options.seed ?? 1
 const count =
@@ -89,6 +91,7 @@ let violations = 0
 let finalized = 0
 let envelopes = 0
 const observed: Record<string, number> = {}
+const economy: Record<string, number> = {}
 const failures: string[] = []
 const started = process.cpuUsage()
 const startedWall = performance.now()
@@ -102,6 +105,7 @@ for (let index = 0; index < count; index += 1) {
       seed,
       faults,
       needs: options.needs,
+      economy: options.economy === true,
       ...(options.peers === undefined ? {} : { peers: options.peers }),
       ...(options.trace === undefined
         ? {}
@@ -135,6 +139,8 @@ for (let index = 0; index < count; index += 1) {
   finalized += result.finalizedTasks
   envelopes += result.envelopes
   for (const [key, value] of Object.entries(result.observed)) observed[key] = (observed[key] ?? 0) + value
+  for (const [key, value] of Object.entries(result.economy ?? {}))
+    economy[key] = (economy[key] ?? 0) + (value as number)
   observed.forgedDropped = (observed.forgedDropped ?? 0) + result.droppedForged
   for (const violation of result.violations.slice(0, 5)) {
     const where = `${violation.peer === undefined ? '' : ` peer ${violation.peer}`}${violation.thread ? ` thread ${violation.thread}` : ''}`
@@ -157,7 +163,8 @@ const summary = {
   seeds: count,
   violations,
   finalized,
-  properties: CHECKED_PROPERTIES,
+  properties: options.economy ? [...CHECKED_PROPERTIES, ...ECONOMY_PROPERTIES] : CHECKED_PROPERTIES,
+  ...(options.economy ? { economy } : {}),
   byFault,
   observed,
   envelopes,

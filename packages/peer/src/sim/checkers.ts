@@ -9,9 +9,14 @@ import { kPlanOf, kResultOf, type NetworkParams } from '../core/thread/params.ts
 import type { ThreadReplica } from '../core/thread/replica.ts'
 import type { Envelope } from '../core/types.ts'
 
-/** Protocol properties, plus `no-agent-error`: an agent never fails with an unexpected error. */
-export type Property = 'P1' | 'P2' | 'P4' | 'P5' | 'P6' | 'no-agent-error'
+/**
+ * Protocol properties, plus `no-agent-error` (an agent never fails with an unexpected error) and,
+ * with the economy, `P3` and `conservation` (see economy.ts).
+ */
+export type Property = 'P1' | 'P2' | 'P3' | 'P4' | 'P5' | 'P6' | 'no-agent-error' | 'conservation'
 export const CHECKED_PROPERTIES: readonly Property[] = ['P1', 'P2', 'P4', 'P5', 'P6', 'no-agent-error']
+/** Properties checked when the simulator runs with its economy. */
+export const ECONOMY_PROPERTIES: readonly Property[] = ['P3', 'conservation']
 
 export interface Violation {
   property: Property

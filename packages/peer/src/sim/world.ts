@@ -9,6 +9,7 @@
  * A failing seed replays exactly: `npm run sim -- --seed N`.
  */
 import { type Adversary, Agent } from '../agent/agent.ts'
+import { builtinCapabilities } from '../agent/capabilities.ts'
 import { SeededRandom } from '../agent/ports.ts'
 import { MemoryArtifactStore } from '../core/artifacts.ts'
 import { decodeEnvelope, encodeEnvelope } from '../core/codec.ts'
@@ -25,9 +26,11 @@ import {
   CHECKED_PROPERTIES,
   checkReplica,
   checkStoreHistory,
+  ECONOMY_PROPERTIES,
   type Property,
   type Violation,
 } from './checkers.ts'
+import { type EconomyReport, settleEconomy } from './economy.ts'
 import { EventQueue, type Timed } from './queue.ts'
 
 /** Fault classes; `combined` turns every fault on at once. */
@@ -86,6 +89,11 @@ export interface SimOptions {
   workloadMs?: number
   /** Virtual time allowed after the faults stop for the swarm to converge. @default 30 000 */
   settleMs?: number
+  /**
+   * Settle the converged logs through the credit ledger and check P3 and conservation
+   * (see economy.ts). @default false
+   */
+  economy?: boolean
   /** Receives each peer's thread logs at the end (for signed traces). */
   onTrace?: (trace: PeerThreadLog) => void | Promise<void>
   /**
@@ -130,6 +138,8 @@ export interface SimResult {
     equivocations: number
     restarts: number
   }
+  /** With {@link SimOptions.economy}: what settlement did. */
+  economy?: EconomyReport
   violations: Violation[]
   properties: readonly Property[]
   /** With {@link SimOptions.policy}: ATTEST digest divergences seen on the network, and each peer's gate counters. */
@@ -517,6 +527,7 @@ export async function runSimulation(options: SimOptions): Promise<SimResult> {
           corruptOutputs: random.chance(0.7),
           equivocate: random.chance(0.7),
           rubberStamp: random.chance(0.7),
+          frivolousChallenges: random.chance(0.5),
         }
       : undefined
     const skewed = world.plan.skew && index !== 0
@@ -618,6 +629,19 @@ export async function runSimulation(options: SimOptions): Promise<SimResult> {
 
   checkStoreHistory(world.history, world.violations)
   const finalized = finalCheck(world, converged)
+  let economy: EconomyReport | undefined
+  if (options.economy) {
+    const requester = world.peers[2]!.agent
+    economy = await settleEconomy({
+      peers: world.peers.map((peer) => peer.identity.did),
+      params: world.params,
+      replicas: (requester?.threads() ?? []).map((thread) => requester!.replica(thread)!),
+      artifacts: world.artifacts,
+      capabilities: builtinCapabilities(),
+      converged,
+      violations: world.violations,
+    })
+  }
   if (options.onTrace) {
     for (const peer of world.peers) {
       for (const thread of peer.agent?.threads() ?? []) {
@@ -652,7 +676,8 @@ export async function runSimulation(options: SimOptions): Promise<SimResult> {
     virtualMs: Math.round(world.nowMs),
     observed: observe(world),
     violations: world.violations,
-    properties: CHECKED_PROPERTIES,
+    ...(economy === undefined ? {} : { economy }),
+    properties: options.economy ? [...CHECKED_PROPERTIES, ...ECONOMY_PROPERTIES] : CHECKED_PROPERTIES,
     ...(options.policy
       ? {
           policy: {
