@@ -1,6 +1,5 @@
 /**
  * @packageDocumentation
- * The CAN Swarm anchor node. Today: the DECIDE stores (see `./consensus/index.ts`); the anchor
- * CLI (`node packages/node`) arrives with the rest of the anchor-node issue.
+ * The CAN Swarm anchor node as a library: the DECIDE stores (see `./consensus/index.ts`).
  */
 export * from './consensus/index.ts'

@@ -98,6 +98,7 @@ function translateOpenError(error: unknown, path: string): unknown {
 
 /** A durable single-anchor {@link ConsensusStore} on `node:sqlite`. Create it with {@link open}. */
 export class EmbeddedConsensusStore implements MergeTarget {
+  /** The database file. */
   readonly path: string
   #db: DatabaseSync
   #maxBatch: number

@@ -11,6 +11,9 @@
  * existing / conflict. A key is written at most once by `tryDecide`, so retrying after a lost answer
  * is safe and returns the stored record. Calls are retried with exponential backoff on transient
  * errors (a member down, a leader election) up to `timeoutMs`; then {@link ConsensusUnavailableError}.
+ * Each try has its own deadline (`attemptTimeoutMs`) and may land on another member; connections
+ * to members reconnect with a capped backoff (`reconnectBackoffMaxMs`) and keepalive pings find
+ * frozen members.
  *
  * Leases: a DECIDE needs no lease (a create-once key has no owner to expire; the epoch compare is its
  * fence). Leases fence the multi-step merge: the merging anchor holds `merge-lock` on a lease, and
@@ -70,6 +73,10 @@ export interface EtcdConsensusStoreOptions extends RetryOptions {
   mergeLockTtlS?: number
   /** Page size when listing records. @default 1_000 */
   pageSize?: number
+  /** Longest wait between two reconnection attempts to a member (gRPC backoff cap). @default 2_000 */
+  reconnectBackoffMaxMs?: number
+  /** Interval of gRPC keepalive pings that find a dead or frozen member (etcd allows ≥ 5 s). @default 10_000 */
+  keepaliveMs?: number
 }
 
 const UTF8 = 'utf8'
@@ -99,7 +106,9 @@ function firstValue(response: IResponseOp | undefined): { value: string; modRevi
 
 /** A {@link ConsensusStore} on an etcd cluster shared by several anchors. Create it with {@link open}. */
 export class EtcdConsensusStore implements MergeTarget {
+  /** Key prefix of this anchor group. */
   readonly prefix: string
+  /** Client URLs of the etcd members. */
   readonly hosts: readonly string[]
   #client: Etcd3
   #retry: ResolvedRetryOptions
@@ -157,7 +166,17 @@ export class EtcdConsensusStore implements MergeTarget {
         throw new InvalidArgumentError(`${field} must be a positive number`, field)
       }
     }
-    const client = new Etcd3({ hosts: [...hosts], dialTimeout: options.dialTimeoutMs ?? 3_000 })
+    const reconnectBackoffMaxMs = options.reconnectBackoffMaxMs ?? 2_000
+    const client = new Etcd3({
+      hosts: [...hosts],
+      dialTimeout: options.dialTimeoutMs ?? 3_000,
+      grpcOptions: {
+        'grpc.initial_reconnect_backoff_ms': Math.min(100, reconnectBackoffMaxMs),
+        'grpc.max_reconnect_backoff_ms': reconnectBackoffMaxMs,
+        'grpc.keepalive_time_ms': options.keepaliveMs ?? 10_000,
+        'grpc.keepalive_timeout_ms': 5_000,
+      },
+    })
     const store = new EtcdConsensusStore(client, [...hosts], prefix, options)
     try {
       await store.#run(
@@ -245,9 +264,7 @@ export class EtcdConsensusStore implements MergeTarget {
 
   /** {@inheritDoc ConsensusStore.getDecide} */
   async getDecide(need: string, options: CallOptions = {}): Promise<DecideRecord | undefined> {
-    if (typeof need !== 'string' || need === '') {
-      throw new InvalidArgumentError('need must be a non-empty string', 'need')
-    }
+    if (typeof need !== 'string' || need === '') return undefined // never decidable, like the other stores
     const key = this.decideKey(need)
     return this.#run(
       'getDecide',

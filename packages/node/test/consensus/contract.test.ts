@@ -53,6 +53,7 @@ async function transcript(store: StoreUnderTest): Promise<unknown[]> {
   await step('foreign epoch', () => store.tryDecide(ok({ need: 'need-2', epoch: 2 })))
   await step('get', () => store.getDecide('need-1'))
   await step('get missing', () => store.getDecide('need-2'))
+  await step('get empty', () => store.getDecide(''))
   await step('empty need', () => store.tryDecide(ok({ need: '' })))
   await step('empty proposal', () => store.tryDecide(ok({ proposal: '' })))
   await step('negative epoch', () => store.tryDecide(ok({ epoch: -1 })))

@@ -93,6 +93,7 @@ describe.skipIf(!available)('etcd store under a nemesis', () => {
       await expect(aborted).rejects.toThrow('operator gave up')
       cluster.restart(first!)
       cluster.restart(second!)
+      const restartedAt = Date.now()
       // deciding resumes once a quorum is back
       await eventually(
         'a decision after the quorum came back',
@@ -105,6 +106,7 @@ describe.skipIf(!available)('etcd store under a nemesis', () => {
         },
         120_000,
       )
+      console.info(`[nemesis] first decision ${Date.now() - restartedAt} ms after restarting the two members`)
       await progress('after the quorum came back')
     } finally {
       await probe.close()
