@@ -57,6 +57,8 @@ process.once('exit', () => {
   for (const dir of liveDirs) rmSync(dir, { recursive: true, force: true })
 })
 
+class MemberExitedError extends Error {}
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** A running test cluster. */
@@ -73,8 +75,21 @@ export class EtcdCluster {
     this.#initialCluster = members.map((m) => `${m.name}=${m.peerUrl}`).join(',')
   }
 
-  /** Starts `size` members and waits until the cluster is healthy. */
+  /**
+   * Starts `size` members and waits until the cluster is healthy. A member that exits during the
+   * start (a port taken since it was picked) makes it start over on new ports, up to 3 times.
+   */
   static async start(options: { size?: number; healthTimeoutMs?: number } = {}): Promise<EtcdCluster> {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await EtcdCluster.#startOnce(options)
+      } catch (error) {
+        if (attempt >= 3 || !(error instanceof MemberExitedError)) throw error
+      }
+    }
+  }
+
+  static async #startOnce(options: { size?: number; healthTimeoutMs?: number }): Promise<EtcdCluster> {
     const size = options.size ?? 3
     const dir = mkdtempSync(join(tmpdir(), 'can-swarm-etcd-'))
     liveDirs.add(dir)
@@ -94,7 +109,7 @@ export class EtcdCluster {
     const cluster = new EtcdCluster(dir, members, `t-${process.pid}-${Date.now()}`)
     try {
       for (const member of members) cluster.#spawn(member)
-      await cluster.waitHealthy(options.healthTimeoutMs ?? 60_000)
+      await cluster.waitHealthy(options.healthTimeoutMs ?? 60_000, true)
     } catch (error) {
       await cluster.stop()
       throw error
@@ -152,9 +167,12 @@ export class EtcdCluster {
   }
 
   /** Polls every running member's /health until all say healthy. */
-  async waitHealthy(timeoutMs = 60_000): Promise<void> {
+  async waitHealthy(timeoutMs = 60_000, failOnExit = false): Promise<void> {
     const deadline = Date.now() + timeoutMs
     for (;;) {
+      const gone = this.members.find((m) => m.process === undefined)
+      if (failOnExit && gone)
+        throw new MemberExitedError(`${gone.name} exited while starting; see ${gone.logFile}`)
       const running = this.members.filter((m) => m.process !== undefined && !m.paused)
       const states = await Promise.all(running.map((m) => this.#healthy(m)))
       if (running.length > 0 && states.every(Boolean)) return
