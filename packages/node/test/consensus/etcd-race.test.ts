@@ -3,8 +3,9 @@
  * NEEDs on a real 3-member etcd cluster; then a split is modelled as two key prefixes that decide
  * independently and are merged.
  */
+import { Etcd3 } from 'etcd3'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type DecideRecord, MemoryConsensusStore } from '../../../peer/src/core/consensus.ts'
+import { bucketOf, type DecideRecord, MemoryConsensusStore } from '../../../peer/src/core/consensus.ts'
 import type { CanSwarmError } from '../../../peer/src/core/errors.ts'
 import { EtcdConsensusStore } from '../../src/consensus/etcd.ts'
 import { type Ack, AnchorProcess } from './helpers/anchors.ts'
@@ -190,6 +191,43 @@ describe.skipIf(!available)('etcd store: anchors racing on a real 3-member clust
     } finally {
       await target.close()
       await other.close()
+    }
+  }, 60_000)
+
+  it('a merger whose lock lease is gone cannot write: the lock key revision fences it', async () => {
+    const hosts = cluster.clientUrls
+    const target = await EtcdConsensusStore.open({ hosts, prefix: 'lease-fence' })
+    const raw = new Etcd3({ hosts })
+    const records = [
+      {
+        need: 'f1',
+        proposal: 'p',
+        epoch: 1,
+        lamport: 1,
+        kPlan: 1,
+        decider: 'did:key:zS' as const,
+        bucket: 0,
+      },
+    ]
+    // The source hands over its records only after the lock is taken; at that moment the lock key
+    // disappears, exactly as if this anchor had stalled past the lease TTL.
+    const source = {
+      currentEpoch: async () => 1,
+      records: async () => {
+        await raw.delete().key('lease-fence/merge-lock')
+        return records.map((r) => ({ ...r, bucket: bucketOf(r.need) }))
+      },
+    }
+    try {
+      await expect(target.mergeFrom(source, { fenceSource: false })).rejects.toMatchObject({
+        code: 'CONSENSUS_UNAVAILABLE',
+        message: /merge lock .* was lost/,
+      })
+      expect(await target.records()).toEqual([]) // nothing written after the fence was lost
+      expect(await target.currentEpoch()).toBe(1) // and the epoch did not move
+    } finally {
+      raw.close()
+      await target.close()
     }
   }, 60_000)
 })
