@@ -128,12 +128,16 @@ export async function mergeInto(
   const report: MergeReport = { epoch, losers: [], adopted: 0, replaced: 0 }
   const concurrency = Math.max(1, options.concurrency ?? 16)
   let next = 0
+  let failed = false
   const worker = async () => {
-    while (next < records.length) {
+    while (!failed && next < records.length) {
       throwIfAborted(options.signal)
       const record = records[next]!
       next += 1
-      const step = await target.mergeRecord(record, callOptions)
+      const step = await target.mergeRecord(record, callOptions).catch((error: unknown) => {
+        failed = true // the other workers stop too; a failed merge is safe to run again
+        throw error
+      })
       if (step.change === 'adopted') report.adopted += 1
       if (step.change === 'replaced') report.replaced += 1
       if (step.change === 'kept' || step.change === 'replaced') report.losers.push(step.loser)
