@@ -21,6 +21,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { loadPolicyEngine } from '../packages/peer/src/policy/engine.ts'
 
 /** The pinned Open Policy Agent version (DESIGN.md). */
 const OPA_VERSION = 'v1.22.3'
@@ -168,7 +169,7 @@ function conformanceTests(): string[] {
 function conformanceVectors(): {
   id: string
   input: unknown
-  expect: { allowed: boolean; rules: string[] }
+  expect: { allowed: boolean; rules: string[]; gasUsed?: number; evalDigest?: string }
 }[] {
   const out = JSON.parse(
     run(
@@ -200,7 +201,36 @@ function compile(target: (typeof TARGETS)[number], work: string): Uint8Array {
   return readFileSync(metered)
 }
 
-function build(outDir: string): string[] {
+/**
+ * Runs the vectors on the compiled, instrumented WASM (the engine peers run): each must give the
+ * decision `opa test` checked on the Go evaluator. Records the gas each one uses and its eval
+ * digest, so that a peer accepting the capsule also checks that its engine counts the same units
+ * and reaches the same digest.
+ */
+async function withGas(
+  wasm: Uint8Array,
+  vectors: ReturnType<typeof conformanceVectors>,
+): Promise<ReturnType<typeof conformanceVectors>> {
+  const engine = await loadPolicyEngine(wasm, { gasLimit: GAS_LIMIT })
+  return vectors.map((vector) => {
+    const decision = engine.evaluate(vector.input)
+    const rules = [...new Set(decision.reasons.map((r) => r.rule))].sort()
+    if (
+      decision.allowed !== vector.expect.allowed ||
+      rules.join(',') !== [...new Set(vector.expect.rules)].sort().join(',')
+    ) {
+      throw new Error(
+        `${vector.id}: the WASM decides ${JSON.stringify({ allowed: decision.allowed, rules })}, opa test expects ${JSON.stringify(vector.expect)}`,
+      )
+    }
+    return {
+      ...vector,
+      expect: { ...vector.expect, gasUsed: decision.gasUsed, evalDigest: decision.evalDigest },
+    }
+  })
+}
+
+async function build(outDir: string): Promise<string[]> {
   ensureOpa()
   ensureWasmGas()
   const passed = conformanceTests()
@@ -222,6 +252,7 @@ function build(outDir: string): string[] {
       written.push(`${target.name}.wasm`)
       if (!target.manifest) continue
       const engine = { opa: OPA_VERSION, target: 'wasm', opaWasm: opaWasmVersion, gas: GAS_MODEL }
+      const metered = await withGas(wasm, vectors)
       const manifest = {
         format: 'can-swarm/policy-bundle@1',
         name: `can-swarm/${target.name}`,
@@ -235,7 +266,7 @@ function build(outDir: string): string[] {
         engine,
         engineHash: sha256Hex(stableJson(engine, 0)),
         conformance: vectors.map((v) => v.id),
-        vectors,
+        vectors: metered,
       }
       writeFileSync(join(outDir, `${target.name}.json`), stableJson(manifest))
       written.push(`${target.name}.json`)
@@ -252,12 +283,12 @@ function build(outDir: string): string[] {
 const check = process.argv.includes('--check')
 try {
   if (!check) {
-    const files = build(BUNDLE)
+    const files = await build(BUNDLE)
     log(`wrote ${files.map((f) => `policies/bundle/${f}`).join(', ')}`)
   } else {
     const out = mkdtempSync(join(tmpdir(), 'can-swarm-policy-check-'))
     try {
-      const files = build(out)
+      const files = await build(out)
       const stale = files.filter((file) => {
         const committed = join(BUNDLE, file)
         return !existsSync(committed) || !readFileSync(committed).equals(readFileSync(join(out, file)))

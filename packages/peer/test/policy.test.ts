@@ -346,6 +346,23 @@ describe('capsules', () => {
       author,
     )
     await expect(fresh.accept(lying)).rejects.toMatchObject({ code: 'CAPSULE_INVALID', field: 'conformance' })
+    // A vector records the gas units; an engine that counts differently fails it.
+    const wrongGas = await createCapsule(
+      {
+        wasm: bundle.wasm,
+        manifest: {
+          ...bundle.manifest,
+          vectors: bundle.manifest.vectors.map((v, i) =>
+            i === 0 ? { ...v, expect: { ...v.expect, gasUsed: v.expect.gasUsed! + 1 } } : v,
+          ),
+        },
+      },
+      author,
+    )
+    await expect(fresh.accept(wrongGas)).rejects.toMatchObject({
+      code: 'CAPSULE_INVALID',
+      field: 'conformance',
+    })
   })
 })
 

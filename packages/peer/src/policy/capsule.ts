@@ -40,7 +40,12 @@ export interface ConformanceVector {
   /** Stable id (`conf-kind-001`), the name of its Rego unit test. */
   id: string
   input: unknown
-  expect: { allowed: boolean; rules: string[] }
+  /**
+   * The decision: allowed, the set of denying rules, and (recorded by the build) the gas units the
+   * evaluation uses and its eval digest — a peer whose engine counts other units or reaches
+   * another digest fails the vector.
+   */
+  expect: { allowed: boolean; rules: string[]; gasUsed?: number; evalDigest?: string }
 }
 
 /** The manifest `npm run policy:build` writes beside the WASM (`policies/bundle/base.json`). */
@@ -135,7 +140,7 @@ export async function createCapsule(
     engine: { ...manifest.engine },
     engineHash: manifest.engineHash,
     conformance: [...manifest.conformance].sort(),
-    vectors: manifest.vectors.map((v) => ({ id: v.id, input: v.input, expect: v.expect })),
+    vectors: manifest.vectors.map((v) => ({ id: v.id, input: v.input, expect: { ...v.expect } })),
     author: author.did,
   }
   const sig = await author.sign(encodeCanonical(body))
@@ -191,8 +196,15 @@ export function decodeCapsule(bytes: Uint8Array): PolicyCapsule {
   if (!Array.isArray(c.vectors) || c.vectors.length > MAX_CONFORMANCE_VECTORS)
     fail('vectors', `must be a list of at most ${MAX_CONFORMANCE_VECTORS}`)
   for (const [index, v] of (c.vectors as ConformanceVector[]).entries()) {
-    if (!v || !isString(v.id) || typeof v.expect?.allowed !== 'boolean' || !Array.isArray(v.expect.rules))
-      fail(`vectors.${index}`, 'must be {id, input, expect: {allowed, rules}}')
+    if (
+      !v ||
+      !isString(v.id) ||
+      typeof v.expect?.allowed !== 'boolean' ||
+      !Array.isArray(v.expect.rules) ||
+      !(v.expect.gasUsed === undefined || Number.isSafeInteger(v.expect.gasUsed)) ||
+      !(v.expect.evalDigest === undefined || isString(v.expect.evalDigest))
+    )
+      fail(`vectors.${index}`, 'must be {id, input, expect: {allowed, rules, gasUsed?, evalDigest?}}')
   }
   const keys = Object.keys(c).sort().join(',')
   const expected = [
@@ -253,7 +265,16 @@ export function runConformance(
     const decision = engine.evaluate(vector.input)
     const rules = [...new Set(decision.reasons.map((r) => r.rule))].sort().join(',')
     const want = [...new Set(vector.expect.rules)].sort().join(',')
-    if (decision.allowed === vector.expect.allowed && rules === want && !decision.gasExceeded)
+    const gasOk = vector.expect.gasUsed === undefined || vector.expect.gasUsed === decision.gasUsed
+    const digestOk =
+      vector.expect.evalDigest === undefined || vector.expect.evalDigest === decision.evalDigest
+    if (
+      decision.allowed === vector.expect.allowed &&
+      rules === want &&
+      gasOk &&
+      digestOk &&
+      !decision.gasExceeded
+    )
       passed.push(vector.id)
     else failed.push(vector.id)
   }

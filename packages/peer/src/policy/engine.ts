@@ -119,7 +119,7 @@ export class PolicyEngine {
     let failure: PolicyReason | undefined
     let gasExceeded: GasExceededError | undefined
     try {
-      result = this.#policy.evaluate(input, this.#entrypointId)
+      result = this.#policy.evaluate(canonicalJsonBytes(input), this.#entrypointId)
     } catch {
       if (this.#gas.value === OUT_OF_GAS) {
         gasExceeded = new GasExceededError(gasLimit)
@@ -139,6 +139,31 @@ export class PolicyEngine {
       ...(gasExceeded ? { gasExceeded } : {}),
     }
   }
+}
+
+const encoder = new TextEncoder()
+
+/**
+ * The input as JSON with object keys sorted at every level. The policy parses its input inside the
+ * metered module, and the order in which keys arrive changes the work it does: sorted keys make the
+ * gas count a function of the input's content alone.
+ */
+function canonicalJsonBytes(input: unknown): ArrayBuffer {
+  const bytes = encoder.encode(canonicalJson(input))
+  return bytes.buffer.byteLength === bytes.byteLength
+    ? (bytes.buffer as ArrayBuffer)
+    : (bytes.slice().buffer as ArrayBuffer)
+}
+
+function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null'
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`
+  const record = value as Record<string, unknown>
+  const parts: string[] = []
+  for (const key of Object.keys(record).sort()) {
+    if (record[key] !== undefined) parts.push(`${JSON.stringify(key)}:${canonicalJson(record[key])}`)
+  }
+  return `{${parts.join(',')}}`
 }
 
 function checkGasLimit(gasLimit: number): void {
