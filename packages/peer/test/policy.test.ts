@@ -139,6 +139,11 @@ describe('policy engine', () => {
     expect(first.gasUsed).toBeLessThan(100_000)
     expect(again).toEqual(first)
     expect(other).toEqual(first)
+    expect(again.evalDigest).toBe(first.evalDigest)
+    expect(other.evalDigest).toBe(first.evalDigest)
+    expect(first.evalDigest).toMatch(/^[0-9a-f]{64}$/)
+    // The digest covers the decision: another input, another digest.
+    expect(a.evaluate(bundle.manifest.vectors[0]!.input).evalDigest).not.toBe(first.evalDigest)
   })
 
   it('stops a deliberately expensive policy with a typed GasExceeded denial, not a hang', async () => {

@@ -130,14 +130,51 @@ export class PolicyEngine {
     }
     const gasUsed = gasExceeded ? gasLimit : Number(limit - BigInt.asUintN(64, this.#gas.value))
     const answer = failure ? { allowed: false, reasons: [failure] } : readAnswer(result)
-    const decision = { allowed: answer.allowed, reasons: answer.reasons, gasUsed }
-    const evalDigest = evalDigestOf(input, decision, this.policyHash)
-    return {
-      ...decision,
-      evalDigest,
-      policyHash: this.policyHash,
-      ...(gasExceeded ? { gasExceeded } : {}),
-    }
+    return new Decision(input, answer.allowed, answer.reasons, gasUsed, this.policyHash, gasExceeded)
+  }
+}
+
+/**
+ * A decision whose eval digest is computed on first read (hashing the input costs about as much as
+ * evaluating it, and only the commit gate's digests leave the peer). The input must not be mutated
+ * after evaluation.
+ */
+class Decision implements PolicyDecision {
+  readonly allowed: boolean
+  readonly reasons: PolicyReason[]
+  readonly gasUsed: number
+  readonly policyHash: string
+  declare readonly gasExceeded?: GasExceededError
+  #input: unknown
+  #digest: string | undefined
+
+  constructor(
+    input: unknown,
+    allowed: boolean,
+    reasons: PolicyReason[],
+    gasUsed: number,
+    policyHash: string,
+    gasExceeded: GasExceededError | undefined,
+  ) {
+    this.#input = input
+    this.allowed = allowed
+    this.reasons = reasons
+    this.gasUsed = gasUsed
+    this.policyHash = policyHash
+    if (gasExceeded) Object.defineProperty(this, 'gasExceeded', { value: gasExceeded, enumerable: true })
+  }
+
+  get evalDigest(): string {
+    this.#digest ??= evalDigestOf(
+      this.#input,
+      { allowed: this.allowed, reasons: this.reasons, gasUsed: this.gasUsed },
+      this.policyHash,
+    )
+    return this.#digest
+  }
+
+  toJSON(): object {
+    return { ...this, evalDigest: this.evalDigest }
   }
 }
 
