@@ -33,6 +33,7 @@ import {
   denialError,
   encodeCapsule,
   explainDecision,
+  fetchUnknownCapsules,
   loadPolicyEngine,
   type PolicyCapsule,
   PolicyGates,
@@ -368,6 +369,60 @@ describe('capsules', () => {
       code: 'CAPSULE_INVALID',
       field: 'conformance',
     })
+  })
+})
+
+describe('capsule distribution', () => {
+  it('fetches an unknown capsule met at ingress, verifies it, and then lets its envelopes in', async () => {
+    const store = new MemoryArtifactStore()
+    // Another trusted capsule (same policy, re-signed with another vector order: another hash).
+    const second = await createCapsule(
+      {
+        wasm: bundle.wasm,
+        manifest: { ...bundle.manifest, vectors: [...bundle.manifest.vectors].reverse() },
+      },
+      author,
+    )
+    const secondHash = await store.put(encodeCapsule(second))
+    const mine = new CapsuleRegistry({ trustedAuthors: [author.did] })
+    const own = await mine.accept(capsule)
+    let settle: { resolve: (hash: string) => void; reject: (error: unknown) => void } | undefined
+    const fetched = new Promise<string>((resolve, reject) => {
+      settle = { resolve, reject }
+    })
+    const gates = new PolicyGates({
+      engine: own.engine,
+      capsule: own.hash,
+      trusted: mine,
+      onUnknownCapsule: fetchUnknownCapsules(mine, store, {
+        onAccepted: (hash) => settle!.resolve(hash),
+        onError: (error) => settle!.reject(error),
+      }),
+    })
+    const env = received('HEARTBEAT', heartbeat, { policy: secondHash })
+    expect(gates.ingress(env).reasons).toEqual([{ rule: 'capsule-unknown', field: 'policy' }])
+    expect(await fetched).toBe(secondHash)
+    expect(gates.ingress(env).allowed).toBe(true)
+    expect(mine.has(secondHash)).toBe(true)
+  })
+
+  it('keeps denying a capsule whose fetch or verification fails', async () => {
+    const store = new MemoryArtifactStore()
+    const bad = await createCapsule(bundle, stranger)
+    const badHash = await store.put(encodeCapsule(bad))
+    const mine = new CapsuleRegistry({ trustedAuthors: [author.did] })
+    const own = await mine.accept(capsule)
+    const failure = await new Promise<unknown>((resolve) => {
+      const gates = new PolicyGates({
+        engine: own.engine,
+        capsule: own.hash,
+        trusted: mine,
+        onUnknownCapsule: fetchUnknownCapsules(mine, store, { onError: resolve }),
+      })
+      gates.ingress(received('HEARTBEAT', heartbeat, { policy: badHash }))
+    })
+    expect(failure).toBeInstanceOf(CapsuleInvalidError)
+    expect(mine.has(badHash)).toBe(false)
   })
 })
 

@@ -15,6 +15,7 @@
  * ```
  */
 
+import type { ArtifactStore } from '../core/artifacts.ts'
 import { evalDigestOf } from '../core/digest.ts'
 import {
   type CanSwarmError,
@@ -44,6 +45,13 @@ export interface PolicyGatesOptions {
   preflightCacheEntries?: number
   /** (thread, sender) message counters kept; the oldest are forgotten beyond. @default 65 536 */
   maxCounters?: number
+  /**
+   * Called once per unknown capsule hash met at ingress, e.g. to fetch and verify it
+   * ({@link fetchUnknownCapsules}); envelopes under it are denied until it is trusted. @default none
+   */
+  onUnknownCapsule?: (hash: string) => void
+  /** Unknown capsule hashes remembered (each reported once). @default 1024 */
+  maxUnknownCapsules?: number
 }
 
 /** Counters of one gate. */
@@ -101,6 +109,9 @@ export class PolicyGates {
     commit: emptyStats(),
   }
   #denialsByRule = new Map<string, number>()
+  #onUnknownCapsule: ((hash: string) => void) | undefined
+  #unknown = new Set<string>()
+  #maxUnknown: number
 
   constructor(options: PolicyGatesOptions) {
     this.engine = options.engine
@@ -109,6 +120,8 @@ export class PolicyGates {
     this.#trusted = options.trusted ?? { has: (hash) => hash === own }
     this.#cacheEntries = options.preflightCacheEntries ?? 4096
     this.#maxCounters = options.maxCounters ?? 65_536
+    this.#onUnknownCapsule = options.onUnknownCapsule
+    this.#maxUnknown = options.maxUnknownCapsules ?? 1024
   }
 
   /** Preflight: evaluates an envelope about to be published (cached by its input document). */
@@ -137,6 +150,7 @@ export class PolicyGates {
     const input = envelopeInput(env, 'ingress', { messages, ...context })
     let decision: PolicyDecision
     if (!this.#trusted.has(env.policy)) {
+      this.#reportUnknown(env.policy)
       const answer = { allowed: false, reasons: [{ rule: CAPSULE_RULE, field: 'policy' }], gasUsed: 0 }
       decision = {
         ...answer,
@@ -174,6 +188,13 @@ export class PolicyGates {
     return decision
   }
 
+  #reportUnknown(hash: string): void {
+    if (!this.#onUnknownCapsule || this.#unknown.has(hash)) return
+    if (this.#unknown.size >= this.#maxUnknown) this.#unknown.delete(this.#unknown.values().next().value!)
+    this.#unknown.add(hash)
+    this.#onUnknownCapsule(hash)
+  }
+
   #bump(thread: string, sender: string): number {
     const key = `${thread}\u0000${sender}`
     const count = (this.#counters.get(key) ?? 0) + 1
@@ -191,5 +212,35 @@ export class PolicyGates {
     stats.denials += 1
     for (const reason of decision.reasons as PolicyReason[])
       this.#denialsByRule.set(reason.rule, (this.#denialsByRule.get(reason.rule) ?? 0) + 1)
+  }
+}
+
+/**
+ * An `onUnknownCapsule` handler that fetches the capsule from an artifact store and accepts it into
+ * the registry (signature, trusted author, conformance run locally). Failures go to `onError`; the
+ * capsule then stays unknown and its envelopes stay denied.
+ *
+ * @example
+ * ```ts
+ * const gates = new PolicyGates({ engine, capsule, trusted: registry,
+ *   onUnknownCapsule: fetchUnknownCapsules(registry, artifacts, { onError: console.warn }) })
+ * ```
+ */
+export function fetchUnknownCapsules(
+  registry: {
+    fetch(hash: string, store: ArtifactStore, options?: { signal?: AbortSignal }): Promise<unknown>
+  },
+  store: ArtifactStore,
+  options: {
+    onError?: (error: unknown) => void
+    onAccepted?: (hash: string) => void
+    signal?: AbortSignal
+  } = {},
+): (hash: string) => void {
+  return (hash) => {
+    registry.fetch(hash, store, options.signal ? { signal: options.signal } : {}).then(
+      () => options.onAccepted?.(hash),
+      (error: unknown) => options.onError?.(error),
+    )
   }
 }
