@@ -12,7 +12,7 @@ import { DEFAULT_CONFIG, LOG_LEVELS, resolveConfig } from './anchor/config.ts'
 const program = new Command()
   .name('node packages/node')
   .description(
-    'CAN Swarm anchor node: durable DECIDE store, HTTP health/metrics/status, and (with the libp2p issue) relay and gossip.',
+    'CAN Swarm anchor node: libp2p relay + gossip + DECIDE service on a durable consensus store, and HTTP health/metrics/status.',
   )
   .option('--data <dir>', `directory for all state [env CAN_SWARM_DATA] (default "${DEFAULT_CONFIG.data}")`)
   .option(
@@ -38,6 +38,26 @@ const program = new Command()
     `etcd key prefix of this anchor group [env CAN_SWARM_ETCD_PREFIX] (default ${DEFAULT_CONFIG.etcdPrefix})`,
   )
   .option(
+    '--p2p-port <n>',
+    `libp2p TCP port, 0 for any [env CAN_SWARM_P2P_PORT] (default ${DEFAULT_CONFIG.p2pPort})`,
+  )
+  .option(
+    '--ws-port <n>',
+    `libp2p WebSocket port browsers dial, 0 for any [env CAN_SWARM_WS_PORT] (default ${DEFAULT_CONFIG.wsPort})`,
+  )
+  .option(
+    '--peers <multiaddrs>',
+    'comma-separated multiaddrs of other anchors/relays to keep connected [env CAN_SWARM_PEERS]',
+  )
+  .option(
+    '--verifiers <dids>',
+    'comma-separated did:key verifier pool of this network (genesis) [env CAN_SWARM_VERIFIERS]',
+  )
+  .option(
+    '--no-bootstrap-mode',
+    'leave bootstrap mode (K = 1); only with ≥ 10 verifiers [env CAN_SWARM_BOOTSTRAP_MODE=false]',
+  )
+  .option(
     '--shutdown-timeout-ms <ms>',
     `longest graceful shutdown [env CAN_SWARM_SHUTDOWN_TIMEOUT_MS] (default ${DEFAULT_CONFIG.shutdownTimeoutMs})`,
   )
@@ -49,6 +69,7 @@ const program = new Command()
   .parse()
 
 const options = program.opts<Record<string, string | undefined>>()
+delete options.bootstrapMode
 
 let config: ReturnType<typeof resolveConfig>
 try {
@@ -63,6 +84,11 @@ try {
       etcd: options.etcd,
       etcdPrefix: options.etcdPrefix,
       shutdownTimeoutMs: options.shutdownTimeoutMs,
+      p2pPort: options.p2pPort,
+      wsPort: options.wsPort,
+      peers: options.peers,
+      verifiers: options.verifiers,
+      bootstrapMode: process.argv.includes('--no-bootstrap-mode') ? false : undefined,
     },
     process.env,
   )
@@ -75,7 +101,7 @@ const logger = pino({ level: config.logLevel, base: { service: 'can-swarm-anchor
 
 try {
   const anchor = await startAnchor(config, { logger })
-  logger.info({ did: anchor.did, url: anchor.url }, 'anchor ready')
+  logger.info({ did: anchor.did, url: anchor.url, multiaddrs: anchor.multiaddrs() }, 'anchor ready')
   let signalled = false
   const shutdown = (signal: string): void => {
     if (signalled) return

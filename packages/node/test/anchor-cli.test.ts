@@ -32,7 +32,7 @@ function runSync(args: string[], env: Record<string, string> = {}) {
 function startAnchor(
   args: string[],
 ): Promise<{ child: ChildProcess; url: string; did: string; logs: string[] }> {
-  const child = spawn(node, ['packages/node', '--port', '0', ...args], {
+  const child = spawn(node, ['packages/node', '--port', '0', '--p2p-port', '0', '--ws-port', '0', ...args], {
     cwd: root,
     stdio: ['ignore', 'pipe', 'pipe'],
   })
@@ -77,6 +77,11 @@ describe('node packages/node', () => {
       '--etcd',
       '--etcd-prefix',
       '--config',
+      '--p2p-port',
+      '--ws-port',
+      '--peers',
+      '--verifiers',
+      '--no-bootstrap-mode',
     ]) {
       expect(help.stdout).toContain(option)
     }
@@ -114,11 +119,15 @@ describe('node packages/node', () => {
     expect((await fetch(`${first.url}/healthz`, { method: 'POST' })).status).toBe(405)
 
     // One process per data directory: a second anchor on it fails with the lock named.
-    const second = spawnSync(node, ['packages/node', '--port', '0', '--data', data], {
-      cwd: root,
-      encoding: 'utf8',
-      timeout: 30_000,
-    })
+    const second = spawnSync(
+      node,
+      ['packages/node', '--port', '0', '--p2p-port', '0', '--ws-port', '0', '--data', data],
+      {
+        cwd: root,
+        encoding: 'utf8',
+        timeout: 30_000,
+      },
+    )
     expect(second.status).toBe(1)
     expect(second.stdout).toMatch(/STORE_LOCKED|locked/)
 

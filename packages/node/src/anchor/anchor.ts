@@ -17,16 +17,23 @@ import { fileURLToPath } from 'node:url'
 import type { Logger } from 'pino'
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client'
 import type { ConsensusStore } from '../../../peer/src/core/consensus.ts'
+import { type NetworkParams, networkParams } from '../../../peer/src/core/thread/params.ts'
 import { EmbeddedConsensusStore } from '../consensus/embedded.ts'
 import { EtcdConsensusStore } from '../consensus/etcd.ts'
 import type { AnchorConfig } from './config.ts'
 import { startHttp } from './http.ts'
 import { loadOrCreateIdentity } from './identity.ts'
+import { EnvelopeLog } from './log.ts'
+import { type AnchorSwarm, startSwarm } from './swarm.ts'
 
 export interface Anchor {
   readonly did: string
   readonly url: string
   readonly consensus: ConsensusStore
+  readonly params: NetworkParams
+  readonly swarm: AnchorSwarm
+  /** Dialable libp2p multiaddrs (TCP and WebSocket), each ending in /p2p/<peer id>. */
+  multiaddrs(): string[]
   /** Stops accepting work, lets in-flight work finish, closes the store. Idempotent. */
   stop(): Promise<void>
 }
@@ -59,6 +66,23 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
   const epoch = await store.currentEpoch()
   logger.info({ consensus: config.consensus, epoch }, 'consensus store open')
 
+  const params = networkParams({ verifiers: config.verifiers, bootstrap: config.bootstrapMode })
+  const { log, envelopes } = EnvelopeLog.open(config.data)
+  logger.info({ envelopes: envelopes.length }, 'envelope log open')
+  const swarm = await startSwarm({
+    identity,
+    params,
+    consensus: store,
+    log,
+    restored: envelopes,
+    host: config.host,
+    tcpPort: config.p2pPort,
+    wsPort: config.wsPort,
+    bootstrap: config.peers,
+    onError: (error) => logger.warn({ err: error }, 'agent error'),
+  })
+  logger.info({ multiaddrs: swarm.multiaddrs(), peerId: swarm.network.peerId.toString() }, 'swarm listening')
+
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: 'can_swarm_anchor_' })
   const httpRequests = new Counter({
@@ -86,10 +110,15 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
     notReady: () => (stopping ? ['shutting down'] : []),
     status: () => ({
       did: identity.did,
+      peerId: swarm.network.peerId.toString(),
+      multiaddrs: swarm.multiaddrs(),
+      connections: swarm.network.libp2p.getConnections().length,
+      threads: swarm.agent.threads().length,
+      envelopes: log.size,
       consensus: config.consensus,
+      params,
       uptimeMs: Date.now() - started,
       webApp: webRoot !== undefined,
-      network: 'not started: the libp2p peer arrives with the libp2p issue',
     }),
     onRequest: (_method, route, status) => httpRequests.inc({ route, status: String(status) }),
   })
@@ -101,12 +130,22 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
       stopping = true
       logger.info('stopping')
       await closeServer(server)
+      await swarm.stop()
+      log.close()
       await store.close()
       logger.info('stopped')
     })()
     return stopped
   }
-  return { did: identity.did, url, consensus: store, stop }
+  return {
+    did: identity.did,
+    url,
+    consensus: store,
+    params,
+    swarm,
+    multiaddrs: () => swarm.multiaddrs(),
+    stop,
+  }
 }
 
 function closeServer(server: Server): Promise<void> {

@@ -24,6 +24,16 @@ const configSchema = z
     etcd: z.array(z.string().url()).max(16),
     /** Key prefix in etcd (one per anchor group). */
     etcdPrefix: z.string().min(1).max(128),
+    /** libp2p TCP port (0 picks a free one). */
+    p2pPort: z.number().int().min(0).max(65_535),
+    /** libp2p WebSocket port, the one browsers dial (0 picks a free one). */
+    wsPort: z.number().int().min(0).max(65_535),
+    /** Multiaddrs (with /p2p/<id>) of other anchors or relays to keep connected to. */
+    peers: z.array(z.string().min(1)).max(64),
+    /** The verifier pool (did:key list) of this network — a genesis parameter every peer shares. */
+    verifiers: z.array(z.string().startsWith('did:key:')).max(10_000),
+    /** Bootstrap mode (K = 1) until the network has ≥ 10 staked verifiers for 24 h. */
+    bootstrapMode: z.boolean(),
     /** How long a graceful shutdown may take before the process exits anyway. */
     shutdownTimeoutMs: z.number().int().min(100).max(600_000),
   })
@@ -39,6 +49,11 @@ export const DEFAULT_CONFIG: AnchorConfig = Object.freeze({
   consensus: 'embedded',
   etcd: [],
   etcdPrefix: 'can-swarm',
+  p2pPort: 7701,
+  wsPort: 7702,
+  peers: [],
+  verifiers: [],
+  bootstrapMode: true,
   shutdownTimeoutMs: 10_000,
 })
 
@@ -52,9 +67,15 @@ export const ENVIRONMENT: Readonly<Record<string, keyof AnchorConfig>> = Object.
   CAN_SWARM_ETCD: 'etcd',
   CAN_SWARM_ETCD_PREFIX: 'etcdPrefix',
   CAN_SWARM_SHUTDOWN_TIMEOUT_MS: 'shutdownTimeoutMs',
+  CAN_SWARM_P2P_PORT: 'p2pPort',
+  CAN_SWARM_WS_PORT: 'wsPort',
+  CAN_SWARM_PEERS: 'peers',
+  CAN_SWARM_VERIFIERS: 'verifiers',
+  CAN_SWARM_BOOTSTRAP_MODE: 'bootstrapMode',
 })
 
-const NUMERIC = new Set<keyof AnchorConfig>(['port', 'shutdownTimeoutMs'])
+const NUMERIC = new Set<keyof AnchorConfig>(['port', 'shutdownTimeoutMs', 'p2pPort', 'wsPort'])
+const LISTS = new Set<keyof AnchorConfig>(['etcd', 'peers', 'verifiers'])
 
 function coerce(key: keyof AnchorConfig, raw: string, source: string): unknown {
   if (NUMERIC.has(key)) {
@@ -64,11 +85,17 @@ function coerce(key: keyof AnchorConfig, raw: string, source: string): unknown {
     }
     return value
   }
-  if (key === 'etcd')
+  if (LISTS.has(key)) {
     return raw
       .split(',')
-      .map((url) => url.trim())
-      .filter((url) => url.length > 0)
+      .map((item) => item.trim())
+      .filter((item) => item.length > 0)
+  }
+  if (key === 'bootstrapMode') {
+    if (raw !== 'true' && raw !== 'false')
+      throw new InvalidArgumentError(`${source}: "${raw}" is not true or false`, key)
+    return raw === 'true'
+  }
   return raw
 }
 

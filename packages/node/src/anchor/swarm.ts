@@ -1,0 +1,93 @@
+/**
+ * The anchor's place in the swarm: a libp2p node with a circuit relay server and TCP + WebSocket
+ * listeners (browsers reach it over WebSockets and find each other through it), the gossip bus,
+ * and an agent with the decider role whose DECIDEs go through the anchor's durable consensus
+ * store. Everything it hears or says is kept in the envelope log first.
+ */
+import { circuitRelayServer } from '@libp2p/circuit-relay-v2'
+import { Agent } from '../../../peer/src/agent/agent.ts'
+import { type EnvelopeSink, SeededRandom } from '../../../peer/src/agent/ports.ts'
+import { MemoryArtifactStore } from '../../../peer/src/core/artifacts.ts'
+import type { ConsensusStore } from '../../../peer/src/core/consensus.ts'
+import type { NetworkParams } from '../../../peer/src/core/thread/params.ts'
+import type { AnyEnvelope } from '../../../peer/src/core/types.ts'
+import type { LocalIdentity } from '../../../peer/src/crypto/ed25519.ts'
+import { attachAgent, systemClock } from '../../../peer/src/net/agent-bus.ts'
+import { createBus, type GossipBus } from '../../../peer/src/net/bus.ts'
+import { createNetwork, type Network } from '../../../peer/src/net/network.ts'
+import type { EnvelopeLog } from './log.ts'
+
+export interface SwarmOptions {
+  identity: LocalIdentity
+  params: NetworkParams
+  consensus: ConsensusStore
+  log: EnvelopeLog
+  /** Envelopes restored from the log. */
+  restored: readonly AnyEnvelope[]
+  host: string
+  tcpPort: number
+  wsPort: number
+  /** Other anchors or relays to stay connected to. */
+  bootstrap: readonly string[]
+  onError: (error: unknown) => void
+}
+
+export interface AnchorSwarm {
+  readonly network: Network
+  readonly bus: GossipBus
+  readonly agent: Agent
+  multiaddrs(): string[]
+  stop(): Promise<void>
+}
+
+export async function startSwarm(options: SwarmOptions): Promise<AnchorSwarm> {
+  const family = options.host.includes(':') ? 'ip6' : 'ip4'
+  const network = await createNetwork({
+    identity: options.identity,
+    listen: [
+      `/${family}/${options.host}/tcp/${options.tcpPort}`,
+      `/${family}/${options.host}/tcp/${options.wsPort}/ws`,
+    ],
+    bootstrap: options.bootstrap,
+    webRTC: false,
+    services: {
+      relay: circuitRelayServer({ reservations: { maxReservations: 256 } }) as (components: never) => unknown,
+    },
+  })
+  const inner = createBus(network)
+  const log = options.log
+  // What the agent publishes is logged before it leaves; what arrives is logged before delivery.
+  const bus: EnvelopeSink = {
+    publish(env: AnyEnvelope) {
+      log.append(env)
+      inner.publish(env)
+    },
+  }
+  inner.onEnvelope((env) => log.append(env))
+  const agent = new Agent({
+    identity: options.identity,
+    params: options.params,
+    bus,
+    clock: systemClock(),
+    random: new SeededRandom(Date.now() >>> 0),
+    artifacts: new MemoryArtifactStore(),
+    consensus: options.consensus,
+    roles: { decider: true },
+    onError: options.onError,
+  })
+  await agent.restore(options.restored)
+  const attached = attachAgent(inner, agent, { onError: options.onError })
+  return {
+    network,
+    bus: inner,
+    agent,
+    multiaddrs: () => network.libp2p.getMultiaddrs().map(String),
+    async stop() {
+      attached.detach()
+      agent.stop()
+      await inner.flush().catch(() => undefined)
+      await network.stop()
+      log.sync()
+    },
+  }
+}

@@ -1,0 +1,142 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { Agent } from '../../peer/src/agent/agent.ts'
+import { SeededRandom } from '../../peer/src/agent/ports.ts'
+import { MemoryArtifactStore } from '../../peer/src/core/artifacts.ts'
+import { networkParams } from '../../peer/src/core/thread/params.ts'
+import { createIdentity } from '../../peer/src/crypto/ed25519.ts'
+import { attachAgent, systemClock } from '../../peer/src/net/agent-bus.ts'
+import { createBus } from '../../peer/src/net/bus.ts'
+import { createNetwork, type Network } from '../../peer/src/net/network.ts'
+
+const root = join(import.meta.dirname, '..', '..', '..')
+let dir: string
+const children: ChildProcess[] = []
+const networks: Network[] = []
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'can-swarm-anchor-swarm-'))
+})
+afterAll(async () => {
+  for (const network of networks) await network.stop().catch(() => undefined)
+  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL')
+  await rm(dir, { recursive: true, force: true })
+})
+
+interface Started {
+  child: ChildProcess
+  did: string
+  multiaddrs: string[]
+  url: string
+}
+
+function startAnchor(args: string[]): Promise<Started> {
+  const child = spawn(
+    process.execPath,
+    ['packages/node', '--port', '0', '--p2p-port', '0', '--ws-port', '0', '--log-level', 'info', ...args],
+    { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
+  )
+  children.push(child)
+  const logs: string[] = []
+  return new Promise((resolve, reject) => {
+    let buffer = ''
+    child.stdout!.on('data', (chunk: Buffer) => {
+      buffer += chunk.toString()
+      for (let newline = buffer.indexOf('\n'); newline >= 0; newline = buffer.indexOf('\n')) {
+        const line = buffer.slice(0, newline)
+        buffer = buffer.slice(newline + 1)
+        logs.push(line)
+        const entry = JSON.parse(line) as { msg: string; did: string; url: string; multiaddrs: string[] }
+        if (entry.msg === 'anchor ready')
+          resolve({ child, did: entry.did, url: entry.url, multiaddrs: entry.multiaddrs })
+      }
+    })
+    child.stderr!.on('data', (chunk: Buffer) => logs.push(chunk.toString()))
+    child.on('exit', (code) => reject(new Error(`anchor exited with ${code}:\n${logs.join('\n')}`)))
+  })
+}
+
+async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = probe()
+    if (value !== undefined) return value
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
+
+describe('an anchor in the swarm', () => {
+  it('decides a NEED posted by a peer over libp2p, through its durable store, and keeps the log across a restart', async () => {
+    const seed = new Uint8Array(32).fill(7)
+    const identity = await createIdentity({ seed })
+    const data = join(dir, 'anchor')
+    const anchor = await startAnchor(['--data', data, '--verifiers', identity.did])
+    const ws = anchor.multiaddrs.find((address) => address.includes('/ws/'))
+    expect(ws).toMatch(/^\/ip4\/127\.0\.0\.1\/tcp\/\d+\/ws\/p2p\//)
+
+    const network = await createNetwork({ identity, bootstrap: [ws!], webRTC: false })
+    networks.push(network)
+    const bus = createBus(network)
+    const params = networkParams({ verifiers: [identity.did], bootstrap: true })
+    const agent = new Agent({
+      identity,
+      params,
+      bus,
+      clock: systemClock(),
+      random: new SeededRandom(5),
+      artifacts: new MemoryArtifactStore(),
+      roles: { planner: true, worker: true, verifier: true },
+      tuning: { leaseTtlMs: 5000 },
+    })
+    attachAgent(bus, agent)
+    await until(
+      'a gossip peer',
+      () => (network.pubsub.getSubscribers('can-swarm/1/shard/0').length > 0 ? true : undefined),
+      30_000,
+    ).catch(() => undefined)
+    await new Promise((resolve) => setTimeout(resolve, 1500))
+
+    const need = await agent.post({
+      requires: ['word-frequency', 'sha256'],
+      inputs: [new TextEncoder().encode('the swarm decides the swarm')],
+      budget: 20,
+      bidWindowMs: 200,
+    })
+    const decided = await until('a DECIDE from the anchor', () => agent.replica(need)?.state.winner)
+    expect(decided.decider).toBe(anchor.did)
+    const final = await until('both tasks FINAL', () => {
+      const state = agent.replica(need)!.state
+      const tasks = [...state.tasks.values()].filter((task) => task.proposal === decided.proposal)
+      return tasks.length === 2 && tasks.every((task) => task.state === 'FINAL') ? tasks : undefined
+    })
+    expect(final).toHaveLength(2)
+
+    const status = (await (await fetch(`${anchor.url}/api/status`)).json()) as {
+      threads: number
+      envelopes: number
+    }
+    expect(status.threads).toBe(1)
+    expect(status.envelopes).toBeGreaterThan(8)
+
+    // The anchor kept every envelope; after a restart it restores them and holds the same decision.
+    anchor.child.kill('SIGTERM')
+    await new Promise((resolve) => anchor.child.once('exit', resolve))
+    const logged = (await readFile(join(data, 'envelopes.jsonl'), 'utf8')).trim().split('\n')
+    expect(logged.length).toBe(status.envelopes)
+    expect(logged.some((line) => line.includes('"DECIDE"'))).toBe(true)
+    const again = await startAnchor(['--data', data, '--verifiers', identity.did])
+    expect(again.did).toBe(anchor.did)
+    const restarted = (await (await fetch(`${again.url}/api/status`)).json()) as {
+      threads: number
+      envelopes: number
+    }
+    expect(restarted.envelopes).toBe(status.envelopes)
+    expect(restarted.threads).toBe(1)
+    again.child.kill('SIGTERM')
+    await new Promise((resolve) => again.child.once('exit', resolve))
+  })
+})
