@@ -96,10 +96,11 @@ function ensureOpa(): void {
   mkdirSync(TOOLS_BIN, { recursive: true })
   ensureIgnored()
   try {
-    run('go', ['install', OPA_MODULE], { env: { ...process.env, GOBIN: TOOLS_BIN } })
+    // opa's go.mod asks for Go >= 1.26; GOTOOLCHAIN=auto lets an older Go (>= 1.21) fetch it.
+    run('go', ['install', OPA_MODULE], { env: { ...process.env, GOBIN: TOOLS_BIN, GOTOOLCHAIN: 'auto' } })
   } catch (error) {
     throw new Error(
-      `could not build opa (${String(error)}): install Go >= 1.24, or use the committed bundle (npm test needs no Go)`,
+      `could not build opa (${String(error)}): install Go >= 1.21 (it fetches Go 1.26 itself), or use the committed bundle (npm test needs no Go)`,
     )
   }
 }
