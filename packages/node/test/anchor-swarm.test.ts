@@ -2,15 +2,20 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { multiaddr } from '@multiformats/multiaddr'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Agent } from '../../peer/src/agent/agent.ts'
 import { SeededRandom } from '../../peer/src/agent/ports.ts'
 import { MemoryArtifactStore } from '../../peer/src/core/artifacts.ts'
 import { networkParams } from '../../peer/src/core/thread/params.ts'
+import type { AnyEnvelope } from '../../peer/src/core/types.ts'
 import { createIdentity } from '../../peer/src/crypto/ed25519.ts'
+import { verifyEnvelope } from '../../peer/src/crypto/envelopes.ts'
+import { requestDecide } from '../../peer/src/decide/client.ts'
 import { attachAgent, systemClock } from '../../peer/src/net/agent-bus.ts'
 import { createBus } from '../../peer/src/net/bus.ts'
 import { createNetwork, type Network } from '../../peer/src/net/network.ts'
+import { makeIdentities, sign } from '../../peer/test/helpers.ts'
 
 const root = join(import.meta.dirname, '..', '..', '..')
 let dir: string
@@ -138,5 +143,96 @@ describe('an anchor in the swarm', () => {
     expect(restarted.threads).toBe(1)
     again.child.kill('SIGTERM')
     await new Promise((resolve) => again.child.once('exit', resolve))
+  })
+})
+
+describe('the DECIDE service protocol', () => {
+  it('decides a self-contained quorum once, answers later rivals with the winner, refuses forgeries', async () => {
+    const [requester, planner, verifier, outsider] = await makeIdentities(4, 77)
+    const anchor = await startAnchor(['--data', join(dir, 'decide-service'), '--verifiers', verifier!.did])
+    const network = await createNetwork({
+      identity: await createIdentity({ seed: new Uint8Array(32).fill(9) }),
+      webRTC: false,
+    })
+    networks.push(network)
+    const tcp = multiaddr(anchor.multiaddrs.find((address) => !address.includes('/ws/'))!)
+    const need = 'need-decide-service'
+    const envelopesFor = async (proposal: string, attester = verifier!): Promise<AnyEnvelope[]> => [
+      await sign(
+        requester!,
+        'NEED',
+        need,
+        {
+          need,
+          epoch: 1,
+          requires: ['sha256'],
+          inputs: ['bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku'],
+          produces: 'text/plain',
+          budget: 10,
+          deadlineMs: 0,
+          bidWindowMs: 1,
+        },
+        { lamport: 1 },
+      ),
+      await sign(planner!, 'PROPOSE', need, {
+        need,
+        proposal,
+        patch: [
+          {
+            name: 'digest',
+            capability: 'sha256',
+            inputs: ['bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku'],
+            produces: 'text/plain',
+          },
+        ],
+        ballot: 1,
+        price: 1,
+        etaMs: 1,
+        shardDependencies: [],
+      }),
+      await sign(attester, 'ATTEST_PLAN', need, { need, proposal, verdict: 'accept' }),
+    ]
+    const first = await requestDecide(network.libp2p, tcp, {
+      need,
+      proposal: 'p1',
+      envelopes: await envelopesFor('p1'),
+    })
+    expect(first.outcome).toBe('decided')
+    if (first.outcome !== 'decided') return
+    expect(first.decide.payload.proposal).toBe('p1')
+    expect(first.decide.sender).toBe(anchor.did)
+    await verifyEnvelope(first.decide)
+    const rival = await requestDecide(network.libp2p, tcp, {
+      need,
+      proposal: 'p2',
+      envelopes: await envelopesFor('p2'),
+    })
+    expect(rival).toMatchObject({ outcome: 'decided' })
+    if (rival.outcome === 'decided') expect(rival.decide.payload.proposal).toBe('p1')
+
+    const forged = await envelopesFor('p3')
+    forged[2] = { ...forged[2]!, sig: new Uint8Array(64) } as AnyEnvelope
+    const refused = await requestDecide(network.libp2p, tcp, { need, proposal: 'p3', envelopes: forged })
+    expect(refused).toMatchObject({ outcome: 'refused' })
+    if (refused.outcome === 'refused') expect(refused.reason).toMatch(/envelopes\.2/)
+
+    const other = 'need-without-quorum'
+    const noQuorum = await envelopesFor('q1', outsider)
+    const rethreaded: AnyEnvelope[] = []
+    for (const env of noQuorum) {
+      const payload = { ...env.payload, need: other } as never
+      const signer = [requester!, planner!, outsider!].find((id) => id.did === env.sender)!
+      rethreaded.push(await sign(signer, env.kind, other, payload))
+    }
+    const pending = await requestDecide(
+      network.libp2p,
+      tcp,
+      { need: other, proposal: 'q1', envelopes: rethreaded },
+      { timeoutMs: 15_000 },
+    )
+    expect(pending).toMatchObject({ outcome: 'pending' })
+    if (pending.outcome === 'pending') expect(pending.reason).toMatch(/no quorum/)
+    anchor.child.kill('SIGTERM')
+    await new Promise((resolve) => anchor.child.once('exit', resolve))
   })
 })

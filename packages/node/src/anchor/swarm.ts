@@ -15,6 +15,7 @@ import type { LocalIdentity } from '../../../peer/src/crypto/ed25519.ts'
 import { attachAgent, systemClock } from '../../../peer/src/net/agent-bus.ts'
 import { createBus, type GossipBus } from '../../../peer/src/net/bus.ts'
 import { createNetwork, type Network } from '../../../peer/src/net/network.ts'
+import { serveDecide } from './decide-service.ts'
 import type { EnvelopeLog } from './log.ts'
 
 export interface SwarmOptions {
@@ -77,12 +78,14 @@ export async function startSwarm(options: SwarmOptions): Promise<AnchorSwarm> {
   })
   await agent.restore(options.restored)
   const attached = attachAgent(inner, agent, { onError: options.onError })
+  const stopService = await serveDecide({ network, agent, log })
   return {
     network,
     bus: inner,
     agent,
     multiaddrs: () => network.libp2p.getMultiaddrs().map(String),
     async stop() {
+      await stopService()
       attached.detach()
       agent.stop()
       await inner.flush().catch(() => undefined)

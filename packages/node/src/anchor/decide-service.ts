@@ -1,0 +1,101 @@
+/**
+ * The anchor's DECIDE service over its own libp2p protocol (`/can-swarm/decide/1.0.0`). A peer
+ * sends a self-contained quorum (NEED, PROPOSE, ATTEST_PLAN envelopes); the anchor verifies every
+ * signature, feeds the envelopes to its decider agent — the same path gossip takes, so K_plan,
+ * eligibility and the create-if-absent in the consensus store are applied once, in one place —
+ * and answers with the signed DECIDE that won (which may be another proposal's), or why there is
+ * none.
+ */
+import type { Stream } from '@libp2p/interface'
+import { lpStream } from '@libp2p/utils'
+import type { Agent } from '../../../peer/src/agent/agent.ts'
+import { compareEnvelopes } from '../../../peer/src/core/codec.ts'
+import { CanSwarmError } from '../../../peer/src/core/errors.ts'
+import type { Envelope } from '../../../peer/src/core/types.ts'
+import { verifyEnvelopes } from '../../../peer/src/crypto/envelopes.ts'
+import {
+  DECIDE_PROTOCOL,
+  type DecideServiceResponse,
+  decodeRequest,
+  encodeResponse,
+  MAX_MESSAGE_BYTES,
+} from '../../../peer/src/decide/protocol.ts'
+import type { Network } from '../../../peer/src/net/network.ts'
+import type { EnvelopeLog } from './log.ts'
+
+export interface DecideServiceOptions {
+  network: Network
+  agent: Agent
+  log: EnvelopeLog
+  /** How long one request may wait for its DECIDE. @default 5 000 */
+  timeoutMs?: number
+  /** Requests served at once per connection. @default 16 */
+  maxInboundStreams?: number
+  onRequest?: (outcome: DecideServiceResponse['outcome'], ms: number) => void
+}
+
+export async function serveDecide(options: DecideServiceOptions): Promise<() => Promise<void>> {
+  const timeoutMs = options.timeoutMs ?? 5_000
+  const handle = async (stream: Stream): Promise<void> => {
+    const started = performance.now()
+    const framed = lpStream(stream, { maxDataLength: MAX_MESSAGE_BYTES })
+    const signal = AbortSignal.timeout(timeoutMs + 1_000)
+    let response: DecideServiceResponse
+    try {
+      const request = decodeRequest((await framed.read({ signal })).subarray())
+      response = await decide(options, request, timeoutMs)
+    } catch (error) {
+      response = {
+        outcome: 'refused',
+        reason: error instanceof CanSwarmError ? error.message : String(error),
+      }
+    }
+    try {
+      await framed.write(encodeResponse(response), { signal })
+      await stream.close()
+    } catch {
+      stream.abort(new Error('decide service: could not answer'))
+    }
+    options.onRequest?.(response.outcome, performance.now() - started)
+  }
+  await options.network.libp2p.handle(DECIDE_PROTOCOL, (stream) => void handle(stream), {
+    maxInboundStreams: options.maxInboundStreams ?? 16,
+  })
+  return () => options.network.libp2p.unhandle(DECIDE_PROTOCOL)
+}
+
+async function decide(
+  options: DecideServiceOptions,
+  request: ReturnType<typeof decodeRequest>,
+  timeoutMs: number,
+): Promise<DecideServiceResponse> {
+  const { agent, log } = options
+  for (const [index, env] of request.envelopes.entries()) {
+    if (env.thread !== request.need)
+      return { outcome: 'refused', reason: `envelopes.${index} belongs to another thread` }
+  }
+  if (!request.envelopes.some((env) => env.kind === 'PROPOSE' && env.payload.proposal === request.proposal)) {
+    return { outcome: 'refused', reason: `the request carries no PROPOSE of ${request.proposal}` }
+  }
+  const errors = await verifyEnvelopes(request.envelopes)
+  const bad = errors.findIndex((error) => error !== undefined)
+  if (bad >= 0) return { outcome: 'refused', reason: `envelopes.${bad}: ${errors[bad]!.message}` }
+  for (const env of [...request.envelopes].sort(compareEnvelopes)) {
+    log.append(env)
+    await agent.deliver(env)
+  }
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const replica = agent.replica(request.need)
+    const winner = replica?.state.winner
+    if (winner) return { outcome: 'decided', decide: replica!.get(winner.env) as Envelope<'DECIDE'> }
+    if (Date.now() > deadline) {
+      const quorum = replica?.state.quorum
+      const reason = quorum
+        ? `quorum reached for ${quorum.proposal} but no DECIDE yet (consensus store slow or unavailable)`
+        : `no quorum: ${request.proposal} lacks K_plan eligible accepting attestations`
+      return { outcome: 'pending', reason }
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+}
