@@ -102,6 +102,13 @@ vectors := {
 		}}),
 		"expect": deny(["telemetry-exact"]),
 	},
+	"conf-commit-007": {
+		"input": object.union(commit, {"telemetry": {
+			"claimed": {"cpuMs": 1, "wallMs": 50, "memoryBytes": 0, "inputBytes": 10, "outputBytes": 64},
+			"measured": {"inputBytes": 10, "outputBytes": 6400},
+		}}),
+		"expect": deny(["telemetry-exact"]),
+	},
 	"conf-commit-003": {
 		"input": object.union(commit, {"telemetry": {
 			"claimed": {"cpuMs": 500, "wallMs": 50, "memoryBytes": 0, "inputBytes": 10, "outputBytes": 64},

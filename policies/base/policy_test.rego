@@ -15,7 +15,7 @@ conforms(id) if {
 }
 
 # Every vector has a test below (a vector without one would never be checked).
-test_conf_meta_001 if count(conformance.vectors) == 30
+test_conf_meta_001 if count(conformance.vectors) == 31
 
 test_conf_good_001 if conforms("conf-good-001")
 test_conf_good_002 if conforms("conf-good-002")
@@ -43,6 +43,8 @@ test_conf_bounty_004 if conforms("conf-bounty-004")
 test_conf_bounty_005 if conforms("conf-bounty-005")
 test_conf_commit_001 if conforms("conf-commit-001")
 test_conf_commit_002 if conforms("conf-commit-002")
+test_conf_commit_007 if conforms("conf-commit-007")
+
 test_conf_commit_003 if conforms("conf-commit-003")
 test_conf_commit_004 if conforms("conf-commit-004")
 test_conf_commit_005 if conforms("conf-commit-005")

@@ -292,6 +292,12 @@ describe('commit gate', () => {
     ])
     const bytes = gates.commit(commitEnvelope({ telemetry: { ...telemetry, outputBytes: 6400 } }), check)
     expect(bytes.reasons).toEqual([{ rule: 'telemetry-exact', field: 'payload.telemetry.outputBytes' }])
+    // The other way round: the verifier measured more than the worker claimed (under-reporting).
+    const under = gates.commit(commitEnvelope(), {
+      ...check,
+      measured: { inputBytes: 10, outputBytes: 6400 },
+    })
+    expect(under.reasons).toEqual([{ rule: 'telemetry-exact', field: 'payload.telemetry.outputBytes' }])
     const wrong = gates.commit(commitEnvelope(), { ...check, outputsMatch: false })
     expect(wrong.reasons).toEqual([{ rule: 'outputs-match', field: 'payload.outputs' }])
   })
