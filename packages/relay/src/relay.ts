@@ -32,6 +32,8 @@ export interface RelayOptions {
   maxReservations?: number
   /** Most open connections. @default 512 */
   maxConnections?: number
+  /** Inbound connections accepted per second from one host. @default 100 */
+  inboundConnectionsPerSecond?: number
 }
 
 /** A running relay. */
@@ -84,6 +86,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     dialDiscoveredBelow: 0,
     reputationPingMs: 0,
     maxConnections: options.maxConnections ?? 512,
+    inboundConnectionsPerSecond: options.inboundConnectionsPerSecond ?? 100,
     services: {
       relay: circuitRelayServer({
         reservations: { maxReservations: options.maxReservations ?? 128 },

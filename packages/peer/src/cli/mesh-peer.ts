@@ -11,7 +11,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { Agent } from '../agent/agent.ts'
 import { SeededRandom } from '../agent/ports.ts'
 import { MemoryArtifactStore } from '../core/artifacts.ts'
-import { encodeEnvelope } from '../core/codec.ts'
+import { decodeEnvelope, encodeEnvelope } from '../core/codec.ts'
 import { MemoryConsensusStore } from '../core/consensus.ts'
 import { BUILTIN_POLICY_HASH } from '../core/digest.ts'
 import { networkParams } from '../core/thread/params.ts'
@@ -23,7 +23,7 @@ import { createBus, type GossipBus } from '../net/bus.ts'
 import { encodeFrame } from '../net/frame.ts'
 import { createNetwork, type Network } from '../net/network.ts'
 import { threadTopic } from '../net/topics.ts'
-import type { IngressHook } from '../net/validation.ts'
+import { type IngressHook, validateFrame } from '../net/validation.ts'
 
 /** How the parent configures a mesh peer. */
 export interface MeshPeerConfig {
@@ -72,6 +72,10 @@ const deliveries: Array<[string, number]> = []
 const kept = new Map<string, Uint8Array>()
 const prepared: AnyEnvelope[] = []
 let lamport = 0
+/** The NATS baseline's connection (benchmarks only). */
+let nats:
+  | { close(): Promise<void>; publish(subject: string, data: Uint8Array): void; flush(): Promise<void> }
+  | undefined
 const errors: string[] = []
 /** When each followed thread was first seen final here (ms, wall clock). */
 const finalAt = new Map<string, number>()
@@ -91,12 +95,14 @@ async function start(config: MeshPeerConfig): Promise<unknown> {
     pubsubDiscovery: config.pubsubDiscovery ?? true,
     dialDiscoveredBelow: config.dialDiscoveredBelow ?? 8,
     webRTC: config.webRTC ?? false,
+    // every peer of a loopback mesh dials from 127.0.0.1
+    inboundConnectionsPerSecond: 1000,
     ...(config.maxEnvelopeAgeMs === undefined ? {} : { maxEnvelopeAgeMs: config.maxEnvelopeAgeMs }),
     ...(config.gossip ? { gossip: config.gossip } : {}),
     ...(config.reputation ? { reputation: config.reputation } : {}),
   })
   bus = createBus(network, {
-    publishWindowMs: config.publishWindowMs ?? 0,
+    ...(config.publishWindowMs === undefined ? {} : { publishWindowMs: config.publishWindowMs }),
     ...(ingress ? { ingress } : {}),
   })
   if (config.record || config.keepBytes) {
@@ -254,7 +260,6 @@ const methods: Record<string, (params: never) => Promise<unknown> | unknown> = {
     } as AnyEnvelope
     const bytes = encodeEnvelope(forged)
     await bus.publishFrame(threadTopic(params.thread, network.config.shardCount), bytes)
-    const { decodeEnvelope } = await import('../core/codec.ts')
     return decodeEnvelope(bytes).id
   },
   /** Republishes the bytes of an envelope this peer received earlier (a replay). */
@@ -263,6 +268,52 @@ const methods: Record<string, (params: never) => Promise<unknown> | unknown> = {
     if (!bytes) throw new Error(`no kept bytes for ${params.id}`)
     await bus.publishFrame(threadTopic(params.thread, network.config.shardCount), encodeFrame([bytes]))
     return params.id
+  },
+  /** Benchmark baseline: subscribes to `subject` on nats-server, validating like the bus does. */
+  async natsSubscribe(params: { servers: string; subject: string; validate: boolean }) {
+    const { connect } = await import('nats')
+    const connection = await connect({ servers: params.servers })
+    nats = connection
+    connection.subscribe(params.subject, {
+      callback: (error, message) => {
+        if (error) return
+        if (!params.validate) {
+          deliveries.push([decodeEnvelope(message.data).id, preciseNowMs()])
+          return
+        }
+        void validateFrame(
+          message.data,
+          { from: 'nats', topic: params.subject },
+          { maxEnvelopeAgeMs: network.config.maxEnvelopeAgeMs },
+        ).then((result) => {
+          if (result.ok) for (const env of result.envelopes) deliveries.push([env.id, preciseNowMs()])
+        })
+      },
+    })
+    await connection.flush()
+    return true
+  },
+  /** Benchmark baseline: publishes the prepared envelopes' bytes on nats-server at `ratePerS`. */
+  async natsBlast(params: { servers: string; subject: string; ratePerS: number }) {
+    const { connect } = await import('nats')
+    nats ??= await connect({ servers: params.servers })
+    const sent: Array<[string, number]> = []
+    const started = preciseNowMs()
+    for (let i = 0; i < prepared.length; i += 1) {
+      const due = started + (i * 1000) / params.ratePerS
+      const wait = due - preciseNowMs()
+      if (wait > 1) await sleep(wait)
+      const env = prepared[i]!
+      sent.push([env.id, preciseNowMs()])
+      nats.publish(params.subject, encodeEnvelope(env))
+    }
+    await nats.flush()
+    return sent
+  },
+  async natsClose() {
+    await nats?.close()
+    nats = undefined
+    return true
   },
   stats(params: { deliveries?: boolean } = {}) {
     const scores: Record<string, { gossip: number; app: number }> = {}
@@ -284,6 +335,11 @@ const methods: Record<string, (params: never) => Promise<unknown> | unknown> = {
       connectedTo: network.libp2p.getConnections().map((c) => c.remotePeer.toString()),
       errors,
     }
+  },
+  /** CPU time this process has used, in µs (user + system). */
+  cpu() {
+    const usage = process.cpuUsage()
+    return usage.user + usage.system
   },
   clearDeliveries() {
     deliveries.length = 0
@@ -319,6 +375,7 @@ const methods: Record<string, (params: never) => Promise<unknown> | unknown> = {
     return result
   },
   async stop() {
+    await nats?.close().catch(() => {})
     agent?.stop()
     bus?.close()
     await network?.stop()

@@ -43,7 +43,7 @@ interface MeshOptions {
   needs: number
   timeoutMs: number
   challengeMs: number
-  windowMs: number
+  windowMs?: number
   netns: 'auto' | 'on' | 'off'
 }
 
@@ -94,7 +94,7 @@ export async function runMesh(options: MeshOptions): Promise<Record<string, unkn
       bootstrap: [relayAddress],
       pubsubDiscovery: true,
       dialDiscoveredBelow: 8,
-      publishWindowMs: options.windowMs,
+      ...(options.windowMs === undefined ? {} : { publishWindowMs: options.windowMs }),
       agent: {
         roles: index === 0 ? { decider: true } : { planner: true, worker: true, verifier: true },
         verifiers,
@@ -200,7 +200,11 @@ async function main(argv: string[]): Promise<number> {
       60_000,
     )
     .option('--challenge-ms <ms>', 'challenge window before FINALIZE', integer(0, 600_000), 1000)
-    .option('--window-ms <ms>', 'bus publish window (batching), 0 = none', integer(0, 1000), 0)
+    .option(
+      '--window-ms <ms>',
+      'bus publish window (batching), 0 = none (default: the bus default, 5)',
+      integer(0, 1000),
+    )
     .addOption(
       new Option('--netns <mode>', 'run inside a private network namespace')
         .choices(['auto', 'on', 'off'])

@@ -47,8 +47,10 @@ export interface BusOptions {
   /** Shards to subscribe to. @default 'all' */
   shards?: 'all' | readonly number[]
   /**
-   * Batch envelopes per topic over this window, in ms; 0 publishes each at once.
-   * @default 0
+   * Batch envelopes per topic over this window, in ms; 0 publishes each at once. Batching cuts
+   * the per-message cost of gossip (framing, encryption, duplicate suppression) several-fold at
+   * high rates, for at most this much added latency (bench `bus`).
+   * @default 5
    */
   publishWindowMs?: number
   /** Most envelopes in one batch (a full batch is sent at once). @default 64 */
@@ -98,6 +100,8 @@ export interface GossipBus extends EnvelopeSink {
 }
 
 const MAX_RECENT_REJECTIONS = 100
+/** Default of {@link BusOptions.publishWindowMs}. */
+export const DEFAULT_PUBLISH_WINDOW_MS = 5
 
 /**
  * Attaches a bus to a started network: subscribes to the shard topics (and the network's
@@ -108,7 +112,7 @@ const MAX_RECENT_REJECTIONS = 100
 export function createBus(network: Network, options: BusOptions = {}): GossipBus {
   const pubsub = network.pubsub
   const { shardCount, capabilities, maxEnvelopeAgeMs } = network.config
-  const windowMs = options.publishWindowMs ?? 0
+  const windowMs = options.publishWindowMs ?? DEFAULT_PUBLISH_WINDOW_MS
   const maxBatch = options.maxBatchEnvelopes ?? 64
   const maxPending = options.maxPendingEnvelopes ?? 10_000
   const maxKnown = options.maxKnownIds ?? 100_000

@@ -9,18 +9,19 @@
  *    with gossipsub's duplicate window set longer than `maxEnvelopeAgeMs`, an envelope arriving a
  *    second time is either a harmless duplicate (dropped by gossipsub) or older than the window,
  *    so a replay is always rejected;
- * 4. `verifyEnvelope` (signature and id, embedded attestations included), all envelopes of a
- *    batch in flight together;
+ * 4. the sender's signature (the id is already the hash of the received bytes; DECIDE and
+ *    FINALIZE take the full `verifyEnvelope` with their embedded attestations), all envelopes of
+ *    a batch in flight together;
  * 5. the optional ingress hook (the policy gate).
  *
  * Any failure rejects the whole frame: it is not delivered, not forwarded, and the peer that sent
  * it is penalised.
  */
-import { decodeEnvelope } from '../core/codec.ts'
+import { decodeEnvelope, publicKeyFromDid, signingBytes } from '../core/codec.ts'
 import { CanSwarmError } from '../core/errors.ts'
 import type { AnyEnvelope } from '../core/types.ts'
-import type { CryptoBackend } from '../crypto/ed25519.ts'
-import { verifyEnvelopes } from '../crypto/envelopes.ts'
+import { type CryptoBackend, verifySignature } from '../crypto/ed25519.ts'
+import { verifyEnvelope } from '../crypto/envelopes.ts'
 import { decodeFrame } from './frame.ts'
 
 /** What the ingress hook answers. */
@@ -87,9 +88,9 @@ export async function validateFrame(
       return { ok: false, reason: 'future', detail: `envelope ${env.id} is ${env.ts - now} ms ahead`, ids }
     }
   }
-  const errors = await verifyEnvelopes(envelopes, options.backend ? { backend: options.backend } : {})
-  const failed = errors.findIndex((error) => error !== undefined)
-  if (failed >= 0) return { ok: false, reason: 'bad-signature', detail: describe(errors[failed]), ids }
+  const failures = await Promise.all(envelopes.map((env) => checkSignature(env, options.backend)))
+  const failed = failures.find((failure) => failure !== undefined)
+  if (failed !== undefined) return { ok: false, reason: 'bad-signature', detail: failed, ids }
   if (options.ingress) {
     for (const env of envelopes) {
       let decision: IngressDecision
@@ -104,6 +105,34 @@ export async function validateFrame(
     }
   }
   return { ok: true, envelopes }
+}
+
+/**
+ * The signature check of `verifyEnvelope`, minus what `decodeEnvelope` already guarantees: the id
+ * was computed from the received canonical bytes, so it is the content hash by construction and
+ * is not recomputed. Envelopes that embed signed attestations (DECIDE, FINALIZE) take the full
+ * `verifyEnvelope`. Returns why the check failed, or `undefined`.
+ */
+async function checkSignature(
+  env: AnyEnvelope,
+  backend: CryptoBackend | undefined,
+): Promise<string | undefined> {
+  if (env.kind === 'DECIDE' || env.kind === 'FINALIZE') {
+    try {
+      await verifyEnvelope(env, backend ? { backend } : {})
+      return undefined
+    } catch (error) {
+      return describe(error)
+    }
+  }
+  let publicKey: Uint8Array
+  try {
+    publicKey = publicKeyFromDid(env.sender)
+  } catch (error) {
+    return describe(error)
+  }
+  const valid = await verifySignature(publicKey, signingBytes(env), env.sig, backend)
+  return valid ? undefined : `BAD_SIGNATURE: signature does not verify against sender ${env.sender}`
 }
 
 function describe(error: unknown): string {
