@@ -16,10 +16,12 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Logger } from 'pino'
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client'
+import { envelopeToJson } from '../../../peer/src/core/codec.ts'
 import type { ConsensusStore } from '../../../peer/src/core/consensus.ts'
 import { type NetworkParams, networkParams } from '../../../peer/src/core/thread/params.ts'
 import { EmbeddedConsensusStore } from '../consensus/embedded.ts'
 import { EtcdConsensusStore } from '../consensus/etcd.ts'
+import { DiskArtifactStore } from './artifacts.ts'
 import type { AnchorConfig } from './config.ts'
 import { startHttp } from './http.ts'
 import { loadOrCreateIdentity } from './identity.ts'
@@ -121,6 +123,8 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
       webApp: webRoot !== undefined,
     }),
     onRequest: (_method, route, status) => httpRequests.inc({ route, status: String(status) }),
+    threadEnvelopes: (thread) => swarm.agent.replica(thread)?.envelopes().map(envelopeToJson),
+    artifacts: new DiskArtifactStore(config.data),
   })
   logger.info({ url, webApp: webRoot !== undefined }, 'http listening')
 

@@ -1,13 +1,16 @@
 /**
  * The anchor's HTTP endpoint: `/healthz` (the process is alive), `/readyz` (every part is up),
  * `/metrics` (Prometheus text), `/api/status` (JSON), and the built web app (packages/web/dist)
- * at `/` when it has been built.
+ * at `/` when it has been built. For the web app also: `GET /api/threads/<thread>` (the thread's
+ * envelopes as DAG-JSON, for catching up after a reload or an outage; receivers verify them), and
+ * the STAND-IN artifact store until Helia (`GET`/`PUT /api/artifacts/<cid>`, see artifacts.ts).
  */
 import { createReadStream, existsSync, statSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { extname, join, normalize, resolve, sep } from 'node:path'
 import type { Registry } from 'prom-client'
+import type { DiskArtifactStore } from './artifacts.ts'
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -30,6 +33,53 @@ export interface HttpOptions {
   /** Directory of the built web app, if any. */
   webRoot: string | undefined
   onRequest?: (method: string, route: string, status: number) => void
+  /** A thread's envelopes, one DAG-JSON text each, or undefined for an unknown thread. */
+  threadEnvelopes?: (thread: string) => string[] | undefined
+  /** The content-addressed artifact store (stand-in until Helia). */
+  artifacts?: DiskArtifactStore
+}
+
+function readBody(request: IncomingMessage, maxBytes: number): Promise<Uint8Array | undefined> {
+  return new Promise((resolvePromise, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    request.on('data', (chunk: Buffer) => {
+      size += chunk.length
+      if (size > maxBytes) {
+        resolvePromise(undefined)
+        request.destroy()
+        return
+      }
+      chunks.push(chunk)
+    })
+    request.on('end', () => resolvePromise(new Uint8Array(Buffer.concat(chunks))))
+    request.on('error', reject)
+  })
+}
+
+async function handleArtifact(
+  store: DiskArtifactStore,
+  method: string,
+  cid: string,
+  request: IncomingMessage,
+  response: ServerResponse,
+): Promise<number> {
+  if (method === 'PUT') {
+    const body = await readBody(request, store.maxArtifactBytes)
+    if (body === undefined) {
+      return json(response, 413, { error: `artifact exceeds ${store.maxArtifactBytes} bytes` })
+    }
+    const refusal = store.put(cid, body)
+    return refusal ? json(response, refusal.status, { error: refusal.error }) : json(response, 201, { cid })
+  }
+  const bytes = store.get(cid)
+  if (!bytes) return json(response, 404, { error: `artifact ${cid.slice(0, 130)} is not held here` })
+  response.writeHead(200, {
+    'content-type': 'application/octet-stream',
+    'cache-control': 'public, max-age=31536000, immutable',
+  })
+  response.end(bytes)
+  return 200
 }
 
 function send(response: ServerResponse, status: number, type: string, body: string): number {
@@ -65,7 +115,10 @@ export async function startHttp(options: HttpOptions): Promise<{ server: Server;
     const method = request.method ?? 'GET'
     let route = url.pathname
     let status: number
-    if (method !== 'GET' && method !== 'HEAD') {
+    if (options.artifacts && route.startsWith('/api/artifacts/') && ['GET', 'HEAD', 'PUT'].includes(method)) {
+      status = await handleArtifact(options.artifacts, method, route.slice(15), request, response)
+      route = '/api/artifacts'
+    } else if (method !== 'GET' && method !== 'HEAD') {
       status = json(response, 405, { error: `method ${method} not allowed` })
     } else if (route === '/healthz') {
       status = json(response, 200, { status: 'ok' })
@@ -80,6 +133,14 @@ export async function startHttp(options: HttpOptions): Promise<{ server: Server;
       status = send(response, 200, options.registry.contentType, await options.registry.metrics())
     } else if (route === '/api/status') {
       status = json(response, 200, options.status())
+    } else if (options.threadEnvelopes && route.startsWith('/api/threads/')) {
+      const lines = options.threadEnvelopes(decodeURIComponent(route.slice(13)))
+      route = '/api/threads'
+      status = lines
+        ? send(response, 200, 'application/json', `[${lines.join(',')}]\n`)
+        : json(response, 404, { error: 'no such thread here' })
+    } else if (route.startsWith('/api/')) {
+      status = json(response, 404, { error: `no API endpoint ${route}` })
     } else if (options.webRoot) {
       route = 'static'
       status = serveStatic(options.webRoot, url.pathname, response)

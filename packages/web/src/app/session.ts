@@ -1,0 +1,497 @@
+/**
+ * The tab's peer: identity from IndexedDB, network parameters and the anchor's WebSocket address
+ * from the anchor that served the page (`/api/status`), a browser libp2p node (WebSockets to the
+ * anchor, circuit relay reservation on it, direct WebRTC to other tabs), the gossip bus and an
+ * agent with the roles the person chose. Everything it sees is kept in IndexedDB and folded again
+ * on reload; after a reload or an outage it catches up from the anchor's log, verifying every
+ * signature in the tab. Uses only the public API of `@can-swarm/peer`.
+ */
+import {
+  Agent,
+  type AgentRoles,
+  type AnyEnvelope,
+  CanSwarmError,
+  createIdentity,
+  decodeEnvelope,
+  encodeEnvelope,
+  envelopeFromJson,
+  type LocalIdentity,
+  type NetworkParams,
+  networkParams,
+  PolicyDeniedError,
+  verifyEnvelopes,
+} from '@can-swarm/peer'
+import {
+  type AttachedAgent,
+  attachAgent,
+  createBus,
+  createNetwork,
+  didFromPeerId,
+  type GossipBus,
+  type Network,
+  systemClock,
+} from '@can-swarm/peer/net'
+import { multiaddr } from '@multiformats/multiaddr'
+import { AnchorArtifactStore } from './artifacts.ts'
+import { TrafficSeries } from './metrics.ts'
+import type { StoredEnvelope, TabStorage } from './storage.ts'
+
+/** What `/api/status` of an anchor says (the parts the tab uses). */
+export interface AnchorStatus {
+  did: string
+  peerId: string
+  multiaddrs: string[]
+  params: NetworkParams
+}
+
+/** Whether the tab reaches the swarm through its anchor. */
+export type Connectivity = 'starting' | 'online' | 'offline'
+
+/** An error shown to the person, in words. */
+export interface ShownError {
+  atMs: number
+  message: string
+}
+
+/** Options of {@link SwarmSession.start}. */
+export interface SessionOptions {
+  storage: TabStorage
+  /** Base URL of the anchor's HTTP endpoint. @default '' (the origin that served the page) */
+  anchorUrl?: string
+  /** How often the anchor is checked (and redialled when lost), in ms. @default 2000 */
+  checkEveryMs?: number
+  /** Roles of a tab that has never chosen any. @default { verifier: true } */
+  defaultRoles?: AgentRoles
+}
+
+/** Connection details of one connected peer, for the swarm view. */
+export interface PeerView {
+  peerId: string
+  did: string | undefined
+  isAnchor: boolean
+  connections: Array<{ transport: string; direct: boolean; remoteAddr: string; direction: string }>
+  rttMs: number | undefined
+}
+
+const MAX_SHOWN_ERRORS = 20
+const PERSIST_EVERY_MS = 250
+
+function describe(error: unknown): string {
+  if (error instanceof PolicyDeniedError) {
+    return `Policy denied (${error.gate} gate): ${error.reasons.map((r) => `rule "${r.rule}" on ${r.field}`).join(', ')}`
+  }
+  if (error instanceof CanSwarmError) return `${error.code}: ${error.message}`
+  return error instanceof Error ? error.message : String(error)
+}
+
+/** Classifies a libp2p remote address for people: websocket, relayed, webrtc (direct), tcp. */
+export function transportOf(remoteAddr: string, limited: boolean): { transport: string; direct: boolean } {
+  if (remoteAddr.includes('/webrtc') && !limited) return { transport: 'webrtc', direct: true }
+  if (remoteAddr.includes('/p2p-circuit')) return { transport: 'relayed', direct: false }
+  if (remoteAddr.includes('/ws')) return { transport: 'websocket', direct: true }
+  if (remoteAddr.includes('/tcp')) return { transport: 'tcp', direct: true }
+  return { transport: 'other', direct: !limited }
+}
+
+/** The tab's peer session. Emits `change` whenever something shown may have changed. */
+export class SwarmSession extends EventTarget {
+  readonly identity: LocalIdentity
+  readonly storage: TabStorage
+  readonly anchorUrl: string
+  readonly artifacts: AnchorArtifactStore
+  readonly traffic = new TrafficSeries(60)
+  readonly network: Network
+  readonly bus: GossipBus
+  /** Every envelope this tab holds, by id. */
+  readonly envelopes = new Map<string, AnyEnvelope>()
+  /** When this tab first saw each envelope (ms since epoch). */
+  readonly seenAt = new Map<string, number>()
+  connectivity: Connectivity = 'starting'
+  anchor: AnchorStatus | undefined
+  params: NetworkParams | undefined
+  roles: AgentRoles
+  agent: Agent | undefined
+  errors: ShownError[] = []
+  /** Why the anchor is unreachable, while it is. */
+  offlineReason: string | undefined
+  /** ms from navigation start to the first valid envelope received over gossip. */
+  joinMs: number | undefined
+  readonly rtts = new Map<string, number>()
+  readonly #options: SessionOptions
+  #attached: AttachedAgent | undefined
+  #unsaved: StoredEnvelope[] = []
+  #timers: Array<ReturnType<typeof setInterval>> = []
+  #checking = false
+  #rebuilding: Promise<void> = Promise.resolve()
+
+  private constructor(
+    options: SessionOptions,
+    identity: LocalIdentity,
+    network: Network,
+    roles: AgentRoles,
+    anchorUrl: string,
+  ) {
+    super()
+    this.#options = options
+    this.storage = options.storage
+    this.identity = identity
+    this.network = network
+    this.roles = roles
+    this.anchorUrl = anchorUrl
+    this.artifacts = new AnchorArtifactStore({
+      anchorUrl,
+      cache: {
+        get: (cid) => options.storage.artifact(cid),
+        set: (cid, bytes) => options.storage.saveArtifact(cid, bytes),
+      },
+    })
+    this.bus = createBus(network)
+    this.bus.onEnvelope((env) => {
+      if (this.joinMs === undefined) this.joinMs = Math.round(performance.now())
+      this.#record(env, 'received')
+    })
+  }
+
+  /** Opens the tab's peer: identity, history, network; then joins through the anchor. */
+  static async start(options: SessionOptions): Promise<SwarmSession> {
+    const storage = options.storage
+    let seed = await storage.seed()
+    const identity = await createIdentity(seed ? { seed } : {})
+    if (!seed) {
+      seed = identity.seed
+      await storage.saveSeed(seed)
+    }
+    const roles = (await storage.setting<AgentRoles>('roles')) ?? options.defaultRoles ?? { verifier: true }
+    const network = await createNetwork({
+      identity,
+      // A relay reservation on the anchor makes this tab reachable; WebRTC then goes direct.
+      listen: ['/p2p-circuit', '/webrtc'],
+      // The anchor and other tabs are on loopback or a LAN: an explicit choice of this app.
+      allowPrivateDial: true,
+    })
+    const session = new SwarmSession(options, identity, network, roles, options.anchorUrl ?? '')
+    await session.#loadHistory()
+    const saved = await storage.setting<NetworkParams>('params')
+    if (saved) await session.#setParams(networkParams(saved))
+    session.#watch()
+    await session.check()
+    return session
+  }
+
+  get did(): string {
+    return this.identity.did
+  }
+
+  /** True when this tab's did is in the network's verifier pool. */
+  get inVerifierPool(): boolean {
+    return this.params?.verifiers.includes(this.did) ?? false
+  }
+
+  #changed(): void {
+    this.dispatchEvent(new Event('change'))
+  }
+
+  /** Records an error to show. */
+  error(error: unknown): void {
+    this.errors.unshift({ atMs: Date.now(), message: describe(error) })
+    if (this.errors.length > MAX_SHOWN_ERRORS) this.errors.length = MAX_SHOWN_ERRORS
+    this.#changed()
+  }
+
+  // ------------------------------------------------------------------ history
+
+  async #loadHistory(): Promise<void> {
+    const stored = await this.storage.envelopes()
+    const decoded: AnyEnvelope[] = []
+    for (const item of stored) {
+      try {
+        decoded.push(decodeEnvelope(item.bytes))
+        this.seenAt.set(item.id, item.atMs)
+      } catch (error) {
+        this.error(new Error(`a stored envelope could not be read and was skipped: ${describe(error)}`))
+      }
+    }
+    const results = await verifyEnvelopes(decoded)
+    for (const [index, env] of decoded.entries()) {
+      if (results[index] === undefined) this.envelopes.set(env.id, env)
+    }
+  }
+
+  #record(env: AnyEnvelope, how: 'received' | 'published' | 'caught-up'): boolean {
+    if (this.envelopes.has(env.id)) return false
+    const now = Date.now()
+    this.envelopes.set(env.id, env)
+    this.seenAt.set(env.id, now)
+    if (how === 'published') this.traffic.published(now)
+    else if (how === 'received') this.traffic.received(now, now - env.ts)
+    this.#unsaved.push({ id: env.id, thread: env.thread, bytes: encodeEnvelope(env), atMs: now })
+    this.#changed()
+    return true
+  }
+
+  async #persist(): Promise<void> {
+    if (this.#unsaved.length === 0) return
+    const batch = this.#unsaved
+    this.#unsaved = []
+    await this.storage.saveEnvelopes(batch).catch((error: unknown) => this.error(error))
+  }
+
+  /** The envelopes of one thread, in arrival order. */
+  threadEnvelopes(thread: string): AnyEnvelope[] {
+    return [...this.envelopes.values()].filter((env) => env.thread === thread)
+  }
+
+  /** Every thread this tab holds, newest activity first. */
+  threads(): string[] {
+    const last = new Map<string, number>()
+    for (const env of this.envelopes.values()) {
+      last.set(env.thread, Math.max(last.get(env.thread) ?? 0, this.seenAt.get(env.id) ?? 0))
+    }
+    return [...last.entries()].sort((a, b) => b[1] - a[1]).map(([thread]) => thread)
+  }
+
+  // ------------------------------------------------------------------ agent
+
+  async #setParams(params: NetworkParams): Promise<void> {
+    const changed = JSON.stringify(params) !== JSON.stringify(this.params)
+    if (!changed && this.agent) return
+    this.params = params
+    await this.storage.saveSetting('params', params)
+    await this.#rebuild()
+  }
+
+  /** Rebuilds the agent (roles or parameters changed) and folds the history into it again. */
+  #rebuild(): Promise<void> {
+    this.#rebuilding = this.#rebuilding.then(async () => {
+      const params = this.params
+      if (!params) return
+      this.#attached?.detach()
+      this.agent?.stop()
+      const sink = {
+        publish: (env: AnyEnvelope) => {
+          this.#record(env, 'published')
+          this.bus.publish(env)
+        },
+      }
+      const agent = new Agent({
+        identity: this.identity,
+        params,
+        bus: sink,
+        clock: systemClock(),
+        random: { next: () => Math.random() },
+        artifacts: this.artifacts,
+        roles: this.roles,
+        tuning: { leaseTtlMs: 5000 },
+        onError: (error) => this.error(error),
+      })
+      this.agent = agent
+      this.#attached = attachAgent(this.bus, agent, { onError: (error) => this.error(error) })
+      await agent.restore([...this.envelopes.values()])
+      this.#changed()
+    })
+    return this.#rebuilding
+  }
+
+  /** Switches roles on or off (kept across reloads). */
+  async setRoles(roles: AgentRoles): Promise<void> {
+    this.roles = { ...roles }
+    await this.storage.saveSetting('roles', this.roles)
+    await this.#rebuild()
+  }
+
+  /** Posts a NEED. Resolves to its id; errors are thrown in words. */
+  async post(request: {
+    requires: string[]
+    input: Uint8Array
+    budget: number
+    bidWindowMs?: number
+  }): Promise<string> {
+    await this.#rebuilding
+    const agent = this.agent
+    if (!agent) {
+      throw new Error(
+        'not joined yet: the anchor has not told this tab the network parameters (is it reachable?)',
+      )
+    }
+    const unknown = request.requires.filter((name) => !agent.capabilities.has(name))
+    if (unknown.length > 0) {
+      throw new Error(
+        `unknown capabilit${unknown.length > 1 ? 'ies' : 'y'} ${unknown.join(', ')}: choose from ${agent.capabilities.names().join(', ')}`,
+      )
+    }
+    const price = this.priceOf(request.requires)
+    if (request.budget < price) {
+      throw new Error(
+        `insufficient budget: the chain ${request.requires.join(' → ')} costs ${price} credits at the built-in prices, the budget is ${request.budget}`,
+      )
+    }
+    return agent.post({
+      requires: request.requires,
+      inputs: [request.input],
+      budget: request.budget,
+      bidWindowMs: request.bidWindowMs ?? 500,
+      produces: 'text/plain',
+    })
+  }
+
+  /** Price of a capability chain at the built-in prices (unknown capabilities count 0). */
+  priceOf(requires: readonly string[]): number {
+    const registry = this.agent?.capabilities
+    return requires.reduce((sum, name) => sum + (registry?.get(name)?.manifest.price ?? 0), 0)
+  }
+
+  // ------------------------------------------------------------------ anchor
+
+  #watch(): void {
+    const every = this.#options.checkEveryMs ?? 2000
+    this.#timers.push(setInterval(() => void this.check(), every))
+    this.#timers.push(setInterval(() => void this.#persist(), PERSIST_EVERY_MS))
+    this.#timers.push(setInterval(() => this.#pingPeers(), 5000))
+    this.#timers.push(setInterval(() => this.#changed(), 1000))
+    const onConnection = () => {
+      void this.check()
+      this.#changed()
+    }
+    this.network.libp2p.addEventListener('peer:disconnect', onConnection)
+    this.network.libp2p.addEventListener('peer:connect', () => this.#changed())
+  }
+
+  #goOffline(reason: string): void {
+    const was = this.connectivity
+    this.connectivity = 'offline'
+    this.offlineReason = reason
+    if (was !== 'offline') this.#changed()
+  }
+
+  /** Checks the anchor, redials it when lost, and catches up after an outage. */
+  async check(): Promise<void> {
+    if (this.#checking) return
+    this.#checking = true
+    try {
+      let status: AnchorStatus
+      try {
+        const response = await fetch(`${this.anchorUrl}/api/status`, { signal: AbortSignal.timeout(3000) })
+        if (!response.ok) throw new Error(`HTTP ${response.status}`)
+        status = (await response.json()) as AnchorStatus
+      } catch (error) {
+        this.#goOffline(
+          `The anchor at ${this.anchorUrl || location.origin} is unreachable (${describe(error)}). Retrying every ${(this.#options.checkEveryMs ?? 2000) / 1000} s; your identity and history are kept in this browser.`,
+        )
+        return
+      }
+      this.anchor = status
+      await this.#setParams(networkParams(status.params))
+      const libp2p = this.network.libp2p
+      const anchorPeer = libp2p.getPeers().find((peer) => peer.toString() === status.peerId)
+      if (!anchorPeer || libp2p.getConnections(anchorPeer).length === 0) {
+        const ws = status.multiaddrs.find((address) => /\/ws(\/|$)/.test(address))
+        if (!ws) {
+          this.#goOffline('The anchor publishes no WebSocket address: browsers cannot join it.')
+          return
+        }
+        try {
+          await libp2p.dial(multiaddr(ws), { signal: AbortSignal.timeout(5000) })
+        } catch (error) {
+          this.#goOffline(`The anchor's WebSocket ${ws} refused the connection (${describe(error)}).`)
+          return
+        }
+      }
+      if (this.connectivity !== 'online') {
+        this.connectivity = 'online'
+        this.offlineReason = undefined
+        this.#changed()
+        await this.catchUp()
+      }
+    } finally {
+      this.#checking = false
+    }
+  }
+
+  /**
+   * Fetches the anchor's log of every unfinished thread this tab follows and takes in what it
+   * missed; every envelope's id and signature are verified here first.
+   */
+  async catchUp(): Promise<number> {
+    let added = 0
+    for (const thread of this.threads()) {
+      const state = this.agent?.replica(thread)?.state
+      const tasks = state ? [...state.tasks.values()] : []
+      if (state?.winner && tasks.length > 0 && tasks.every((task) => task.state === 'FINAL')) continue
+      let texts: unknown[]
+      try {
+        const response = await fetch(`${this.anchorUrl}/api/threads/${encodeURIComponent(thread)}`, {
+          signal: AbortSignal.timeout(5000),
+        })
+        if (!response.ok) continue
+        texts = (await response.json()) as unknown[]
+      } catch {
+        continue
+      }
+      const envs = texts.map((value) => envelopeFromJson(JSON.stringify(value)))
+      const results = await verifyEnvelopes(envs)
+      for (const [index, env] of envs.entries()) {
+        if (results[index] !== undefined || this.envelopes.has(env.id)) continue
+        this.#record(env, 'caught-up')
+        await this.agent?.deliver(env)
+        added += 1
+      }
+    }
+    return added
+  }
+
+  #pingPeers(): void {
+    const libp2p = this.network.libp2p
+    for (const peer of libp2p.getPeers()) {
+      libp2p.services.ping.ping(peer, { signal: AbortSignal.timeout(4000) }).then(
+        (rttMs) => this.rtts.set(peer.toString(), rttMs),
+        () => this.rtts.delete(peer.toString()),
+      )
+    }
+  }
+
+  /** The peers this tab is connected to, with their transports. */
+  peers(): PeerView[] {
+    const libp2p = this.network.libp2p
+    const views = new Map<string, PeerView>()
+    for (const connection of libp2p.getConnections()) {
+      const peerId = connection.remotePeer.toString()
+      let view = views.get(peerId)
+      if (!view) {
+        view = {
+          peerId,
+          did: didOf(connection.remotePeer),
+          isAnchor: peerId === this.anchor?.peerId,
+          connections: [],
+          rttMs: this.rtts.get(peerId),
+        }
+        views.set(peerId, view)
+      }
+      const remoteAddr = connection.remoteAddr.toString()
+      const limited = connection.limits !== undefined && connection.limits !== null
+      view.connections.push({
+        ...transportOf(remoteAddr, limited),
+        remoteAddr,
+        direction: connection.direction,
+      })
+    }
+    return [...views.values()].sort((a, b) => Number(b.isAnchor) - Number(a.isAnchor))
+  }
+
+  /** Stops timers, the agent and the network. */
+  async stop(): Promise<void> {
+    for (const timer of this.#timers) clearInterval(timer)
+    this.#attached?.detach()
+    this.agent?.stop()
+    await this.#persist()
+    this.bus.close()
+    await this.network.stop()
+  }
+}
+
+function didOf(peer: Parameters<typeof didFromPeerId>[0]): string | undefined {
+  try {
+    return didFromPeerId(peer)
+  } catch {
+    return undefined
+  }
+}

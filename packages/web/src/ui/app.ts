@@ -1,0 +1,347 @@
+/** The app shell: header, navigation, the Overview page (identity, credits, roles, post a NEED). */
+import type { AgentRoles } from '@can-swarm/peer'
+import type { SwarmSession } from '../app/session.ts'
+import { clock, h, shortId } from './dom.ts'
+import { AsyncCache, swarmView, threadsView, threadView, verifierView } from './views.ts'
+
+const ROUTES = [
+  ['overview', 'Overview'],
+  ['swarm', 'Swarm'],
+  ['threads', 'Threads'],
+  ['verifier', 'My verifier'],
+] as const
+
+const MIN_RENDER_GAP_MS = 250
+
+/** Mounts the app into `root` and keeps it in step with the session. */
+export function mountApp(root: HTMLElement, session: SwarmSession): void {
+  let scheduled = false
+  let last = 0
+  const cache = new AsyncCache(() => schedule())
+  const forms = overviewForms(session)
+  const schedule = (): void => {
+    if (scheduled) return
+    scheduled = true
+    const wait = Math.max(0, last + MIN_RENDER_GAP_MS - performance.now())
+    setTimeout(() => {
+      scheduled = false
+      last = performance.now()
+      render()
+    }, wait)
+  }
+  const render = (): void => {
+    const route = location.hash.replace(/^#\/?/, '') || 'overview'
+    const [page, ...rest] = route.split('/')
+    let view: HTMLElement
+    if (page === 'threads' && rest.length > 0)
+      view = threadView(session, decodeURIComponent(rest.join('/')), cache)
+    else if (page === 'swarm') view = swarmView(session)
+    else if (page === 'threads') view = threadsView(session)
+    else if (page === 'verifier') view = verifierView(session)
+    else view = overview(session, forms)
+    const scrollY = window.scrollY
+    root.replaceChildren(
+      header(session, page ?? 'overview'),
+      banner(session),
+      h('main', {}, view),
+      footer(session),
+    )
+    window.scrollTo(0, scrollY)
+  }
+  session.addEventListener('change', schedule)
+  window.addEventListener('hashchange', () => {
+    render()
+    window.scrollTo(0, 0)
+  })
+  render()
+}
+
+function header(session: SwarmSession, page: string): HTMLElement {
+  const label = { starting: 'Connecting…', online: 'Online', offline: 'Offline' }[session.connectivity]
+  return h(
+    'header',
+    {},
+    h('div', { class: 'brand' }, h('span', { class: 'logo' }, '⬡'), ' CAN Swarm'),
+    h(
+      'nav',
+      {},
+      ROUTES.map(([id, text]) => h('a', { href: `#/${id}`, class: page === id ? 'active' : '' }, text)),
+    ),
+    h(
+      'div',
+      { class: 'status' },
+      h(
+        'span',
+        {
+          class: `pill conn-${session.connectivity}`,
+          'data-testid': 'connectivity',
+          'data-state': session.connectivity,
+        },
+        label,
+      ),
+      h('code', { title: session.did }, shortId(session.did.slice(8), 6)),
+    ),
+  )
+}
+
+function banner(session: SwarmSession): HTMLElement | string {
+  if (session.connectivity !== 'offline') return ''
+  return h(
+    'div',
+    { class: 'banner offline', 'data-testid': 'offline-banner', role: 'alert' },
+    h('strong', {}, 'Offline. '),
+    session.offlineReason ?? 'The anchor cannot be reached.',
+    ' Direct WebRTC connections to other tabs stay up while they last.',
+  )
+}
+
+function footer(session: SwarmSession): HTMLElement {
+  return h(
+    'footer',
+    {},
+    session.joinMs === undefined
+      ? 'Waiting for the first envelope from the swarm…'
+      : h(
+          'span',
+          { 'data-testid': 'join-ms', 'data-ms': session.joinMs },
+          `First valid envelope ${session.joinMs} ms after navigation start.`,
+        ),
+    ' · ',
+    `${session.envelopes.size} envelopes held in this browser`,
+    ' · ',
+    h('a', { href: './embed.html' }, 'embed a verifier in your own page'),
+  )
+}
+
+interface Forms {
+  roles: HTMLElement
+  post: HTMLElement
+}
+
+function overviewForms(session: SwarmSession): Forms {
+  // Roles: rebuilt agent on change.
+  const roleBoxes = (['verifier', 'worker', 'planner'] as const).map((role) => {
+    const input = h('input', {
+      type: 'checkbox',
+      name: role,
+      'data-testid': `role-${role}`,
+      onchange: () => {
+        const roles: AgentRoles = { ...session.roles, [role]: (input as HTMLInputElement).checked }
+        session.setRoles(roles).catch((error: unknown) => session.error(error))
+      },
+    }) as HTMLInputElement
+    input.checked = session.roles[role] === true
+    return { role, input }
+  })
+  const describeRole: Record<string, string> = {
+    verifier: 'attest plans, re-execute committed work, challenge wrong results',
+    worker: 'claim and run tasks with the built-in capabilities',
+    planner: 'propose plans for NEEDs the built-in capabilities can do',
+  }
+  const roles = h(
+    'div',
+    { class: 'card' },
+    h('h3', {}, 'Roles in this tab'),
+    roleBoxes.map(({ role, input }) =>
+      h(
+        'label',
+        { class: 'role' },
+        input,
+        h('strong', {}, role),
+        h('span', { class: 'muted' }, ` — ${describeRole[role]}`),
+      ),
+    ),
+  )
+
+  // Post a NEED.
+  const capabilityNames = ['word-frequency', 'sha256', 'sort-dedupe']
+  const requires = h('input', {
+    name: 'requires',
+    value: 'word-frequency',
+    'data-testid': 'need-requires',
+    list: 'capabilities',
+    required: true,
+  }) as HTMLInputElement
+  const text = h('textarea', {
+    name: 'input',
+    rows: 4,
+    'data-testid': 'need-input',
+    placeholder: 'Text to work on…',
+  }) as HTMLTextAreaElement
+  text.value = 'the swarm checks the swarm'
+  const file = h('input', { type: 'file', name: 'file', 'data-testid': 'need-file' }) as HTMLInputElement
+  const budget = h('input', {
+    type: 'number',
+    name: 'budget',
+    min: 0,
+    value: 20,
+    'data-testid': 'need-budget',
+  }) as HTMLInputElement
+  const result = h('p', { class: 'form-result', 'data-testid': 'post-result' })
+  const submit = h(
+    'button',
+    { type: 'submit', 'data-testid': 'need-submit' },
+    'Post NEED',
+  ) as HTMLButtonElement
+  const post = h(
+    'form',
+    {
+      class: 'card',
+      'data-testid': 'need-form',
+      onsubmit: (event: Event) => {
+        event.preventDefault()
+        void (async () => {
+          submit.disabled = true
+          result.className = 'form-result'
+          result.textContent = 'Uploading the input and posting…'
+          try {
+            const chosen = file.files?.[0]
+            const input = chosen
+              ? new Uint8Array(await chosen.arrayBuffer())
+              : new TextEncoder().encode(text.value)
+            if (input.length === 0) throw new Error('the input is empty: type a text or choose a file')
+            const chain = requires.value.split(/[,→>\s]+/).filter((name) => name.length > 0)
+            const started = performance.now()
+            const need = await session.post({ requires: chain, input, budget: Number(budget.value) })
+            sessionStorage.setItem(`posted:${need}`, String(started))
+            result.className = 'form-result ok'
+            result.replaceChildren(
+              'Posted ',
+              h('a', { href: `#/threads/${encodeURIComponent(need)}`, 'data-testid': 'posted-need' }, need),
+              '. Follow it live →',
+            )
+            location.hash = `#/threads/${encodeURIComponent(need)}`
+          } catch (error) {
+            result.className = 'form-result bad'
+            result.textContent = error instanceof Error ? error.message : String(error)
+            session.error(error)
+          } finally {
+            submit.disabled = false
+          }
+        })()
+      },
+    },
+    h('h3', {}, 'Post a NEED'),
+    h(
+      'datalist',
+      { id: 'capabilities' },
+      capabilityNames.map((name) => h('option', { value: name })),
+      h('option', { value: 'word-frequency, sha256' }),
+    ),
+    h('label', {}, 'Capability chain (in order, comma-separated)', requires),
+    h(
+      'p',
+      { class: 'muted' },
+      'Built-in: ',
+      capabilityNames.map((name) => h('code', {}, name)),
+      ' — each takes the previous output.',
+    ),
+    h('label', {}, 'Input text', text),
+    h('label', {}, '…or a file (sent as an artifact, by CID)', file),
+    h('label', {}, 'Budget (credits)', budget),
+    submit,
+    result,
+  )
+  return { roles, post }
+}
+
+function overview(session: SwarmSession, forms: Forms): HTMLElement {
+  const params = session.params
+  return h(
+    'section',
+    { class: 'view', 'data-view': 'overview' },
+    h(
+      'div',
+      { class: 'grid two' },
+      h(
+        'div',
+        { class: 'card' },
+        h('h3', {}, 'Your identity'),
+        h('p', {}, h('code', { class: 'did', 'data-testid': 'did' }, session.did)),
+        h(
+          'p',
+          { class: 'muted' },
+          'An Ed25519 key made in this browser and kept in IndexedDB; it signs every envelope you send. It never leaves this tab.',
+        ),
+        h(
+          'p',
+          {},
+          'Verifier pool: ',
+          params === undefined
+            ? 'unknown until the anchor answers'
+            : session.inVerifierPool
+              ? h(
+                  'span',
+                  { class: 'pill ok', 'data-testid': 'pool-status', 'data-in-pool': 'yes' },
+                  'you are in it',
+                )
+              : h(
+                  'span',
+                  { class: 'pill', 'data-testid': 'pool-status', 'data-in-pool': 'no' },
+                  `not in it (${params.verifiers.length} verifier${params.verifiers.length === 1 ? '' : 's'})`,
+                ),
+        ),
+      ),
+      h(
+        'div',
+        { class: 'card' },
+        h('h3', {}, 'Credits'),
+        h('p', { class: 'big', 'data-testid': 'credits' }, 'not yet'),
+        h(
+          'p',
+          { class: 'muted' },
+          'This network runs no credit ledger yet (the economy arrives with its own issue), so no balance exists to show. Budgets in NEEDs are declared, not escrowed.',
+        ),
+      ),
+    ),
+    h(
+      'div',
+      { class: 'grid two' },
+      forms.post,
+      h('div', {}, forms.roles, networkCard(session), errorsCard(session)),
+    ),
+  )
+}
+
+function networkCard(session: SwarmSession): HTMLElement {
+  const params = session.params
+  return h(
+    'div',
+    { class: 'card' },
+    h('h3', {}, 'Network'),
+    h(
+      'dl',
+      {},
+      h('dt', {}, 'anchor'),
+      h(
+        'dd',
+        {},
+        session.anchor
+          ? h('code', { title: session.anchor.did }, shortId(session.anchor.did.slice(8), 6))
+          : '—',
+      ),
+      h('dt', {}, 'mode'),
+      h('dd', {}, params ? (params.bootstrap ? 'bootstrap (K = 1)' : 'full') : '—'),
+      h('dt', {}, 'challenge window'),
+      h('dd', {}, params ? `${params.tChallengeMs / 1000} s` : '—'),
+      h('dt', {}, 'peers connected'),
+      h('dd', {}, session.network.libp2p.getPeers().length),
+    ),
+  )
+}
+
+function errorsCard(session: SwarmSession): HTMLElement | string {
+  if (session.errors.length === 0) return ''
+  return h(
+    'div',
+    { class: 'card' },
+    h('h3', {}, 'Problems'),
+    h(
+      'ul',
+      { class: 'errors', 'data-testid': 'errors' },
+      session.errors
+        .slice(0, 6)
+        .map((error) => h('li', {}, h('span', { class: 'muted' }, clock(error.atMs)), ' ', error.message)),
+    ),
+  )
+}

@@ -1,0 +1,28 @@
+/**
+ * Build of the web app (`npm run build:web` at the root): `index.html` (the app) and `embed.html`
+ * (the embedding example) into `packages/web/dist`, which the anchor serves at `/`.
+ */
+import { resolve } from 'node:path'
+import { defineConfig } from 'vite'
+
+const here = import.meta.dirname
+
+export default defineConfig({
+  root: here,
+  base: './',
+  build: {
+    outDir: resolve(here, 'dist'),
+    emptyOutDir: true,
+    target: 'es2023',
+    sourcemap: true,
+    chunkSizeWarningLimit: 2048,
+    rollupOptions: { input: { main: resolve(here, 'index.html'), embed: resolve(here, 'embed.html') } },
+  },
+  resolve: {
+    conditions: ['browser'],
+    // Multicast DNS cannot run in a browser; keep Node's multicast-dns out of the bundle.
+    alias: { '@libp2p/mdns': resolve(here, 'src/shims/mdns.ts') },
+  },
+  server: { host: '127.0.0.1', proxy: { '/api': 'http://127.0.0.1:7700' } },
+  preview: { host: '127.0.0.1' },
+})
