@@ -115,7 +115,7 @@ describe('node packages/node', () => {
       consensus: string
     }
     expect(status).toMatchObject({ did: first.did, consensus: 'embedded' })
-    expect((await fetch(`${first.url}/nope`)).status).toBe(404)
+    expect((await fetch(`${first.url}/api/nope`)).status).toBe(404)
     expect((await fetch(`${first.url}/healthz`, { method: 'POST' })).status).toBe(405)
 
     // One process per data directory: a second anchor on it fails with the lock named.

@@ -172,25 +172,31 @@ describe('the DECIDE service protocol', () => {
           deadlineMs: 0,
           bidWindowMs: 1,
         },
-        { lamport: 1 },
+        { lamport: 1, ts: Date.now() },
       ),
-      await sign(planner!, 'PROPOSE', need, {
+      await sign(
+        planner!,
+        'PROPOSE',
         need,
-        proposal,
-        patch: [
-          {
-            name: 'digest',
-            capability: 'sha256',
-            inputs: ['bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku'],
-            produces: 'text/plain',
-          },
-        ],
-        ballot: 1,
-        price: 1,
-        etaMs: 1,
-        shardDependencies: [],
-      }),
-      await sign(attester, 'ATTEST_PLAN', need, { need, proposal, verdict: 'accept' }),
+        {
+          need,
+          proposal,
+          patch: [
+            {
+              name: 'digest',
+              capability: 'sha256',
+              inputs: ['bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku'],
+              produces: 'text/plain',
+            },
+          ],
+          ballot: 1,
+          price: 1,
+          etaMs: 1,
+          shardDependencies: [],
+        },
+        { ts: Date.now() },
+      ),
+      await sign(attester, 'ATTEST_PLAN', need, { need, proposal, verdict: 'accept' }, { ts: Date.now() }),
     ]
     const first = await requestDecide(network.libp2p, tcp, {
       need,
@@ -222,7 +228,7 @@ describe('the DECIDE service protocol', () => {
     for (const env of noQuorum) {
       const payload = { ...env.payload, need: other } as never
       const signer = [requester!, planner!, outsider!].find((id) => id.did === env.sender)!
-      rethreaded.push(await sign(signer, env.kind, other, payload))
+      rethreaded.push(await sign(signer, env.kind, other, payload, { ts: Date.now() }))
     }
     const pending = await requestDecide(
       network.libp2p,

@@ -31,7 +31,7 @@ export async function sign<K extends Kind>(
   kind: K,
   thread: string,
   payload: PayloadByKind[K],
-  extra: { lamport?: number; epoch?: number; fence?: string; refs?: Cid[] } = {},
+  extra: { lamport?: number; epoch?: number; fence?: string; refs?: Cid[]; ts?: number } = {},
 ): Promise<AnyEnvelope> {
   lamportCounter += 1
   const env = await signEnvelope(
@@ -41,7 +41,7 @@ export async function sign<K extends Kind>(
       thread,
       sender: identity.did,
       lamport: extra.lamport ?? lamportCounter,
-      ts: 0,
+      ts: extra.ts ?? 0,
       payload,
       refs: extra.refs ?? [],
       policy: BUILTIN_POLICY_HASH,

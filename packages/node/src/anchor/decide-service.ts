@@ -9,7 +9,9 @@
 import type { Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
 import type { Agent } from '../../../peer/src/agent/agent.ts'
+import type { EnvelopeSink } from '../../../peer/src/agent/ports.ts'
 import { compareEnvelopes } from '../../../peer/src/core/codec.ts'
+import type { ConsensusStore } from '../../../peer/src/core/consensus.ts'
 import { CanSwarmError } from '../../../peer/src/core/errors.ts'
 import type { Envelope } from '../../../peer/src/core/types.ts'
 import { verifyEnvelopes } from '../../../peer/src/crypto/envelopes.ts'
@@ -27,6 +29,10 @@ export interface DecideServiceOptions {
   network: Network
   agent: Agent
   log: EnvelopeLog
+  /** The anchor's consensus store: asked directly when another anchor won the NEED. */
+  consensus: ConsensusStore
+  /** Where envelopes that arrive through the service are relayed, so the whole swarm learns them. */
+  relay: EnvelopeSink
   /** How long one request may wait for its DECIDE. @default 5 000 */
   timeoutMs?: number
   /** Requests served at once per connection. @default 16 */
@@ -81,14 +87,33 @@ async function decide(
   const bad = errors.findIndex((error) => error !== undefined)
   if (bad >= 0) return { outcome: 'refused', reason: `envelopes.${bad}: ${errors[bad]!.message}` }
   for (const env of [...request.envelopes].sort(compareEnvelopes)) {
+    if (agent.replica(env.thread)?.has(env.id)) continue
     log.append(env)
+    options.relay.publish(env)
     await agent.deliver(env)
   }
   const deadline = Date.now() + timeoutMs
+  let nextStoreCheck = 0
   for (;;) {
     const replica = agent.replica(request.need)
     const winner = replica?.state.winner
     if (winner) return { outcome: 'decided', decide: replica!.get(winner.env) as Envelope<'DECIDE'> }
+    if (replica && Date.now() >= nextStoreCheck) {
+      // Another anchor may have won: its signed DECIDE can be in our log before our fold accepts it.
+      nextStoreCheck = Date.now() + 50
+      const record = await options.consensus.getDecide(request.need)
+      const decide = record
+        ? replica
+            .envelopes()
+            .find(
+              (env): env is Envelope<'DECIDE'> =>
+                env.kind === 'DECIDE' &&
+                env.payload.proposal === record.proposal &&
+                env.payload.epoch === record.epoch,
+            )
+        : undefined
+      if (decide) return { outcome: 'decided', decide }
+    }
     if (Date.now() > deadline) {
       const quorum = replica?.state.quorum
       const reason = quorum

@@ -78,7 +78,7 @@ export async function startSwarm(options: SwarmOptions): Promise<AnchorSwarm> {
   })
   await agent.restore(options.restored)
   const attached = attachAgent(inner, agent, { onError: options.onError })
-  const stopService = await serveDecide({ network, agent, log })
+  const stopService = await serveDecide({ network, agent, log, consensus: options.consensus, relay: inner })
   return {
     network,
     bus: inner,
