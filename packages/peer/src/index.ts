@@ -25,6 +25,8 @@ export * from './agent/index.ts'
 export * from './audit/trace.ts'
 export * from './core/index.ts'
 export * from './crypto/index.ts'
+export * from './decide/index.ts'
+export * from './policy/index.ts'
 export {
   FAULT_CLASSES,
   type FaultClass,

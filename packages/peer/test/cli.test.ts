@@ -52,6 +52,16 @@ describe('npm run sim', () => {
     expect(await readdir(dir)).toEqual(['seed-5', 'seed-6'])
   })
 
+  it('runs with the compiled policy at every gate and with the economy', () => {
+    const result = run('sim.ts', ['--seed', '9', '--faults', 'byzantine', '--policy', '--economy', '--quiet'])
+    expect(result.status, result.stderr).toBe(0)
+    const summary = JSON.parse(result.last)
+    expect(summary.violations).toBe(0)
+    expect(summary.properties).toEqual(['P1', 'P2', 'P4', 'P5', 'P6', 'no-agent-error', 'P3', 'conservation'])
+    expect(summary.policy.evaluations).toBeGreaterThan(100)
+    expect(summary.economy.operations).toBeGreaterThan(10)
+  })
+
   it('explains bad options and has --help', () => {
     const bad = run('sim.ts', ['--faults', 'earthquake'])
     expect(bad.status).not.toBe(0)

@@ -8,8 +8,17 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { writeTrace } from '../audit/trace.ts'
+import { createIdentity } from '../crypto/ed25519.ts'
+import { CapsuleRegistry, createCapsule, encodeCapsule, PolicyGates } from '../policy/index.ts'
+import { readPolicyBundle } from '../policy/node.ts'
 import { CHECKED_PROPERTIES, ECONOMY_PROPERTIES } from '../sim/checkers.ts'
-import { FAULT_CLASSES, type FaultClass, runSimulation, type SimResult } from '../sim/world.ts'
+import {
+  FAULT_CLASSES,
+  type FaultClass,
+  runSimulation,
+  type SimOptions,
+  type SimResult,
+} from '../sim/world.ts'
 
 function positiveInt(name: string) {
   return (value: string): number => {
@@ -56,6 +65,7 @@ const program = new Command()
   )
   .option('--needs <n>', 'NEEDs posted per run', positiveInt('--needs'), 2)
   .option('--economy', 'settle every run through the credit ledger and check P3 and conservation')
+  .option('--policy', "run the compiled base policy (policies/bundle) at every peer's three gates")
   .option('--trace <dir>', "write each peer's signed JSONL trace per thread under DIR/seed-S/")
   .option('--quiet', 'no progress lines on stderr')
   .addHelpText(
@@ -73,7 +83,22 @@ const options = program.opts<{
   trace?: string
   quiet?: boolean
   economy?: boolean
+  policy?: boolean
 }>()
+
+/** With --policy: one capsule of the committed base bundle, accepted by each peer into its own registry. */
+async function policyGates(): Promise<NonNullable<SimOptions['policy']>> {
+  const bundle = await readPolicyBundle('base')
+  const author = await createIdentity({ seed: new TextEncoder().encode('can-swarm simulator policy key!!') })
+  const capsule = encodeCapsule(await createCapsule(bundle, author))
+  return async () => {
+    const registry = new CapsuleRegistry({ trustedAuthors: [author.did] })
+    const accepted = await registry.accept(capsule)
+    return new PolicyGates({ engine: accepted.engine, capsule: accepted.hash, trusted: registry })
+  }
+}
+const policy = options.policy ? await policyGates() : undefined
+const policyTotals = { evaluations: 0, denials: 0, divergences: 0 }
 const first = options.seed ?? 1
 const count =
   options.seed !== undefined && process.argv.every((arg) => !arg.startsWith('--seeds')) ? 1 : options.seeds
@@ -106,6 +131,7 @@ for (let index = 0; index < count; index += 1) {
       faults,
       needs: options.needs,
       economy: options.economy === true,
+      ...(policy === undefined ? {} : { policy }),
       ...(options.peers === undefined ? {} : { peers: options.peers }),
       ...(options.trace === undefined
         ? {}
@@ -142,6 +168,15 @@ for (let index = 0; index < count; index += 1) {
   for (const [key, value] of Object.entries(result.economy ?? {}))
     economy[key] = (economy[key] ?? 0) + (value as number)
   observed.forgedDropped = (observed.forgedDropped ?? 0) + result.droppedForged
+  if (result.policy) {
+    policyTotals.divergences += result.policy.divergences.length
+    for (const stats of result.policy.stats) {
+      for (const gate of [stats?.preflight, stats?.ingress, stats?.commit]) {
+        policyTotals.evaluations += gate?.evaluations ?? 0
+        policyTotals.denials += gate?.denials ?? 0
+      }
+    }
+  }
   for (const violation of result.violations.slice(0, 5)) {
     const where = `${violation.peer === undefined ? '' : ` peer ${violation.peer}`}${violation.thread ? ` thread ${violation.thread}` : ''}`
     failures.push(`${violation.property} seed ${seed} (${faults})${where}: ${violation.message}`)
@@ -165,6 +200,7 @@ const summary = {
   finalized,
   properties: options.economy ? [...CHECKED_PROPERTIES, ...ECONOMY_PROPERTIES] : CHECKED_PROPERTIES,
   ...(options.economy ? { economy } : {}),
+  ...(options.policy ? { policy: policyTotals } : {}),
   byFault,
   observed,
   envelopes,
