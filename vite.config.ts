@@ -3,7 +3,7 @@ import { playwright } from '@vitest/browser-playwright'
 import { defineConfig, type TestProjectConfiguration } from 'vitest/config'
 
 /**
- * One config for the web app build (packages/web, once it lands) and the test projects:
+ * The test projects (the web app's build config is packages/web/vite.config.ts):
  * - `node`: every package's tests in Node 24;
  * - `chromium`: the isomorphic peer tests again, in Debian's Chromium (real WebCrypto Ed25519,
  *   the same DAG-CBOR, schemas and core), so that "runs in browsers" is tested, not assumed.
@@ -25,6 +25,22 @@ const projects: TestProjectConfiguration[] = [
     },
   },
 ]
+
+// The web app's end-to-end tests (e2e/*.e2e.ts: real anchor processes, two Chromium tabs). They
+// run through `npm run test:e2e` (e2e/run.ts), which puts them in a private network namespace and
+// sets CAN_SWARM_E2E=1; a plain `vitest run` leaves them out.
+if (process.env.CAN_SWARM_E2E === '1') {
+  projects.push({
+    test: {
+      name: 'e2e',
+      include: ['e2e/**/*.e2e.ts'],
+      environment: 'node',
+      testTimeout: 420_000,
+      hookTimeout: 180_000,
+      fileParallelism: false,
+    },
+  })
+}
 
 if (existsSync(CHROMIUM)) {
   projects.push({

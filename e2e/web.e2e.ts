@@ -1,0 +1,266 @@
+/**
+ * End to end in real Chromium against a real anchor process: two tabs join, see each other and
+ * hold a direct WebRTC connection; the anchor dies (both tabs say so) and returns with tab B in
+ * its verifier pool; tab A posts a NEED, a Node worker does the work, tab B's verifier attests,
+ * tab A sees FINALIZE, the result artifact and a verified audit trail; a reload keeps identity
+ * and history. Screenshots of the main views go to test-results/e2e/.
+ */
+import { mkdirSync } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Agent, builtinCapabilities, createIdentity, networkParams } from '@can-swarm/peer'
+import { attachAgent, createBus, createNetwork, type Network, systemClock } from '@can-swarm/peer/net'
+import type { Page } from 'playwright-core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { AnchorArtifactStore } from '../packages/web/src/app/artifacts.ts'
+import { freePort, ROOT, type RunningAnchor, startAnchorProcess } from './support/anchor.ts'
+import { hasChromium, type LaunchedBrowser, launchChromium } from './support/chromium.ts'
+import { ensureWebBuilt } from './support/web.ts'
+
+const SHOTS = join(ROOT, 'test-results', 'e2e')
+
+if (!hasChromium()) {
+  if (process.env.CI === 'true') throw new Error('CI must install Debian chromium for the e2e tests')
+  console.warn('\n[e2e] NOTICE: no Chromium at /usr/bin/chromium: the web e2e tests are SKIPPED.\n')
+}
+
+let dir: string
+let browser: LaunchedBrowser | undefined
+let anchor: RunningAnchor | undefined
+let worker: { network: Network; agent: Agent } | undefined
+
+beforeAll(async () => {
+  await ensureWebBuilt()
+  mkdirSync(SHOTS, { recursive: true })
+  dir = await mkdtemp(join(tmpdir(), 'can-swarm-e2e-'))
+}, 120_000)
+
+afterAll(async () => {
+  worker?.agent.stop()
+  await worker?.network.stop().catch(() => undefined)
+  await browser?.close()
+  await anchor?.stop('SIGKILL')
+  await rm(dir, { recursive: true, force: true })
+})
+
+async function until<T>(
+  what: string,
+  probe: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 60_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = await probe()
+    if (value !== undefined && value !== false) return value
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+}
+
+async function shot(page: Page, name: string): Promise<void> {
+  await page.waitForTimeout(300)
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true })
+}
+
+async function connectivity(page: Page): Promise<string | null> {
+  return page.locator('[data-testid=connectivity]').getAttribute('data-state')
+}
+
+describe.skipIf(!hasChromium())('the web app in two tabs', () => {
+  it('joins, goes direct over WebRTC, survives an anchor outage, runs a NEED to FINALIZE and keeps it across a reload', async () => {
+    const ports = { port: await freePort(), p2pPort: await freePort(), wsPort: await freePort() }
+    const data = join(dir, 'anchor')
+    anchor = await startAnchorProcess({ data, ...ports })
+    browser = await launchChromium()
+    const pageA = await (await browser.newContext()).newPage()
+    const pageB = await (await browser.newContext()).newPage()
+    const problems: string[] = []
+    for (const page of [pageA, pageB]) page.on('pageerror', (error) => problems.push(error.message))
+    await pageA.goto(anchor.url)
+    await pageB.goto(anchor.url)
+    await until(
+      'both tabs online',
+      async () => (await connectivity(pageA)) === 'online' && (await connectivity(pageB)) === 'online',
+    )
+    const didA = (await pageA.locator('[data-testid=did]').textContent())!
+    const didB = (await pageB.locator('[data-testid=did]').textContent())!
+    expect(didA).toMatch(/^did:key:z6Mk/)
+    expect(didB).toMatch(/^did:key:z6Mk/)
+    expect(didA).not.toBe(didB)
+    await expect.poll(() => pageA.locator('[data-testid=credits]').textContent()).toBe('not yet')
+    await shot(pageA, '1-overview')
+
+    // They find each other through the anchor's relay and upgrade to a direct WebRTC connection.
+    await pageA.goto(`${anchor.url}/#/swarm`)
+    await pageB.goto(`${anchor.url}/#/swarm`)
+    for (const [page, other] of [
+      [pageA, didB],
+      [pageB, didA],
+    ] as const) {
+      await until(
+        `a direct WebRTC connection to ${other}`,
+        async () => {
+          const transports = await page
+            .locator(`[data-testid=peers] tr[data-peer-did="${other}"]`)
+            .getAttribute('data-transports', { timeout: 1000 })
+            .catch(() => null)
+          return transports?.split(' ').includes('webrtc')
+        },
+        60_000,
+      )
+    }
+    await shot(pageA, '2-swarm')
+
+    // The anchor dies: both tabs say so, in words.
+    await anchor.stop('SIGKILL')
+    for (const page of [pageA, pageB]) {
+      await until('the offline state', async () => (await connectivity(page)) === 'offline', 30_000)
+      expect(await page.locator('[data-testid=offline-banner]').textContent()).toContain('unreachable')
+    }
+    await shot(pageA, '3-offline')
+
+    // It comes back (same ports, same data) with tab B in its verifier pool; both tabs recover.
+    anchor = await startAnchorProcess({ data, ...ports, verifiers: [didB] })
+    for (const page of [pageA, pageB]) {
+      await until('recovery', async () => (await connectivity(page)) === 'online', 60_000)
+      expect(await page.locator('[data-testid=offline-banner]').count()).toBe(0)
+    }
+    await pageB.goto(`${anchor.url}/#/overview`)
+    await until('tab B in the verifier pool', () =>
+      pageB
+        .locator('[data-testid=pool-status]')
+        .getAttribute('data-in-pool')
+        .then((v) => v === 'yes'),
+    )
+
+    // A Node worker (planner + worker) joins over TCP; it fetches input artifacts from the anchor.
+    const status = (await (await fetch(`${anchor.url}/api/status`)).json()) as {
+      multiaddrs: string[]
+      params: Parameters<typeof networkParams>[0]
+    }
+    const identity = await createIdentity()
+    const network = await createNetwork({
+      identity,
+      bootstrap: status.multiaddrs.filter((address) => !address.includes('/ws')),
+      webRTC: false,
+    })
+    const bus = createBus(network)
+    const agent = new Agent({
+      identity,
+      params: networkParams(status.params),
+      bus,
+      clock: systemClock(),
+      random: { next: Math.random },
+      artifacts: new AnchorArtifactStore({ anchorUrl: anchor.url }),
+      roles: { planner: true, worker: true },
+      tuning: { leaseTtlMs: 5000 },
+    })
+    attachAgent(bus, agent)
+    worker = { network, agent }
+    await until('the worker in the gossip mesh', () =>
+      network.pubsub.getSubscribers('can-swarm/1/shard/0').length > 0 ? true : undefined,
+    )
+
+    // Tab A posts a NEED and follows it live to FINALIZE.
+    const text = 'the swarm checks the swarm and the swarm pays'
+    await pageA.goto(`${anchor.url}/#/overview`)
+    await pageA.locator('[data-testid=need-requires]').fill('word-frequency, sha256')
+    await pageA.locator('[data-testid=need-input]').fill(text)
+    await pageA.locator('[data-testid=need-budget]').fill('20')
+    await pageA.locator('[data-testid=need-submit]').click()
+    // Posting opens the thread's page, where the NEED is followed live.
+    const need = await until(
+      'the posted thread',
+      async () => {
+        const thread = await pageA
+          .locator('section[data-view=thread]')
+          .getAttribute('data-thread', { timeout: 1000 })
+          .catch(() => null)
+        if (thread) return thread
+        const result = await pageA
+          .locator('[data-testid=post-result]')
+          .textContent()
+          .catch(() => '')
+        if (result && !result.startsWith('Uploading')) throw new Error(`posting failed: ${result}`)
+        return undefined
+      },
+      30_000,
+    )
+    expect(need).toMatch(/^need-/)
+    await until(
+      'the DAG',
+      () =>
+        pageA
+          .locator('svg.dag')
+          .count()
+          .then((n) => n > 0),
+      60_000,
+    )
+    await until(
+      'FINALIZE shown in tab A',
+      () =>
+        pageA
+          .locator('ol.stepper')
+          .getAttribute('data-stage')
+          .then((stage) => stage === 'FINAL'),
+      150_000,
+    )
+    // The result artifact: word-frequency, then sha256 of it.
+    const registry = builtinCapabilities()
+    const counted = await registry.run('word-frequency', [new TextEncoder().encode(text)])
+    const expected = new TextDecoder().decode(await registry.run('sha256', [counted]))
+    await until('the result artifact shown', () =>
+      pageA
+        .locator('[data-testid=result-text]')
+        .textContent({ timeout: 1000 })
+        .then((t) => t === expected)
+        .catch(() => false),
+    )
+    // The audit trail, verified in the tab.
+    await until(
+      'the audit trail verified',
+      () =>
+        pageA
+          .locator('[data-testid=audit-status]')
+          .getAttribute('data-verified')
+          .then((v) => v === 'yes'),
+      30_000,
+    )
+    await shot(pageA, '4-thread-final')
+
+    // The Node worker did both tasks; tab B's verifier attested both results.
+    const state = worker.agent.replica(need)!.state
+    const tasks = [...state.tasks.values()].filter((task) => task.proposal === state.winner?.proposal)
+    expect(tasks).toHaveLength(2)
+    for (const task of tasks) {
+      expect(task.state).toBe('FINAL')
+      expect(task.commit!.worker).toBe(identity.did)
+      expect([...task.commit!.votes.keys()]).toContain(didB)
+    }
+    await pageB.goto(`${anchor.url}/#/verifier`)
+    await until('tab B lists its attestations', () =>
+      pageB
+        .locator('[data-testid=attestations] tr[data-kind=ATTEST]')
+        .count()
+        .then((n) => n >= 2),
+    )
+    await shot(pageB, '5-verifier')
+
+    // A reload keeps the identity and the history.
+    await pageA.goto(`${anchor.url}/#/overview`)
+    await pageA.reload()
+    await until('tab A online again', async () => (await connectivity(pageA)) === 'online')
+    expect(await pageA.locator('[data-testid=did]').textContent()).toBe(didA)
+    await pageA.goto(`${anchor.url}/#/threads`)
+    await until('the thread kept as FINAL', () =>
+      pageA
+        .locator(`[data-testid=threads] tr[data-thread="${need}"]`)
+        .getAttribute('data-stage', { timeout: 1000 })
+        .then((s) => s === 'FINAL')
+        .catch(() => false),
+    )
+    await shot(pageA, '6-threads-after-reload')
+    expect(problems).toEqual([])
+  }, 420_000)
+})
