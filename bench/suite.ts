@@ -21,6 +21,7 @@ import { runSimulation } from '../packages/peer/src/sim/world.ts'
 import { runBusBenchmark } from './bus.ts'
 import { runDecideBenchmark } from './decide.ts'
 import { runPolicyBenchmark } from './policy.ts'
+import { runWebBenchmark } from './web.ts'
 
 export interface Metric {
   value: number
@@ -213,6 +214,11 @@ async function bigThread(progress: (line: string) => void): Promise<{ text: stri
 }
 
 export const BENCHMARKS: Record<string, Benchmark> = {
+  web: {
+    description:
+      'web app in Chromium on loopback: join (navigation → first valid envelope), NEED → FINALIZE shown, gzipped bundle',
+    run: runWebBenchmark,
+  },
   crypto: {
     description: 'Ed25519 sign and verify (WebCrypto and noble side by side), envelope encode/decode',
     async run(progress) {
