@@ -116,6 +116,71 @@ describe('validateFrame', () => {
   })
 })
 
+describe('validateFrame with embedded attestations', () => {
+  /** A DECIDE signed by its decider, carrying two ATTEST_PLANs; `spoil` breaks the second one. */
+  async function decide(spoil: boolean): Promise<Uint8Array> {
+    const [decider, voter] = [await createIdentity(), await createIdentity()]
+    const thread = 'need-embedded'
+    const base = {
+      v: PROTOCOL_VERSION,
+      thread,
+      lamport: 5,
+      ts: NOW,
+      refs: [],
+      policy: BUILTIN_POLICY_HASH,
+      epoch: 1,
+    }
+    const attestations = []
+    for (const signer of [decider, voter]) {
+      attestations.push(
+        await signEnvelope(
+          {
+            ...base,
+            kind: 'ATTEST_PLAN',
+            sender: signer.did,
+            payload: { need: thread, proposal: 'p-1', verdict: 'accept' },
+          },
+          signer,
+        ),
+      )
+    }
+    if (spoil) {
+      const forged = {
+        ...attestations[1]!,
+        payload: { ...attestations[1]!.payload, verdict: 'reject' as const },
+      }
+      const { computeEnvelopeId } = await import('../src/core/codec.ts')
+      attestations[1] = { ...forged, id: computeEnvelopeId(forged) }
+    }
+    const env = await signEnvelope(
+      {
+        ...base,
+        kind: 'DECIDE',
+        sender: decider.did,
+        payload: {
+          need: thread,
+          proposal: 'p-1',
+          epoch: 1,
+          lamport: 5,
+          kPlan: 2,
+          decider: decider.did,
+          attestations,
+        },
+      },
+      decider,
+    )
+    return encodeEnvelope(env)
+  }
+
+  it('verifies the attestations a DECIDE embeds, not only its own signature', async () => {
+    const now = () => NOW
+    expect((await validateFrame(await decide(false), context, { now })).ok).toBe(true)
+    const spoiled = await validateFrame(await decide(true), context, { now })
+    expect(spoiled).toMatchObject({ ok: false, reason: 'bad-signature' })
+    expect(spoiled.ok === false && spoiled.detail).toMatch(/attestations\.1/)
+  })
+})
+
 describe('PeerReputation', () => {
   it('denies a peer below the threshold for a while, then lets it back', () => {
     let now = 0

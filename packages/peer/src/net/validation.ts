@@ -136,6 +136,8 @@ async function checkSignature(
 }
 
 function describe(error: unknown): string {
-  if (error instanceof CanSwarmError) return `${error.code}: ${error.message}`
+  if (error instanceof CanSwarmError) {
+    return `${error.code}${error.field ? ` (${error.field})` : ''}: ${error.message}`
+  }
   return error instanceof Error ? error.message : String(error)
 }

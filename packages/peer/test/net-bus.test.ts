@@ -1,0 +1,151 @@
+/**
+ * The bus between two real libp2p nodes on 127.0.0.1 (in this process): capability topics carry
+ * NEED announcements to a peer that follows no shard; a peer on both hears each envelope once;
+ * batched frames arrive whole; close() stops delivery.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { BUILTIN_POLICY_HASH } from '../src/core/digest.ts'
+import { type AnyEnvelope, PROTOCOL_VERSION } from '../src/core/types.ts'
+import { createIdentity, type LocalIdentity } from '../src/crypto/ed25519.ts'
+import { signEnvelope } from '../src/crypto/envelopes.ts'
+import { createBus, type GossipBus } from '../src/net/bus.ts'
+import { createNetwork, type Network } from '../src/net/network.ts'
+import { capabilityTopic } from '../src/net/topics.ts'
+
+const base = { webRTC: false, pubsubDiscovery: false, reputationPingMs: 0, listen: ['/ip4/127.0.0.1/tcp/0'] }
+
+async function until(condition: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
+
+async function need(identity: LocalIdentity, name: string): Promise<AnyEnvelope> {
+  return (await signEnvelope(
+    {
+      v: PROTOCOL_VERSION,
+      kind: 'NEED',
+      thread: name,
+      sender: identity.did,
+      lamport: 1,
+      ts: Date.now(),
+      payload: {
+        need: name,
+        epoch: 1,
+        requires: ['sha256'],
+        inputs: ['bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'],
+        produces: 'text/plain',
+        budget: 5,
+        deadlineMs: Date.now() + 60_000,
+        bidWindowMs: 500,
+      },
+      refs: [],
+      policy: BUILTIN_POLICY_HASH,
+      epoch: 1,
+    },
+    identity,
+  )) as AnyEnvelope
+}
+
+async function attest(identity: LocalIdentity, thread: string, lamport: number): Promise<AnyEnvelope> {
+  return (await signEnvelope(
+    {
+      v: PROTOCOL_VERSION,
+      kind: 'ATTEST_PLAN',
+      thread,
+      sender: identity.did,
+      lamport,
+      ts: Date.now(),
+      payload: { need: thread, proposal: 'p-1', verdict: 'accept' },
+      refs: [],
+      policy: BUILTIN_POLICY_HASH,
+      epoch: 1,
+    },
+    identity,
+  )) as AnyEnvelope
+}
+
+describe('gossip bus between two nodes', () => {
+  let publisherIdentity: LocalIdentity
+  let publisher: Network
+  let worker: Network
+  let full: Network
+  let publisherBus: GossipBus
+  let workerBus: GossipBus
+  let fullBus: GossipBus
+  const heardByWorker: string[] = []
+  const heardByFull: string[] = []
+
+  beforeAll(async () => {
+    publisherIdentity = await createIdentity()
+    publisher = await createNetwork({ ...base, identity: publisherIdentity })
+    const address = publisher.libp2p.getMultiaddrs()[0]!.toString()
+    worker = await createNetwork({
+      ...base,
+      identity: await createIdentity(),
+      bootstrap: [address],
+      capabilities: ['sha256'],
+    })
+    full = await createNetwork({
+      ...base,
+      identity: await createIdentity(),
+      bootstrap: [address],
+      capabilities: ['sha256'],
+    })
+    publisherBus = createBus(publisher, { publishWindowMs: 20 })
+    workerBus = createBus(worker, { shards: [] })
+    fullBus = createBus(full)
+    workerBus.onEnvelope((env) => heardByWorker.push(env.id))
+    fullBus.onEnvelope((env) => heardByFull.push(env.id))
+    await until(
+      () =>
+        publisher.pubsub.getSubscribers(capabilityTopic('sha256')).length === 2 &&
+        publisher.pubsub.getSubscribers('can-swarm/1/shard/0').length === 1,
+      'subscriptions',
+    )
+    await new Promise((resolve) => setTimeout(resolve, 1500)) // a gossipsub heartbeat grafts the meshes
+  }, 60_000)
+
+  afterAll(async () => {
+    for (const bus of [publisherBus, workerBus, fullBus]) bus?.close()
+    await Promise.all([publisher?.stop(), worker?.stop(), full?.stop()])
+  })
+
+  it('announces NEEDs on capability topics and delivers each envelope once', async () => {
+    const env = await need(publisherIdentity, 'need-cap-1')
+    const other = await attest(publisherIdentity, 'need-cap-1', 2)
+    publisherBus.publish(env)
+    publisherBus.publish(other)
+    await until(() => heardByFull.length >= 2 && heardByWorker.length >= 1, 'deliveries')
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    // the worker follows no shard: it hears the NEED (capability topic) and nothing else
+    expect(heardByWorker).toEqual([env.id])
+    // the full peer hears the NEED on both topics but delivers it once
+    expect(heardByFull.filter((id) => id === env.id)).toHaveLength(1)
+    expect(heardByFull).toContain(other.id)
+    expect(fullBus.stats().duplicates).toBeGreaterThanOrEqual(1)
+  })
+
+  it('batches envelopes published within the window into fewer gossip messages', async () => {
+    const before = publisherBus.stats().framesPublished
+    const thread = 'need-batch'
+    const envs: AnyEnvelope[] = []
+    for (let i = 0; i < 10; i += 1) envs.push(await attest(publisherIdentity, thread, 10 + i))
+    for (const env of envs) publisherBus.publish(env)
+    await publisherBus.flush()
+    expect(publisherBus.stats().framesPublished - before).toBeLessThan(envs.length)
+    await until(() => envs.every((env) => heardByFull.includes(env.id)), 'batched deliveries')
+  })
+
+  it('stops delivering after close()', async () => {
+    workerBus.close()
+    const count = heardByWorker.length
+    const late = await need(publisherIdentity, 'need-after-close')
+    publisherBus.publish(late)
+    await publisherBus.flush()
+    await until(() => heardByFull.includes(late.id), 'full peer delivery')
+    expect(heardByWorker).toHaveLength(count)
+  })
+})
