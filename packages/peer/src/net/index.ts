@@ -12,8 +12,12 @@
  * attachAgent(bus, agent)
  * ```
  *
- * Not yet here (later parts of the libp2p issue): Kad-DHT (client mode in browsers), Automerge
- * plan sync, Helia artifacts.
+ * Discovery: explicit bootstrap multiaddrs, pubsub peer discovery (default on), mDNS (opt-in), and
+ * an opt-in Kad-DHT on the swarm's own protocol id (`dht: 'server'` on Node, `'client'` meant for
+ * browsers; the browser run is not tested yet).
+ *
+ * Not yet here (later parts of the libp2p issue): Automerge plan sync, Helia artifacts, the
+ * Chromium/WebRTC run, partition tests in veth namespaces.
  *
  * @packageDocumentation
  */

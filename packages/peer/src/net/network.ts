@@ -23,6 +23,7 @@ import { type GossipSub, type GossipsubOpts, gossipsub, StrictNoSign } from '@li
 import { createTopicScoreParams } from '@libp2p/gossipsub/score'
 import { identify } from '@libp2p/identify'
 import type { ConnectionGater, Ed25519PrivateKey, PeerDiscovery, PeerId } from '@libp2p/interface'
+import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
 import { mdns } from '@libp2p/mdns'
 import { type Ping, ping } from '@libp2p/ping'
 import { pubsubPeerDiscovery } from '@libp2p/pubsub-peer-discovery'
@@ -64,6 +65,12 @@ export interface NetworkOptions {
   pubsubDiscoveryIntervalMs?: number
   /** Multicast DNS discovery (LAN): only inside networks you own. @default false */
   mdns?: boolean
+  /**
+   * Run a Kad-DHT on the swarm's own protocol id (`/can-swarm/kad/1.0.0`, never the public
+   * IPFS DHT) for peer routing: `'server'` answers queries (anchors, relays, well-connected Node
+   * peers), `'client'` only asks (browsers, short-lived peers). @default false
+   */
+  dht?: false | 'client' | 'server'
   /** Add the WebRTC transport. @default true */
   webRTC?: boolean
   /** ICE servers (STUN/TURN) for WebRTC. @default [] (no public STUN: loopback/LAN only) */
@@ -151,6 +158,9 @@ export const SWARM_GOSSIP_DEFAULTS: Readonly<Partial<GossipsubOpts>> = Object.fr
   floodPublish: false,
 })
 
+/** Protocol id of the swarm's own Kad-DHT (kept apart from the public IPFS DHT). */
+export const DHT_PROTOCOL = '/can-swarm/kad/1.0.0'
+
 /** Weight of gossipsub's invalid-message penalty (P4) on every swarm topic. */
 const INVALID_MESSAGE_WEIGHT = -10
 
@@ -224,6 +234,16 @@ export async function createNetwork(options: NetworkOptions): Promise<Network> {
     peerDiscovery: discovery as never,
     services: {
       ...(options.services ?? {}),
+      ...(options.dht
+        ? {
+            dht: kadDHT({
+              protocol: DHT_PROTOCOL,
+              clientMode: options.dht === 'client',
+              // the swarm's own DHT: loopback and private addresses are legitimate here
+              peerInfoMapper: passthroughMapper,
+            }),
+          }
+        : {}),
       identify: identify(),
       ping: ping(),
       pubsub: gossipsub({

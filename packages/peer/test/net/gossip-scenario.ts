@@ -8,7 +8,7 @@ import { PeerProcess, randomSeedHex } from '../../src/cli/mesh-cluster.ts'
 import type { MeshPeerConfig } from '../../src/cli/mesh-peer.ts'
 
 const HONEST = 9
-const MAX_AGE_MS = 5000
+const MAX_AGE_MS = 8000
 const log = (line: string) => process.stderr.write(`[gossip] ${line}\n`)
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
