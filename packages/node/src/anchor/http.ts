@@ -29,7 +29,7 @@ export interface HttpOptions {
   registry: Registry
   /** Reasons the anchor is not ready (empty = ready). */
   notReady(): string[]
-  status(): unknown
+  status(): unknown | Promise<unknown>
   /** Directory of the built web app, if any. */
   webRoot: string | undefined
   onRequest?: (method: string, route: string, status: number) => void
@@ -39,20 +39,25 @@ export interface HttpOptions {
   artifacts?: DiskArtifactStore
 }
 
+/**
+ * Reads a request body of at most `maxBytes`; resolves to undefined when it is larger. An
+ * oversized body is drained (up to 4 × `maxBytes`, then the socket is cut) so that the client
+ * reads the refusal instead of a reset.
+ */
 function readBody(request: IncomingMessage, maxBytes: number): Promise<Uint8Array | undefined> {
   return new Promise((resolvePromise, reject) => {
     const chunks: Buffer[] = []
     let size = 0
     request.on('data', (chunk: Buffer) => {
       size += chunk.length
-      if (size > maxBytes) {
+      if (size > 4 * maxBytes) {
         resolvePromise(undefined)
         request.destroy()
-        return
-      }
-      chunks.push(chunk)
+      } else if (size <= maxBytes) chunks.push(chunk)
     })
-    request.on('end', () => resolvePromise(new Uint8Array(Buffer.concat(chunks))))
+    request.on('end', () =>
+      resolvePromise(size > maxBytes ? undefined : new Uint8Array(Buffer.concat(chunks))),
+    )
     request.on('error', reject)
   })
 }
@@ -132,7 +137,7 @@ export async function startHttp(options: HttpOptions): Promise<{ server: Server;
     } else if (route === '/metrics') {
       status = send(response, 200, options.registry.contentType, await options.registry.metrics())
     } else if (route === '/api/status') {
-      status = json(response, 200, options.status())
+      status = json(response, 200, await options.status())
     } else if (options.threadEnvelopes && route.startsWith('/api/threads/')) {
       const lines = options.threadEnvelopes(decodeURIComponent(route.slice(13)))
       route = '/api/threads'

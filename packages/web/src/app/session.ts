@@ -409,10 +409,13 @@ export class SwarmSession extends EventTarget {
 
   /**
    * Fetches the anchor's log of every unfinished thread this tab follows and takes in what it
-   * missed; every envelope's id and signature are verified here first.
+   * missed (every envelope's id and signature verified here first); then republishes what the
+   * anchor lacks (envelopes made or heard while it was down; receivers drop those older than the
+   * bus's maximum envelope age). Resolves to the numbers of envelopes taken in and republished.
    */
-  async catchUp(): Promise<number> {
+  async catchUp(): Promise<{ added: number; republished: number }> {
     let added = 0
+    let republished = 0
     for (const thread of this.threads()) {
       const state = this.agent?.replica(thread)?.state
       const tasks = state ? [...state.tasks.values()] : []
@@ -422,12 +425,14 @@ export class SwarmSession extends EventTarget {
         const response = await fetch(`${this.anchorUrl}/api/threads/${encodeURIComponent(thread)}`, {
           signal: AbortSignal.timeout(5000),
         })
-        if (!response.ok) continue
-        texts = (await response.json()) as unknown[]
+        if (response.status === 404) texts = []
+        else if (!response.ok) continue
+        else texts = (await response.json()) as unknown[]
       } catch {
         continue
       }
       const envs = texts.map((value) => envelopeFromJson(JSON.stringify(value)))
+      const anchorHas = new Set(envs.map((env) => env.id))
       const results = await verifyEnvelopes(envs)
       for (const [index, env] of envs.entries()) {
         if (results[index] !== undefined || this.envelopes.has(env.id)) continue
@@ -435,8 +440,13 @@ export class SwarmSession extends EventTarget {
         await this.agent?.deliver(env)
         added += 1
       }
+      for (const env of this.threadEnvelopes(thread)) {
+        if (anchorHas.has(env.id)) continue
+        this.bus.publish(env)
+        republished += 1
+      }
     }
-    return added
+    return { added, republished }
   }
 
   #pingPeers(): void {
