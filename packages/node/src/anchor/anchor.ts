@@ -110,8 +110,9 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
     registry,
     webRoot,
     notReady: () => (stopping ? ['shutting down'] : []),
-    status: () => ({
+    status: async () => ({
       did: identity.did,
+      epoch: await store.currentEpoch(),
       peerId: swarm.network.peerId.toString(),
       multiaddrs: swarm.multiaddrs(),
       connections: swarm.network.libp2p.getConnections().length,

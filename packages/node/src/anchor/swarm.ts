@@ -17,6 +17,7 @@ import { createBus, type GossipBus } from '../../../peer/src/net/bus.ts'
 import { createNetwork, type Network } from '../../../peer/src/net/network.ts'
 import { serveDecide } from './decide-service.ts'
 import type { EnvelopeLog } from './log.ts'
+import { startSync } from './sync.ts'
 
 export interface SwarmOptions {
   identity: LocalIdentity
@@ -79,12 +80,20 @@ export async function startSwarm(options: SwarmOptions): Promise<AnchorSwarm> {
   await agent.restore(options.restored)
   const attached = attachAgent(inner, agent, { onError: options.onError })
   const stopService = await serveDecide({ network, agent, log, consensus: options.consensus, relay: inner })
+  const sync = await startSync({
+    network,
+    agent,
+    log,
+    consensus: options.consensus,
+    onError: options.onError,
+  })
   return {
     network,
     bus: inner,
     agent,
     multiaddrs: () => network.libp2p.getMultiaddrs().map(String),
     async stop() {
+      await sync.stop()
       await stopService()
       attached.detach()
       agent.stop()

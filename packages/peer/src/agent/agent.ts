@@ -344,6 +344,7 @@ export class Agent {
         this.#finalizeWhenDue(replica, effect.task, effect.commit)
         return
       case 'decided':
+      case 'decide-conflict':
         if (roles.decider) await this.#reconcile(replica)
         return
       case 'task-reopened':
@@ -493,7 +494,9 @@ export class Agent {
     const winner = state.winner
     if (!winner) return
     const losers = [...state.decides.values()].filter((decide) => decide.proposal !== winner.proposal)
-    if (losers.length === 0 || !this.#once(`reconcile:${replica.thread}:${winner.env}`)) return
+    // The anchor whose DECIDE won records the merge (one RECONCILE, not one per anchor).
+    if (losers.length === 0 || winner.decider !== this.did) return
+    if (!this.#once(`reconcile:${replica.thread}:${winner.env}`)) return
     await this.publish('RECONCILE', replica.thread, {
       thread: replica.thread,
       merged: [winner.env],

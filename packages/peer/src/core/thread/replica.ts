@@ -21,6 +21,8 @@ export type ThreadEffect =
   | { type: 'proposal'; proposal: string }
   | { type: 'plan-quorum'; proposal: string }
   | { type: 'decided'; decide: DecideInfo }
+  /** DECIDEs of different proposals are held (after a partition): the merge rule has picked `winner`. */
+  | { type: 'decide-conflict'; winner: DecideInfo; proposals: string[] }
   | { type: 'task-ready'; task: string }
   | { type: 'task-claimed'; task: string; claim: Cid }
   | { type: 'task-committed'; task: string; commit: Cid }
@@ -54,6 +56,8 @@ function milestones(state: ThreadState): Map<string, string> {
   for (const id of state.proposals.keys()) marks.set(`proposal:${id}`, id)
   if (state.quorum) marks.set('quorum', state.quorum.proposal)
   if (state.winner) marks.set('winner', state.winner.env)
+  const proposals = new Set([...state.decides.values()].map((decide) => decide.proposal))
+  if (proposals.size > 1) marks.set('conflict', [...proposals].sort().join(','))
   for (const task of state.tasks.values()) {
     marks.set(
       `task:${task.id}`,
@@ -74,6 +78,8 @@ function diff(state: ThreadState, before: Map<string, string>, after: Map<string
     else if (key.startsWith('proposal:')) effects.push({ type: 'proposal', proposal: value })
     else if (key === 'quorum') effects.push({ type: 'plan-quorum', proposal: value })
     else if (key === 'winner') effects.push({ type: 'decided', decide: state.winner! })
+    else if (key === 'conflict')
+      effects.push({ type: 'decide-conflict', winner: state.winner!, proposals: value.split(',') })
     else if (key.startsWith('ready:')) effects.push({ type: 'task-ready', task: key.slice(6) })
     else if (key.startsWith('challenge:')) {
       const task = state.tasks.get(value)!

@@ -1,0 +1,169 @@
+/**
+ * Two anchor groups that cannot reach each other decide the same NEED differently (each with its
+ * own durable store); when they meet again, sync brings each side the other's DECIDEs, the merge
+ * rule picks one winner everywhere, the winner's anchor publishes a RECONCILE, the losing branch
+ * is annotated `orphanedByEpoch`, both stores advance their epoch, and a decision taken on one
+ * side only is adopted by the other's store.
+ */
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { multiaddr } from '@multiformats/multiaddr'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { envelopeFromJson } from '../../peer/src/core/codec.ts'
+import { networkParams } from '../../peer/src/core/thread/params.ts'
+import { ThreadReplica } from '../../peer/src/core/thread/replica.ts'
+import type { AnyEnvelope } from '../../peer/src/core/types.ts'
+import { createIdentity } from '../../peer/src/crypto/ed25519.ts'
+import { requestDecide } from '../../peer/src/decide/client.ts'
+import { createNetwork, type Network } from '../../peer/src/net/network.ts'
+import { makeIdentities, sign } from '../../peer/test/helpers.ts'
+import { killAnchors, type StartedAnchor, startAnchorProcess } from './helpers/anchor-process.ts'
+
+const INPUT = 'bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku'
+let dir: string
+let network: Network | undefined
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'can-swarm-partition-'))
+})
+afterAll(async () => {
+  await network?.stop().catch(() => undefined)
+  killAnchors()
+  await rm(dir, { recursive: true, force: true })
+})
+
+async function threadOf(anchor: StartedAnchor, need: string): Promise<AnyEnvelope[]> {
+  const response = await fetch(`${anchor.url}/api/threads/${encodeURIComponent(need)}`)
+  if (response.status !== 200) return []
+  const body = (await response.json()) as { envelopes: unknown[] } | unknown[]
+  const list = Array.isArray(body) ? body : body.envelopes
+  return list.map((item) => envelopeFromJson(typeof item === 'string' ? item : JSON.stringify(item)))
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = await probe()
+    if (value !== undefined) return value
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+}
+
+describe('anchors partitioned from each other', () => {
+  it('decide on both sides, then converge on one winner with RECONCILE, orphans and a new epoch', async () => {
+    const [requester, planner, verifier] = await makeIdentities(3, 55)
+    const params = networkParams({ verifiers: [verifier!.did], bootstrap: true })
+    const common = ['--verifiers', verifier!.did]
+    const left = await startAnchorProcess(['--data', join(dir, 'left'), ...common])
+    let right = await startAnchorProcess(['--data', join(dir, 'right'), ...common])
+    network = await createNetwork({
+      identity: await createIdentity({ seed: new Uint8Array(32).fill(4) }),
+      webRTC: false,
+    })
+    const tcp = (anchor: StartedAnchor) => anchor.multiaddrs.find((address) => !address.includes('/ws/'))!
+
+    const quorum = async (need: string, proposal: string): Promise<AnyEnvelope[]> => [
+      await sign(
+        requester!,
+        'NEED',
+        need,
+        {
+          need,
+          epoch: 1,
+          requires: ['sha256'],
+          inputs: [INPUT],
+          produces: 'text/plain',
+          budget: 10,
+          deadlineMs: 0,
+          bidWindowMs: 1,
+        },
+        { lamport: 1, ts: Date.now() },
+      ),
+      await sign(
+        planner!,
+        'PROPOSE',
+        need,
+        {
+          need,
+          proposal,
+          patch: [{ name: 'digest', capability: 'sha256', inputs: [INPUT], produces: 'text/plain' }],
+          ballot: 1,
+          price: 1,
+          etaMs: 1,
+          shardDependencies: [],
+        },
+        { lamport: 2, ts: Date.now() },
+      ),
+      await sign(
+        verifier!,
+        'ATTEST_PLAN',
+        need,
+        { need, proposal, verdict: 'accept' },
+        { lamport: 3, ts: Date.now() },
+      ),
+    ]
+    const ask = (anchor: StartedAnchor, need: string, proposal: string) =>
+      quorum(need, proposal).then((envelopes) =>
+        requestDecide(network!.libp2p, multiaddr(tcp(anchor)), { need, proposal, envelopes }),
+      )
+
+    // The split: each side decides "contested" its own way; "left-only" is decided on the left alone.
+    const onLeft = await ask(left, 'contested', 'p-left')
+    const onRight = await ask(right, 'contested', 'p-right')
+    expect(onLeft).toMatchObject({ outcome: 'decided' })
+    expect(onRight).toMatchObject({ outcome: 'decided' })
+    if (onLeft.outcome !== 'decided' || onRight.outcome !== 'decided') return
+    expect(onLeft.decide.payload.proposal).toBe('p-left')
+    expect(onRight.decide.payload.proposal).toBe('p-right')
+    expect((await ask(left, 'left-only', 'p-only')).outcome).toBe('decided')
+    await network.stop()
+    network = undefined
+
+    // The heal: the right anchor comes back connected to the left one.
+    expect(await right.stop()).toBe(0)
+    right = await startAnchorProcess(['--data', join(dir, 'right'), ...common, '--peers', tcp(left)])
+
+    const views = await until('both anchors to agree on one winner and the RECONCILE', async () => {
+      const result: ThreadReplica[] = []
+      for (const anchor of [left, right]) {
+        const replica = new ThreadReplica('contested', params)
+        replica.receiveAll(await threadOf(anchor, 'contested'), 0)
+        if (replica.state.decides.size < 2 || replica.state.reconciles.length === 0) return undefined
+        result.push(replica)
+      }
+      return result
+    })
+    const [leftView, rightView] = views as [ThreadReplica, ThreadReplica]
+    expect(leftView.stateHash()).toBe(rightView.stateHash())
+    const winner = leftView.state.winner!
+    const loser = winner.proposal === 'p-left' ? 'p-right' : 'p-left'
+    expect(leftView.plan().task(`${loser}/digest`)?.annotations.orphanedByEpoch).toBe(String(winner.epoch))
+    expect(leftView.plan().task(`${winner.proposal}/digest`)?.annotations.orphanedByEpoch).toBeUndefined()
+    const reconcile = leftView.get(leftView.state.reconciles[0]!)!
+    expect(reconcile.sender).toBe(winner.decider)
+    expect(reconcile.payload).toMatchObject({ thread: 'contested', orphaned: [loser] })
+
+    // Both stores moved past the conflicting epoch.
+    for (const anchor of [left, right]) {
+      const status = (await until('the epoch to advance', async () => {
+        const value = (await (await fetch(`${anchor.url}/api/status`)).json()) as { epoch: number }
+        return value.epoch >= 2 ? value : undefined
+      })) as { epoch: number }
+      expect(status.epoch).toBeGreaterThanOrEqual(2)
+    }
+
+    // The right store adopted the left-only decision: asked to decide it otherwise, it answers with the left's.
+    network = await createNetwork({
+      identity: await createIdentity({ seed: new Uint8Array(32).fill(6) }),
+      webRTC: false,
+    })
+    const again = await until('the adopted decision', async () => {
+      const answer = await ask(right, 'left-only', 'p-other')
+      return answer.outcome === 'decided' ? answer : undefined
+    })
+    if (again.outcome === 'decided') expect(again.decide.payload.proposal).toBe('p-only')
+    for (const anchor of [left, right]) expect(await anchor.stop()).toBe(0)
+  })
+})
