@@ -26,6 +26,7 @@ import type { AnchorConfig } from './config.ts'
 import { startHttp } from './http.ts'
 import { loadOrCreateIdentity } from './identity.ts'
 import { EnvelopeLog } from './log.ts'
+import { BootstrapMonitor } from './monitor.ts'
 import { type AnchorSwarm, startSwarm } from './swarm.ts'
 
 export interface Anchor {
@@ -85,6 +86,14 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
   })
   logger.info({ multiaddrs: swarm.multiaddrs(), peerId: swarm.network.peerId.toString() }, 'swarm listening')
 
+  const monitor = new BootstrapMonitor(params)
+  let monitorReport = monitor.observe(Date.now())
+  const monitorTimer = setInterval(() => {
+    monitor.scan(swarm.agent, Date.now())
+    monitorReport = monitor.observe(Date.now())
+  }, 5_000)
+  monitorTimer.unref()
+
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: 'can_swarm_anchor_' })
   const httpRequests = new Counter({
@@ -92,6 +101,14 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
     help: 'HTTP requests by route and status',
     labelNames: ['route', 'status'],
     registers: [registry],
+  })
+  new Gauge({
+    name: 'can_swarm_active_verifiers',
+    help: 'Verifiers of the pool seen attesting within the last 10 minutes',
+    registers: [registry],
+    collect() {
+      this.set(monitorReport.activeVerifiers)
+    },
   })
   new Gauge({
     name: 'can_swarm_consensus_epoch',
@@ -113,6 +130,7 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
     status: async () => ({
       did: identity.did,
       epoch: await store.currentEpoch(),
+      bootstrapMonitor: monitorReport,
       peerId: swarm.network.peerId.toString(),
       multiaddrs: swarm.multiaddrs(),
       connections: swarm.network.libp2p.getConnections().length,
@@ -133,6 +151,7 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
   const stop = (): Promise<void> => {
     stopped ??= (async () => {
       stopping = true
+      clearInterval(monitorTimer)
       logger.info('stopping')
       await closeServer(server)
       await swarm.stop()
