@@ -162,9 +162,21 @@ describe.skipIf(!hasChromium())('the web app in two tabs', () => {
       network.pubsub.getSubscribers('can-swarm/1/shard/0').length > 0 ? true : undefined,
     )
 
-    // Tab A posts a NEED and follows it live to FINALIZE.
+    // A NEED whose budget cannot pay for its chain is refused in words before anything is sent.
     const text = 'the swarm checks the swarm and the swarm pays'
     await pageA.goto(`${anchor.url}/#/overview`)
+    await pageA.locator('[data-testid=need-requires]').fill('word-frequency, sha256')
+    await pageA.locator('[data-testid=need-input]').fill(text)
+    await pageA.locator('[data-testid=need-budget]').fill('1')
+    await pageA.locator('[data-testid=need-submit]').click()
+    await until('the refusal', () =>
+      pageA
+        .locator('[data-testid=post-result]')
+        .textContent()
+        .then((t) => (t?.includes('insufficient budget') ? t : undefined)),
+    )
+
+    // Tab A posts a NEED and follows it live to FINALIZE.
     await pageA.locator('[data-testid=need-requires]').fill('word-frequency, sha256')
     await pageA.locator('[data-testid=need-input]').fill(text)
     await pageA.locator('[data-testid=need-budget]').fill('20')
@@ -227,6 +239,7 @@ describe.skipIf(!hasChromium())('the web app in two tabs', () => {
           .then((v) => v === 'yes'),
       30_000,
     )
+    expect(await pageA.locator('table.audit tr[data-kind=FINALIZE]').count()).toBe(2)
     await shot(pageA, '4-thread-final')
 
     // The Node worker did both tasks; tab B's verifier attested both results.

@@ -454,7 +454,9 @@ export class SwarmSession extends EventTarget {
     for (const peer of libp2p.getPeers()) {
       libp2p.services.ping.ping(peer, { signal: AbortSignal.timeout(4000) }).then(
         (rttMs) => this.rtts.set(peer.toString(), rttMs),
-        () => this.rtts.delete(peer.toString()),
+        // A failed ping (e.g. while the network's own reputation ping holds the one ping stream)
+        // keeps the last known round trip.
+        () => undefined,
       )
     }
   }
