@@ -259,6 +259,8 @@ describe.skipIf(!hasChromium())('the web app in two tabs', () => {
         .then((n) => n >= 2),
     )
     await shot(pageB, '5-verifier')
+    await pageA.goto(`${anchor.url}/#/swarm`)
+    await shot(pageA, '5-swarm-with-traffic')
 
     // A reload keeps the identity and the history.
     await pageA.goto(`${anchor.url}/#/overview`)

@@ -233,7 +233,7 @@ function overviewForms(session: SwarmSession): Forms {
       'p',
       { class: 'muted' },
       'Built-in: ',
-      capabilityNames.map((name) => h('code', {}, name)),
+      capabilityNames.map((name) => h('code', { class: 'chip' }, name)),
       ' — each takes the previous output.',
     ),
     h('label', {}, 'Input text', text),

@@ -515,6 +515,12 @@ function waitingHint(session: SwarmSession, thread: string): string | undefined 
 
 const VERIFIER_KINDS = new Set(['ATTEST_PLAN', 'ATTEST', 'CHALLENGE', 'INVALIDATE'])
 
+function verdictOf(kind: string, payload: Record<string, unknown>): string {
+  if (kind === 'CHALLENGE') return `challenge (bond ${String(payload.bond)})`
+  if (kind === 'INVALIDATE') return 'upheld a challenge'
+  return String(payload.verdict)
+}
+
 /** What this tab's verifier has attested. */
 export function verifierView(session: SwarmSession): HTMLElement {
   const mine = [...session.envelopes.values()]
@@ -566,7 +572,7 @@ export function verifierView(session: SwarmSession): HTMLElement {
                   {},
                   h('a', { href: `#/threads/${encodeURIComponent(env.thread)}` }, shortId(env.thread, 14)),
                 ),
-                h('td', {}, String((p.verdict ?? p.proof) ? (p.verdict ?? 'challenge') : 'invalidate')),
+                h('td', {}, verdictOf(env.kind, p)),
               )
             }),
           ),
