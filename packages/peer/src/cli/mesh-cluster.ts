@@ -71,7 +71,7 @@ export class PeerProcess {
     })
     track(child)
     const peer = new PeerProcess(index, child)
-    const info = (await peer.call('start', config, options.timeoutMs ?? 30_000)) as {
+    const info = (await peer.call('start', config, options.timeoutMs ?? 90_000)) as {
       peerId: string
       did: string
       multiaddrs: string[]
@@ -125,7 +125,7 @@ export interface RelayProcess {
 }
 
 /** Starts `node packages/relay --data <dataDir>` and reads its multiaddrs. */
-export async function startRelayProcess(dataDir: string, timeoutMs = 30_000): Promise<RelayProcess> {
+export async function startRelayProcess(dataDir: string, timeoutMs = 90_000): Promise<RelayProcess> {
   const child = spawn(process.execPath, [RELAY_ENTRY, '--data', dataDir], {
     stdio: ['ignore', 'pipe', 'inherit'],
   })

@@ -106,7 +106,7 @@ export async function runMesh(options: MeshOptions): Promise<Record<string, unkn
     }))
     peers.push(...(await Promise.all(configs.map((config, index) => PeerProcess.start(index, config)))))
     const wanted = Math.min(options.peers - 1, 4)
-    const meshDeadline = Date.now() + 30_000
+    const meshDeadline = Date.now() + 60_000
     for (;;) {
       const views = await Promise.all(peers.map((peer) => peer.call<{ gossipPeers: string[] }>('peers')))
       const ready = views.filter(
@@ -114,7 +114,7 @@ export async function runMesh(options: MeshOptions): Promise<Record<string, unkn
       )
       log(`mesh: ${ready.length}/${peers.length} peers have ≥ ${wanted} gossip peers`)
       if (ready.length === peers.length) break
-      if (Date.now() > meshDeadline) throw new Error('the mesh did not form within 30 s')
+      if (Date.now() > meshDeadline) throw new Error('the mesh did not form within 60 s')
       await sleep(1000)
     }
     await sleep(1500) // let gossipsub graft its meshes (heartbeat 1 s)

@@ -68,7 +68,7 @@ async function main(): Promise<void> {
     }
     const expected = HONEST * 4
     log(`published ${expected} honest envelopes; waiting for delivery`)
-    const deadline = Date.now() + 30_000
+    const deadline = Date.now() + 60_000
     while (Date.now() < deadline) {
       const counts = await Promise.all(
         peers
