@@ -91,6 +91,17 @@ describe.skipIf(!hasChromium())('the web app in two tabs', () => {
     await expect.poll(() => pageA.locator('[data-testid=credits]').textContent()).toBe('not yet')
     await shot(pageA, '1-overview')
 
+    // A second tab of the same browser profile would be a second node with the same key: it says so.
+    const second = await pageA.context().newPage()
+    await second.goto(anchor.url)
+    await until('the second tab declining', () =>
+      second
+        .locator('[data-testid=already-running]')
+        .count()
+        .then((n) => n > 0),
+    )
+    await second.close()
+
     // They find each other through the anchor's relay and upgrade to a direct WebRTC connection.
     await pageA.goto(`${anchor.url}/#/swarm`)
     await pageB.goto(`${anchor.url}/#/swarm`)
