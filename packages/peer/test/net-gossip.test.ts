@@ -25,6 +25,7 @@ interface Result {
   forged: string[]
   denied: string[]
   replayed: string
+  redialRefused: boolean
   peers: PeerResult[]
 }
 
@@ -78,5 +79,6 @@ describe('gossip across a 10-process mesh', () => {
     expect(first.adversaryReputation!.invalid).toBe(result.forged.length + result.denied.length + 1)
     expect(first.adversaryReputation!.deniedUntilMs).toBeGreaterThan(0)
     expect(first.connectedToAdversary).toBe(false)
+    expect(result.redialRefused).toBe(true)
   })
 })

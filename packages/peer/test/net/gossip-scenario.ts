@@ -90,6 +90,11 @@ async function main(): Promise<void> {
     await sleep(2500)
 
     const stats = await Promise.all(peers.map((peer) => peer.call<Stats>('stats')))
+    // the connection gater keeps the denied adversary out: a redial is refused or cut at once
+    await peers[HONEST]!.call('dial', { multiaddr: peers[0]!.multiaddrs[0] }).catch(() => undefined)
+    await sleep(1000)
+    const afterRedial = await peers[0]!.call<Stats>('stats', { deliveries: false })
+    const redialRefused = !afterRedial.connectedTo.includes(peers[HONEST]!.peerId)
     const result = {
       peerIds: peers.map((peer) => peer.peerId),
       adversary: peers[HONEST]!.peerId,
@@ -97,6 +102,7 @@ async function main(): Promise<void> {
       forged,
       denied,
       replayed,
+      redialRefused,
       peers: stats.map((s, index) => ({
         index,
         delivered: s.deliveries.map(([id]) => id),
