@@ -137,6 +137,22 @@ describe.skipIf(!hasChromium())('the web app in two tabs', () => {
       await until('recovery', async () => (await connectivity(page)) === 'online', 60_000)
       expect(await page.locator('[data-testid=offline-banner]').count()).toBe(0)
     }
+    // The relay reservations came back with the anchor: a tab opened now reaches tab A directly.
+    const contextC = await browser.newContext()
+    const pageC = await contextC.newPage()
+    await pageC.goto(`${anchor.url}/#/swarm`)
+    await until(
+      'a direct WebRTC connection from a new tab to tab A',
+      () =>
+        pageC
+          .locator(`[data-testid=peers] tr[data-peer-did="${didA}"]`)
+          .getAttribute('data-transports', { timeout: 1000 })
+          .then((transports) => transports?.split(' ').includes('webrtc'))
+          .catch(() => false),
+      60_000,
+    )
+    await contextC.close()
+
     await pageB.goto(`${anchor.url}/#/overview`)
     await until('tab B in the verifier pool', () =>
       pageB
