@@ -267,6 +267,7 @@ export function threadsView(session: SwarmSession): HTMLElement {
               h('th', {}, 'chain'),
               h('th', {}, 'budget'),
               h('th', {}, 'position'),
+              h('th', { title: 'NEED sent → last FINALIZE signed (senders’ clocks)' }, 'NEED → FINAL'),
             ),
           ),
           h(
@@ -287,11 +288,21 @@ export function threadsView(session: SwarmSession): HTMLElement {
                 h('td', {}, state?.need?.requires.join(' → ') ?? '…'),
                 h('td', {}, state?.need?.budget ?? '…'),
                 h('td', {}, h('span', { class: `pill stage-${stage}` }, STAGES[stage])),
+                h('td', {}, state && isFinal(state) ? tookText(session, thread) : ''),
               )
             }),
           ),
         ),
   )
+}
+
+/** NEED timestamp → last FINALIZE timestamp of a thread, as text (signed `ts`, senders' clocks). */
+function tookText(session: SwarmSession, thread: string): string {
+  const envelopes = session.threadEnvelopes(thread)
+  const need = envelopes.find((env) => env.kind === 'NEED')
+  const finals = envelopes.filter((env) => env.kind === 'FINALIZE').map((env) => env.ts)
+  if (!need || finals.length === 0) return ''
+  return `${((Math.max(...finals) - need.ts) / 1000).toFixed(1)} s`
 }
 
 interface AuditResult {
