@@ -1,12 +1,10 @@
 /**
- * Debian's Chromium driven by playwright-core, with the flags of DESIGN.md for loopback-only
+ * Debian's Chromium driven by Playwright (`playwright`, never its browser download), with the flags of DESIGN.md for loopback-only
  * WebRTC (no STUN, no mDNS candidates, no lookups of Google hosts) and browser↔browser loopback
  * candidates (camera + microphone permission on each context).
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { type Browser, type BrowserContext, chromium } from 'playwright-core'
+import { existsSync } from 'node:fs'
+import { type Browser, type BrowserContext, chromium } from 'playwright'
 
 /** Where Chromium is. @default '/usr/bin/chromium' or $CHROMIUM_PATH */
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
@@ -16,7 +14,7 @@ export function hasChromium(): boolean {
   return existsSync(CHROMIUM)
 }
 
-/** A launched browser and the temp profile it uses; `close()` removes both. */
+/** A launched browser (Playwright gives it a fresh temporary profile and removes it on close). */
 export interface LaunchedBrowser {
   browser: Browser
   /** A fresh context allowed to gather loopback ICE candidates. */
@@ -26,7 +24,6 @@ export interface LaunchedBrowser {
 
 /** Launches headless Chromium with the project's flags. */
 export async function launchChromium(): Promise<LaunchedBrowser> {
-  const profile = mkdtempSync(join(tmpdir(), 'can-swarm-chromium-'))
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -52,7 +49,6 @@ export async function launchChromium(): Promise<LaunchedBrowser> {
       browser.newContext({ permissions: ['camera', 'microphone'], viewport: { width: 1280, height: 900 } }),
     async close() {
       await browser.close().catch(() => undefined)
-      rmSync(profile, { recursive: true, force: true })
     },
   }
 }
