@@ -20,6 +20,7 @@ import { signEnvelope, verifyEnvelopes } from '../packages/peer/src/crypto/envel
 import { runSimulation } from '../packages/peer/src/sim/world.ts'
 import { runBusBenchmark } from './bus.ts'
 import { runDecideBenchmark } from './decide.ts'
+import { runDecideE2eBenchmark } from './decide-e2e.ts'
 import { runPolicyBenchmark } from './policy.ts'
 import { runWebBenchmark } from './web.ts'
 
@@ -300,6 +301,11 @@ export const BENCHMARKS: Record<string, Benchmark> = {
     description:
       'DECIDE stores (embedded node:sqlite, 3-member etcd): tryDecide latency and throughput, raw etcd put/txn floor',
     run: runDecideBenchmark,
+  },
+  'decide-e2e': {
+    description:
+      'DECIDE end to end through an anchor: quorum → signed DECIDE at 4 gossip listeners (p50/p95), throughput; embedded and etcd',
+    run: runDecideE2eBenchmark,
   },
   policy: {
     description:
