@@ -102,6 +102,7 @@ const logger = pino({ level: config.logLevel, base: { service: 'can-swarm-anchor
 try {
   const anchor = await startAnchor(config, { logger })
   logger.info({ did: anchor.did, url: anchor.url, multiaddrs: anchor.multiaddrs() }, 'anchor ready')
+  if (process.stderr.isTTY) process.stderr.write(`\nCAN Swarm anchor ready: open ${anchor.url}\n\n`)
   let signalled = false
   const shutdown = (signal: string): void => {
     if (signalled) return

@@ -597,3 +597,58 @@ describe('plan patches', () => {
     expect(checkPatch({ ...base, patch: [...base.patch, base.patch[0]!] }, need)).toBe('duplicate-task:count')
   })
 })
+
+describe('an open verifier pool (bootstrap, nobody listed)', () => {
+  it('lets any peer attest plans and results with K = 1', async () => {
+    const open = networkParams({ verifiers: [], bootstrap: true })
+    const stranger = verifiers[9]!
+    const need = await sign(requester, 'NEED', thread, needPayload)
+    const propose = await sign(planner, 'PROPOSE', thread, proposePayload('p1'))
+    const vote = await sign(stranger, 'ATTEST_PLAN', thread, {
+      need: thread,
+      proposal: 'p1',
+      verdict: 'accept',
+    })
+    const decide = await sign(decider, 'DECIDE', thread, {
+      need: thread,
+      proposal: 'p1',
+      epoch: 1,
+      lamport: 50,
+      kPlan: 1,
+      decider: decider.did,
+      attestations: [vote as Envelope],
+    })
+    const claim = await sign(worker, 'CLAIM', thread, {
+      task: 'p1/count',
+      leaseTtlMs: 1000,
+      cost: 3,
+      etaMs: 5,
+    })
+    const commit = await sign(
+      worker,
+      'COMMIT',
+      thread,
+      {
+        task: 'p1/count',
+        claim: claim.id,
+        outputs: [output1],
+        telemetry: { cpuMs: 1, wallMs: 1, memoryBytes: 0, inputBytes: 1, outputBytes: 1 },
+        verifyBounty: 0,
+      },
+      { fence: claim.id },
+    )
+    const pass = await sign(stranger, 'ATTEST', thread, {
+      task: 'p1/count',
+      commit: commit.id,
+      verdict: 'pass',
+      evalDigest: 'x',
+    })
+    const replica = replicaOf([need, propose, vote, decide, claim, commit, pass], open)
+    expect([...replica.state.rejected.values()]).toEqual([])
+    expect(replica.state.tasks.get('p1/count')?.state).toBe('VERIFIED')
+    // A closed pool refuses the same stranger.
+    const closed = replicaOf([need, propose, vote, decide], bootstrap)
+    expect(closed.state.rejected.get(vote.id)).toBe('not-a-verifier')
+    expect(closed.state.winner).toBeUndefined()
+  })
+})

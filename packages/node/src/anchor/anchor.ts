@@ -18,7 +18,7 @@ import type { Logger } from 'pino'
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client'
 import { envelopeToJson } from '../../../peer/src/core/codec.ts'
 import type { ConsensusStore } from '../../../peer/src/core/consensus.ts'
-import { type NetworkParams, networkParams } from '../../../peer/src/core/thread/params.ts'
+import { isOpenPool, type NetworkParams, networkParams } from '../../../peer/src/core/thread/params.ts'
 import { EmbeddedConsensusStore } from '../consensus/embedded.ts'
 import { EtcdConsensusStore } from '../consensus/etcd.ts'
 import { DiskArtifactStore } from './artifacts.ts'
@@ -70,6 +70,13 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
   logger.info({ consensus: config.consensus, epoch }, 'consensus store open')
 
   const params = networkParams({ verifiers: config.verifiers, bootstrap: config.bootstrapMode })
+  if (isOpenPool(params)) {
+    logger.warn(
+      'open verifier pool: bootstrap mode with no --verifiers, so any peer may verify (K = 1); list verifiers for a network with stakes',
+    )
+  } else if (!params.bootstrap && params.verifiers.length < 10) {
+    logger.warn({ verifiers: params.verifiers.length }, 'bootstrap mode is off with fewer than 10 verifiers')
+  }
   const { log, envelopes } = EnvelopeLog.open(config.data)
   logger.info({ envelopes: envelopes.length }, 'envelope log open')
   const swarm = await startSwarm({

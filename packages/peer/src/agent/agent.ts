@@ -19,14 +19,14 @@ import type { ConsensusStore, DecideRecord } from '../core/consensus.ts'
 import { BUILTIN_POLICY_HASH, evalDigestOf } from '../core/digest.ts'
 import { CanSwarmError, InvalidArgumentError, StaleEpochError } from '../core/errors.ts'
 import { LamportClock } from '../core/lamport.ts'
-import { kPlanOf, type NetworkParams } from '../core/thread/params.ts'
+import { inCommittee, isEligibleVerifier, kPlanOf, type NetworkParams } from '../core/thread/params.ts'
 import { type ThreadEffect, ThreadReplica } from '../core/thread/replica.ts'
 import type { TaskInfo } from '../core/thread/state.ts'
 import type { AnyEnvelope, Cid, Envelope, Kind, PayloadByKind, TaskSpec } from '../core/types.ts'
 import { PROTOCOL_VERSION } from '../core/types.ts'
 import type { Identity } from '../crypto/ed25519.ts'
 import { signEnvelope } from '../crypto/envelopes.ts'
-import { explainDecision, type PolicyGates } from '../policy/gates.ts'
+import type { PolicyGates } from '../policy/gates.ts'
 import { builtinCapabilities, type CapabilityRegistry } from './capabilities.ts'
 import type { AgentClock, AgentRandom, EnvelopeSink } from './ports.ts'
 
@@ -207,7 +207,10 @@ export class Agent {
   async deliver(env: AnyEnvelope): Promise<string | undefined> {
     if (this.#stopped) return undefined
     const gate = this.#options.policy?.ingress(env)
-    if (gate && !gate.allowed) return `policy: ${explainDecision(gate)}`
+    if (gate && !gate.allowed) {
+      const reasons = gate.reasons.map((reason) => `${reason.rule} (${reason.field})`).join(', ')
+      return `policy: denied by ${reasons || 'default deny'}`
+    }
     this.lamport.observe(env.lamport)
     if (env.epoch > this.#epoch) this.#epoch = env.epoch
     const replica = this.#replicaFor(env.thread)
@@ -425,9 +428,10 @@ export class Agent {
   // verifier: plans -------------------------------------------------------
 
   async #attestPlan(replica: ThreadReplica, proposal: string): Promise<void> {
-    if (!this.params.verifiers.includes(this.did)) return
+    if (!isEligibleVerifier(this.params, this.did)) return
     const info = replica.state.proposals.get(proposal)
-    if (!info || !this.#once(`attest-plan:${proposal}`)) return
+    if (!info || replica.state.planVotes.get(proposal)?.has(this.did)) return
+    if (!this.#once(`attest-plan:${proposal}`)) return
     if (!this.params.bootstrap && info.planner === this.did) return
     const payload = { need: replica.thread, proposal, verdict: 'accept' as const }
     await this.publish('ATTEST_PLAN', replica.thread, payload)
@@ -642,8 +646,9 @@ export class Agent {
   async #attestResult(replica: ThreadReplica, taskId: string, commitId: Cid): Promise<void> {
     const task = replica.state.tasks.get(taskId)
     const commit = task?.commit
-    if (!task || commit?.id !== commitId || !commit.committee.includes(this.did)) return
-    if (!this.#once(`attest:${commitId}`)) return
+    if (!task || commit?.id !== commitId || !inCommittee(commit.committee, this.did, this.params)) return
+    // Already voted (e.g. before a restart, whose memory of what it did is gone): never vote twice.
+    if (commit.votes.has(this.did) || !this.#once(`attest:${commitId}`)) return
     const expected = await this.#expectedOutputs(replica, task)
     if (!expected) return
     let honest: 'pass' | 'fail' = sameRefs(expected, commit.outputs) ? 'pass' : 'fail'
@@ -706,7 +711,7 @@ export class Agent {
     commitId: Cid,
     challenge: Cid,
   ): Promise<void> {
-    if (!this.params.verifiers.includes(this.did)) return
+    if (!isEligibleVerifier(this.params, this.did)) return
     const task = replica.state.tasks.get(taskId)
     const commit = task?.commit
     if (!task || commit?.id !== commitId || commit.worker === this.did) return
@@ -722,7 +727,8 @@ export class Agent {
     const task = replica.state.tasks.get(taskId)
     if (task?.commit?.id !== commitId) return
     const isWorker = task.commit.worker === this.did
-    const isBackup = task.commit.committee.includes(this.did) || replica.state.need?.requester === this.did
+    const isBackup =
+      inCommittee(task.commit.committee, this.did, this.params) || replica.state.need?.requester === this.did
     if (!isWorker && !isBackup) return
     const delay = isWorker ? 0 : this.tuning.finalizeBackupMs * (1 + this.#options.random.next())
     this.#after(delay, async () => {

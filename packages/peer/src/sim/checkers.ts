@@ -5,7 +5,13 @@
  */
 import type { DecideRecord } from '../core/consensus.ts'
 import { committeeFor } from '../core/thread/committee.ts'
-import { kPlanOf, kResultOf, type NetworkParams } from '../core/thread/params.ts'
+import {
+  inCommittee,
+  isEligibleVerifier,
+  kPlanOf,
+  kResultOf,
+  type NetworkParams,
+} from '../core/thread/params.ts'
 import type { ThreadReplica } from '../core/thread/replica.ts'
 import type { Envelope } from '../core/types.ts'
 
@@ -100,7 +106,6 @@ export function checkReplica(
   }
 
   // P6: every accepted DECIDE / FINALIZE carries ≥ K distinct, eligible, correctly signed attestations.
-  const eligible = new Set(params.verifiers)
   const kPlan = kPlanOf(params)
   for (const env of decides) {
     const planner = accepted.find(
@@ -113,7 +118,7 @@ export function checkReplica(
         attestation.thread === thread &&
         (attestation as Envelope<'ATTEST_PLAN'>).payload.proposal === env.payload.proposal &&
         (attestation as Envelope<'ATTEST_PLAN'>).payload.verdict === 'accept' &&
-        eligible.has(attestation.sender) &&
+        isEligibleVerifier(params, attestation.sender) &&
         (params.bootstrap || attestation.sender !== planner) &&
         verified(attestation)
       if (ok) voters.add(attestation.sender)
@@ -133,7 +138,7 @@ export function checkReplica(
       continue
     }
     const task = replica.state.tasks.get(env.payload.task)
-    const committee = new Set(committeeFor(commit.id, commit.sender, task?.kResult ?? kResult, params))
+    const committee = committeeFor(commit.id, commit.sender, task?.kResult ?? kResult, params)
     const voters = new Set<string>()
     for (const attestation of env.payload.attestations) {
       const payload = (attestation as Envelope<'ATTEST'>).payload
@@ -142,7 +147,7 @@ export function checkReplica(
         attestation.thread === thread &&
         payload.commit === commit.id &&
         payload.verdict === 'pass' &&
-        committee.has(attestation.sender) &&
+        inCommittee(committee, attestation.sender, params) &&
         verified(attestation)
       if (ok) voters.add(attestation.sender)
     }

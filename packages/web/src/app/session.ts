@@ -6,6 +6,7 @@
  * on reload; after a reload or an outage it catches up from the anchor's log, verifying every
  * signature in the tab. Uses only the public API of `@can-swarm/peer`.
  */
+
 import {
   Agent,
   type AgentRoles,
@@ -21,6 +22,7 @@ import {
   PolicyDeniedError,
   verifyEnvelopes,
 } from '@can-swarm/peer'
+import { isEligibleVerifier } from '@can-swarm/peer/core'
 import {
   type AttachedAgent,
   attachAgent,
@@ -182,9 +184,9 @@ export class SwarmSession extends EventTarget {
     return this.identity.did
   }
 
-  /** True when this tab's did is in the network's verifier pool. */
+  /** True when this tab may verify: its did is in the pool, or the pool is open (bootstrap, nobody listed). */
   get inVerifierPool(): boolean {
-    return this.params?.verifiers.includes(this.did) ?? false
+    return this.params ? isEligibleVerifier(this.params, this.did) : false
   }
 
   #changed(): void {

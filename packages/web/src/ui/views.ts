@@ -506,7 +506,7 @@ function waitingHint(session: SwarmSession, thread: string): string | undefined 
   const state = session.agent?.replica(thread)?.state
   if (!state?.need || isFinal(state)) return undefined
   const params = session.params
-  if (params && params.verifiers.length === 0) {
+  if (params && params.verifiers.length === 0 && !params.bootstrap) {
     return 'This network has no verifier in its pool, so nothing can be attested or decided. The anchor operator adds verifiers with --verifiers did1,did2.'
   }
   const price = session.priceOf(state.need.requires)

@@ -7,7 +7,10 @@ import { InvalidArgumentError } from '../errors.ts'
 import type { Did } from '../types.ts'
 
 export interface NetworkParams {
-  /** The eligible (staked) verifiers; their number is the active count of the K rules. */
+  /**
+   * The eligible (staked) verifiers; their number is the active count of the K rules. An empty
+   * pool in bootstrap mode is an open pool: any peer may verify (a fresh network with no stake yet).
+   */
   verifiers: readonly Did[]
   /** Bootstrap mode (PROTOCOL.md §6): K_plan = K_result = 1 and self-attestation is allowed. */
   bootstrap: boolean
@@ -57,6 +60,21 @@ export function networkParams(overrides: Partial<NetworkParams> = {}): NetworkPa
     }
   }
   return Object.freeze({ ...params, verifiers: Object.freeze([...params.verifiers].sort()) })
+}
+
+/** An open pool: bootstrap mode with no verifier listed, so any peer may verify (K = 1). */
+export function isOpenPool(params: NetworkParams): boolean {
+  return params.bootstrap && params.verifiers.length === 0
+}
+
+/** Whether `did` may attest plans and results, and uphold challenges. */
+export function isEligibleVerifier(params: NetworkParams, did: Did): boolean {
+  return isOpenPool(params) || params.verifiers.includes(did)
+}
+
+/** Whether `did` may attest a commit whose drawn committee is `committee` (anyone, in an open pool). */
+export function inCommittee(committee: readonly Did[], did: Did, params: NetworkParams): boolean {
+  return isOpenPool(params) || committee.includes(did)
 }
 
 /** K_plan under these parameters. */

@@ -26,7 +26,14 @@ import type {
   Verdict,
 } from '../types.ts'
 import { committeeFor } from './committee.ts'
-import { kPlanOf, kResultOf, type NetworkParams } from './params.ts'
+import {
+  inCommittee,
+  isEligibleVerifier,
+  isOpenPool,
+  kPlanOf,
+  kResultOf,
+  type NetworkParams,
+} from './params.ts'
 
 /** A NEED as the thread knows it. */
 export interface NeedInfo {
@@ -223,10 +230,6 @@ function reopen(state: ThreadState, env: AnyEnvelope, task: TaskInfo): void {
   setTaskState(state, env, task, 'DECIDED')
 }
 
-function isEligibleVerifier(params: NetworkParams, did: Did): boolean {
-  return params.verifiers.includes(did)
-}
-
 /** Looks up the task an envelope names and checks it is live work on the winning plan. */
 function liveTask(state: ThreadState, id: string): TaskInfo | string {
   const task = state.tasks.get(id)
@@ -394,7 +397,7 @@ export function applyEnvelope(state: ThreadState, env: AnyEnvelope, params: Netw
       if (typeof task === 'string') return task
       const commit = task.commit
       if (commit === undefined || commit.id !== env.payload.commit) return 'unknown-commit'
-      if (!commit.committee.includes(env.sender)) return 'not-in-committee'
+      if (!inCommittee(commit.committee, env.sender, params)) return 'not-in-committee'
       const previous = commit.votes.get(env.sender)
       if (previous !== undefined) {
         if (previous.verdict !== env.payload.verdict) {
@@ -439,7 +442,7 @@ export function applyEnvelope(state: ThreadState, env: AnyEnvelope, params: Netw
         if (attestation.kind !== 'ATTEST' || attestation.thread !== env.thread) return 'bad-attestation'
         const payload = (attestation as Envelope<'ATTEST'>).payload
         if (payload.commit !== commit.id || payload.verdict !== 'pass') return 'bad-attestation'
-        if (!commit.committee.includes(attestation.sender)) return 'attester-not-in-committee'
+        if (!inCommittee(commit.committee, attestation.sender, params)) return 'attester-not-in-committee'
         voters.add(attestation.sender)
       }
       if (voters.size < task.kResult) return 'insufficient-quorum'
@@ -475,7 +478,9 @@ export function applyEnvelope(state: ThreadState, env: AnyEnvelope, params: Netw
         commit.outcome = 'invalidated'
         task.pastCommits.push(commit)
         delete task.commit
-        task.kResult = Math.min(task.kResult + 1, Math.max(1, params.verifiers.length))
+        task.kResult = isOpenPool(params)
+          ? task.kResult + 1
+          : Math.min(task.kResult + 1, Math.max(1, params.verifiers.length))
         reopen(state, env, task)
       }
       return undefined
