@@ -13,14 +13,14 @@ import {
   type StartedAnchor,
   startAnchorProcess,
 } from '../packages/node/test/helpers/anchor-process.ts'
+import { planQuorum } from '../packages/node/test/helpers/quorum.ts'
 import type { AnyEnvelope } from '../packages/peer/src/core/types.ts'
 import { createIdentity } from '../packages/peer/src/crypto/ed25519.ts'
 import { requestDecide } from '../packages/peer/src/decide/client.ts'
 import { createBus } from '../packages/peer/src/net/bus.ts'
 import { createNetwork, type Network } from '../packages/peer/src/net/network.ts'
-import { makeIdentities, sign } from '../packages/peer/test/helpers.ts'
+import { makeIdentities } from '../packages/peer/test/helpers.ts'
 
-const INPUT = 'bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku'
 const LISTENERS = 4
 const LATENCY_NEEDS = 100
 const THROUGHPUT_NEEDS = 400
@@ -67,46 +67,8 @@ async function measure(anchorArgs: string[], label: string, progress: (line: str
     })
     networks.push(client)
     await new Promise((resolve) => setTimeout(resolve, 2500))
-    const quorum = async (need: string): Promise<AnyEnvelope[]> => [
-      await sign(
-        requester!,
-        'NEED',
-        need,
-        {
-          need,
-          epoch: 1,
-          requires: ['sha256'],
-          inputs: [INPUT],
-          produces: 'text/plain',
-          budget: 10,
-          deadlineMs: 0,
-          bidWindowMs: 1,
-        },
-        { lamport: 1, ts: Date.now() },
-      ),
-      await sign(
-        planner!,
-        'PROPOSE',
-        need,
-        {
-          need,
-          proposal: 'p',
-          patch: [{ name: 'digest', capability: 'sha256', inputs: [INPUT], produces: 'text/plain' }],
-          ballot: 1,
-          price: 1,
-          etaMs: 1,
-          shardDependencies: [],
-        },
-        { lamport: 2, ts: Date.now() },
-      ),
-      await sign(
-        verifier!,
-        'ATTEST_PLAN',
-        need,
-        { need, proposal: 'p', verdict: 'accept' },
-        { lamport: 3, ts: Date.now() },
-      ),
-    ]
+    const quorum = (need: string): Promise<AnyEnvelope[]> =>
+      planQuorum({ requester: requester!, planner: planner!, attester: verifier! }, need, 'p')
     const address = multiaddr(tcp)
     const latencies: number[] = []
     for (let i = 0; i < LATENCY_NEEDS; i += 1) {

@@ -12,10 +12,10 @@ import type { AnyEnvelope } from '../../peer/src/core/types.ts'
 import { createIdentity } from '../../peer/src/crypto/ed25519.ts'
 import { requestDecide } from '../../peer/src/decide/client.ts'
 import { createNetwork, type Network } from '../../peer/src/net/network.ts'
-import { makeIdentities, sign } from '../../peer/test/helpers.ts'
+import { makeIdentities } from '../../peer/test/helpers.ts'
 import { killAnchors, type StartedAnchor, startAnchorProcess } from './helpers/anchor-process.ts'
+import { planQuorum } from './helpers/quorum.ts'
 
-const INPUT = 'bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku'
 let dir: string
 let network: Network | undefined
 
@@ -37,46 +37,8 @@ describe('an anchor killed mid-burst', () => {
       identity: await createIdentity({ seed: new Uint8Array(32).fill(8) }),
       webRTC: false,
     })
-    const quorum = async (need: string, proposal: string): Promise<AnyEnvelope[]> => [
-      await sign(
-        requester!,
-        'NEED',
-        need,
-        {
-          need,
-          epoch: 1,
-          requires: ['sha256'],
-          inputs: [INPUT],
-          produces: 'text/plain',
-          budget: 10,
-          deadlineMs: 0,
-          bidWindowMs: 1,
-        },
-        { lamport: 1, ts: Date.now() },
-      ),
-      await sign(
-        planner!,
-        'PROPOSE',
-        need,
-        {
-          need,
-          proposal,
-          patch: [{ name: 'digest', capability: 'sha256', inputs: [INPUT], produces: 'text/plain' }],
-          ballot: 1,
-          price: 1,
-          etaMs: 1,
-          shardDependencies: [],
-        },
-        { lamport: 2, ts: Date.now() },
-      ),
-      await sign(
-        verifier!,
-        'ATTEST_PLAN',
-        need,
-        { need, proposal, verdict: 'accept' },
-        { lamport: 3, ts: Date.now() },
-      ),
-    ]
+    const quorum = (need: string, proposal: string): Promise<AnyEnvelope[]> =>
+      planQuorum({ requester: requester!, planner: planner!, attester: verifier! }, need, proposal)
     const ask = async (target: StartedAnchor, need: string, proposal: string) => {
       const address = multiaddr(target.multiaddrs.find((m) => !m.includes('/ws/'))!)
       return requestDecide(

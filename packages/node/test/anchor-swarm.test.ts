@@ -16,6 +16,7 @@ import { attachAgent, systemClock } from '../../peer/src/net/agent-bus.ts'
 import { createBus } from '../../peer/src/net/bus.ts'
 import { createNetwork, type Network } from '../../peer/src/net/network.ts'
 import { makeIdentities, sign } from '../../peer/test/helpers.ts'
+import { planQuorum } from './helpers/quorum.ts'
 
 const root = join(import.meta.dirname, '..', '..', '..')
 let dir: string
@@ -157,47 +158,8 @@ describe('the DECIDE service protocol', () => {
     networks.push(network)
     const tcp = multiaddr(anchor.multiaddrs.find((address) => !address.includes('/ws/'))!)
     const need = 'need-decide-service'
-    const envelopesFor = async (proposal: string, attester = verifier!): Promise<AnyEnvelope[]> => [
-      await sign(
-        requester!,
-        'NEED',
-        need,
-        {
-          need,
-          epoch: 1,
-          requires: ['sha256'],
-          inputs: ['bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku'],
-          produces: 'text/plain',
-          budget: 10,
-          deadlineMs: 0,
-          bidWindowMs: 1,
-        },
-        { lamport: 1, ts: Date.now() },
-      ),
-      await sign(
-        planner!,
-        'PROPOSE',
-        need,
-        {
-          need,
-          proposal,
-          patch: [
-            {
-              name: 'digest',
-              capability: 'sha256',
-              inputs: ['bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku'],
-              produces: 'text/plain',
-            },
-          ],
-          ballot: 1,
-          price: 1,
-          etaMs: 1,
-          shardDependencies: [],
-        },
-        { ts: Date.now() },
-      ),
-      await sign(attester, 'ATTEST_PLAN', need, { need, proposal, verdict: 'accept' }, { ts: Date.now() }),
-    ]
+    const envelopesFor = (proposal: string, attester = verifier!): Promise<AnyEnvelope[]> =>
+      planQuorum({ requester: requester!, planner: planner!, attester }, need, proposal)
     const first = await requestDecide(network.libp2p, tcp, {
       need,
       proposal: 'p1',

@@ -13,14 +13,14 @@ import { createIdentity } from '../../peer/src/crypto/ed25519.ts'
 import { requestDecide } from '../../peer/src/decide/client.ts'
 import { createBus } from '../../peer/src/net/bus.ts'
 import { createNetwork, type Network } from '../../peer/src/net/network.ts'
-import { makeIdentities, sign } from '../../peer/test/helpers.ts'
+import { makeIdentities } from '../../peer/test/helpers.ts'
 import { EtcdConsensusStore } from '../src/consensus/etcd.ts'
 import { EtcdCluster, etcdAvailable } from './consensus/helpers/etcd-cluster.ts'
 import { killAnchors, type StartedAnchor, startAnchorProcess } from './helpers/anchor-process.ts'
+import { planQuorum } from './helpers/quorum.ts'
 
 const available = etcdAvailable()
 const NEEDS = 30
-const INPUT = 'bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku'
 
 let dir: string
 let cluster: EtcdCluster | undefined
@@ -69,46 +69,8 @@ describe.skipIf(!available)('anchors racing through etcd', () => {
     })
     await new Promise((resolve) => setTimeout(resolve, 1500))
 
-    const quorum = async (need: string, proposal: string): Promise<AnyEnvelope[]> => [
-      await sign(
-        requester!,
-        'NEED',
-        need,
-        {
-          need,
-          epoch: 1,
-          requires: ['sha256'],
-          inputs: [INPUT],
-          produces: 'text/plain',
-          budget: 10,
-          deadlineMs: 0,
-          bidWindowMs: 1,
-        },
-        { lamport: 1, ts: Date.now() },
-      ),
-      await sign(
-        planner!,
-        'PROPOSE',
-        need,
-        {
-          need,
-          proposal,
-          patch: [{ name: 'digest', capability: 'sha256', inputs: [INPUT], produces: 'text/plain' }],
-          ballot: 1,
-          price: 1,
-          etaMs: 1,
-          shardDependencies: [],
-        },
-        { lamport: 2, ts: Date.now() },
-      ),
-      await sign(
-        verifier!,
-        'ATTEST_PLAN',
-        need,
-        { need, proposal, verdict: 'accept' },
-        { lamport: 3, ts: Date.now() },
-      ),
-    ]
+    const quorum = (need: string, proposal: string): Promise<AnyEnvelope[]> =>
+      planQuorum({ requester: requester!, planner: planner!, attester: verifier! }, need, proposal)
     const answers = new Map<string, string[]>()
     for (let index = 0; index < NEEDS; index += 1) {
       const need = `need-race-${index}`

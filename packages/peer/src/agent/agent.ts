@@ -19,6 +19,7 @@ import type { ConsensusStore, DecideRecord } from '../core/consensus.ts'
 import { BUILTIN_POLICY_HASH, evalDigestOf } from '../core/digest.ts'
 import { CanSwarmError, InvalidArgumentError, StaleEpochError } from '../core/errors.ts'
 import { LamportClock } from '../core/lamport.ts'
+import { fetchTaskInputs } from '../core/thread/inputs.ts'
 import { inCommittee, isEligibleVerifier, kPlanOf, type NetworkParams } from '../core/thread/params.ts'
 import { type ThreadEffect, ThreadReplica } from '../core/thread/replica.ts'
 import type { TaskInfo } from '../core/thread/state.ts'
@@ -606,22 +607,8 @@ export class Agent {
   }
 
   /** Input bytes of a task: NEED inputs by CID, `task:x` as the final outputs of task x. */
-  async #inputsOf(replica: ThreadReplica, task: TaskInfo): Promise<Uint8Array[] | undefined> {
-    const result: Uint8Array[] = []
-    for (const input of task.spec.inputs) {
-      let refs: readonly Cid[] = [input]
-      if (input.startsWith('task:')) {
-        const parent = replica.state.tasks.get(`${task.proposal}/${input.slice(5)}`)
-        if (parent?.state !== 'FINAL' || !parent.commit) return undefined
-        refs = parent.commit.outputs
-      }
-      for (const ref of refs) {
-        const bytes = await this.#options.artifacts.get(ref)
-        if (!bytes) return undefined
-        result.push(bytes)
-      }
-    }
-    return result
+  #inputsOf(replica: ThreadReplica, task: TaskInfo): Promise<Uint8Array[] | undefined> {
+    return fetchTaskInputs(replica.state, task, (cid) => this.#options.artifacts.get(cid))
   }
 
   // verifier: results ----------------------------------------------------

@@ -16,6 +16,7 @@ import {
   settleFrivolous,
   settleInvalidation,
 } from '../core/economy/settlement.ts'
+import { fetchTaskInputs } from '../core/thread/inputs.ts'
 import type { NetworkParams } from '../core/thread/params.ts'
 import type { ThreadReplica } from '../core/thread/replica.ts'
 import type { CommitInfo, TaskInfo } from '../core/thread/state.ts'
@@ -38,36 +39,13 @@ export interface EconomyReport {
 
 const unrelated = () => false
 
-/** Inputs of a task's honest re-execution: NEED inputs by CID, `task:x` as x's final outputs. */
-async function inputsOf(
-  replica: ThreadReplica,
-  task: TaskInfo,
-  artifacts: ArtifactStore,
-): Promise<Uint8Array[] | undefined> {
-  const result: Uint8Array[] = []
-  for (const input of task.spec.inputs) {
-    let refs: readonly Cid[] = [input]
-    if (input.startsWith('task:')) {
-      const parent = replica.state.tasks.get(`${task.proposal}/${input.slice(5)}`)
-      if (parent?.state !== 'FINAL' || !parent.commit) return undefined
-      refs = parent.commit.outputs
-    }
-    for (const ref of refs) {
-      const bytes = await artifacts.get(ref)
-      if (!bytes) return undefined
-      result.push(bytes)
-    }
-  }
-  return result
-}
-
 async function honestOutputs(
   replica: ThreadReplica,
   task: TaskInfo,
   artifacts: ArtifactStore,
   capabilities: CapabilityRegistry,
 ): Promise<Cid[] | undefined> {
-  const inputs = await inputsOf(replica, task, artifacts)
+  const inputs = await fetchTaskInputs(replica.state, task, (cid) => artifacts.get(cid))
   if (!inputs || !capabilities.has(task.spec.capability)) return undefined
   return [artifactCid(await capabilities.run(task.spec.capability, inputs))]
 }
