@@ -23,8 +23,6 @@ import { type GossipSub, type GossipsubOpts, gossipsub, StrictNoSign } from '@li
 import { createTopicScoreParams } from '@libp2p/gossipsub/score'
 import { identify } from '@libp2p/identify'
 import type { ConnectionGater, Ed25519PrivateKey, PeerDiscovery, PeerId } from '@libp2p/interface'
-import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
-import { mdns } from '@libp2p/mdns'
 import { type Ping, ping } from '@libp2p/ping'
 import { pubsubPeerDiscovery } from '@libp2p/pubsub-peer-discovery'
 import { createLibp2p, type Libp2p } from 'libp2p'
@@ -214,7 +212,13 @@ export async function createNetwork(options: NetworkOptions): Promise<Network> {
       ) => PeerDiscovery,
     )
   }
-  if (options.mdns ?? false) discovery.push(mdns() as (components: never) => PeerDiscovery)
+  // Opt-in modules load only when asked for: browsers never bundle mDNS (Node's multicast-dns),
+  // and the Kad-DHT's weight is paid only by peers that run it.
+  if (options.mdns ?? false) {
+    const { mdns } = await import('@libp2p/mdns')
+    discovery.push(mdns() as (components: never) => PeerDiscovery)
+  }
+  const dht = options.dht ? await import('@libp2p/kad-dht') : undefined
 
   const libp2p = (await createLibp2p({
     privateKey,
@@ -234,13 +238,13 @@ export async function createNetwork(options: NetworkOptions): Promise<Network> {
     peerDiscovery: discovery as never,
     services: {
       ...(options.services ?? {}),
-      ...(options.dht
+      ...(dht
         ? {
-            dht: kadDHT({
+            dht: dht.kadDHT({
               protocol: DHT_PROTOCOL,
               clientMode: options.dht === 'client',
               // the swarm's own DHT: loopback and private addresses are legitimate here
-              peerInfoMapper: passthroughMapper,
+              peerInfoMapper: dht.passthroughMapper,
             }),
           }
         : {}),
