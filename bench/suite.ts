@@ -21,6 +21,7 @@ import { runSimulation } from '../packages/peer/src/sim/world.ts'
 import { runBusBenchmark } from './bus.ts'
 import { runDecideBenchmark } from './decide.ts'
 import { runDecideE2eBenchmark } from './decide-e2e.ts'
+import { runLedgerBenchmark } from './ledger.ts'
 import { runPolicyBenchmark } from './policy.ts'
 import { runWebBenchmark } from './web.ts'
 
@@ -306,6 +307,11 @@ export const BENCHMARKS: Record<string, Benchmark> = {
     description:
       'DECIDE end to end through an anchor: quorum → signed DECIDE at 4 gossip listeners (p50/p95), throughput; embedded and etcd',
     run: runDecideE2eBenchmark,
+  },
+  ledger: {
+    description:
+      'credit ledger operations sequenced through the embedded consensus store; simulator with the economy on vs off',
+    run: runLedgerBenchmark,
   },
   policy: {
     description:

@@ -243,6 +243,14 @@ export class Ledger {
     }
   }
 
+  /** Checks an operation without applying it; throws {@link LedgerRejectedError} when it would be refused. */
+  check(op: LedgerOp, atMs: number): void {
+    if (!Number.isSafeInteger(atMs) || atMs < this.#lastAtMs) {
+      reject('time-went-back', `atMs ${atMs} is before the last operation's ${this.#lastAtMs}`, 'atMs')
+    }
+    this.#check(op, atMs)
+  }
+
   #check(op: LedgerOp, atMs: number): void {
     if (op === null || typeof op !== 'object') reject('bad-op', 'an operation must be an object', 'op')
     switch (op.op) {
