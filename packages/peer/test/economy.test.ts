@@ -351,3 +351,31 @@ describe('settlement', () => {
     expect(ledger.supply.burned).toBe(15)
   })
 })
+
+describe('committees in the core, drawn from the pool snapshot', () => {
+  it('respect diversity caps and keep the worker’s related parties out', async () => {
+    const { committeeFor } = await import('../src/core/thread/committee.ts')
+    const { networkParams } = await import('../src/core/thread/params.ts')
+    const pool: PoolEntry[] = Array.from({ length: 12 }, (_, i) => ({
+      did: did(500 + i),
+      stake: 100 + 40 * i,
+      reputationPerMille: 600,
+      lastActiveMs: 0,
+      entity: i === 11 ? 'entity-0' : `entity-${i}`, // did 511 is the same person as did 500
+      org: `org-${i % 6}`,
+      asn: `asn-${i % 5}`,
+      region: `region-${i % 4}`,
+    }))
+    const params = networkParams({ verifiers: pool.map((e) => e.did), bootstrap: false, pool })
+    const worker = did(500)
+    for (let n = 0; n < 40; n += 1) {
+      const committee = committeeFor(`commit-${n}`, worker, 3, params)
+      expect(committee).toHaveLength(5)
+      const entries = committee.map((d) => pool.find((e) => e.did === d)!)
+      expect(new Set(entries.map((e) => e.org)).size).toBe(5)
+      expect(entries.some((e) => e.org === 'org-0' || e.entity === 'entity-0')).toBe(false)
+      expect(committeeFor(`commit-${n}`, worker, 3, params)).toEqual(committee)
+    }
+    expect(() => networkParams({ verifiers: [did(500)], bootstrap: false, pool })).toThrow(/not in verifiers/)
+  })
+})

@@ -510,10 +510,25 @@ export async function runSimulation(options: SimOptions): Promise<SimResult> {
     identities.push(await createIdentity({ seed: seedBytes }))
   }
   const rolePeers = identities.slice(2)
+  // A full network draws committees by stake, reputation and diversity: seven orgs, five ASNs and
+  // four regions among its verifiers, so the caps bite (org mates of a worker never judge it).
+  const pool = bootstrap
+    ? undefined
+    : rolePeers.map((identity, i) => ({
+        did: identity.did,
+        stake: 100 + 40 * i,
+        reputationPerMille: 500 + 20 * i,
+        lastActiveMs: 0,
+        entity: `entity-${i}`,
+        org: `org-${i % 7}`,
+        asn: `asn-${i % 5}`,
+        region: `region-${i % 4}`,
+      }))
   world.params = networkParams({
     verifiers: (bootstrap ? rolePeers.slice(0, 4) : rolePeers).map((identity) => identity.did),
     bootstrap,
     tChallengeMs: 800,
+    ...(pool ? { pool } : {}),
   })
 
   const byzantine = new Set<number>()

@@ -4,6 +4,7 @@
  */
 import { DEFAULT_QUORUM_PARAMS, kPlanFor, kResultFor, type QuorumParams } from '../consensus.ts'
 import { InvalidArgumentError } from '../errors.ts'
+import type { PoolEntry } from '../economy/selection.ts'
 import type { Did } from '../types.ts'
 
 export interface NetworkParams {
@@ -12,6 +13,15 @@ export interface NetworkParams {
    * pool in bootstrap mode is an open pool: any peer may verify (a fresh network with no stake yet).
    */
   verifiers: readonly Did[]
+  /**
+   * The verifier pool's snapshot (stake, reputation, recency, org/ASN/region, identity graph) from
+   * the verifiers' signed manifests and the ledger. When present, result committees are drawn by
+   * stake × reputation × recency with diversity caps (economy/selection.ts), related parties of the
+   * worker excluded; otherwise by hash rank. @default none
+   */
+  pool?: readonly PoolEntry[]
+  /** Time the pool snapshot describes (recency is measured against it). @default 0 */
+  poolSnapshotMs?: number
   /** Bootstrap mode (PROTOCOL.md §6): K_plan = K_result = 1 and self-attestation is allowed. */
   bootstrap: boolean
   quorum: QuorumParams
@@ -58,6 +68,11 @@ export function networkParams(overrides: Partial<NetworkParams> = {}): NetworkPa
     if (!Number.isSafeInteger(params[key]) || params[key] < 0) {
       throw new InvalidArgumentError(`${key} must be a non-negative integer`, key)
     }
+  }
+  if (params.pool) {
+    const listed = new Set(params.verifiers)
+    const missing = params.pool.find((entry) => !listed.has(entry.did))
+    if (missing) throw new InvalidArgumentError(`pool entry ${missing.did} is not in verifiers`, 'pool')
   }
   return Object.freeze({ ...params, verifiers: Object.freeze([...params.verifiers].sort()) })
 }
