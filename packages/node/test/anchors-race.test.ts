@@ -90,16 +90,6 @@ describe.skipIf(!available)('anchors racing through etcd', () => {
           ),
         ),
       )
-      if (process.env.RACE_DEBUG)
-        console.log(
-          need,
-          results.map((r) =>
-            r.outcome === 'decided'
-              ? r.decide.payload.proposal + ' by ' + r.decide.sender.slice(-6)
-              : r.outcome + ' ' + r.reason,
-          ),
-          Date.now(),
-        )
       answers.set(
         need,
         results.map((result) =>

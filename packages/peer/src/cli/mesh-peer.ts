@@ -266,7 +266,8 @@ const methods: Record<string, (params: never) => Promise<unknown> | unknown> = {
   async replay(params: { id: string; thread: string }) {
     const bytes = kept.get(params.id)
     if (!bytes) throw new Error(`no kept bytes for ${params.id}`)
-    await bus.publishFrame(threadTopic(params.thread, network.config.shardCount), encodeFrame([bytes]))
+    // A new frame around old bytes: a replay no gossip seen-cache can catch, so the validator must.
+    await bus.publishFrame(threadTopic(params.thread, network.config.shardCount), encodeFrame([bytes], true))
     return params.id
   },
   /** Benchmark baseline: subscribes to `subject` on nats-server, validating like the bus does. */

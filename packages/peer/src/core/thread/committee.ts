@@ -8,8 +8,8 @@
  */
 import { sha256 } from '@noble/hashes/sha2.js'
 import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js'
-import type { Cid, Did } from '../types.ts'
 import { relatedParties, selectCommittee } from '../economy/selection.ts'
+import type { Cid, Did } from '../types.ts'
 import type { NetworkParams } from './params.ts'
 
 /** Memo of recent committees: re-folds recompute them often. Bounded; pure, so safe to share. */

@@ -3,8 +3,8 @@
  * the eligible verifier pool, bootstrap mode and the quorum and window sizes.
  */
 import { DEFAULT_QUORUM_PARAMS, kPlanFor, kResultFor, type QuorumParams } from '../consensus.ts'
-import { InvalidArgumentError } from '../errors.ts'
 import type { PoolEntry } from '../economy/selection.ts'
+import { InvalidArgumentError } from '../errors.ts'
 import type { Did } from '../types.ts'
 
 export interface NetworkParams {
