@@ -9,13 +9,9 @@
  */
 
 import type { Agent } from '../../../peer/src/agent/agent.ts'
-import { compareEnvelopes } from '../../../peer/src/core/codec.ts'
 import { bucketOf, type ConsensusStore, type DecideRecord } from '../../../peer/src/core/consensus.ts'
-import type { AnyEnvelope } from '../../../peer/src/core/types.ts'
-import { verifyEnvelopes } from '../../../peer/src/crypto/envelopes.ts'
 import type { Network } from '../../../peer/src/net/network.ts'
-import { SYNC_PROTOCOL } from '../../../peer/src/sync/protocol.ts'
-import { pullEnvelopes, serveSync } from '../../../peer/src/sync/sync.ts'
+import { syncAgent } from '../../../peer/src/sync/agent-sync.ts'
 import type { EnvelopeLog } from './log.ts'
 
 /** What an anchor's store offers beyond the DECIDE contract (both durable stores have it). */
@@ -32,19 +28,12 @@ export interface SyncOptions {
   /** Pull from every sync peer this often. @default 5 000 */
   intervalMs?: number
   onError: (error: unknown) => void
-  onPulled?: (count: number) => void
 }
 
 export async function startSync(
   options: SyncOptions,
 ): Promise<{ stop(): Promise<void>; pullNow(): Promise<number> }> {
-  const { network, agent, log } = options
-  const libp2p = network.libp2p
-  const stopServing = await serveSync(libp2p, {
-    *envelopes(threads) {
-      for (const thread of threads ?? agent.threads()) yield* agent.replica(thread)?.envelopes() ?? []
-    },
-  })
+  const { agent, log } = options
   const adopted = new Set<string>()
   let fenced = 0
 
@@ -57,9 +46,7 @@ export async function startSync(
       const conflicting = new Set([...state.decides.values()].map((decide) => decide.proposal)).size > 1
       if (conflicting && store.fenceEpoch) {
         const highest = Math.max(...[...state.decides.values()].map((decide) => decide.epoch))
-        if (highest + 1 > fenced) {
-          fenced = await store.fenceEpoch(highest + 1)
-        }
+        if (highest + 1 > fenced) fenced = await store.fenceEpoch(highest + 1)
       }
       if (winner.decider === agent.did || !store.mergeRecord) continue
       const key = `${thread}|${winner.env}`
@@ -78,67 +65,12 @@ export async function startSync(
     }
   }
 
-  const deliver = async (pulled: AnyEnvelope[]): Promise<number> => {
-    if (pulled.length === 0) return 0
-    const errors = await verifyEnvelopes(pulled)
-    const valid = pulled.filter((_, index) => errors[index] === undefined).sort(compareEnvelopes)
-    for (const env of valid) {
-      if (agent.replica(env.thread)?.has(env.id)) continue
-      log.append(env)
-      await agent.deliver(env)
-    }
-    return valid.length
-  }
-
-  let running: Promise<number> | undefined
-  const pullNow = (): Promise<number> => {
-    running ??= (async () => {
-      let total = 0
-      try {
-        for (const connection of libp2p.getConnections()) {
-          const peer = connection.remotePeer
-          let protocols: string[] = []
-          try {
-            protocols = (await libp2p.peerStore.get(peer)).protocols
-          } catch {
-            continue
-          }
-          if (!protocols.includes(SYNC_PROTOCOL)) continue
-          const have = agent.threads().flatMap((thread) =>
-            agent
-              .replica(thread)!
-              .envelopes()
-              .map((env) => env.id),
-          )
-          try {
-            total += await deliver(await pullEnvelopes(libp2p, peer, { have, timeoutMs: 10_000 }))
-          } catch (error) {
-            options.onError(error)
-          }
-        }
-        await heal()
-      } finally {
-        running = undefined
-      }
-      options.onPulled?.(total)
-      return total
-    })()
-    return running
-  }
-
-  const onIdentify = (event: CustomEvent<{ protocols: string[] }>): void => {
-    if (event.detail.protocols.includes(SYNC_PROTOCOL)) void pullNow().catch(options.onError)
-  }
-  libp2p.addEventListener('peer:identify', onIdentify as never)
-  const timer = setInterval(() => void pullNow().catch(options.onError), options.intervalMs ?? 5_000)
-  timer.unref?.()
-  return {
-    pullNow,
-    async stop() {
-      clearInterval(timer)
-      libp2p.removeEventListener('peer:identify', onIdentify as never)
-      await running?.catch(() => undefined)
-      await stopServing()
-    },
-  }
+  return syncAgent({
+    libp2p: options.network.libp2p,
+    agent,
+    intervalMs: options.intervalMs ?? 5_000,
+    onEnvelope: (env) => log.append(env),
+    afterPull: heal,
+    onError: options.onError,
+  })
 }

@@ -1,2 +1,3 @@
+export * from './agent-sync.ts'
 export * from './protocol.ts'
 export * from './sync.ts'

@@ -1,0 +1,123 @@
+/**
+ * `createPeer(options)`: the one front door of the peer package. It composes an identity, a libp2p
+ * node (Node or browser transports), the gossip bus, an agent with the roles asked for, and
+ * envelope sync, and hands back one object to post NEEDs, read threads and stop.
+ *
+ * @example
+ * ```ts
+ * import { createPeer } from '@can-swarm/peer'
+ *
+ * const peer = await createPeer({
+ *   params: { verifiers: [], bootstrap: true },              // an open bootstrap pool (K = 1)
+ *   bootstrap: ['/ip4/127.0.0.1/tcp/7702/ws/p2p/12D3Koo…'],  // the anchor's WebSocket address
+ *   roles: { verifier: true, worker: true },
+ * })
+ * const need = await peer.post({ requires: ['word-frequency'], inputs: [bytes], budget: 10 })
+ * peer.agent.replica(need)?.state                            // follow it to FINAL
+ * await peer.stop()
+ * ```
+ */
+import { Agent, type AgentRoles, type AgentTuning, type NeedRequest } from './agent/agent.ts'
+import type { CapabilityRegistry } from './agent/capabilities.ts'
+import { SeededRandom } from './agent/ports.ts'
+import { type ArtifactStore, MemoryArtifactStore } from './core/artifacts.ts'
+import type { ConsensusStore } from './core/consensus.ts'
+import { type NetworkParams, networkParams } from './core/thread/params.ts'
+import { createIdentity, type LocalIdentity } from './crypto/ed25519.ts'
+import { type AttachedAgent, attachAgent, systemClock } from './net/agent-bus.ts'
+import { type BusOptions, createBus, type GossipBus } from './net/bus.ts'
+import { createNetwork, type Network, type NetworkOptions } from './net/network.ts'
+import type { PolicyGates } from './policy/gates.ts'
+import { type AgentSync, syncAgent } from './sync/agent-sync.ts'
+
+export interface PeerOptions {
+  /** The peer's key: it signs envelopes and names the libp2p node. @default a new random identity */
+  identity?: LocalIdentity
+  /** The network parameters every peer shares (from the anchor's `/api/status` in practice). */
+  params: NetworkParams | Partial<NetworkParams>
+  /** Multiaddrs (with /p2p/<id>) of anchors or relays to stay connected to. @default [] */
+  bootstrap?: string[]
+  /** @default none: the peer follows threads but does no work */
+  roles?: AgentRoles
+  /** @default the built-in capabilities */
+  capabilities?: CapabilityRegistry
+  /** Where artifacts live. @default an in-memory store */
+  artifacts?: ArtifactStore
+  /** Needed for the decider role. */
+  consensus?: ConsensusStore
+  /** Policy gates (see `policy/`). @default the built-in rules */
+  policy?: PolicyGates
+  tuning?: Partial<AgentTuning>
+  /** libp2p options beyond identity and bootstrap (listen addresses, WebRTC, limits…). */
+  network?: Omit<NetworkOptions, 'identity' | 'bootstrap'>
+  bus?: BusOptions
+  /** Pull missed envelopes from peers serving sync, every `syncIntervalMs` (0: only when peers meet). @default 5 000 */
+  syncIntervalMs?: number
+  onError?: (error: unknown) => void
+}
+
+export interface Peer {
+  readonly identity: LocalIdentity
+  readonly did: string
+  readonly params: NetworkParams
+  readonly agent: Agent
+  readonly network: Network
+  readonly bus: GossipBus
+  readonly sync: AgentSync
+  /** Posts a NEED (see {@link Agent.post}); resolves with its id. */
+  post(request: NeedRequest): Promise<string>
+  /** Stops sync, the agent and the libp2p node. Idempotent. */
+  stop(): Promise<void>
+}
+
+export async function createPeer(options: PeerOptions): Promise<Peer> {
+  const identity = options.identity ?? (await createIdentity())
+  const params =
+    'quorum' in options.params ? (options.params as NetworkParams) : networkParams(options.params)
+  const onError = options.onError ?? (() => undefined)
+  const network = await createNetwork({ ...options.network, identity, bootstrap: options.bootstrap ?? [] })
+  const bus = createBus(network, options.bus)
+  const seed = identity.seed
+  const agent = new Agent({
+    identity,
+    params,
+    bus,
+    clock: systemClock(),
+    random: new SeededRandom(((seed[0]! << 24) | (seed[1]! << 16) | (seed[2]! << 8) | seed[3]!) ^ Date.now()),
+    artifacts: options.artifacts ?? new MemoryArtifactStore(),
+    roles: options.roles ?? {},
+    onError,
+    ...(options.capabilities ? { capabilities: options.capabilities } : {}),
+    ...(options.consensus ? { consensus: options.consensus } : {}),
+    ...(options.policy ? { policy: options.policy } : {}),
+    ...(options.tuning ? { tuning: options.tuning } : {}),
+  })
+  const attached: AttachedAgent = attachAgent(bus, agent, { onError })
+  const sync = await syncAgent({
+    libp2p: network.libp2p,
+    agent,
+    intervalMs: options.syncIntervalMs ?? 5_000,
+    onError,
+  })
+  let stopped: Promise<void> | undefined
+  return {
+    identity,
+    did: identity.did,
+    params,
+    agent,
+    network,
+    bus,
+    sync,
+    post: (request) => agent.post(request),
+    stop() {
+      stopped ??= (async () => {
+        await sync.stop()
+        attached.detach()
+        agent.stop()
+        await bus.flush().catch(() => undefined)
+        await network.stop()
+      })()
+      return stopped
+    },
+  }
+}

@@ -1,0 +1,164 @@
+/**
+ * The front door in Node: peers made by createPeer() do a NEED end to end over libp2p, and a peer
+ * that joins late (after 1 000+ envelopes of a thread) catches up through sync to the same state.
+ */
+import { afterAll, describe, expect, it } from 'vitest'
+import { MemoryArtifactStore } from '../src/core/artifacts.ts'
+import { MemoryConsensusStore } from '../src/core/consensus.ts'
+import { networkParams } from '../src/core/thread/params.ts'
+import type { AnyEnvelope, Envelope, TaskSpec } from '../src/core/types.ts'
+import { createPeer, type Peer } from '../src/peer.ts'
+import { makeIdentities, sign } from './helpers.ts'
+
+const peers: Peer[] = []
+afterAll(async () => {
+  for (const peer of peers) await peer.stop().catch(() => undefined)
+})
+
+function tcpOf(peer: Peer): string {
+  return peer.network.libp2p
+    .getMultiaddrs()
+    .map(String)
+    .find((address) => address.includes('/tcp/') && !address.includes('/ws'))!
+}
+
+async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = probe()
+    if (value !== undefined) return value
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
+
+describe('createPeer', () => {
+  it('runs a NEED to FINAL between two peers over libp2p', async () => {
+    const params = networkParams({ verifiers: [], bootstrap: true, tChallengeMs: 300 })
+    const artifacts = new MemoryArtifactStore() // stand-in for content-addressed storage shared by the swarm
+    const worker = await createPeer({
+      params,
+      artifacts,
+      roles: { planner: true, worker: true, verifier: true, decider: true },
+      consensus: new MemoryConsensusStore(),
+      network: { webRTC: false },
+      syncIntervalMs: 0,
+    })
+    peers.push(worker)
+    const requester = await createPeer({
+      params,
+      artifacts,
+      bootstrap: [tcpOf(worker)],
+      network: { webRTC: false },
+    })
+    peers.push(requester)
+    await new Promise((resolve) => setTimeout(resolve, 1500))
+    const need = await requester.post({
+      requires: ['sort-dedupe', 'sha256'],
+      inputs: [new TextEncoder().encode('["b","a","b"]')],
+      budget: 10,
+      bidWindowMs: 100,
+    })
+    for (const peer of [worker, requester]) {
+      await until(`FINAL at ${peer.did.slice(-6)}`, () => {
+        const state = peer.agent.replica(need)?.state
+        const winner = state?.winner
+        const tasks = winner
+          ? [...state.tasks.values()].filter((task) => task.proposal === winner.proposal)
+          : []
+        return tasks.length === 2 && tasks.every((task) => task.state === 'FINAL') ? true : undefined
+      })
+    }
+    expect(requester.agent.replica(need)!.stateHash()).toBe(worker.agent.replica(need)!.stateHash())
+  })
+
+  it('a late joiner catches up with a 1 000-envelope thread through sync', async () => {
+    const [requester, planner, verifier, decider, worker] = await makeIdentities(5, 201)
+    const params = networkParams({ verifiers: [verifier!.did], bootstrap: true })
+    const thread = 'need-late-join'
+    const input = 'bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku'
+    const log: AnyEnvelope[] = [
+      await sign(requester!, 'NEED', thread, {
+        need: thread,
+        epoch: 1,
+        requires: ['sha256'],
+        inputs: [input],
+        produces: 'text/plain',
+        budget: 1000,
+        deadlineMs: 0,
+        bidWindowMs: 1,
+      }),
+    ]
+    const patch: TaskSpec[] = Array.from({ length: 250 }, (_, i) => ({
+      name: `t${i}`,
+      capability: 'sha256',
+      inputs: [input],
+      produces: 'text/plain',
+    }))
+    log.push(
+      await sign(planner!, 'PROPOSE', thread, {
+        need: thread,
+        proposal: 'p',
+        patch,
+        ballot: 1,
+        price: 250,
+        etaMs: 1,
+        shardDependencies: [],
+      }),
+    )
+    const vote = await sign(verifier!, 'ATTEST_PLAN', thread, {
+      need: thread,
+      proposal: 'p',
+      verdict: 'accept',
+    })
+    log.push(vote)
+    log.push(
+      await sign(decider!, 'DECIDE', thread, {
+        need: thread,
+        proposal: 'p',
+        epoch: 1,
+        lamport: 10,
+        kPlan: 1,
+        decider: decider!.did,
+        attestations: [vote as Envelope],
+      }),
+    )
+    for (let i = 0; i < 250; i += 1) {
+      const task = `p/t${i}`
+      const claim = await sign(worker!, 'CLAIM', thread, { task, leaseTtlMs: 60_000, cost: 1, etaMs: 1 })
+      log.push(claim)
+      for (let h = 0; h < 3; h += 1) {
+        log.push(
+          await sign(
+            worker!,
+            'HEARTBEAT',
+            thread,
+            { task, claim: claim.id, progress: h },
+            { fence: claim.id },
+          ),
+        )
+      }
+    }
+    expect(log.length).toBeGreaterThanOrEqual(1000)
+
+    const holder = await createPeer({ params, network: { webRTC: false }, syncIntervalMs: 0 })
+    peers.push(holder)
+    for (const env of log) await holder.agent.deliver(env)
+    const reference = holder.agent.replica(thread)!
+    expect([...reference.state.rejected.values()]).toEqual([])
+
+    const late = await createPeer({
+      params,
+      bootstrap: [tcpOf(holder)],
+      network: { webRTC: false },
+      syncIntervalMs: 0,
+    })
+    peers.push(late)
+    const caughtUp = await until('the late joiner to hold the thread', () => {
+      const replica = late.agent.replica(thread)
+      return replica && replica.size === log.length ? replica : undefined
+    })
+    expect(caughtUp.stateHash()).toBe(reference.stateHash())
+    expect([...caughtUp.state.tasks.values()].every((task) => task.state === 'CLAIMED')).toBe(true)
+  })
+})
