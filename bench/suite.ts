@@ -21,6 +21,7 @@ import { runSimulation } from '../packages/peer/src/sim/world.ts'
 import { runBusBenchmark } from './bus.ts'
 import { runDecideBenchmark } from './decide.ts'
 import { runDecideE2eBenchmark } from './decide-e2e.ts'
+import { runLateJoinBenchmark } from './late-join.ts'
 import { runLedgerBenchmark } from './ledger.ts'
 import { runPolicyBenchmark } from './policy.ts'
 import { runWebBenchmark } from './web.ts'
@@ -307,6 +308,10 @@ export const BENCHMARKS: Record<string, Benchmark> = {
     description:
       'DECIDE end to end through an anchor: quorum → signed DECIDE at 4 gossip listeners (p50/p95), throughput; embedded and etcd',
     run: runDecideE2eBenchmark,
+  },
+  'late-join': {
+    description: 'a late joiner catching up with a 1 004-envelope thread through sync (libp2p, loopback)',
+    run: runLateJoinBenchmark,
   },
   ledger: {
     description:
