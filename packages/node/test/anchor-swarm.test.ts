@@ -4,17 +4,13 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { Agent } from '../../peer/src/agent/agent.ts'
-import { SeededRandom } from '../../peer/src/agent/ports.ts'
-import { MemoryArtifactStore } from '../../peer/src/core/artifacts.ts'
 import { networkParams } from '../../peer/src/core/thread/params.ts'
 import type { AnyEnvelope } from '../../peer/src/core/types.ts'
 import { createIdentity } from '../../peer/src/crypto/ed25519.ts'
 import { verifyEnvelope } from '../../peer/src/crypto/envelopes.ts'
 import { requestDecide } from '../../peer/src/decide/client.ts'
-import { attachAgent, systemClock } from '../../peer/src/net/agent-bus.ts'
-import { createBus } from '../../peer/src/net/bus.ts'
 import { createNetwork, type Network } from '../../peer/src/net/network.ts'
+import { createPeer, type Peer } from '../../peer/src/peer.ts'
 import { makeIdentities, sign } from '../../peer/test/helpers.ts'
 import { planQuorum } from './helpers/quorum.ts'
 
@@ -22,11 +18,13 @@ const root = join(import.meta.dirname, '..', '..', '..')
 let dir: string
 const children: ChildProcess[] = []
 const networks: Network[] = []
+const peers: Peer[] = []
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'can-swarm-anchor-swarm-'))
 })
 afterAll(async () => {
+  for (const peer of peers) await peer.stop().catch(() => undefined)
   for (const network of networks) await network.stop().catch(() => undefined)
   for (const child of children) if (child.exitCode === null) child.kill('SIGKILL')
   await rm(dir, { recursive: true, force: true })
@@ -76,7 +74,9 @@ async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 60
 }
 
 describe('an anchor in the swarm', () => {
-  it('decides a NEED posted by a peer over libp2p, through its durable store, and keeps the log across a restart', async () => {
+  it('decides a NEED posted by a peer over libp2p, through its durable store, and keeps the log across a restart', {
+    timeout: 120_000,
+  }, async () => {
     const seed = new Uint8Array(32).fill(7)
     const identity = await createIdentity({ seed })
     const data = join(dir, 'anchor')
@@ -84,26 +84,18 @@ describe('an anchor in the swarm', () => {
     const ws = anchor.multiaddrs.find((address) => address.includes('/ws/'))
     expect(ws).toMatch(/^\/ip4\/127\.0\.0\.1\/tcp\/\d+\/ws\/p2p\//)
 
-    const network = await createNetwork({ identity, bootstrap: [ws!], webRTC: false })
-    networks.push(network)
-    const bus = createBus(network)
-    const params = networkParams({ verifiers: [identity.did], bootstrap: true })
-    const agent = new Agent({
+    // The peer serves and pulls sync, so nothing gossip misses (a mesh not yet formed) is lost.
+    const peer = await createPeer({
       identity,
-      params,
-      bus,
-      clock: systemClock(),
-      random: new SeededRandom(5),
-      artifacts: new MemoryArtifactStore(),
+      params: networkParams({ verifiers: [identity.did], bootstrap: true }),
+      bootstrap: [ws!],
       roles: { planner: true, worker: true, verifier: true },
       tuning: { leaseTtlMs: 5000 },
+      network: { webRTC: false },
+      syncIntervalMs: 2000,
     })
-    attachAgent(bus, agent)
-    await until(
-      'a gossip peer',
-      () => (network.pubsub.getSubscribers('can-swarm/1/shard/0').length > 0 ? true : undefined),
-      30_000,
-    ).catch(() => undefined)
+    peers.push(peer)
+    const agent = peer.agent
     await new Promise((resolve) => setTimeout(resolve, 1500))
 
     const need = await agent.post({
