@@ -42,7 +42,7 @@ describe('createPeer', () => {
       roles: { planner: true, worker: true, verifier: true, decider: true },
       consensus: new MemoryConsensusStore(),
       network: { webRTC: false },
-      syncIntervalMs: 0,
+      syncIntervalMs: 1000,
     })
     peers.push(worker)
     const requester = await createPeer({
@@ -50,6 +50,7 @@ describe('createPeer', () => {
       artifacts,
       bootstrap: [tcpOf(worker)],
       network: { webRTC: false },
+      syncIntervalMs: 1000,
     })
     peers.push(requester)
     await new Promise((resolve) => setTimeout(resolve, 1500))
