@@ -462,8 +462,15 @@ describe('results: rejection, challenge, invalidation', () => {
       task: 'p1/count',
       commit: c2.id,
       proof: { type: 'output-mismatch', expected: [output1] },
-      bond: 0,
+      bond: 10,
     })
+    const cheap = await sign(verifiers[8]!, 'CHALLENGE', thread, {
+      task: 'p1/count',
+      commit: c2.id,
+      proof: { type: 'output-mismatch', expected: [output1] },
+      bond: 9,
+    })
+    expect(replica.receive(cheap, 0).rejected).toBe('bond-too-small')
     expect(replica.receive(challenge, 0).effects).toEqual([
       { type: 'challenged', task: 'p1/count', commit: c2.id, challenge: challenge.id },
     ])

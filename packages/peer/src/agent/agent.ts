@@ -17,6 +17,7 @@
 import { type ArtifactStore, artifactCid } from '../core/artifacts.ts'
 import type { ConsensusStore, DecideRecord } from '../core/consensus.ts'
 import { BUILTIN_POLICY_HASH, evalDigestOf } from '../core/digest.ts'
+import { requiredBond, violatesJsonSchema } from '../core/economy/proofs.ts'
 import { CanSwarmError, InvalidArgumentError, StaleEpochError } from '../core/errors.ts'
 import { LamportClock } from '../core/lamport.ts'
 import { fetchTaskInputs } from '../core/thread/inputs.ts'
@@ -65,7 +66,7 @@ export interface AgentTuning {
   decideAttempts: number
   /** Credits a worker escrows for its verifiers with each COMMIT. @default 4 */
   verifyBounty: number
-  /** Credits a challenger puts up as a bond. @default 5 */
+  /** Credits a challenger puts up as a bond, at least the proof's required bond. @default 5 */
   challengeBond: number
 }
 
@@ -688,7 +689,7 @@ export class Agent {
       task: taskId,
       commit: commitId,
       proof: { type: 'output-mismatch', expected },
-      bond: this.tuning.challengeBond,
+      bond: Math.max(this.tuning.challengeBond, requiredBond({ type: 'output-mismatch', expected })),
     })
   }
 
@@ -702,9 +703,25 @@ export class Agent {
     const task = replica.state.tasks.get(taskId)
     const commit = task?.commit
     if (!task || commit?.id !== commitId || commit.worker === this.did) return
-    const expected = await this.#expectedOutputs(replica, task)
-    if (!expected || sameRefs(expected, commit.outputs)) return
-    if (!this.#once(`invalidate:${challenge}`)) return
+    const proof = (replica.get(challenge) as Envelope<'CHALLENGE'> | undefined)?.payload.proof
+    if (!proof) return
+    // Each proof type is judged by its own bounded check; only a proof that the result itself is
+    // wrong invalidates it (a contradiction between attestations is the equivocator's fault, settled
+    // by slashing, not by throwing away a right result).
+    let upheld = false
+    if (proof.type === 'output-mismatch') {
+      const expected = await this.#expectedOutputs(replica, task)
+      upheld = expected !== undefined && !sameRefs(expected, commit.outputs)
+    } else if (proof.type === 'schema-violation') {
+      const output = commit.outputs.includes(proof.output)
+        ? await this.#options.artifacts.get(proof.output)
+        : undefined
+      upheld = output !== undefined && violatesJsonSchema(task.spec.produces, output)
+    } else if (proof.type === 'missing-artifact') {
+      upheld =
+        commit.outputs.includes(proof.ref) && (await this.#options.artifacts.get(proof.ref)) === undefined
+    }
+    if (!upheld || !this.#once(`invalidate:${challenge}`)) return
     await this.publish('INVALIDATE', replica.thread, { task: taskId, commit: commitId, challenge })
   }
 

@@ -3,6 +3,7 @@
  * reputation, recency and diversity, reputation from outcomes, and settlement rules.
  */
 export * from './ledger.ts'
+export * from './proofs.ts'
 export * from './reputation.ts'
 export * from './selection.ts'
 export * from './settlement.ts'

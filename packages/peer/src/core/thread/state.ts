@@ -12,6 +12,7 @@
  * against their own clocks (see `timers.ts`) and enter the log as envelopes (RELEASE, FINALIZE).
  */
 
+import { requiredBond } from '../economy/proofs.ts'
 import type {
   AnyEnvelope,
   Cid,
@@ -457,6 +458,7 @@ export function applyEnvelope(state: ThreadState, env: AnyEnvelope, params: Netw
       const commit = task.commit
       if (commit === undefined || commit.id !== env.payload.commit) return 'unknown-commit'
       if (commit.challenges.has(env.id)) return 'duplicate-challenge'
+      if (env.payload.bond < requiredBond(env.payload.proof)) return 'bond-too-small'
       commit.challenges.set(env.id, { challenger: env.sender, proofType: env.payload.proof.type })
       return undefined
     }
