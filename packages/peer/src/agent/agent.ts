@@ -20,7 +20,7 @@ import { BUILTIN_POLICY_HASH, evalDigestOf } from '../core/digest.ts'
 import { requiredBond, violatesJsonSchema } from '../core/economy/proofs.ts'
 import { CanSwarmError, InvalidArgumentError, StaleEpochError } from '../core/errors.ts'
 import { LamportClock } from '../core/lamport.ts'
-import { fetchTaskInputs } from '../core/thread/inputs.ts'
+import { fetchTaskInputs, taskInputRefs } from '../core/thread/inputs.ts'
 import { inCommittee, isEligibleVerifier, kPlanOf, type NetworkParams } from '../core/thread/params.ts'
 import { type ThreadEffect, ThreadReplica } from '../core/thread/replica.ts'
 import type { TaskInfo } from '../core/thread/state.ts'
@@ -618,14 +618,18 @@ export class Agent {
   async #expectedOutputs(replica: ThreadReplica, task: TaskInfo): Promise<Cid[] | undefined> {
     const commit = task.commit
     if (!commit) return undefined
-    const cached = this.#expected.get(commit.id)
+    // Keyed by the inputs too: a parent reopened and finalized again changes what the task should give.
+    const refs = taskInputRefs(replica.state, task)
+    if (!refs) return undefined
+    const key = `${commit.id}|${refs.join(',')}`
+    const cached = this.#expected.get(key)
     if (cached) return cached
     if (!this.capabilities.has(task.spec.capability)) return undefined
     const inputs = await this.#inputsOf(replica, task)
     if (!inputs) return undefined
     const output = await this.capabilities.run(task.spec.capability, inputs)
     const expected = [artifactCid(output)]
-    this.#expected.set(commit.id, expected)
+    this.#expected.set(key, expected)
     const inputBytes = inputs.reduce((sum, bytes) => sum + bytes.length, 0)
     this.#measured.set(commit.id, { inputBytes, outputBytes: output.length })
     return expected

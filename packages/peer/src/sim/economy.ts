@@ -10,6 +10,7 @@
 import type { CapabilityRegistry } from '../agent/capabilities.ts'
 import { type ArtifactStore, artifactCid } from '../core/artifacts.ts'
 import { Ledger, type LedgerOp, LedgerRejectedError } from '../core/economy/ledger.ts'
+import { contradictingVerifier } from '../core/economy/proofs.ts'
 import {
   settleBounty,
   settleBudget,
@@ -25,6 +26,8 @@ import type { Violation } from './checkers.ts'
 
 export const GENESIS_CREDITS = 1_000
 export const VERIFIER_STAKE = 300
+/** Share of stake an equivocating verifier loses, per-mille. */
+export const EQUIVOCATION_SLASH_PER_MILLE = 100
 
 export interface EconomyReport {
   operations: number
@@ -35,6 +38,8 @@ export interface EconomyReport {
   upheldChallenges: number
   frivolousChallenges: number
   invalidatedCommits: number
+  /** Verifiers slashed for signing contradicting attestations (the proof is checked, not trusted). */
+  equivocatorsSlashed: number
 }
 
 const unrelated = () => false
@@ -74,6 +79,7 @@ export async function settleEconomy(input: {
     upheldChallenges: 0,
     frivolousChallenges: 0,
     invalidatedCommits: 0,
+    equivocatorsSlashed: 0,
   }
   let clock = 0
   const apply = (op: LedgerOp, thread?: string): boolean => {
@@ -208,6 +214,38 @@ export async function settleEconomy(input: {
           refund(bountyId)
           for (const [id] of challenges) refund(`${id}/bond`)
         }
+      }
+    }
+    // Equivocation: two signed ATTESTs with opposite verdicts are their own proof; the signer loses
+    // a share of its stake (burned), whatever became of the commit.
+    for (const equivocation of state.equivocations) {
+      if (equivocation.kind !== 'ATTEST') continue
+      const proof = { type: 'contradicting-attestations' as const, attestations: [...equivocation.envelopes] }
+      const guilty = contradictingVerifier(proof, equivocation.subject, (id) => replica.get(id))
+      if (guilty === undefined) {
+        input.violations.push({
+          property: 'P3',
+          thread,
+          message: `an equivocation record of ${equivocation.sender} does not prove itself`,
+        })
+        continue
+      }
+      const staked = ledger.account(guilty).staked
+      const amount = Math.floor((staked * EQUIVOCATION_SLASH_PER_MILLE) / 1000)
+      if (
+        amount > 0 &&
+        apply(
+          {
+            op: 'slash',
+            account: guilty,
+            amount,
+            payouts: [],
+            reason: `equivocated on ${equivocation.subject}`,
+          },
+          thread,
+        )
+      ) {
+        report.equivocatorsSlashed += 1
       }
     }
     // The budget: paid out when the winning plan is done, refunded otherwise.
