@@ -659,3 +659,70 @@ describe('an open verifier pool (bootstrap, nobody listed)', () => {
     expect(closed.state.winner).toBeUndefined()
   })
 })
+
+describe('an invalidated parent', () => {
+  it('supersedes every result computed from it, and they are redone once the parent is FINAL again', async () => {
+    const log = (await happyPath(bootstrap)).slice(0, 4)
+    const replica = replicaOf(log, bootstrap)
+    const judge = verifiers.find((v) => bootstrap.verifiers.includes(v.did))!
+    const finish = async (task: string, who: Identity, output: string) => {
+      const claim = await sign(who, 'CLAIM', thread, { task, leaseTtlMs: 1000, cost: 1, etaMs: 1 })
+      replica.receive(claim, 0)
+      const commit = await sign(
+        who,
+        'COMMIT',
+        thread,
+        {
+          task,
+          claim: claim.id,
+          outputs: [output],
+          telemetry: { cpuMs: 1, wallMs: 1, memoryBytes: 0, inputBytes: 1, outputBytes: 1 },
+          verifyBounty: 0,
+        },
+        { fence: claim.id },
+      )
+      replica.receive(commit, 0)
+      const pass = await sign(judge, 'ATTEST', thread, {
+        task,
+        commit: commit.id,
+        verdict: 'pass',
+        evalDigest: 'x',
+      })
+      replica.receive(pass, 0)
+      replica.receive(
+        await sign(who, 'FINALIZE', thread, { task, commit: commit.id, attestations: [pass as Envelope] }),
+        0,
+      )
+      return commit
+    }
+    const parentCommit = await finish('p1/count', worker, output1)
+    await finish('p1/digest', worker, output2)
+    expect(replica.state.tasks.get('p1/digest')?.state).toBe('FINAL')
+    const challenge = await sign(judge, 'CHALLENGE', thread, {
+      task: 'p1/count',
+      commit: parentCommit.id,
+      proof: { type: 'output-mismatch', expected: [output2] },
+      bond: 10,
+    })
+    replica.receive(challenge, 0)
+    replica.receive(
+      await sign(verifiers[0]!, 'INVALIDATE', thread, {
+        task: 'p1/count',
+        commit: parentCommit.id,
+        challenge: challenge.id,
+      }),
+      0,
+    )
+    const parent = replica.state.tasks.get('p1/count')!
+    const child = replica.state.tasks.get('p1/digest')!
+    expect(parent).toMatchObject({ state: 'DECIDED', round: 2 })
+    expect(child).toMatchObject({ state: 'DECIDED', round: 2 })
+    expect(child.pastCommits.map((c) => c.outcome)).toEqual(['superseded'])
+    expect(
+      replica
+        .plan()
+        .readyTasks(thread)
+        .map((t) => t.id),
+    ).toEqual(['p1/count'])
+  })
+})

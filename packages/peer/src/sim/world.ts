@@ -727,7 +727,7 @@ function observe(world: World): SimResult['observed'] {
       if (state.winner && task.proposal !== state.winner.proposal) observed.orphanedTasks += 1
       for (const commit of task.pastCommits) {
         if (commit.outcome === 'rejected') observed.rejectedCommits += 1
-        else observed.invalidatedCommits += 1
+        else if (commit.outcome === 'invalidated') observed.invalidatedCommits += 1
       }
     }
     for (const env of replica.envelopes()) {

@@ -93,7 +93,11 @@ export interface CommitInfo {
   /** INVALIDATE votes per challenge. */
   invalidations: Map<Cid, Set<Did>>
   /** How the commit ended, if it did. */
-  outcome?: 'rejected' | 'invalidated'
+  /**
+   * `rejected`: a failing quorum; `invalidated`: an upheld challenge; `superseded`: an input it was
+   * computed from (a parent's result) was invalidated, so it is redone — nobody's fault.
+   */
+  outcome?: 'rejected' | 'invalidated' | 'superseded'
 }
 
 export interface TaskInfo {
@@ -229,6 +233,32 @@ function reopen(state: ThreadState, env: AnyEnvelope, task: TaskInfo): void {
   task.round += 1
   delete task.lease
   setTaskState(state, env, task, 'DECIDED')
+}
+
+/**
+ * A reopened task's result was wrong, so everything computed from it is too: every descendant in
+ * the plan that got past DECIDED is reopened (its commit `superseded`), to be redone once its
+ * parents are FINAL again.
+ */
+function reopenDescendants(state: ThreadState, env: AnyEnvelope, root: TaskInfo): void {
+  const reopened = new Set([root.id])
+  let changed = true
+  while (changed) {
+    changed = false
+    for (const task of state.tasks.values()) {
+      if (reopened.has(task.id) || task.proposal !== root.proposal) continue
+      if (!task.parents.some((parent) => reopened.has(parent))) continue
+      reopened.add(task.id)
+      changed = true
+      // Only results are undone: a live lease runs on (its stale COMMIT will fail verification),
+      // so a lease never ends but through COMMIT, YIELD or RELEASE.
+      if (!task.commit || task.lease) continue
+      task.commit.outcome = 'superseded'
+      task.pastCommits.push(task.commit)
+      delete task.commit
+      reopen(state, env, task)
+    }
+  }
 }
 
 /** Looks up the task an envelope names and checks it is live work on the winning plan. */
@@ -484,6 +514,7 @@ export function applyEnvelope(state: ThreadState, env: AnyEnvelope, params: Netw
           ? task.kResult + 1
           : Math.min(task.kResult + 1, Math.max(1, params.verifiers.length))
         reopen(state, env, task)
+        reopenDescendants(state, env, task)
       }
       return undefined
     }
