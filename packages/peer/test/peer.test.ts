@@ -6,9 +6,8 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { MemoryArtifactStore } from '../src/core/artifacts.ts'
 import { MemoryConsensusStore } from '../src/core/consensus.ts'
 import { networkParams } from '../src/core/thread/params.ts'
-import type { AnyEnvelope, Envelope, TaskSpec } from '../src/core/types.ts'
 import { createPeer, type Peer } from '../src/peer.ts'
-import { makeIdentities, sign } from './helpers.ts'
+import { claimedThread } from './claimed-thread.ts'
 
 const peers: Peer[] = []
 afterAll(async () => {
@@ -74,72 +73,8 @@ describe('createPeer', () => {
   })
 
   it('a late joiner catches up with a 1 000-envelope thread through sync', async () => {
-    const [requester, planner, verifier, decider, worker] = await makeIdentities(5, 201)
-    const params = networkParams({ verifiers: [verifier!.did], bootstrap: true })
     const thread = 'need-late-join'
-    const input = 'bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku'
-    const log: AnyEnvelope[] = [
-      await sign(requester!, 'NEED', thread, {
-        need: thread,
-        epoch: 1,
-        requires: ['sha256'],
-        inputs: [input],
-        produces: 'text/plain',
-        budget: 1000,
-        deadlineMs: 0,
-        bidWindowMs: 1,
-      }),
-    ]
-    const patch: TaskSpec[] = Array.from({ length: 250 }, (_, i) => ({
-      name: `t${i}`,
-      capability: 'sha256',
-      inputs: [input],
-      produces: 'text/plain',
-    }))
-    log.push(
-      await sign(planner!, 'PROPOSE', thread, {
-        need: thread,
-        proposal: 'p',
-        patch,
-        ballot: 1,
-        price: 250,
-        etaMs: 1,
-        shardDependencies: [],
-      }),
-    )
-    const vote = await sign(verifier!, 'ATTEST_PLAN', thread, {
-      need: thread,
-      proposal: 'p',
-      verdict: 'accept',
-    })
-    log.push(vote)
-    log.push(
-      await sign(decider!, 'DECIDE', thread, {
-        need: thread,
-        proposal: 'p',
-        epoch: 1,
-        lamport: 10,
-        kPlan: 1,
-        decider: decider!.did,
-        attestations: [vote as Envelope],
-      }),
-    )
-    for (let i = 0; i < 250; i += 1) {
-      const task = `p/t${i}`
-      const claim = await sign(worker!, 'CLAIM', thread, { task, leaseTtlMs: 60_000, cost: 1, etaMs: 1 })
-      log.push(claim)
-      for (let h = 0; h < 3; h += 1) {
-        log.push(
-          await sign(
-            worker!,
-            'HEARTBEAT',
-            thread,
-            { task, claim: claim.id, progress: h },
-            { fence: claim.id },
-          ),
-        )
-      }
-    }
+    const { params, log } = await claimedThread(thread, 201)
     expect(log.length).toBeGreaterThanOrEqual(1000)
 
     const holder = await createPeer({ params, network: { webRTC: false }, syncIntervalMs: 0 })
