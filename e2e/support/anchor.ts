@@ -1,6 +1,5 @@
 /** Starts and stops real anchor processes (`node packages/node`) for browser tests and benchmarks. */
 import { type ChildProcess, spawn } from 'node:child_process'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
 
 /** The repository root. */
@@ -17,19 +16,8 @@ export interface RunningAnchor {
   stop(signal?: NodeJS.Signals, graceMs?: number): Promise<void>
 }
 
-/** A free TCP port on 127.0.0.1. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() =>
-        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
-      )
-    })
-  })
-}
+/** A free TCP port on 127.0.0.1 (the etcd test harness's helper). */
+export { freePort } from '../../packages/node/test/consensus/helpers/etcd-cluster.ts'
 
 /** Options of {@link startAnchorProcess}. */
 export interface AnchorProcessOptions {

@@ -115,31 +115,15 @@ export async function settleEconomy(input: {
     for (const env of replica.envelopes()) {
       if (state.rejected.has(env.id)) continue
       let op: LedgerOp | undefined
-      if (env.kind === 'NEED') {
-        op = {
-          op: 'escrow',
-          id: `${thread}/budget`,
-          from: env.sender,
-          amount: env.payload.budget,
-          purpose: 'need-budget',
-        }
-      } else if (env.kind === 'COMMIT' && env.payload.verifyBounty > 0) {
-        op = {
-          op: 'escrow',
-          id: `${env.id}/bounty`,
-          from: env.sender,
-          amount: env.payload.verifyBounty,
-          purpose: 'verify-bounty',
-        }
-      } else if (env.kind === 'CHALLENGE' && env.payload.bond > 0) {
-        op = {
-          op: 'escrow',
-          id: `${env.id}/bond`,
-          from: env.sender,
-          amount: env.payload.bond,
-          purpose: 'challenge-bond',
-        }
-      }
+      const escrow =
+        env.kind === 'NEED'
+          ? { id: `${thread}/budget`, amount: env.payload.budget, purpose: 'need-budget' as const }
+          : env.kind === 'COMMIT'
+            ? { id: `${env.id}/bounty`, amount: env.payload.verifyBounty, purpose: 'verify-bounty' as const }
+            : env.kind === 'CHALLENGE'
+              ? { id: `${env.id}/bond`, amount: env.payload.bond, purpose: 'challenge-bond' as const }
+              : undefined
+      if (escrow && escrow.amount > 0) op = { op: 'escrow', from: env.sender, ...escrow }
       if (op?.op === 'escrow' && apply(op, thread)) open.add(op.id)
     }
     const refund = (id: string) => {
