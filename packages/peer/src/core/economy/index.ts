@@ -2,8 +2,10 @@
  * The economy of CAN Swarm as pure functions: the credit ledger, committee selection by stake,
  * reputation, recency and diversity, reputation from outcomes, and settlement rules.
  */
+export * from './derive.ts'
 export * from './ledger.ts'
 export * from './proofs.ts'
 export * from './reputation.ts'
 export * from './selection.ts'
 export * from './settlement.ts'
+export * from './thread-settlement.ts'

@@ -125,6 +125,11 @@ export class Ledger {
     return this.#escrows.get(id)
   }
 
+  /** Every open escrow, by id. */
+  escrows(): Readonly<EscrowState>[] {
+    return [...this.#escrows.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+  }
+
   accounts(): Did[] {
     return [...this.#accounts.keys()].sort()
   }

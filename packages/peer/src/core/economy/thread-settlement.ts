@@ -1,0 +1,237 @@
+/**
+ * What a thread's signed envelopes mean for the credit ledger (PROTOCOL.md §4 steps 5–8, §8): the
+ * escrows they open (the NEED's budget, each COMMIT's verify bounty, each CHALLENGE's bond) and how
+ * each closes — bounties paid to the verifiers that passed a FINAL result, budgets paid to workers,
+ * upheld challenges slashing the wrong verifiers and the worker, frivolous challengers losing their
+ * bonds, equivocators slashed on their own contradicting ATTESTs.
+ *
+ * Pure and deterministic: the same envelopes, ledger and `nowMs` give the same operations, so every
+ * peer derives the same ledger from the same threads (the simulator settles after a run with
+ * `nowMs = Infinity`; an anchor re-derives its live ledger as time passes). Payouts for a FINAL
+ * result wait for 2 × T_challenge after its FINALIZE; until then they are reported as `pending`.
+ * Escrows of work still under way stay open unless `closing` says the thread is over (then they are
+ * refunded).
+ */
+import type { NetworkParams } from '../thread/params.ts'
+import type { ThreadReplica } from '../thread/replica.ts'
+import type { CommitInfo } from '../thread/state.ts'
+import type { Did, Envelope } from '../types.ts'
+import type { AccountState, EscrowState, LedgerOp, Payout } from './ledger.ts'
+import { contradictingVerifier } from './proofs.ts'
+import {
+  type RelatedParties,
+  settleBounty,
+  settleBudget,
+  settleFrivolous,
+  settleInvalidation,
+} from './settlement.ts'
+
+/** Share of stake an equivocating verifier loses, per-mille. */
+export const EQUIVOCATION_SLASH_PER_MILLE = 100
+
+/** The ledger as settlement sees it: read escrows and accounts, apply an operation (false when refused). */
+export interface LedgerAccess {
+  escrow(id: string): Readonly<EscrowState> | undefined
+  account(did: Did): Readonly<AccountState>
+  apply(op: LedgerOp): boolean
+}
+
+export interface SettleThreadOptions {
+  params: NetworkParams
+  /** Settlement time: payouts whose challenge period ends after it are held back. */
+  nowMs: number
+  /** The thread is over: refund every escrow still open. @default nowMs === Infinity */
+  closing?: boolean
+  /** Related parties are never paid by each other's escrows. @default nobody is related */
+  related?: RelatedParties
+}
+
+export interface ThreadSettlementReport {
+  upheldChallenges: number
+  frivolousChallenges: number
+  invalidatedCommits: number
+  equivocatorsSlashed: number
+  /** Senders of equivocation records that did not prove themselves (a bug if ever non-empty). */
+  unproven: Did[]
+  /** Payouts waiting for their challenge period to end. */
+  pending: Payout[]
+}
+
+const unrelated: RelatedParties = () => false
+
+/** The time at which a FINAL commit's payouts fall due (its FINALIZE + 2 × T_challenge). */
+export function payoutDueMs(replica: ThreadReplica, commit: CommitInfo, params: NetworkParams): number {
+  const finalize = commit.finalizedBy === undefined ? undefined : replica.get(commit.finalizedBy)
+  return finalize === undefined ? Number.POSITIVE_INFINITY : finalize.ts + 2 * params.tChallengeMs
+}
+
+function escrowOf(thread: string, env: Envelope): LedgerOp | undefined {
+  const escrow =
+    env.kind === 'NEED'
+      ? {
+          id: `${thread}/budget`,
+          amount: (env as Envelope<'NEED'>).payload.budget,
+          purpose: 'need-budget' as const,
+        }
+      : env.kind === 'COMMIT'
+        ? {
+            id: `${env.id}/bounty`,
+            amount: (env as Envelope<'COMMIT'>).payload.verifyBounty,
+            purpose: 'verify-bounty' as const,
+          }
+        : env.kind === 'CHALLENGE'
+          ? {
+              id: `${env.id}/bond`,
+              amount: (env as Envelope<'CHALLENGE'>).payload.bond,
+              purpose: 'challenge-bond' as const,
+            }
+          : undefined
+  return escrow && escrow.amount > 0 ? { op: 'escrow', from: env.sender, ...escrow } : undefined
+}
+
+/** Applies to `ledger` everything one thread implies by `options.nowMs`; returns what happened. */
+export function settleThread(
+  replica: ThreadReplica,
+  ledger: LedgerAccess,
+  options: SettleThreadOptions,
+): ThreadSettlementReport {
+  const { params, nowMs } = options
+  const closing = options.closing ?? nowMs === Number.POSITIVE_INFINITY
+  const related = options.related ?? unrelated
+  const state = replica.state
+  const thread = replica.thread
+  const report: ThreadSettlementReport = {
+    upheldChallenges: 0,
+    frivolousChallenges: 0,
+    invalidatedCommits: 0,
+    equivocatorsSlashed: 0,
+    unproven: [],
+    pending: [],
+  }
+  const open = new Set<string>()
+  for (const env of replica.envelopes()) {
+    if (state.rejected.has(env.id)) continue
+    const op = escrowOf(thread, env)
+    if (op?.op === 'escrow' && ledger.apply(op)) open.add(op.id)
+  }
+  const refund = (id: string) => {
+    const held = ledger.escrow(id)
+    if (held) ledger.apply({ op: 'release', id, payouts: [], burn: 0, refund: held.amount })
+  }
+  const release = (op: LedgerOp, dueMs: number) => {
+    if (dueMs <= nowMs) ledger.apply(op)
+    else if (op.op === 'release') report.pending.push(...op.payouts)
+  }
+  let latestDueMs = 0
+  for (const task of [...state.tasks.values()].sort((a, b) => (a.id < b.id ? -1 : 1))) {
+    const commits: CommitInfo[] = [...task.pastCommits, ...(task.commit ? [task.commit] : [])]
+    for (const commit of commits) {
+      const bountyId = `${commit.id}/bounty`
+      const bounty = ledger.escrow(bountyId)?.amount ?? 0
+      const passVoters = [...commit.votes].filter(([, v]) => v.verdict === 'pass').map(([did]) => did)
+      const failVoters = [...commit.votes].filter(([, v]) => v.verdict === 'fail').map(([did]) => did)
+      const challenges = [...commit.challenges]
+      if (commit.outcome === 'invalidated') {
+        report.invalidatedCommits += 1
+        const [upheld, voters] = [...commit.invalidations].sort(
+          (a, b) => b[1].size - a[1].size || (a[0] < b[0] ? -1 : 1),
+        )[0]!
+        const challenger = commit.challenges.get(upheld)!.challenger
+        report.upheldChallenges += 1
+        const ops = settleInvalidation({
+          commit: commit.id,
+          challenge: upheld,
+          challenger,
+          bond: ledger.escrow(`${upheld}/bond`)?.amount ?? 0,
+          bounty,
+          worker: { did: commit.worker, staked: ledger.account(commit.worker).staked },
+          wrongVerifiers: passVoters.map((did) => ({ did, staked: ledger.account(did).staked })),
+          honestVerifiers: [...new Set([...failVoters, ...voters])].filter((did) => did !== challenger),
+          bootstrap: params.bootstrap,
+        })
+        for (const op of ops) {
+          if (op.op === 'release' && !ledger.escrow(op.id)) continue
+          ledger.apply(op)
+        }
+        for (const [id] of challenges) if (id !== upheld) refund(`${id}/bond`)
+      } else if (commit.outcome === 'rejected') {
+        if (bounty > 0)
+          ledger.apply(
+            settleBounty({
+              commit: commit.id,
+              worker: commit.worker,
+              bounty,
+              passVoters: failVoters,
+              related,
+            }),
+          )
+        for (const [id] of challenges) refund(`${id}/bond`)
+      } else if (commit.finalizedBy !== undefined) {
+        const dueMs = payoutDueMs(replica, commit, params)
+        latestDueMs = Math.max(latestDueMs, dueMs)
+        if (bounty > 0)
+          release(
+            settleBounty({ commit: commit.id, worker: commit.worker, bounty, passVoters, related }),
+            dueMs,
+          )
+        for (const [id] of challenges) {
+          const bond = ledger.escrow(`${id}/bond`)?.amount ?? 0
+          if (bond > 0 && dueMs <= nowMs) {
+            report.frivolousChallenges += 1
+            ledger.apply(settleFrivolous({ challenge: id, bond, worker: commit.worker }))
+          }
+        }
+      } else if (closing) {
+        refund(bountyId)
+        for (const [id] of challenges) refund(`${id}/bond`)
+      }
+    }
+  }
+  // Equivocation: two signed ATTESTs with opposite verdicts are their own proof; the signer loses
+  // a share of its stake (burned), whatever became of the commit.
+  for (const equivocation of state.equivocations) {
+    if (equivocation.kind !== 'ATTEST') continue
+    const proof = { type: 'contradicting-attestations' as const, attestations: [...equivocation.envelopes] }
+    const guilty = contradictingVerifier(proof, equivocation.subject, (id) => replica.get(id))
+    if (guilty === undefined) {
+      report.unproven.push(equivocation.sender)
+      continue
+    }
+    const amount = Math.floor((ledger.account(guilty).staked * EQUIVOCATION_SLASH_PER_MILLE) / 1000)
+    if (
+      amount > 0 &&
+      ledger.apply({
+        op: 'slash',
+        account: guilty,
+        amount,
+        payouts: [],
+        reason: `equivocated on ${equivocation.subject}`,
+      })
+    ) {
+      report.equivocatorsSlashed += 1
+    }
+  }
+  // The budget: paid out when the winning plan is done, refunded when the thread closes otherwise.
+  const winner = state.winner
+  const need = state.need
+  if (need && ledger.escrow(`${thread}/budget`)) {
+    const planned = winner
+      ? [...state.tasks.values()].filter((task) => task.proposal === winner.proposal)
+      : []
+    const done = planned.length > 0 && planned.every((task) => task.state === 'FINAL' && task.commit)
+    if (done || closing) {
+      const payments = done
+        ? planned.map((task) => {
+            const claim = replica.get(task.commit!.claim) as Envelope<'CLAIM'> | undefined
+            return { worker: task.commit!.worker, cost: claim?.payload.cost ?? 0 }
+          })
+        : []
+      release(
+        settleBudget({ need: thread, requester: need.requester, escrowed: need.budget, payments, related }),
+        done ? latestDueMs : Number.NEGATIVE_INFINITY,
+      )
+    }
+  }
+  if (closing) for (const id of open) if (ledger.escrow(id)) refund(id)
+  return report
+}
