@@ -120,6 +120,18 @@ describe('an anchor in the swarm', () => {
     expect(status.threads).toBe(1)
     expect(status.envelopes).toBeGreaterThan(8)
 
+    // The live ledger: the peer (requester, worker and listed verifier at once) and the anchor were
+    // each granted the faucet; the peer staked; its budget and bounties sit in escrow or are owed to
+    // it until 2 × T_challenge after FINALIZE; credits are conserved.
+    const account = await getJson(`${anchor.url}/api/ledger/${identity.did}`)
+    expect(account).toMatchObject({ did: identity.did, staked: 300 })
+    expect(account.escrowed + account.pending).toBeGreaterThan(0)
+    expect(account.balance + account.staked + account.escrowed).toBe(1000)
+    const summary = await getJson(`${anchor.url}/api/ledger`)
+    expect(summary).toMatchObject({ minted: 2000, burned: 0, accounts: 2, conservationGap: 0, refused: 0 })
+    const refused = await fetch(`${anchor.url}/api/ledger/did:key:nope`)
+    expect(refused.status).toBe(400)
+
     // The anchor kept every envelope; after a restart it restores them and holds the same decision.
     anchor.child.kill('SIGTERM')
     await new Promise((resolve) => anchor.child.once('exit', resolve))
@@ -134,10 +146,27 @@ describe('an anchor in the swarm', () => {
     }
     expect(restarted.envelopes).toBe(status.envelopes)
     expect(restarted.threads).toBe(1)
+    // The ledger is derived from the restored log: the same credits, wherever the payouts stand now.
+    const ledgerAgain = await getJson(`${again.url}/api/ledger/${identity.did}`)
+    expect(ledgerAgain.balance + ledgerAgain.staked + ledgerAgain.escrowed).toBe(1000)
+    expect(await getJson(`${again.url}/api/ledger`)).toMatchObject({ minted: 2000, conservationGap: 0 })
     again.child.kill('SIGTERM')
     await new Promise((resolve) => again.child.once('exit', resolve))
   })
 })
+
+interface Credits {
+  balance: number
+  staked: number
+  escrowed: number
+  pending: number
+}
+
+async function getJson(url: string): Promise<Credits & Record<string, unknown>> {
+  const response = await fetch(url)
+  expect(response.status, url).toBe(200)
+  return (await response.json()) as Credits & Record<string, unknown>
+}
 
 describe('the DECIDE service protocol', () => {
   it('decides a self-contained quorum once, answers later rivals with the winner, refuses forgeries', async () => {

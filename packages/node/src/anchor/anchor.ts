@@ -23,6 +23,7 @@ import { EmbeddedConsensusStore } from '../consensus/embedded.ts'
 import { EtcdConsensusStore } from '../consensus/etcd.ts'
 import { DiskArtifactStore } from './artifacts.ts'
 import type { AnchorConfig } from './config.ts'
+import { LiveLedger } from './economy.ts'
 import { startHttp } from './http.ts'
 import { loadOrCreateIdentity } from './identity.ts'
 import { EnvelopeLog } from './log.ts'
@@ -35,6 +36,8 @@ export interface Anchor {
   readonly consensus: ConsensusStore
   readonly params: NetworkParams
   readonly swarm: AnchorSwarm
+  /** Credits, stake and pending payouts derived from the threads the anchor follows. */
+  readonly ledger: LiveLedger
   /** Dialable libp2p multiaddrs (TCP and WebSocket), each ending in /p2p/<peer id>. */
   multiaddrs(): string[]
   /** Stops accepting work, lets in-flight work finish, closes the store. Idempotent. */
@@ -101,6 +104,12 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
   }, 5_000)
   monitorTimer.unref()
 
+  const ledger = new LiveLedger({
+    params,
+    replicas: () => swarm.agent.threads().map((thread) => swarm.agent.replica(thread)!),
+    version: () => log.size,
+  })
+
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: 'can_swarm_anchor_' })
   const httpRequests = new Counter({
@@ -115,6 +124,17 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
     registers: [registry],
     collect() {
       this.set(monitorReport.activeVerifiers)
+    },
+  })
+  new Gauge({
+    name: 'can_swarm_ledger_credits',
+    help: 'Credits of the live ledger by kind (minted, burned, escrowed, pending payouts)',
+    labelNames: ['kind'],
+    registers: [registry],
+    collect() {
+      const summary = ledger.summary()
+      for (const kind of ['minted', 'burned', 'escrowed', 'pending'] as const)
+        this.set({ kind }, summary[kind])
     },
   })
   new Gauge({
@@ -150,6 +170,7 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
     }),
     onRequest: (_method, route, status) => httpRequests.inc({ route, status: String(status) }),
     threadEnvelopes: (thread) => swarm.agent.replica(thread)?.envelopes().map(envelopeToJson),
+    ledger,
     artifacts: new DiskArtifactStore(config.data),
   })
   logger.info({ url, webApp: webRoot !== undefined }, 'http listening')
@@ -174,6 +195,7 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
     consensus: store,
     params,
     swarm,
+    ledger,
     multiaddrs: () => swarm.multiaddrs(),
     stop,
   }

@@ -2,7 +2,9 @@
  * The anchor's HTTP endpoint: `/healthz` (the process is alive), `/readyz` (every part is up),
  * `/metrics` (Prometheus text), `/api/status` (JSON), and the built web app (packages/web/dist)
  * at `/` when it has been built. For the web app also: `GET /api/threads/<thread>` (the thread's
- * envelopes as DAG-JSON, for catching up after a reload or an outage; receivers verify them), and
+ * envelopes as DAG-JSON, for catching up after a reload or an outage; receivers verify them),
+ * `GET /api/ledger` and `/api/ledger/<did>` (the live ledger's totals and one account: balance,
+ * stake, escrowed and pending credits, derived from signed threads; see economy.ts), and
  * the STAND-IN artifact store until Helia (`GET`/`PUT /api/artifacts/<cid>`, see artifacts.ts).
  */
 import { createReadStream, existsSync, statSync } from 'node:fs'
@@ -10,6 +12,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net'
 import { extname, join, normalize, resolve, sep } from 'node:path'
 import type { Registry } from 'prom-client'
+import { didKeyProblem } from '../../../peer/src/core/codec.ts'
 import type { DiskArtifactStore } from './artifacts.ts'
 
 const TYPES: Record<string, string> = {
@@ -35,6 +38,8 @@ export interface HttpOptions {
   onRequest?: (method: string, route: string, status: number) => void
   /** A thread's envelopes, one DAG-JSON text each, or undefined for an unknown thread. */
   threadEnvelopes?: (thread: string) => string[] | undefined
+  /** The live ledger: its totals, and one account's view by did (`/api/ledger`, `/api/ledger/<did>`). */
+  ledger?: { summary(): unknown; account(did: string): unknown }
   /** The content-addressed artifact store (stand-in until Helia). */
   artifacts?: DiskArtifactStore
 }
@@ -144,6 +149,14 @@ export async function startHttp(options: HttpOptions): Promise<{ server: Server;
       status = lines
         ? send(response, 200, 'application/json', `[${lines.join(',')}]\n`)
         : json(response, 404, { error: 'no such thread here' })
+    } else if (options.ledger && (route === '/api/ledger' || route.startsWith('/api/ledger/'))) {
+      const did = decodeURIComponent(route.slice('/api/ledger/'.length))
+      const problem = route === '/api/ledger' ? undefined : didKeyProblem(did)
+      route = '/api/ledger'
+      status =
+        problem !== undefined
+          ? json(response, 400, { error: `not an account: ${problem}` })
+          : json(response, 200, did === '' ? options.ledger.summary() : options.ledger.account(did))
     } else if (route.startsWith('/api/')) {
       status = json(response, 404, { error: `no API endpoint ${route}` })
     } else if (options.webRoot) {
