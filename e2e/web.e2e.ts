@@ -88,7 +88,9 @@ describe.skipIf(!hasChromium())('the web app in two tabs', () => {
     expect(didA).toMatch(/^did:key:z6Mk/)
     expect(didB).toMatch(/^did:key:z6Mk/)
     expect(didA).not.toBe(didB)
-    await expect.poll(() => pageA.locator('[data-testid=credits]').textContent()).toBe('not yet')
+    // A new identity holds nothing yet: the faucet grants credits with its first signed envelope.
+    await expect.poll(() => pageA.locator('[data-testid=credits]').textContent()).toBe('0')
+    expect(await pageA.locator('[data-testid=faucet]').count()).toBe(1)
     await shot(pageA, '1-overview')
 
     // A second tab of the same browser profile would be a second node with the same key: it says so.
@@ -289,8 +291,17 @@ describe.skipIf(!hasChromium())('the web app in two tabs', () => {
     await pageA.goto(`${anchor.url}/#/swarm`)
     await shot(pageA, '5-swarm-with-traffic')
 
-    // A reload keeps the identity and the history.
+    // Tab A's credits, from the anchor's ledger: granted by the faucet when it signed the NEED, and
+    // the budget left its spendable balance (held in escrow, or paid to the worker after the window).
     await pageA.goto(`${anchor.url}/#/overview`)
+    await until('tab A holding credits', async () => {
+      if ((await pageA.locator('[data-testid=faucet]').count()) > 0) return false
+      const balance = Number(await pageA.locator('[data-testid=credits]').getAttribute('data-balance'))
+      return balance > 0 && balance < 1000
+    })
+    await shot(pageA, '6-credits')
+
+    // A reload keeps the identity and the history.
     await pageA.reload()
     await until('tab A online again', async () => (await connectivity(pageA)) === 'online')
     expect(await pageA.locator('[data-testid=did]').textContent()).toBe(didA)

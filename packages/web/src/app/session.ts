@@ -95,6 +95,21 @@ export function transportOf(remoteAddr: string, limited: boolean): { transport: 
   return { transport: 'other', direct: !limited }
 }
 
+/** One account as the anchor's ledger derives it (`GET /api/ledger/<did>`). */
+export interface Credits {
+  /** The ledger holds the account: it has signed an accepted envelope (the faucet grant) or been paid. */
+  known: boolean
+  balance: number
+  staked: number
+  unbonding: number
+  escrowed: number
+  pending: number
+  atMs: number
+}
+
+/** How many credit samples the tab keeps for its chart. */
+export const CREDIT_SAMPLES = 120
+
 /** The tab's peer session. Emits `change` whenever something shown may have changed. */
 export class SwarmSession extends EventTarget {
   readonly identity: LocalIdentity
@@ -116,6 +131,10 @@ export class SwarmSession extends EventTarget {
   errors: ShownError[] = []
   /** Why the anchor is unreachable, while it is. */
   offlineReason: string | undefined
+  /** This tab's account in the anchor's live ledger, once the anchor has answered. */
+  credits: Credits | undefined
+  /** Balance and pending payouts over time (one sample per anchor check, last {@link CREDIT_SAMPLES}). */
+  readonly creditHistory: Credits[] = []
   /** ms from navigation start to the first valid envelope received over gossip. */
   joinMs: number | undefined
   readonly rtts = new Map<string, number>()
@@ -327,6 +346,15 @@ export class SwarmSession extends EventTarget {
         `insufficient budget: the chain ${request.requires.join(' → ')} costs ${price} credits at the built-in prices, the budget is ${request.budget}`,
       )
     }
+    const credits = this.credits
+    if (credits?.known && request.budget > credits.balance) {
+      throw new Error(
+        `insufficient credits: you hold ${credits.balance} spendable credits, the budget is ${request.budget}` +
+          (credits.pending > 0
+            ? ` (${credits.pending} more are owed to you once challenge windows close)`
+            : ''),
+      )
+    }
     return agent.post({
       requires: request.requires,
       inputs: [request.input],
@@ -398,6 +426,7 @@ export class SwarmSession extends EventTarget {
           return
         }
       }
+      await this.#refreshCredits()
       if (this.connectivity !== 'online') {
         this.connectivity = 'online'
         this.offlineReason = undefined
@@ -406,6 +435,31 @@ export class SwarmSession extends EventTarget {
       }
     } finally {
       this.#checking = false
+    }
+  }
+
+  /** Reads this tab's account from the anchor's ledger; keeps the last answer when it fails. */
+  async #refreshCredits(): Promise<void> {
+    try {
+      const response = await fetch(`${this.anchorUrl}/api/ledger/${encodeURIComponent(this.did)}`, {
+        signal: AbortSignal.timeout(3000),
+      })
+      if (!response.ok) return
+      const credits = (await response.json()) as Credits
+      const last = this.credits
+      this.credits = credits
+      this.creditHistory.push(credits)
+      if (this.creditHistory.length > CREDIT_SAMPLES) this.creditHistory.shift()
+      if (
+        !last ||
+        last.balance !== credits.balance ||
+        last.pending !== credits.pending ||
+        last.escrowed !== credits.escrowed
+      ) {
+        this.#changed()
+      }
+    } catch {
+      // The anchor's status check reports outages; credits keep their last known value.
     }
   }
 

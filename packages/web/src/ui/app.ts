@@ -1,6 +1,7 @@
 /** The app shell: header, navigation, the Overview page (identity, credits, roles, post a NEED). */
 import type { AgentRoles } from '@can-swarm/peer'
 import type { SwarmSession } from '../app/session.ts'
+import { lineChart } from './chart.ts'
 import { clock, h, shortId } from './dom.ts'
 import { AsyncCache, swarmView, threadsView, threadView, verifierView } from './views.ts'
 
@@ -282,23 +283,85 @@ function overview(session: SwarmSession, forms: Forms): HTMLElement {
                 ),
         ),
       ),
-      h(
-        'div',
-        { class: 'card' },
-        h('h3', {}, 'Credits'),
-        h('p', { class: 'big', 'data-testid': 'credits' }, 'not yet'),
-        h(
-          'p',
-          { class: 'muted' },
-          'This network runs no credit ledger yet (the economy arrives with its own issue), so no balance exists to show. Budgets in NEEDs are declared, not escrowed.',
-        ),
-      ),
+      creditsCard(session),
     ),
     h(
       'div',
       { class: 'grid two' },
       forms.post,
       h('div', {}, forms.roles, networkCard(session), errorsCard(session)),
+    ),
+  )
+}
+
+function creditsCard(session: SwarmSession): HTMLElement {
+  const credits = session.credits
+  if (!credits) {
+    return h(
+      'div',
+      { class: 'card' },
+      h('h3', {}, 'Credits'),
+      h('p', { class: 'big', 'data-testid': 'credits' }, '—'),
+      h('p', { class: 'muted' }, 'Unknown until the anchor answers.'),
+    )
+  }
+  const history = session.creditHistory
+  return h(
+    'div',
+    { class: 'card' },
+    h('h3', {}, 'Credits'),
+    h('p', { class: 'big', 'data-testid': 'credits', 'data-balance': credits.balance }, credits.balance),
+    credits.known
+      ? ''
+      : h(
+          'p',
+          { class: 'muted', 'data-testid': 'faucet' },
+          'The faucet grants your first credits with your first signed envelope (e.g. posting a NEED).',
+        ),
+    h(
+      'dl',
+      {},
+      h('dt', {}, 'staked'),
+      h(
+        'dd',
+        { 'data-testid': 'staked' },
+        credits.staked + (credits.unbonding ? ` (+${credits.unbonding} unbonding)` : ''),
+      ),
+      h('dt', {}, 'in escrow'),
+      h(
+        'dd',
+        { 'data-testid': 'escrowed', title: 'budgets, verify bounties and challenge bonds you posted' },
+        credits.escrowed,
+      ),
+      h('dt', {}, 'pending payouts'),
+      h(
+        'dd',
+        { 'data-testid': 'pending', title: 'owed to you once the challenge windows (2 × T_challenge) close' },
+        credits.pending,
+      ),
+    ),
+    history.length > 1
+      ? [
+          h(
+            'p',
+            { class: 'muted' },
+            h('span', { class: 'key-a' }, 'balance'),
+            ' ',
+            h('span', { class: 'key-b' }, 'pending'),
+          ),
+          lineChart(
+            [
+              { values: history.map((sample) => sample.balance), class: 'line-a' },
+              { values: history.map((sample) => sample.pending), class: 'line-b' },
+            ],
+            { label: 'credits over time', unit: 'credits', since: clock(history[0]!.atMs) },
+          ),
+        ]
+      : '',
+    h(
+      'p',
+      { class: 'muted' },
+      "As the anchor's ledger derives them from signed threads: budgets and bounties are escrowed, paid after FINAL and the challenge period, slashed when a challenge is upheld.",
     ),
   )
 }

@@ -9,6 +9,8 @@ export interface ChartOptions {
   label: string
   /** Unit shown with the maximum. */
   unit: string
+  /** Label of the left end of the time axis. @default '−60 s' */
+  since?: string
 }
 
 function frame(options: ChartOptions, max: number, ...children: SVGElement[]): SVGElement {
@@ -25,7 +27,7 @@ function frame(options: ChartOptions, max: number, ...children: SVGElement[]): S
     },
     s('line', { x1: 0, y1: height, x2: width, y2: height, class: 'axis' }),
     ...children,
-    s('text', { x: 2, y: height + 12, class: 'tick' }, '−60 s'),
+    s('text', { x: 2, y: height + 12, class: 'tick' }, options.since ?? '−60 s'),
     s('text', { x: width - 2, y: height + 12, class: 'tick', 'text-anchor': 'end' }, 'now'),
     s('text', { x: 2, y: 10, class: 'tick' }, `max ${Math.round(max * 10) / 10} ${options.unit}`),
   )

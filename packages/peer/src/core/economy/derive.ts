@@ -103,6 +103,8 @@ export function deriveLedger(input: {
 /** One account as a person sees it. */
 export interface AccountView {
   did: Did
+  /** The ledger holds this account (it signed an accepted envelope, or was paid). */
+  known: boolean
   /** Spendable credits. */
   balance: number
   staked: number
@@ -120,6 +122,7 @@ export function accountView(derived: DerivedLedger, did: Did): AccountView {
   for (const escrow of derived.ledger.escrows()) if (escrow.owner === did) escrowed += escrow.amount
   return {
     did,
+    known: derived.ledger.accounts().includes(did),
     balance: account.balance,
     staked: account.staked,
     unbonding: account.unbonding.reduce((sum, entry) => sum + entry.amount, 0),
