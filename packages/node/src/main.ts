@@ -46,6 +46,10 @@ const program = new Command()
     `libp2p WebSocket port browsers dial, 0 for any [env CAN_SWARM_WS_PORT] (default ${DEFAULT_CONFIG.wsPort})`,
   )
   .option(
+    '--webrtc-port <n>',
+    `libp2p WebRTC-direct UDP port browsers may dial without a relay; 0 for any, -1 off [env CAN_SWARM_WEBRTC_PORT] (default ${DEFAULT_CONFIG.webrtcPort})`,
+  )
+  .option(
     '--peers <multiaddrs>',
     'comma-separated multiaddrs of other anchors/relays to keep connected [env CAN_SWARM_PEERS]',
   )
@@ -86,6 +90,7 @@ try {
       shutdownTimeoutMs: options.shutdownTimeoutMs,
       p2pPort: options.p2pPort,
       wsPort: options.wsPort,
+      webrtcPort: options.webrtcPort,
       peers: options.peers,
       verifiers: options.verifiers,
       bootstrapMode: process.argv.includes('--no-bootstrap-mode') ? false : undefined,

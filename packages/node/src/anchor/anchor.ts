@@ -91,6 +91,7 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
     host: config.host,
     tcpPort: config.p2pPort,
     wsPort: config.wsPort,
+    webrtcPort: config.webrtcPort,
     bootstrap: config.peers,
     onError: (error) => logger.warn({ err: error }, 'agent error'),
   })

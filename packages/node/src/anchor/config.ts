@@ -28,6 +28,8 @@ const configSchema = z
     p2pPort: z.number().int().min(0).max(65_535),
     /** libp2p WebSocket port, the one browsers dial (0 picks a free one). */
     wsPort: z.number().int().min(0).max(65_535),
+    /** libp2p WebRTC-direct UDP port browsers may dial without a relay (0 picks a free one, -1 turns it off). */
+    webrtcPort: z.number().int().min(-1).max(65_535),
     /** Multiaddrs (with /p2p/<id>) of other anchors or relays to keep connected to. */
     peers: z.array(z.string().min(1)).max(64),
     /** The verifier pool (did:key list) of this network — a genesis parameter every peer shares. */
@@ -51,6 +53,7 @@ export const DEFAULT_CONFIG: AnchorConfig = Object.freeze({
   etcdPrefix: 'can-swarm',
   p2pPort: 7701,
   wsPort: 7702,
+  webrtcPort: 0,
   peers: [],
   verifiers: [],
   bootstrapMode: true,
@@ -69,12 +72,13 @@ export const ENVIRONMENT: Readonly<Record<string, keyof AnchorConfig>> = Object.
   CAN_SWARM_SHUTDOWN_TIMEOUT_MS: 'shutdownTimeoutMs',
   CAN_SWARM_P2P_PORT: 'p2pPort',
   CAN_SWARM_WS_PORT: 'wsPort',
+  CAN_SWARM_WEBRTC_PORT: 'webrtcPort',
   CAN_SWARM_PEERS: 'peers',
   CAN_SWARM_VERIFIERS: 'verifiers',
   CAN_SWARM_BOOTSTRAP_MODE: 'bootstrapMode',
 })
 
-const NUMERIC = new Set<keyof AnchorConfig>(['port', 'shutdownTimeoutMs', 'p2pPort', 'wsPort'])
+const NUMERIC = new Set<keyof AnchorConfig>(['port', 'shutdownTimeoutMs', 'p2pPort', 'wsPort', 'webrtcPort'])
 const LISTS = new Set<keyof AnchorConfig>(['etcd', 'peers', 'verifiers'])
 
 function coerce(key: keyof AnchorConfig, raw: string, source: string): unknown {

@@ -1,6 +1,6 @@
 /**
- * The anchor's place in the swarm: a libp2p node with a circuit relay server and TCP + WebSocket
- * listeners (browsers reach it over WebSockets and find each other through it), the gossip bus,
+ * The anchor's place in the swarm: a libp2p node with a circuit relay server and TCP, WebSocket
+ * and WebRTC-direct listeners (browsers reach it over WebSockets and find each other through it), the gossip bus,
  * and an agent with the decider role whose DECIDEs go through the anchor's durable consensus
  * store. Everything it hears or says is kept in the envelope log first.
  */
@@ -29,6 +29,8 @@ export interface SwarmOptions {
   host: string
   tcpPort: number
   wsPort: number
+  /** UDP port of the WebRTC-direct listener (0: any; -1: none). */
+  webrtcPort: number
   /** Other anchors or relays to stay connected to. */
   bootstrap: readonly string[]
   onError: (error: unknown) => void
@@ -49,9 +51,13 @@ export async function startSwarm(options: SwarmOptions): Promise<AnchorSwarm> {
     listen: [
       `/${family}/${options.host}/tcp/${options.tcpPort}`,
       `/${family}/${options.host}/tcp/${options.wsPort}/ws`,
+      ...(options.webrtcPort >= 0
+        ? [`/${family}/${options.host}/udp/${options.webrtcPort}/webrtc-direct`]
+        : []),
     ],
     bootstrap: options.bootstrap,
-    webRTC: false,
+    webRTC: options.webrtcPort >= 0,
+    webRTCBindAddress: options.host,
     services: {
       relay: circuitRelayServer({ reservations: { maxReservations: 256 } }) as (components: never) => unknown,
     },

@@ -4,7 +4,7 @@
  * `transports.ts` by the package's `imports` map (condition `browser`).
  */
 import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
-import { webRTC } from '@libp2p/webrtc'
+import { webRTC, webRTCDirect } from '@libp2p/webrtc'
 import { webSockets } from '@libp2p/websockets'
 import type { TransportFactory, TransportOptions } from './transport-options.ts'
 
@@ -18,7 +18,11 @@ export const DEFAULT_LISTEN: readonly string[] = Object.freeze(['/webrtc'])
 export function transportsFor(options: TransportOptions): TransportFactory[] {
   const list: TransportFactory[] = [webSockets(), circuitRelayTransport()]
   if (options.webRTC) {
-    list.push(webRTC({ rtcConfiguration: { iceServers: [...options.iceServers] } }) as TransportFactory)
+    list.push(
+      webRTC({ rtcConfiguration: { iceServers: [...options.iceServers] } }) as TransportFactory,
+      // dial-only in browsers: anchors that listen on WebRTC-direct
+      webRTCDirect({ rtcConfiguration: { iceServers: [...options.iceServers] } }) as TransportFactory,
+    )
   }
   return list
 }

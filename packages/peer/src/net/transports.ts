@@ -5,7 +5,7 @@
  */
 import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import { tcp } from '@libp2p/tcp'
-import { webRTC } from '@libp2p/webrtc'
+import { webRTC, webRTCDirect } from '@libp2p/webrtc'
 import { webSockets } from '@libp2p/websockets'
 import type { TransportFactory, TransportOptions } from './transport-options.ts'
 
@@ -30,6 +30,11 @@ export function transportsFor(options: TransportOptions): TransportFactory[] {
           iceServers: [...options.iceServers],
           bindAddress: options.bindAddress,
         } as RTCConfiguration,
+      }) as TransportFactory,
+      // WebRTC-direct: browsers dial a listening peer (an anchor) straight over UDP, no relay, no
+      // signalling; the listener's self-signed certificate hash travels in its multiaddr.
+      webRTCDirect({
+        rtcConfiguration: { iceServers: [...options.iceServers] } as RTCConfiguration,
       }) as TransportFactory,
     )
   }

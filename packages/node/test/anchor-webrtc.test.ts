@@ -1,0 +1,78 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { multiaddr } from '@multiformats/multiaddr'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { networkParams } from '../../peer/src/core/thread/params.ts'
+import { createIdentity } from '../../peer/src/crypto/ed25519.ts'
+import { createPeer, type Peer } from '../../peer/src/peer.ts'
+import { killAnchors, type StartedAnchor, startAnchorProcess } from './helpers/anchor-process.ts'
+
+let dir: string
+let anchor: StartedAnchor | undefined
+let peer: Peer | undefined
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'can-swarm-webrtc-'))
+})
+afterAll(async () => {
+  await peer?.stop()
+  await anchor?.stop()
+  killAnchors()
+  await rm(dir, { recursive: true, force: true })
+})
+
+async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = probe()
+    if (value !== undefined && value !== false) return value
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+}
+
+describe('the anchor’s WebRTC-direct listener', () => {
+  it('is published with its certificate hash and carries a peer’s whole NEED to a DECIDE, with no TCP or WebSocket connection', {
+    timeout: 90_000,
+  }, async () => {
+    const identity = await createIdentity()
+    anchor = await startAnchorProcess(['--data', join(dir, 'anchor'), '--verifiers', identity.did])
+    const direct = anchor.multiaddrs.filter((address) => address.includes('/webrtc-direct/'))
+    expect(direct).toHaveLength(1)
+    expect(direct[0]).toMatch(
+      /^\/ip4\/127\.0\.0\.1\/udp\/\d+\/webrtc-direct\/certhash\/u[\w-]+\/p2p\/12D3Koo/,
+    )
+
+    // The peer is told only the WebRTC-direct address, and listens on nothing the anchor could dial back.
+    peer = await createPeer({
+      identity,
+      params: networkParams({ verifiers: [identity.did], bootstrap: true }),
+      bootstrap: direct,
+      roles: { planner: true, worker: true, verifier: true },
+      network: { listen: [], webRTC: true },
+      syncIntervalMs: 1000,
+    })
+    const libp2p = peer.network.libp2p
+    const anchorPeer = multiaddr(direct[0]!)
+      .getComponents()
+      .find((c) => c.name === 'p2p')!.value!
+    const connections = await until('a connection to the anchor', () => {
+      const open = libp2p.getConnections().filter((c) => c.remotePeer.toString() === anchorPeer)
+      return open.length > 0 ? open : undefined
+    })
+    for (const connection of connections)
+      expect(connection.remoteAddr.toString()).toContain('/webrtc-direct/')
+
+    const need = await peer.post({
+      requires: ['sha256'],
+      inputs: [new TextEncoder().encode('over udp, straight to the anchor')],
+      budget: 5,
+      bidWindowMs: 200,
+    })
+    const winner = await until('the anchor’s DECIDE', () => peer!.agent.replica(need)?.state.winner, 60_000)
+    expect(winner.decider).toBe(anchor.did)
+    const all = libp2p.getConnections().filter((c) => c.remotePeer.toString() === anchorPeer)
+    expect(all.every((c) => c.remoteAddr.toString().includes('/webrtc-direct/'))).toBe(true)
+  })
+})
