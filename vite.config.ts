@@ -12,7 +12,7 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 
 /** Peer tests that must pass in both runtimes (they import no `node:` module). */
 const ISOMORPHIC_TESTS = [
-  'packages/peer/test/{codec,schemas,crypto,consensus,thread,capabilities,plan,plan.property,sim,economy,economy-sim,economy-derive,policy-iso,proofs}.test.ts',
+  'packages/peer/test/{codec,schemas,crypto,consensus,thread,capabilities,plan,plan.property,sim,economy,economy-sim,economy-derive,policy-iso,proofs,merkle}.test.ts',
 ]
 
 const projects: TestProjectConfiguration[] = [

@@ -26,6 +26,7 @@ export type ErrorCode =
   | 'CONSENSUS_UNAVAILABLE'
   | 'STORE_LOCKED'
   | 'STORE_CORRUPT'
+  | 'OVERSIZED_ARTIFACT'
 
 /** Base class of every CAN Swarm error. */
 export class CanSwarmError extends Error {
@@ -60,6 +61,22 @@ export class OversizedEnvelopeError extends CanSwarmError {
       field,
     )
     this.name = 'OversizedEnvelopeError'
+    this.sizeBytes = sizeBytes
+    this.limitBytes = limitBytes
+  }
+}
+
+/** An artifact is larger than the store accepts. */
+export class OversizedArtifactError extends CanSwarmError {
+  readonly sizeBytes: number
+  readonly limitBytes: number
+  constructor(field: string, sizeBytes: number, limitBytes: number) {
+    super(
+      'OVERSIZED_ARTIFACT',
+      `the artifact is ${sizeBytes} bytes, over the limit of ${limitBytes} bytes: split it into several artifacts`,
+      field,
+    )
+    this.name = 'OversizedArtifactError'
     this.sizeBytes = sizeBytes
     this.limitBytes = limitBytes
   }

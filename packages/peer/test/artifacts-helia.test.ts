@@ -1,0 +1,187 @@
+/**
+ * Helia artifacts over real libp2p nodes on 127.0.0.1 (artifacts/helia.ts): bitswap between
+ * peers, a late joiner served by a peer that only cached the artifact, pins surviving gc and a
+ * restart of a disk store, bytes checked against their CID, and thread trees fetched by a light peer.
+ */
+import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createHeliaArtifacts, type HeliaArtifacts, MAX_ARTIFACT_BYTES } from '../src/artifacts/helia.ts'
+import { openArtifactStorage } from '../src/artifacts/storage.ts'
+import { fetchThreadEnvelope, storeThreadTree } from '../src/artifacts/thread-tree.ts'
+import { artifactCid } from '../src/core/artifacts.ts'
+import { OversizedArtifactError } from '../src/core/errors.ts'
+import { verifyInclusion } from '../src/core/thread/merkle.ts'
+import { createIdentity } from '../src/crypto/ed25519.ts'
+import { createNetwork, type Network } from '../src/net/network.ts'
+import { makeIdentities, sign } from './helpers.ts'
+
+const started: Array<{ stop(): Promise<void> }> = []
+let dir: string
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'can-swarm-helia-'))
+})
+afterAll(async () => {
+  // Stores first (they leave the libp2p node running), then the networks.
+  for (const item of started.reverse()) await item.stop().catch(() => undefined)
+  await rm(dir, { recursive: true, force: true })
+})
+
+async function node(
+  options: { fetchTimeoutMs?: number } = {},
+): Promise<{ network: Network; store: HeliaArtifacts }> {
+  const network = await createNetwork({
+    identity: await createIdentity(),
+    webRTC: false,
+    pubsubDiscovery: false,
+    reputationPingMs: 0,
+  })
+  started.push(network)
+  const store = await createHeliaArtifacts({
+    libp2p: network.libp2p,
+    fetchTimeoutMs: options.fetchTimeoutMs ?? 20_000,
+  })
+  started.push(store)
+  return { network, store }
+}
+
+async function connect(from: Network, to: Network): Promise<void> {
+  await from.libp2p.dial(to.libp2p.getMultiaddrs()[0]!)
+}
+
+function pattern(length: number, seed: number): Uint8Array {
+  const bytes = new Uint8Array(length)
+  for (let index = 0; index < length; index += 1) bytes[index] = (index * 31 + seed * 7) & 0xff
+  return bytes
+}
+
+describe('Helia artifacts between peers', () => {
+  it('puts on A and gets on B through bitswap; a late third peer gets it from B, which only cached it', async () => {
+    const a = await node()
+    const b = await node()
+    await connect(b.network, a.network)
+    const bytes = pattern(1024 * 1024, 1)
+    const cid = await a.store.put(bytes)
+    expect(cid).toBe(artifactCid(bytes))
+    expect(await b.store.has(cid)).toBe(false)
+    expect(await b.store.get(cid)).toEqual(bytes)
+    expect(await b.store.has(cid)).toBe(true)
+
+    // C joins late and knows only B; A is not even reachable from C.
+    const c = await node()
+    await connect(c.network, b.network)
+    expect(c.network.libp2p.getConnections(a.network.peerId)).toHaveLength(0)
+    expect(await c.store.get(cid)).toEqual(bytes)
+    // The largest artifact crosses too.
+    const largest = pattern(MAX_ARTIFACT_BYTES, 2)
+    expect(await b.store.get(await a.store.put(largest))).toEqual(largest)
+  })
+
+  it('says undefined for what nobody holds, at once when offline, and honours an abort', async () => {
+    const a = await node({ fetchTimeoutMs: 300 })
+    const b = await node()
+    await connect(a.network, b.network)
+    const missing = artifactCid(new TextEncoder().encode('nobody has this'))
+    expect(await a.store.get(missing)).toBeUndefined()
+    expect(await a.store.get(missing, { offline: true })).toBeUndefined()
+    expect(await a.store.get('not-a-cid')).toBeUndefined()
+    const controller = new AbortController()
+    const pending = b.store.get(missing, { signal: controller.signal })
+    controller.abort(new Error('caller gave up'))
+    await expect(pending).rejects.toThrow('caller gave up')
+    await expect(a.store.put(new Uint8Array(MAX_ARTIFACT_BYTES + 1))).rejects.toThrow(OversizedArtifactError)
+  })
+
+  it('pins keep artifacts through gc; unpinned ones go; pinning fetches from a peer first', async () => {
+    const a = await node()
+    const b = await node()
+    await connect(b.network, a.network)
+    const kept = await a.store.put(pattern(1000, 3))
+    const dropped = await a.store.put(pattern(1000, 4))
+    await a.store.pin(kept)
+    await a.store.pin(kept) // idempotent
+    expect(a.store.pins()).toEqual([kept])
+    expect(await a.store.gc()).toBe(1)
+    expect(await a.store.has(kept)).toBe(true)
+    expect(await a.store.has(dropped)).toBe(false)
+
+    await b.store.pin(kept) // B does not hold it: pinning fetches it from A
+    expect(await b.store.has(kept)).toBe(true)
+    expect(await b.store.gc()).toBe(0)
+
+    await a.store.unpin(kept)
+    expect(a.store.pins()).toEqual([])
+    expect(await a.store.gc()).toBe(1)
+    expect(await a.store.has(kept)).toBe(false)
+    await expect(a.store.pin('not-a-cid')).rejects.toThrow(/not a CID/)
+  })
+
+  it('a light peer fetches root → inner nodes → an envelope of a thread and checks the proof', async () => {
+    const a = await node()
+    const light = await node()
+    await connect(light.network, a.network)
+    const [alice, bob] = await makeIdentities(2, 41)
+    const claim = artifactCid(new TextEncoder().encode('a claim'))
+    const envelopes = []
+    for (let index = 0; index < 40; index += 1) {
+      const payload = { task: 'need-tree/p/t', claim, progress: index }
+      envelopes.push(await sign(index % 2 ? alice! : bob!, 'HEARTBEAT', 'need-tree', payload))
+    }
+    const tree = await storeThreadTree(a.store, envelopes, { pin: true })
+    expect(a.store.pins()).toEqual([tree.root])
+    expect(await a.store.gc()).toBe(0) // the pinned root holds every node and envelope
+    const { envelope, proof } = await fetchThreadEnvelope(light.store, tree.root, 17)
+    expect(envelope.id).toBe(tree.leaves[17])
+    expect(verifyInclusion(tree.root, envelope.id, proof)).toBe(true)
+    // The light peer holds the path, not the thread.
+    let held = 0
+    for (const leaf of tree.leaves) if (await light.store.has(leaf)) held += 1
+    expect(held).toBe(1)
+  })
+})
+
+describe('Helia artifacts on disk', () => {
+  it('blocks and pins survive a restart; a damaged block is never returned', async () => {
+    const location = join(dir, 'store')
+    let store = await createHeliaArtifacts({ storage: await openArtifactStorage(location), pinOnPut: true })
+    const bytes = pattern(70_000, 5)
+    const cid = await store.put(bytes)
+    const loose = await createHeliaArtifacts({ storage: await openArtifactStorage(location) })
+    await loose.stop()
+    await store.stop()
+
+    store = await createHeliaArtifacts({ storage: await openArtifactStorage(location) })
+    expect(store.pins()).toEqual([cid])
+    expect(await store.gc()).toBe(0)
+    expect(await store.get(cid)).toEqual(bytes)
+    const other = await store.put(pattern(10, 6))
+    await store.stop()
+
+    // Flip one byte of the unpinned block's file: the store refuses to hand it out.
+    const files = await listFiles(join(location, 'blocks'))
+    let damaged = 0
+    for (const file of files) {
+      if ((await stat(file)).size === 10) {
+        await writeFile(file, pattern(10, 7))
+        damaged += 1
+      }
+    }
+    expect(damaged).toBe(1)
+    store = await createHeliaArtifacts({ storage: await openArtifactStorage(location) })
+    expect(await store.get(other)).toBeUndefined()
+    expect(await store.get(cid)).toEqual(bytes)
+    await store.stop()
+  })
+})
+
+async function listFiles(root: string): Promise<string[]> {
+  const result: string[] = []
+  for (const entry of await readdir(root, { withFileTypes: true })) {
+    const path = join(root, entry.name)
+    if (entry.isDirectory()) result.push(...(await listFiles(path)))
+    else result.push(path)
+  }
+  return result
+}
