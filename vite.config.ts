@@ -12,8 +12,11 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 
 /** Peer tests that must pass in both runtimes (they import no `node:` module). */
 const ISOMORPHIC_TESTS = [
-  'packages/peer/test/{codec,schemas,crypto,consensus,thread,capabilities,plan,plan.property,sim,economy,economy-sim,economy-derive,policy-iso,proofs,merkle}.test.ts',
+  'packages/peer/test/{codec,schemas,crypto,consensus,thread,capabilities,plan,plan.property,sim,economy,economy-sim,economy-derive,policy-iso,proofs,merkle,peer-api}.test.ts',
 ]
+
+/** A real anchor and worker peer for `peer-api.test.ts`, which runs in both projects. */
+const SWARM_SETUP = 'packages/peer/test/setup/swarm.global.ts'
 
 const projects: TestProjectConfiguration[] = [
   {
@@ -22,6 +25,7 @@ const projects: TestProjectConfiguration[] = [
       include: ['packages/*/test/**/*.test.ts'],
       environment: 'node',
       testTimeout: 60_000,
+      globalSetup: [SWARM_SETUP],
     },
   },
 ]
@@ -44,11 +48,34 @@ if (process.env.CAN_SWARM_E2E === '1') {
 
 if (existsSync(CHROMIUM)) {
   projects.push({
+    // Pre-bundled up front: discovered mid-run, Vite reloads the page and a test file fails to load.
+    optimizeDeps: {
+      include: [
+        '@chainsafe/libp2p-noise',
+        '@chainsafe/libp2p-yamux',
+        '@libp2p/bootstrap',
+        '@libp2p/circuit-relay-v2',
+        '@libp2p/crypto/keys',
+        '@libp2p/gossipsub',
+        '@libp2p/gossipsub/score',
+        '@libp2p/identify',
+        '@libp2p/kad-dht',
+        '@libp2p/peer-id',
+        '@libp2p/ping',
+        '@libp2p/pubsub-peer-discovery',
+        '@libp2p/utils',
+        '@libp2p/webrtc',
+        '@libp2p/websockets',
+        '@multiformats/multiaddr',
+        'libp2p',
+      ],
+    },
     test: {
       name: 'chromium',
       include: ISOMORPHIC_TESTS,
       api: { host: '127.0.0.1' },
       testTimeout: 60_000,
+      globalSetup: [SWARM_SETUP],
       browser: {
         enabled: true,
         headless: true,
@@ -66,8 +93,14 @@ if (existsSync(CHROMIUM)) {
               '--disable-component-update',
               '--disable-sync',
               '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1 , EXCLUDE localhost',
+              // WebRTC on loopback only (DESIGN.md): no mDNS candidates; loopback candidates allowed.
+              '--disable-features=WebRtcHideLocalIpsWithMdns',
+              '--allow-loopback-in-peer-connection',
+              '--use-fake-ui-for-media-stream',
+              '--use-fake-device-for-media-stream',
             ],
           },
+          contextOptions: { permissions: ['camera', 'microphone'] },
         }),
         instances: [{ browser: 'chromium' }],
       },

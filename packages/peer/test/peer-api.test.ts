@@ -1,0 +1,80 @@
+/**
+ * The peer's public API, the same file in Node and in Chromium: join the swarm of
+ * `setup/swarm.global.ts` through its anchor, meet the worker through the anchor's relay, upgrade
+ * to a direct WebRTC connection, post a NEED and follow it to FINAL with the right result.
+ */
+import { multiaddr } from '@multiformats/multiaddr'
+import { afterAll, describe, expect, inject, it } from 'vitest'
+import { RUNTIME } from '#net/transports'
+import { builtinCapabilities } from '../src/agent/capabilities.ts'
+import { artifactCid } from '../src/core/artifacts.ts'
+import { networkParams } from '../src/core/thread/params.ts'
+import { createPeer, type Peer } from '../src/index.ts'
+
+const swarm = inject('swarm')
+const peers: Peer[] = []
+
+afterAll(async () => {
+  for (const peer of peers) await peer.stop()
+})
+
+async function until<T>(what: string, probe: () => T | undefined | false, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = probe()
+    if (value !== undefined && value !== false) return value
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+}
+
+describe(`the peer API in ${RUNTIME}`, () => {
+  it('joins through the anchor, goes direct over WebRTC to the worker, and runs a NEED to FINAL', {
+    timeout: 90_000,
+  }, async () => {
+    const peer = await createPeer({
+      params: networkParams({ verifiers: [], bootstrap: true }),
+      bootstrap: [swarm.anchorWs],
+      network: { listen: ['/p2p-circuit', '/webrtc'], allowPrivateDial: true },
+      syncIntervalMs: 1000,
+    })
+    peers.push(peer)
+    expect(peer.did).toMatch(/^did:key:z6Mk/)
+    const libp2p = peer.network.libp2p
+    await until('the anchor connected', () =>
+      libp2p.getPeers().some((id) => swarm.anchorWs.endsWith(id.toString())),
+    )
+
+    // Through the relay, then WebRTC: the connection is direct (no relay limits) and answers pings.
+    const connection = await libp2p.dial(multiaddr(swarm.workerWebRTC), {
+      signal: AbortSignal.timeout(20_000),
+    })
+    expect(connection.remotePeer.toString()).toBe(swarm.workerPeerId)
+    expect(connection.remoteAddr.toString()).toContain('/webrtc')
+    expect(connection.limits).toBeUndefined()
+    const rtt = await libp2p.services.ping.ping(connection.remotePeer, {
+      signal: AbortSignal.timeout(10_000),
+    })
+    expect(rtt).toBeGreaterThanOrEqual(0)
+
+    const input = new TextEncoder().encode(swarm.input)
+    const need = await peer.post({
+      requires: ['word-frequency'],
+      inputs: [input],
+      budget: 10,
+      bidWindowMs: 300,
+    })
+    const decided = await until('the anchor’s DECIDE', () => peer.agent.replica(need)?.state.winner, 45_000)
+    expect(decided.decider).toBe(swarm.anchorDid)
+    const task = await until(
+      'the task FINAL',
+      () => {
+        const state = peer.agent.replica(need)!.state
+        return [...state.tasks.values()].find((t) => t.proposal === decided.proposal && t.state === 'FINAL')
+      },
+      45_000,
+    )
+    const expected = artifactCid(await builtinCapabilities().run('word-frequency', [input]))
+    expect(task.commit!.outputs).toEqual([expected])
+  })
+})
