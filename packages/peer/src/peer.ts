@@ -1,7 +1,8 @@
 /**
  * `createPeer(options)`: the one front door of the peer package. It composes an identity, a libp2p
- * node (Node or browser transports), the gossip bus, an agent with the roles asked for, and
- * envelope sync, and hands back one object to post NEEDs, read threads and stop.
+ * node (Node or browser transports), the gossip bus, a Helia artifact store on that node (unless
+ * given a store), an agent with the roles asked for, and envelope sync, and hands back one object
+ * to post NEEDs, read threads and stop.
  *
  * @example
  * ```ts
@@ -20,7 +21,8 @@
 import { Agent, type AgentRoles, type AgentTuning, type NeedRequest } from './agent/agent.ts'
 import type { CapabilityRegistry } from './agent/capabilities.ts'
 import { SeededRandom } from './agent/ports.ts'
-import { type ArtifactStore, MemoryArtifactStore } from './core/artifacts.ts'
+import type { HeliaArtifacts } from './artifacts/helia.ts'
+import type { ArtifactStore } from './core/artifacts.ts'
 import type { ConsensusStore } from './core/consensus.ts'
 import { type NetworkParams, networkParams } from './core/thread/params.ts'
 import { createIdentity, type LocalIdentity } from './crypto/ed25519.ts'
@@ -41,8 +43,13 @@ export interface PeerOptions {
   roles?: AgentRoles
   /** @default the built-in capabilities */
   capabilities?: CapabilityRegistry
-  /** Where artifacts live. @default an in-memory store */
-  artifacts?: ArtifactStore
+  /**
+   * Where artifacts live: a store of your own, or the options of the default store, Helia over this
+   * peer's libp2p node (bitswap with connected peers; blocks in memory, or under `directory`: a
+   * directory on Node, an IndexedDB database name in browsers).
+   * @default Helia with blocks in memory
+   */
+  artifacts?: ArtifactStore | PeerArtifactOptions
   /** Needed for the decider role. */
   consensus?: ConsensusStore
   /** Policy gates (see `policy/`). @default the built-in rules */
@@ -56,6 +63,16 @@ export interface PeerOptions {
   onError?: (error: unknown) => void
 }
 
+/** Options of the peer's default Helia artifact store (see `createHeliaArtifacts`). */
+export interface PeerArtifactOptions {
+  /** Keep blocks and pins here (Node: a directory; browsers: an IndexedDB name). @default in memory */
+  directory?: string
+  /** Pin every artifact this peer puts. @default false */
+  pinOnPut?: boolean
+  /** How long a `get` looks for a block among connected peers, in ms. @default 30 000 */
+  fetchTimeoutMs?: number
+}
+
 export interface Peer {
   readonly identity: LocalIdentity
   readonly did: string
@@ -64,9 +81,11 @@ export interface Peer {
   readonly network: Network
   readonly bus: GossipBus
   readonly sync: AgentSync
+  /** The artifact store the agent uses (a {@link HeliaArtifacts} unless one was given). */
+  readonly artifacts: ArtifactStore | HeliaArtifacts
   /** Posts a NEED (see {@link Agent.post}); resolves with its id. */
   post(request: NeedRequest): Promise<string>
-  /** Stops sync, the agent and the libp2p node. Idempotent. */
+  /** Stops sync, the agent, the default artifact store and the libp2p node. Idempotent. */
   stop(): Promise<void>
 }
 
@@ -77,6 +96,10 @@ export async function createPeer(options: PeerOptions): Promise<Peer> {
   const onError = options.onError ?? (() => undefined)
   const network = await createNetwork({ ...options.network, identity, bootstrap: options.bootstrap ?? [] })
   const bus = createBus(network, options.bus)
+  const ownArtifacts = isArtifactStore(options.artifacts)
+    ? undefined
+    : await defaultArtifacts(network, options.artifacts ?? {})
+  const artifacts = ownArtifacts ?? (options.artifacts as ArtifactStore)
   const seed = identity.seed
   const agent = new Agent({
     identity,
@@ -84,7 +107,7 @@ export async function createPeer(options: PeerOptions): Promise<Peer> {
     bus,
     clock: systemClock(),
     random: new SeededRandom(((seed[0]! << 24) | (seed[1]! << 16) | (seed[2]! << 8) | seed[3]!) ^ Date.now()),
-    artifacts: options.artifacts ?? new MemoryArtifactStore(),
+    artifacts,
     roles: options.roles ?? {},
     onError,
     ...(options.capabilities ? { capabilities: options.capabilities } : {}),
@@ -108,6 +131,7 @@ export async function createPeer(options: PeerOptions): Promise<Peer> {
     network,
     bus,
     sync,
+    artifacts,
     post: (request) => agent.post(request),
     stop() {
       stopped ??= (async () => {
@@ -115,9 +139,29 @@ export async function createPeer(options: PeerOptions): Promise<Peer> {
         attached.detach()
         agent.stop()
         await bus.flush().catch(() => undefined)
+        await ownArtifacts?.stop()
         await network.stop()
       })()
       return stopped
     },
   }
+}
+
+function isArtifactStore(value: ArtifactStore | PeerArtifactOptions | undefined): value is ArtifactStore {
+  return typeof (value as ArtifactStore | undefined)?.put === 'function'
+}
+
+/** Helia over the peer's node, loaded on demand so that peers given a store never bundle Helia. */
+async function defaultArtifacts(network: Network, options: PeerArtifactOptions): Promise<HeliaArtifacts> {
+  const { createHeliaArtifacts } = await import('./artifacts/helia.ts')
+  const storage =
+    options.directory === undefined
+      ? undefined
+      : await (await import('#artifacts/storage')).openArtifactStorage(options.directory)
+  return createHeliaArtifacts({
+    libp2p: network.libp2p,
+    ...(storage ? { storage } : {}),
+    ...(options.pinOnPut === undefined ? {} : { pinOnPut: options.pinOnPut }),
+    ...(options.fetchTimeoutMs === undefined ? {} : { fetchTimeoutMs: options.fetchTimeoutMs }),
+  })
 }

@@ -1,6 +1,7 @@
 /**
  * A large, valid thread for sync and late-join tests and benches: NEED, a 250-task PROPOSE, its
- * quorum and DECIDE, then a CLAIM and three HEARTBEATs per task — 1 004 signed envelopes.
+ * quorum and DECIDE, then a CLAIM and three HEARTBEATs per task — 1 004 signed envelopes. Every
+ * task reads the one artifact `input` (a CID).
  */
 import { type NetworkParams, networkParams } from '../src/core/thread/params.ts'
 import type { AnyEnvelope, TaskSpec } from '../src/core/types.ts'
@@ -10,10 +11,10 @@ import { makeIdentities, sign } from './helpers.ts'
 export async function claimedThread(
   thread: string,
   tag: number,
+  input = 'bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku',
 ): Promise<{ params: NetworkParams; log: AnyEnvelope[] }> {
   const [requester, planner, verifier, decider, worker] = await makeIdentities(5, tag)
   const params = networkParams({ verifiers: [verifier!.did], bootstrap: true })
-  const input = 'bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku'
   const patch: TaskSpec[] = Array.from({ length: 250 }, (_, i) => ({
     name: `t${i}`,
     capability: 'sha256',

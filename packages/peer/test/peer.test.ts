@@ -1,10 +1,13 @@
 /**
- * The front door in Node: peers made by createPeer() do a NEED end to end over libp2p, and a peer
- * that joins late (after 1 000+ envelopes of a thread) catches up through sync to the same state.
+ * The front door in Node: peers made by createPeer() do a NEED end to end over libp2p (inputs and
+ * outputs through their default Helia stores), and a peer that joins late (after 1 000+ envelopes
+ * of a thread) catches up through sync to the same state and fetches the thread's artifacts.
  */
 import { afterAll, describe, expect, it } from 'vitest'
-import { MemoryArtifactStore } from '../src/core/artifacts.ts'
+import type { HeliaArtifacts } from '../src/artifacts/helia.ts'
+import { artifactCid } from '../src/core/artifacts.ts'
 import { MemoryConsensusStore } from '../src/core/consensus.ts'
+import { fetchTaskInputs } from '../src/core/thread/inputs.ts'
 import { networkParams } from '../src/core/thread/params.ts'
 import { createPeer, type Peer } from '../src/peer.ts'
 import { claimedThread } from './claimed-thread.ts'
@@ -34,10 +37,9 @@ async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 60
 describe('createPeer', () => {
   it('runs a NEED to FINAL between two peers over libp2p', async () => {
     const params = networkParams({ verifiers: [], bootstrap: true, tChallengeMs: 300 })
-    const artifacts = new MemoryArtifactStore() // stand-in for content-addressed storage shared by the swarm
+    // Each peer has its own default Helia store: the worker fetches the input from the requester.
     const worker = await createPeer({
       params,
-      artifacts,
       roles: { planner: true, worker: true, verifier: true, decider: true },
       consensus: new MemoryConsensusStore(),
       network: { webRTC: false },
@@ -46,7 +48,6 @@ describe('createPeer', () => {
     peers.push(worker)
     const requester = await createPeer({
       params,
-      artifacts,
       bootstrap: [tcpOf(worker)],
       network: { webRTC: false },
       syncIntervalMs: 1000,
@@ -70,15 +71,25 @@ describe('createPeer', () => {
       })
     }
     expect(requester.agent.replica(need)!.stateHash()).toBe(worker.agent.replica(need)!.stateHash())
+    // The worker's outputs reach the requester from the worker's store.
+    const state = requester.agent.replica(need)!.state
+    const outputs = [...state.tasks.values()].flatMap((task) => task.commit?.outputs ?? [])
+    expect(outputs.length).toBeGreaterThan(0)
+    for (const cid of outputs) {
+      const bytes = await requester.artifacts.get(cid)
+      expect(bytes && artifactCid(bytes)).toBe(cid)
+    }
   })
 
   it('a late joiner catches up with a 1 000-envelope thread through sync', async () => {
     const thread = 'need-late-join'
-    const { params, log } = await claimedThread(thread, 201)
+    const input = new TextEncoder().encode('the one input every task of the thread reads')
+    const { params, log } = await claimedThread(thread, 201, artifactCid(input))
     expect(log.length).toBeGreaterThanOrEqual(1000)
 
     const holder = await createPeer({ params, network: { webRTC: false }, syncIntervalMs: 0 })
     peers.push(holder)
+    await holder.artifacts.put(input)
     for (const env of log) await holder.agent.deliver(env)
     const reference = holder.agent.replica(thread)!
     expect([...reference.state.rejected.values()]).toEqual([])
@@ -95,6 +106,13 @@ describe('createPeer', () => {
       return replica && replica.size === log.length ? replica : undefined
     })
     expect(caughtUp.stateHash()).toBe(reference.stateHash())
-    expect([...caughtUp.state.tasks.values()].every((task) => task.state === 'CLAIMED')).toBe(true)
+    const tasks = [...caughtUp.state.tasks.values()]
+    expect(tasks.every((task) => task.state === 'CLAIMED')).toBe(true)
+    // …and fetches what the tasks read from the holder's store, as a verifier would.
+    const lateArtifacts = late.artifacts as HeliaArtifacts
+    expect(lateArtifacts.helia).toBeDefined()
+    expect(await lateArtifacts.get(artifactCid(input), { offline: true })).toBeUndefined()
+    const fetched = await fetchTaskInputs(caughtUp.state, tasks[0]!, (cid) => late.artifacts.get(cid))
+    expect(fetched).toEqual([input])
   })
 })

@@ -2,7 +2,7 @@
 import { Agent, createIdentity, networkParams } from '@can-swarm/peer'
 import { attachAgent, createBus, createNetwork, systemClock } from '@can-swarm/peer/net'
 import { multiaddr } from '@multiformats/multiaddr'
-import { AnchorArtifactStore } from './app/artifacts.ts' // stand-in artifact exchange until Helia
+import { AnchorArtifactStore } from './app/artifacts.ts' // through the anchor's Helia gateway
 
 const log = (line: string) => (document.getElementById('log')!.textContent += `\n${line}`)
 const status = await (await fetch('/api/status')).json()

@@ -24,7 +24,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true })
 })
 
-describe('the stand-in artifact exchange through the anchor', () => {
+describe("the artifact exchange through the anchor's Helia gateway", () => {
   it('hands an artifact from one peer to another by CID', async () => {
     const bytes = new TextEncoder().encode('an input for a worker in another process')
     const cid = await new AnchorArtifactStore({ anchorUrl: anchor!.url }).put(bytes)

@@ -21,7 +21,6 @@ import type { ConsensusStore } from '../../../peer/src/core/consensus.ts'
 import { isOpenPool, type NetworkParams, networkParams } from '../../../peer/src/core/thread/params.ts'
 import { EmbeddedConsensusStore } from '../consensus/embedded.ts'
 import { EtcdConsensusStore } from '../consensus/etcd.ts'
-import { DiskArtifactStore } from './artifacts.ts'
 import type { AnchorConfig } from './config.ts'
 import { LiveLedger } from './economy.ts'
 import { startHttp } from './http.ts'
@@ -84,6 +83,7 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
   logger.info({ envelopes: envelopes.length }, 'envelope log open')
   const swarm = await startSwarm({
     identity,
+    data: config.data,
     params,
     consensus: store,
     log,
@@ -96,6 +96,15 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
     onError: (error) => logger.warn({ err: error }, 'agent error'),
   })
   logger.info({ multiaddrs: swarm.multiaddrs(), peerId: swarm.network.peerId.toString() }, 'swarm listening')
+  logger.info(
+    {
+      blocks: swarm.artifacts.blocksDir,
+      pinned: swarm.artifacts.pinned,
+      bytes: swarm.artifacts.totalBytes,
+      imported: swarm.importedArtifacts,
+    },
+    'artifact store open',
+  )
 
   const monitor = new BootstrapMonitor(params)
   let monitorReport = monitor.observe(Date.now())
@@ -139,6 +148,22 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
     },
   })
   new Gauge({
+    name: 'can_swarm_artifacts_pinned',
+    help: 'Artifacts pinned by this anchor',
+    registers: [registry],
+    collect() {
+      this.set(swarm.artifacts.pinned)
+    },
+  })
+  new Gauge({
+    name: 'can_swarm_artifact_bytes',
+    help: 'Bytes of artifact blocks on disk (pinned and cached)',
+    registers: [registry],
+    collect() {
+      this.set(swarm.artifacts.totalBytes)
+    },
+  })
+  new Gauge({
     name: 'can_swarm_consensus_epoch',
     help: 'Current epoch of the consensus store',
     registers: [registry],
@@ -168,11 +193,12 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
       params,
       uptimeMs: Date.now() - started,
       webApp: webRoot !== undefined,
+      artifacts: { pinned: swarm.artifacts.pinned, bytes: swarm.artifacts.totalBytes },
     }),
     onRequest: (_method, route, status) => httpRequests.inc({ route, status: String(status) }),
     threadEnvelopes: (thread) => swarm.agent.replica(thread)?.envelopes().map(envelopeToJson),
     ledger,
-    artifacts: new DiskArtifactStore(config.data),
+    artifacts: swarm.artifacts,
   })
   logger.info({ url, webApp: webRoot !== undefined }, 'http listening')
 

@@ -5,7 +5,8 @@
  * envelopes as DAG-JSON, for catching up after a reload or an outage; receivers verify them),
  * `GET /api/ledger` and `/api/ledger/<did>` (the live ledger's totals and one account: balance,
  * stake, escrowed and pending credits, derived from signed threads; see economy.ts), and
- * the STAND-IN artifact store until Helia (`GET`/`PUT /api/artifacts/<cid>`, see artifacts.ts).
+ * the gateway to the anchor's Helia artifact store for browsers (`GET`/`PUT /api/artifacts/<cid>`,
+ * see artifacts.ts).
  */
 import { createReadStream, existsSync, statSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
@@ -13,7 +14,7 @@ import type { AddressInfo } from 'node:net'
 import { extname, join, normalize, resolve, sep } from 'node:path'
 import type { Registry } from 'prom-client'
 import { didKeyProblem } from '../../../peer/src/core/codec.ts'
-import type { DiskArtifactStore } from './artifacts.ts'
+import type { AnchorArtifacts } from './artifacts.ts'
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -40,8 +41,8 @@ export interface HttpOptions {
   threadEnvelopes?: (thread: string) => string[] | undefined
   /** The live ledger: its totals, and one account's view by did (`/api/ledger`, `/api/ledger/<did>`). */
   ledger?: { summary(): unknown; account(did: string): unknown }
-  /** The content-addressed artifact store (stand-in until Helia). */
-  artifacts?: DiskArtifactStore
+  /** The anchor's Helia artifact store, served as a gateway for browsers. */
+  artifacts?: AnchorArtifacts
 }
 
 /**
@@ -68,7 +69,7 @@ function readBody(request: IncomingMessage, maxBytes: number): Promise<Uint8Arra
 }
 
 async function handleArtifact(
-  store: DiskArtifactStore,
+  store: AnchorArtifacts,
   method: string,
   cid: string,
   request: IncomingMessage,
@@ -79,10 +80,10 @@ async function handleArtifact(
     if (body === undefined) {
       return json(response, 413, { error: `artifact exceeds ${store.maxArtifactBytes} bytes` })
     }
-    const refusal = store.put(cid, body)
+    const refusal = await store.put(cid, body)
     return refusal ? json(response, refusal.status, { error: refusal.error }) : json(response, 201, { cid })
   }
-  const bytes = store.get(cid)
+  const bytes = await store.get(cid)
   if (!bytes) return json(response, 404, { error: `artifact ${cid.slice(0, 130)} is not held here` })
   response.writeHead(200, {
     'content-type': 'application/octet-stream',

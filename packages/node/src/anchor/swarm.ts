@@ -2,12 +2,12 @@
  * The anchor's place in the swarm: a libp2p node with a circuit relay server and TCP, WebSocket
  * and WebRTC-direct listeners (browsers reach it over WebSockets and find each other through it), the gossip bus,
  * and an agent with the decider role whose DECIDEs go through the anchor's durable consensus
- * store. Everything it hears or says is kept in the envelope log first.
+ * store. Everything it hears or says is kept in the envelope log first. Its artifacts are pinned in
+ * Helia on the same node (artifacts.ts).
  */
 import { circuitRelayServer } from '@libp2p/circuit-relay-v2'
 import { Agent } from '../../../peer/src/agent/agent.ts'
 import { type EnvelopeSink, SeededRandom } from '../../../peer/src/agent/ports.ts'
-import { MemoryArtifactStore } from '../../../peer/src/core/artifacts.ts'
 import type { ConsensusStore } from '../../../peer/src/core/consensus.ts'
 import type { NetworkParams } from '../../../peer/src/core/thread/params.ts'
 import type { AnyEnvelope } from '../../../peer/src/core/types.ts'
@@ -15,12 +15,16 @@ import type { LocalIdentity } from '../../../peer/src/crypto/ed25519.ts'
 import { attachAgent, systemClock } from '../../../peer/src/net/agent-bus.ts'
 import { createBus, type GossipBus } from '../../../peer/src/net/bus.ts'
 import { createNetwork, type Network } from '../../../peer/src/net/network.ts'
+import { AnchorArtifacts, type AnchorArtifactsOptions } from './artifacts.ts'
 import { serveDecide } from './decide-service.ts'
 import type { EnvelopeLog } from './log.ts'
 import { startSync } from './sync.ts'
 
 export interface SwarmOptions {
   identity: LocalIdentity
+  /** The anchor's data directory (artifacts live in `blocks/` and `pins.log` there). */
+  data: string
+  artifacts?: AnchorArtifactsOptions
   params: NetworkParams
   consensus: ConsensusStore
   log: EnvelopeLog
@@ -40,6 +44,10 @@ export interface AnchorSwarm {
   readonly network: Network
   readonly bus: GossipBus
   readonly agent: Agent
+  /** The pinned artifact store (Helia on this node). */
+  readonly artifacts: AnchorArtifacts
+  /** Artifacts moved in from an earlier version's stand-in store when it opened. */
+  readonly importedArtifacts: number
   multiaddrs(): string[]
   stop(): Promise<void>
 }
@@ -62,6 +70,10 @@ export async function startSwarm(options: SwarmOptions): Promise<AnchorSwarm> {
       relay: circuitRelayServer({ reservations: { maxReservations: 256 } }) as (components: never) => unknown,
     },
   })
+  const { artifacts, imported } = await AnchorArtifacts.open(options.data, network.libp2p, {
+    onPinError: (cid, error) => options.onError(new Error(`could not pin artifact ${cid}: ${String(error)}`)),
+    ...options.artifacts,
+  })
   const inner = createBus(network)
   const log = options.log
   // What the agent publishes is logged before it leaves; what arrives is logged before delivery.
@@ -71,19 +83,24 @@ export async function startSwarm(options: SwarmOptions): Promise<AnchorSwarm> {
       inner.publish(env)
     },
   }
-  inner.onEnvelope((env) => log.append(env))
+  inner.onEnvelope((env) => {
+    log.append(env)
+    artifacts.pinReferenced(env)
+  })
   const agent = new Agent({
     identity: options.identity,
     params: options.params,
     bus,
     clock: systemClock(),
     random: new SeededRandom(Date.now() >>> 0),
-    artifacts: new MemoryArtifactStore(),
+    artifacts: artifacts.store,
     consensus: options.consensus,
     roles: { decider: true },
     onError: options.onError,
   })
   await agent.restore(options.restored)
+  // Whatever earlier runs could not pin yet is looked for again.
+  for (const env of options.restored) artifacts.pinReferenced(env)
   const attached = attachAgent(inner, agent, { onError: options.onError })
   const stopService = await serveDecide({ network, agent, log, consensus: options.consensus, relay: inner })
   const sync = await startSync({
@@ -91,12 +108,15 @@ export async function startSwarm(options: SwarmOptions): Promise<AnchorSwarm> {
     agent,
     log,
     consensus: options.consensus,
+    onEnvelope: (env) => artifacts.pinReferenced(env),
     onError: options.onError,
   })
   return {
     network,
     bus: inner,
     agent,
+    artifacts,
+    importedArtifacts: imported,
     multiaddrs: () => network.libp2p.getMultiaddrs().map(String),
     async stop() {
       await sync.stop()
@@ -104,6 +124,7 @@ export async function startSwarm(options: SwarmOptions): Promise<AnchorSwarm> {
       attached.detach()
       agent.stop()
       await inner.flush().catch(() => undefined)
+      await artifacts.stop()
       await network.stop()
       log.sync()
     },

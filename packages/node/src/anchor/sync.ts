@@ -10,6 +10,7 @@
 
 import type { Agent } from '../../../peer/src/agent/agent.ts'
 import { bucketOf, type ConsensusStore, type DecideRecord } from '../../../peer/src/core/consensus.ts'
+import type { AnyEnvelope } from '../../../peer/src/core/types.ts'
 import type { Network } from '../../../peer/src/net/network.ts'
 import { syncAgent } from '../../../peer/src/sync/agent-sync.ts'
 import type { EnvelopeLog } from './log.ts'
@@ -27,6 +28,8 @@ export interface SyncOptions {
   consensus: HealingStore
   /** Pull from every sync peer this often. @default 5 000 */
   intervalMs?: number
+  /** Called for every envelope pulled, after it is logged. */
+  onEnvelope?: (env: AnyEnvelope) => void
   onError: (error: unknown) => void
 }
 
@@ -69,7 +72,10 @@ export async function startSync(
     libp2p: options.network.libp2p,
     agent,
     intervalMs: options.intervalMs ?? 5_000,
-    onEnvelope: (env) => log.append(env),
+    onEnvelope: (env) => {
+      log.append(env)
+      options.onEnvelope?.(env)
+    },
     afterPull: heal,
     onError: options.onError,
   })

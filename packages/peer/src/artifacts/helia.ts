@@ -121,6 +121,8 @@ export interface HeliaArtifacts extends ArtifactStore {
   unpin(cid: Cid, options?: { signal?: AbortSignal }): Promise<void>
   /** The pinned CIDs. */
   pins(): Cid[]
+  /** True when `cid` is pinned. */
+  isPinned(cid: Cid): boolean
   /** Deletes every unpinned block; resolves with how many were deleted. */
   gc(options?: { signal?: AbortSignal }): Promise<number>
   /** Stops Helia (bitswap) and closes the storage; leaves the libp2p node running. Idempotent. */
@@ -255,6 +257,7 @@ export async function createHeliaArtifacts(options: HeliaArtifactsOptions = {}):
       if (await helia.pins.isPinned(cid)) await drainPins(helia.pins.rm(cid, signal ? { signal } : {}))
     },
     pins: () => storage.pins.values(),
+    isPinned: (id) => storage.pins.has(id),
     async gc({ signal } = {}) {
       let deleted = 0
       await helia.gc({
@@ -303,7 +306,8 @@ async function concat(chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>):
     parts.push(chunk)
     length += chunk.length
   }
-  if (parts.length === 1) return parts[0]!
+  // A plain, unshared Uint8Array: blocks arrive as Node Buffers viewing larger messages.
+  if (parts.length === 1 && parts[0]!.constructor === Uint8Array) return parts[0]!
   const bytes = new Uint8Array(length)
   let offset = 0
   for (const part of parts) {

@@ -1,11 +1,10 @@
 /**
- * STAND-IN artifact exchange until Helia arrives (a later part of the libp2p issue): artifacts
- * are content-addressed blobs kept by the peer that made them and uploaded to the anchor's HTTP
- * endpoint `PUT /api/artifacts/<cid>`, which accepts them only when the bytes hash to the CID.
- * Peers in other processes fetch `GET /api/artifacts/<cid>` and check the CID again, so the
- * anchor can withhold an artifact but never forge one. Anchors are the durable pinning nodes in
- * the design, so this is the pinning role without the IPFS network. Works in browsers and Node
- * (only `fetch`).
+ * Artifacts for tabs that do not run Helia themselves: content-addressed blobs kept by the peer
+ * that made them and uploaded to the anchor's HTTP gateway `PUT /api/artifacts/<cid>`, which
+ * accepts them only when the bytes hash to the CID and pins them in the anchor's Helia store.
+ * Readers fetch `GET /api/artifacts/<cid>` (the anchor answers from its store or asks the swarm
+ * over bitswap, so artifacts of Node peers running Helia arrive too) and check the CID again, so
+ * the anchor can withhold an artifact but never forge one. Works in browsers and Node (only `fetch`).
  */
 import { type ArtifactStore, artifactCid } from '@can-swarm/peer'
 
