@@ -12,6 +12,7 @@ import { requestDecide } from '../../peer/src/decide/client.ts'
 import { createNetwork, type Network } from '../../peer/src/net/network.ts'
 import { createPeer, type Peer } from '../../peer/src/peer.ts'
 import { makeIdentities, sign } from '../../peer/test/helpers.ts'
+import { until } from '../../peer/test/peers.ts'
 import { planQuorum } from './helpers/quorum.ts'
 
 const root = join(import.meta.dirname, '..', '..', '..')
@@ -61,16 +62,6 @@ function startAnchor(args: string[]): Promise<Started> {
     child.stderr!.on('data', (chunk: Buffer) => logs.push(chunk.toString()))
     child.on('exit', (code) => reject(new Error(`anchor exited with ${code}:\n${logs.join('\n')}`)))
   })
-}
-
-async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = probe()
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
 }
 
 describe('an anchor in the swarm', () => {

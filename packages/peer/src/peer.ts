@@ -1,8 +1,9 @@
 /**
  * `createPeer(options)`: the one front door of the peer package. It composes an identity, a libp2p
  * node (Node or browser transports), the gossip bus, a Helia artifact store on that node (unless
- * given a store), an agent with the roles asked for, and envelope sync, and hands back one object
- * to post NEEDs, read threads and stop.
+ * given a store), an agent with the roles asked for, plan sync (each thread's signed envelopes in
+ * an Automerge document, synced over libp2p) and envelope sync, and hands back one object to post
+ * NEEDs, read threads and stop.
  *
  * @example
  * ```ts
@@ -18,6 +19,8 @@
  * await peer.stop()
  * ```
  */
+
+import type { StorageAdapterInterface } from '@automerge/automerge-repo/slim'
 import { Agent, type AgentRoles, type AgentTuning, type NeedRequest } from './agent/agent.ts'
 import type { CapabilityRegistry } from './agent/capabilities.ts'
 import { SeededRandom } from './agent/ports.ts'
@@ -29,6 +32,7 @@ import { createIdentity, type LocalIdentity } from './crypto/ed25519.ts'
 import { type AttachedAgent, attachAgent, systemClock } from './net/agent-bus.ts'
 import { type BusOptions, createBus, type GossipBus } from './net/bus.ts'
 import { createNetwork, type Network, type NetworkOptions } from './net/network.ts'
+import type { PlanSync, PlanSyncOptions } from './plan-sync/plan-sync.ts'
 import type { PolicyGates } from './policy/gates.ts'
 import { type AgentSync, syncAgent } from './sync/agent-sync.ts'
 
@@ -60,6 +64,18 @@ export interface PeerOptions {
   bus?: BusOptions
   /** Pull missed envelopes from peers serving sync, every `syncIntervalMs` (0: only when peers meet). @default 5 000 */
   syncIntervalMs?: number
+  /**
+   * Envelope sync (`/can-swarm/sync/1.0.0`): serve and pull missed envelopes. With plan sync on,
+   * it is the fallback for peers that do not speak plan sync. @default true
+   */
+  envelopeSync?: boolean
+  /**
+   * Plan sync (`/can-swarm/automerge/1.0.0`): every thread the agent sees (and every thread
+   * passed to `peer.planSync.follow`) is kept in an Automerge document synced with the peers that
+   * follow it; `false` turns it off. `storage` is a directory on Node or an IndexedDB database
+   * name in browsers (or any Automerge-repo storage adapter). @default on, memory only
+   */
+  planSync?: false | PeerPlanSyncOptions
   onError?: (error: unknown) => void
 }
 
@@ -73,6 +89,13 @@ export interface PeerArtifactOptions {
   fetchTimeoutMs?: number
 }
 
+/** Plan sync options of {@link PeerOptions.planSync}. */
+export interface PeerPlanSyncOptions
+  extends Omit<PlanSyncOptions, 'libp2p' | 'agent' | 'storage' | 'onError'> {
+  /** A directory (Node), an IndexedDB database name (browsers) or a storage adapter. @default none */
+  storage?: string | StorageAdapterInterface
+}
+
 export interface Peer {
   readonly identity: LocalIdentity
   readonly did: string
@@ -80,12 +103,15 @@ export interface Peer {
   readonly agent: Agent
   readonly network: Network
   readonly bus: GossipBus
-  readonly sync: AgentSync
+  /** Envelope sync; `undefined` when `envelopeSync` is false. */
+  readonly sync: AgentSync | undefined
+  /** Plan sync; `undefined` when `planSync` is false. */
+  readonly planSync: PlanSync | undefined
   /** The artifact store the agent uses (a {@link HeliaArtifacts} unless one was given). */
   readonly artifacts: ArtifactStore | HeliaArtifacts
   /** Posts a NEED (see {@link Agent.post}); resolves with its id. */
   post(request: NeedRequest): Promise<string>
-  /** Stops sync, the agent, the default artifact store and the libp2p node. Idempotent. */
+  /** Stops sync, plan sync (flushing its storage), the agent, the default artifact store and the libp2p node. Idempotent. */
   stop(): Promise<void>
 }
 
@@ -116,12 +142,19 @@ export async function createPeer(options: PeerOptions): Promise<Peer> {
     ...(options.tuning ? { tuning: options.tuning } : {}),
   })
   const attached: AttachedAgent = attachAgent(bus, agent, { onError })
-  const sync = await syncAgent({
-    libp2p: network.libp2p,
-    agent,
-    intervalMs: options.syncIntervalMs ?? 5_000,
-    onError,
-  })
+  const planSync =
+    options.planSync === false
+      ? undefined
+      : await startPlanSync(network, agent, options.planSync ?? {}, onError)
+  const sync =
+    options.envelopeSync === false
+      ? undefined
+      : await syncAgent({
+          libp2p: network.libp2p,
+          agent,
+          intervalMs: options.syncIntervalMs ?? 5_000,
+          onError,
+        })
   let stopped: Promise<void> | undefined
   return {
     identity,
@@ -132,10 +165,12 @@ export async function createPeer(options: PeerOptions): Promise<Peer> {
     bus,
     sync,
     artifacts,
+    planSync,
     post: (request) => agent.post(request),
     stop() {
       stopped ??= (async () => {
-        await sync.stop()
+        await sync?.stop()
+        await planSync?.stop()
         attached.detach()
         agent.stop()
         await bus.flush().catch(() => undefined)
@@ -145,6 +180,26 @@ export async function createPeer(options: PeerOptions): Promise<Peer> {
       return stopped
     },
   }
+}
+
+/** Plan sync on the peer's node, loaded on demand so that peers without it never bundle Automerge. */
+async function startPlanSync(
+  network: Network,
+  agent: Agent,
+  options: PeerPlanSyncOptions,
+  onError: (error: unknown) => void,
+): Promise<PlanSync> {
+  const { createPlanSync } = await import('./plan-sync/plan-sync.ts')
+  const { storage, ...rest } = options
+  const adapter =
+    typeof storage === 'string' ? (await import('#plan-sync/storage')).planStorage(storage) : storage
+  return createPlanSync({
+    ...rest,
+    libp2p: network.libp2p,
+    agent,
+    onError,
+    ...(adapter === undefined ? {} : { storage: adapter }),
+  })
 }
 
 function isArtifactStore(value: ArtifactStore | PeerArtifactOptions | undefined): value is ArtifactStore {

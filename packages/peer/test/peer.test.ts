@@ -11,28 +11,12 @@ import { fetchTaskInputs } from '../src/core/thread/inputs.ts'
 import { networkParams } from '../src/core/thread/params.ts'
 import { createPeer, type Peer } from '../src/peer.ts'
 import { claimedThread } from './claimed-thread.ts'
+import { tcpOf, until } from './peers.ts'
 
 const peers: Peer[] = []
 afterAll(async () => {
   for (const peer of peers) await peer.stop().catch(() => undefined)
 })
-
-function tcpOf(peer: Peer): string {
-  return peer.network.libp2p
-    .getMultiaddrs()
-    .map(String)
-    .find((address) => address.includes('/tcp/') && !address.includes('/ws'))!
-}
-
-async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = probe()
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-}
 
 describe('createPeer', () => {
   it('runs a NEED to FINAL between two peers over libp2p', async () => {
@@ -87,7 +71,13 @@ describe('createPeer', () => {
     const { params, log } = await claimedThread(thread, 201, artifactCid(input))
     expect(log.length).toBeGreaterThanOrEqual(1000)
 
-    const holder = await createPeer({ params, network: { webRTC: false }, syncIntervalMs: 0 })
+    // Plan sync off: this is about envelope sync (test/plan-sync.test.ts covers the Automerge path).
+    const holder = await createPeer({
+      params,
+      network: { webRTC: false },
+      syncIntervalMs: 0,
+      planSync: false,
+    })
     peers.push(holder)
     await holder.artifacts.put(input)
     for (const env of log) await holder.agent.deliver(env)
@@ -99,6 +89,7 @@ describe('createPeer', () => {
       bootstrap: [tcpOf(holder)],
       network: { webRTC: false },
       syncIntervalMs: 0,
+      planSync: false,
     })
     peers.push(late)
     const caughtUp = await until('the late joiner to hold the thread', () => {

@@ -157,6 +157,7 @@ export class Agent {
   #expected = new Map<Cid, Cid[]>()
   #measured = new Map<Cid, { inputBytes: number; outputBytes: number }>()
   #stopped = false
+  #observers = new Set<(env: AnyEnvelope) => void>()
 
   constructor(options: AgentOptions) {
     this.#options = options
@@ -193,6 +194,25 @@ export class Agent {
     return replica
   }
 
+  /**
+   * Calls `observer` with every envelope newly taken into one of this agent's replicas (delivered,
+   * published or restored), right after it is folded. Returns a function that removes it.
+   */
+  observe(observer: (env: AnyEnvelope) => void): () => void {
+    this.#observers.add(observer)
+    return () => this.#observers.delete(observer)
+  }
+
+  #notify(env: AnyEnvelope): void {
+    for (const observer of this.#observers) {
+      try {
+        observer(env)
+      } catch (error) {
+        this.#options.onError?.(error)
+      }
+    }
+  }
+
   /** Stops every timer; the agent ignores further input. */
   stop(): void {
     this.#stopped = true
@@ -217,6 +237,7 @@ export class Agent {
     if (env.epoch > this.#epoch) this.#epoch = env.epoch
     const replica = this.#replicaFor(env.thread)
     const result = replica.receive(env, this.#options.clock.now())
+    if (result.added) this.#notify(env)
     await this.#react(replica, result.effects)
     this.#schedule(replica)
     return result.rejected
@@ -237,7 +258,9 @@ export class Agent {
     }
     for (const [thread, list] of byThread) {
       const replica = this.#replicaFor(thread)
+      const fresh = list.filter((env) => !replica.has(env.id))
       const effects = replica.receiveAll(list, this.#options.clock.now())
+      for (const env of fresh) this.#notify(env)
       await this.#react(replica, effects)
       this.#schedule(replica)
     }
@@ -271,6 +294,7 @@ export class Agent {
     const env = await signEnvelope(unsigned, this.identity)
     const replica = this.#replicaFor(thread)
     const result = replica.receive(env as AnyEnvelope, this.#options.clock.now())
+    if (result.added) this.#notify(env as AnyEnvelope)
     this.#options.bus.publish(env as AnyEnvelope)
     await this.#react(replica, result.effects)
     this.#schedule(replica)

@@ -99,8 +99,11 @@ export function hashCanonical(value: unknown): string {
   return sha256Hex(encodeCanonical(value))
 }
 
-/** The CIDv1 (dag-cbor, sha2-256, base32) of already-canonical DAG-CBOR bytes. */
-function cidOfDagCbor(bytes: Uint8Array): Cid {
+/**
+ * The CIDv1 (dag-cbor, sha2-256, base32) of already-canonical DAG-CBOR bytes: for an envelope's
+ * wire bytes ({@link encodeEnvelope}), its id.
+ */
+export function cidOfDagCbor(bytes: Uint8Array): Cid {
   return CID.createV1(DAG_CBOR_CODE, digest.create(SHA2_256_CODE, sha256(bytes))).toString()
 }
 

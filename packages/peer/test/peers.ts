@@ -1,0 +1,21 @@
+/** Helpers of the network tests: a peer's TCP address and polling until something holds. */
+import type { Peer } from '../src/peer.ts'
+
+/** The peer's plain TCP multiaddr (with /p2p/). */
+export function tcpOf(peer: Peer): string {
+  return peer.network.libp2p
+    .getMultiaddrs()
+    .map(String)
+    .find((address) => address.includes('/tcp/') && !address.includes('/ws'))!
+}
+
+/** Polls `probe` every 50 ms until it returns a value; fails after `timeoutMs`, naming `what`. */
+export async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = probe()
+    if (value !== undefined) return value
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}

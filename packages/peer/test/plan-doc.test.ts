@@ -1,0 +1,149 @@
+/**
+ * The plan document's pure parts, in Node and in Chromium: the id and root every follower derives
+ * on its own, entry checks, and the inspection that refuses sync messages doing anything but
+ * adding well-formed entries within the limits.
+ */
+import { next as A } from '@automerge/automerge/slim'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { initPlanSyncWasm } from '#plan-sync/wasm'
+import { cidOfDagCbor, encodeEnvelope } from '../src/core/codec.ts'
+import {
+  DEFAULT_PLAN_DOC_LIMITS,
+  entryProblem,
+  type PlanDoc,
+  planDocumentId,
+  planDocumentRoot,
+  planDocumentShape,
+  syncMessageProblem,
+} from '../src/plan-sync/document.ts'
+import { makeIdentities, sign } from './helpers.ts'
+
+const THREAD = 'need-plan-doc'
+const entries: Array<[string, Uint8Array]> = []
+
+beforeAll(async () => {
+  await initPlanSyncWasm()
+  const [requester] = await makeIdentities(1, 230)
+  for (let i = 0; i < 3; i += 1) {
+    const env = await sign(requester!, 'NEED', THREAD, {
+      need: THREAD,
+      epoch: 1,
+      requires: ['sha256'],
+      inputs: ['bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku'],
+      produces: 'text/plain',
+      budget: 10 + i,
+      deadlineMs: 0,
+      bidWindowMs: 1,
+    })
+    entries.push([env.id, encodeEnvelope(env)])
+  }
+})
+
+/** The sync message a peer holding `doc` sends to a peer holding only the root. */
+function messageFrom(original: A.Doc<PlanDoc>): Uint8Array {
+  let doc = A.clone(original)
+  const receiver = A.load<PlanDoc>(planDocumentRoot(THREAD))
+  let senderState = A.initSyncState()
+  let receiverState = A.initSyncState()
+  let message: Uint8Array | null
+  ;[receiverState, message] = A.generateSyncMessage(receiver, receiverState)
+  ;[doc, senderState] = A.receiveSyncMessage(doc, senderState, message!)
+  ;[senderState, message] = A.generateSyncMessage(doc, senderState)
+  void receiverState
+  return message!
+}
+
+function withChange(change: (draft: PlanDoc) => void): A.Doc<PlanDoc> {
+  return A.change(A.load<PlanDoc>(planDocumentRoot(THREAD)), change)
+}
+
+describe('plan document', () => {
+  it('every follower derives the same id and root; threads do not share them', () => {
+    expect(planDocumentId(THREAD)).toBe(planDocumentId(THREAD))
+    expect(planDocumentId(THREAD)).not.toBe(planDocumentId(`${THREAD}-other`))
+    expect(planDocumentRoot(THREAD)).toEqual(planDocumentRoot(THREAD))
+    expect(planDocumentShape(THREAD)).toEqual(planDocumentShape(THREAD))
+    expect(planDocumentShape(THREAD).rootHash).not.toBe(planDocumentShape(`${THREAD}-other`).rootHash)
+    const doc = A.load<PlanDoc>(planDocumentRoot(THREAD))
+    expect(doc.v).toBe(1)
+    expect(String(doc.thread)).toBe(THREAD)
+    expect(Object.keys(doc.envelopes)).toEqual([])
+  })
+
+  it('entries written by two peers merge into one map', () => {
+    const one = withChange((draft) => {
+      draft.envelopes[entries[0]![0]] = entries[0]![1]
+    })
+    const two = withChange((draft) => {
+      draft.envelopes[entries[1]![0]] = entries[1]![1]
+    })
+    const merged = A.merge(A.clone(one), two)
+    expect(Object.keys(merged.envelopes).sort()).toEqual([entries[0]![0], entries[1]![0]].sort())
+  })
+
+  it('an entry must be bytes keyed by their CID and within the size limit', () => {
+    const [key, bytes] = entries[0]!
+    expect(entryProblem(key, bytes, DEFAULT_PLAN_DOC_LIMITS)).toBeUndefined()
+    expect(entryProblem(entries[1]![0], bytes, DEFAULT_PLAN_DOC_LIMITS)).toMatch(/not keyed by the CID/)
+    expect(entryProblem(key, 'text', DEFAULT_PLAN_DOC_LIMITS)).toMatch(/not bytes/)
+    expect(entryProblem(key, bytes, { ...DEFAULT_PLAN_DOC_LIMITS, maxEntryBytes: 10 })).toMatch(
+      /over the limit/,
+    )
+  })
+
+  it('a sync message that only adds well-formed entries passes', () => {
+    const doc = withChange((draft) => {
+      for (const [key, bytes] of entries) draft.envelopes[key] = bytes
+    })
+    const shape = planDocumentShape(THREAD)
+    expect(
+      syncMessageProblem(messageFrom(doc), shape, { entries: 0, bytes: 0 }, DEFAULT_PLAN_DOC_LIMITS),
+    ).toBe(undefined)
+  })
+
+  it('refuses tampered, overwritten, deleted, foreign and excess entries', () => {
+    const shape = planDocumentShape(THREAD)
+    const limits = DEFAULT_PLAN_DOC_LIMITS
+    const empty = { entries: 0, bytes: 0 }
+    const problem = (doc: A.Doc<PlanDoc>, counts = empty, chosen = limits) =>
+      syncMessageProblem(messageFrom(doc), shape, counts, chosen)
+
+    const tampered = withChange((draft) => {
+      draft.envelopes[entries[0]![0]] = entries[1]![1]
+    })
+    expect(problem(tampered)).toMatch(/not keyed by the CID/)
+
+    const written = withChange((draft) => {
+      draft.envelopes[entries[0]![0]] = entries[0]![1]
+    })
+    const overwritten = A.change(A.clone(written), (draft) => {
+      draft.envelopes[entries[0]![0]] = entries[1]![1]
+    })
+    expect(problem(overwritten)).toMatch(/overwrites/)
+    const deleted = A.change(A.clone(written), (draft) => {
+      delete draft.envelopes[entries[0]![0]]
+    })
+    expect(problem(deleted)).toMatch(/does more than put/)
+
+    const foreign = withChange((draft) => {
+      ;(draft as unknown as Record<string, unknown>).extra = 'x'
+    })
+    expect(problem(foreign)).toMatch(/does more than put/)
+    const notBytes = withChange((draft) => {
+      ;(draft.envelopes as Record<string, unknown>)[cidOfDagCbor(new Uint8Array([0xa0]))] = 5
+    })
+    expect(problem(notBytes)).toMatch(/not bytes/)
+
+    const three = withChange((draft) => {
+      for (const [key, bytes] of entries) draft.envelopes[key] = bytes
+    })
+    expect(problem(three, { entries: 0, bytes: 0 }, { ...limits, maxEntries: 2 })).toMatch(/exceed 2 entries/)
+    expect(problem(three, { entries: 0, bytes: 0 }, { ...limits, maxDocBytes: 100 })).toMatch(
+      /exceed 100 bytes/,
+    )
+    expect(problem(three, { entries: limits.maxEntries - 1, bytes: 0 })).toMatch(/entries/)
+    expect(syncMessageProblem(new Uint8Array([1, 2, 3]), shape, empty, limits)).toMatch(
+      /not an Automerge sync/,
+    )
+  })
+})
