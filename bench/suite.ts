@@ -310,7 +310,8 @@ export const BENCHMARKS: Record<string, Benchmark> = {
     run: runDecideE2eBenchmark,
   },
   'late-join': {
-    description: 'a late joiner catching up with a 1 004-envelope thread through sync (libp2p, loopback)',
+    description:
+      'a late joiner catching up with a 1 004-envelope thread (libp2p, loopback): Automerge plan sync alone vs envelope sync alone',
     run: runLateJoinBenchmark,
   },
   ledger: {
