@@ -19,6 +19,7 @@ import { createIdentity, type Identity, verifySignature } from '../packages/peer
 import { signEnvelope, verifyEnvelopes } from '../packages/peer/src/crypto/envelopes.ts'
 import { runSimulation } from '../packages/peer/src/sim/world.ts'
 import { runBusBenchmark } from './bus.ts'
+import { runCasBenchmark } from './cas.ts'
 import { runDecideBenchmark } from './decide.ts'
 import { runDecideE2eBenchmark } from './decide-e2e.ts'
 import { runLateJoinBenchmark } from './late-join.ts'
@@ -313,6 +314,10 @@ export const BENCHMARKS: Record<string, Benchmark> = {
     description:
       'a late joiner catching up with a 1 004-envelope thread (libp2p, loopback): Automerge plan sync alone vs envelope sync alone',
     run: runLateJoinBenchmark,
+  },
+  cas: {
+    description: 'a 1 MiB artifact fetched by one peer from another through Helia/bitswap (libp2p, loopback)',
+    run: runCasBenchmark,
   },
   ledger: {
     description:
