@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -137,6 +137,26 @@ describe('an anchor in the swarm', () => {
     }
     expect(restarted.envelopes).toBe(status.envelopes)
     expect(restarted.threads).toBe(1)
+    // It kept the thread's plan document too: a newcomer without envelope sync catches up from it.
+    expect((await readdir(join(data, 'automerge'))).length).toBeGreaterThan(0)
+    const newcomer = await createPeer({
+      params: networkParams({ verifiers: [identity.did], bootstrap: true }),
+      bootstrap: [again.multiaddrs.find((address) => address.includes('/ws/'))!],
+      network: { webRTC: false },
+      envelopeSync: false,
+    })
+    peers.push(newcomer)
+    await newcomer.planSync!.follow(need)
+    await until('the newcomer to hold the thread through plan sync', () =>
+      newcomer.agent.replica(need)?.size === status.envelopes ? true : undefined,
+    )
+    const caughtUp = newcomer.agent.replica(need)!.state
+    expect(caughtUp.winner?.proposal).toBe(decided.proposal)
+    expect(
+      [...caughtUp.tasks.values()]
+        .filter((task) => task.proposal === decided.proposal)
+        .map((task) => task.state),
+    ).toEqual(['FINAL', 'FINAL'])
     // The ledger is derived from the restored log: the same credits, wherever the payouts stand now.
     const ledgerAgain = await getJson(`${again.url}/api/ledger/${identity.did}`)
     expect(ledgerAgain.balance + ledgerAgain.staked + ledgerAgain.escrowed).toBe(1000)

@@ -188,6 +188,7 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
       multiaddrs: swarm.multiaddrs(),
       connections: swarm.network.libp2p.getConnections().length,
       threads: swarm.agent.threads().length,
+      planSync: swarm.planSync.stats(),
       envelopes: log.size,
       consensus: config.consensus,
       params,

@@ -3,8 +3,10 @@
  * and WebRTC-direct listeners (browsers reach it over WebSockets and find each other through it), the gossip bus,
  * and an agent with the decider role whose DECIDEs go through the anchor's durable consensus
  * store. Everything it hears or says is kept in the envelope log first. Its artifacts are pinned in
- * Helia on the same node (artifacts.ts).
+ * Helia on the same node (artifacts.ts). It follows every thread's plan document (plan sync, kept
+ * under `<data>/automerge`), so that any peer can catch up with a thread from it.
  */
+import { join } from 'node:path'
 import { circuitRelayServer } from '@libp2p/circuit-relay-v2'
 import { Agent } from '../../../peer/src/agent/agent.ts'
 import { type EnvelopeSink, SeededRandom } from '../../../peer/src/agent/ports.ts'
@@ -15,6 +17,8 @@ import type { LocalIdentity } from '../../../peer/src/crypto/ed25519.ts'
 import { attachAgent, systemClock } from '../../../peer/src/net/agent-bus.ts'
 import { createBus, type GossipBus } from '../../../peer/src/net/bus.ts'
 import { createNetwork, type Network } from '../../../peer/src/net/network.ts'
+import { createPlanSync, type PlanSync } from '../../../peer/src/plan-sync/plan-sync.ts'
+import { planStorage } from '../../../peer/src/plan-sync/storage.ts'
 import { AnchorArtifacts, type AnchorArtifactsOptions } from './artifacts.ts'
 import { serveDecide } from './decide-service.ts'
 import type { EnvelopeLog } from './log.ts'
@@ -22,7 +26,7 @@ import { startSync } from './sync.ts'
 
 export interface SwarmOptions {
   identity: LocalIdentity
-  /** The anchor's data directory (artifacts live in `blocks/` and `pins.log` there). */
+  /** The anchor's data directory (artifacts in `blocks/` and `pins.log`, plan documents in `automerge/`). */
   data: string
   artifacts?: AnchorArtifactsOptions
   params: NetworkParams
@@ -48,6 +52,8 @@ export interface AnchorSwarm {
   readonly artifacts: AnchorArtifacts
   /** Artifacts moved in from an earlier version's stand-in store when it opened. */
   readonly importedArtifacts: number
+  /** Plan sync: the anchor follows every thread's plan document. */
+  readonly planSync: PlanSync
   multiaddrs(): string[]
   stop(): Promise<void>
 }
@@ -103,6 +109,16 @@ export async function startSwarm(options: SwarmOptions): Promise<AnchorSwarm> {
   for (const env of options.restored) artifacts.pinReferenced(env)
   const attached = attachAgent(inner, agent, { onError: options.onError })
   const stopService = await serveDecide({ network, agent, log, consensus: options.consensus, relay: inner })
+  const planSync = await createPlanSync({
+    libp2p: network.libp2p,
+    agent,
+    storage: planStorage(join(options.data, 'automerge')),
+    onEnvelope: (env) => {
+      log.append(env)
+      artifacts.pinReferenced(env)
+    },
+    onError: options.onError,
+  })
   const sync = await startSync({
     network,
     agent,
@@ -117,9 +133,11 @@ export async function startSwarm(options: SwarmOptions): Promise<AnchorSwarm> {
     agent,
     artifacts,
     importedArtifacts: imported,
+    planSync,
     multiaddrs: () => network.libp2p.getMultiaddrs().map(String),
     async stop() {
       await sync.stop()
+      await planSync.stop()
       await stopService()
       attached.detach()
       agent.stop()
