@@ -6,6 +6,7 @@
 import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { CID } from 'multiformats/cid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createHeliaArtifacts, type HeliaArtifacts, MAX_ARTIFACT_BYTES } from '../src/artifacts/helia.ts'
 import { openArtifactStorage } from '../src/artifacts/storage.ts'
@@ -62,6 +63,10 @@ describe('Helia artifacts between peers', () => {
     const a = await node()
     const b = await node()
     await connect(b.network, a.network)
+    // Safe by default: no content router (no DHT here, never HTTP or delegated routing), no gateway broker.
+    expect((a.store.helia.routing as unknown as { routers: unknown[] }).routers).toEqual([])
+    expect(a.store.helia.hasBlockBroker('bitswap')).toBe(true)
+    expect(a.store.helia.hasBlockBroker('trustless-gateway')).toBe(false)
     const bytes = pattern(1024 * 1024, 1)
     const cid = await a.store.put(bytes)
     expect(cid).toBe(artifactCid(bytes))
@@ -140,6 +145,38 @@ describe('Helia artifacts between peers', () => {
     for (const leaf of tree.leaves) if (await light.store.has(leaf)) held += 1
     expect(held).toBe(1)
   })
+})
+
+describe('Helia content routing', () => {
+  it('finds providers through the swarm DHT when the network runs one, and fetches from them', async () => {
+    const base = { webRTC: false, pubsubDiscovery: false, reputationPingMs: 0, dialDiscoveredBelow: 0 }
+    const hub = await createNetwork({ ...base, identity: await createIdentity(), dht: 'server' })
+    started.push(hub)
+    const bootstrap = [hub.libp2p.getMultiaddrs()[0]!.toString()]
+    const [a, b] = await Promise.all(
+      (['server', 'client'] as const).map(async (dht) => {
+        const network = await createNetwork({ ...base, identity: await createIdentity(), bootstrap, dht })
+        started.push(network)
+        const store = await createHeliaArtifacts({ libp2p: network.libp2p, fetchTimeoutMs: 3000 })
+        started.push(store)
+        return { network, store }
+      }),
+    )
+    const bytes = pattern(5000, 9)
+    const cid = await a!.store.put(bytes)
+    await a!.store.helia.routing.provide(CID.parse(cid), { signal: AbortSignal.timeout(20_000) })
+    // B's Helia asks the swarm DHT (its only content router) who provides the CID.
+    const providers: string[] = []
+    for (let attempt = 0; attempt < 20 && providers.length === 0; attempt += 1) {
+      for await (const provider of b!.store.helia.routing.findProviders(CID.parse(cid), {
+        signal: AbortSignal.timeout(3000),
+      })) {
+        providers.push(provider.id.toString())
+      }
+    }
+    expect(providers).toContain(a!.network.peerId.toCID().toString())
+    expect(await b!.store.get(cid)).toEqual(bytes)
+  }, 60_000)
 })
 
 describe('Helia artifacts on disk', () => {
