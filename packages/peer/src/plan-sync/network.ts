@@ -60,7 +60,7 @@ export interface Libp2pNetworkAdapterInit {
   dialTimeoutMs?: number
   /** Sees every inbound message before the repo. @default deliver everything */
   inspect?: (message: Message) => InspectVerdict
-  /** Called when a message is refused or a stream fails. */
+  /** Called when a message is refused, a peer's queue overflows or the protocol cannot be handled. */
   onError?: (error: Error) => void
 }
 
@@ -237,8 +237,9 @@ export class Libp2pNetworkAdapter extends NetworkAdapter {
           if (link.outboundStream === stream) this.#drop(key)
         })
         void this.#flush(link)
-      } catch (error) {
-        this.#onError(asError(error))
+      } catch {
+        // Not reachable for this protocol now (gone, or only through a limited relay connection):
+        // the next identify tries again.
         this.#drop(key)
       } finally {
         link.opening = undefined
@@ -265,8 +266,8 @@ export class Libp2pNetworkAdapter extends NetworkAdapter {
       while (link.queue.length > 0 && link.outbound) {
         await link.outbound.write(link.queue.shift()!)
       }
-    } catch (error) {
-      this.#onError(asError(error))
+    } catch {
+      // The stream closed under the write (the peer left): the repo learns it from the drop.
       this.#drop(link.remote.toString())
     } finally {
       link.writing = false
