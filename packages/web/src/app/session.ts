@@ -3,8 +3,9 @@
  * from the anchor that served the page (`/api/status`), a browser libp2p node (WebSockets to the
  * anchor, circuit relay reservation on it, direct WebRTC to other tabs), the gossip bus and an
  * agent with the roles the person chose. Everything it sees is kept in IndexedDB and folded again
- * on reload; after a reload or an outage it catches up from the anchor's log, verifying every
- * signature in the tab. Uses only the public API of `@can-swarm/peer`.
+ * on reload; after a reload or an outage it catches up through plan sync (each thread's Automerge
+ * document, kept in IndexedDB too, synced with the anchor and other tabs) and from the anchor's log,
+ * verifying every signature in the tab. Uses only the public API of `@can-swarm/peer`.
  */
 
 import {
@@ -33,10 +34,14 @@ import {
   type Network,
   systemClock,
 } from '@can-swarm/peer/net'
+import type { PlanSync } from '@can-swarm/peer/plan-sync'
 import { multiaddr } from '@multiformats/multiaddr'
 import { AnchorArtifactStore } from './artifacts.ts'
 import { TrafficSeries } from './metrics.ts'
 import type { StoredEnvelope, TabStorage } from './storage.ts'
+
+/** The IndexedDB database of the tab's plan documents. */
+const PLAN_DATABASE = 'can-swarm-plans'
 
 /** What `/api/status` of an anchor says (the parts the tab uses). */
 export interface AnchorStatus {
@@ -140,6 +145,7 @@ export class SwarmSession extends EventTarget {
   readonly rtts = new Map<string, number>()
   readonly #options: SessionOptions
   #attached: AttachedAgent | undefined
+  #planSync: PlanSync | undefined
   #unsaved: StoredEnvelope[] = []
   #timers: Array<ReturnType<typeof setInterval>> = []
   #checking = false
@@ -287,6 +293,8 @@ export class SwarmSession extends EventTarget {
       const params = this.params
       if (!params) return
       this.#attached?.detach()
+      await this.#planSync?.stop().catch((error: unknown) => this.error(error))
+      this.#planSync = undefined
       this.agent?.stop()
       const sink = {
         publish: (env: AnyEnvelope) => {
@@ -309,6 +317,15 @@ export class SwarmSession extends EventTarget {
       this.#attached = attachAgent(this.bus, agent, { onError: (error) => this.error(error) })
       await agent.restore([...this.envelopes.values()])
       this.#changed()
+      // Loaded on demand: Automerge and its WASM are a separate chunk, fetched once the agent runs.
+      const plans = await import('@can-swarm/peer/plan-sync')
+      this.#planSync = await plans.createPlanSync({
+        libp2p: this.network.libp2p,
+        agent,
+        storage: plans.planStorage(PLAN_DATABASE),
+        onEnvelope: (env) => this.#record(env, 'caught-up'),
+        onError: (error) => this.error(error),
+      })
     })
     return this.#rebuilding
   }
@@ -549,6 +566,8 @@ export class SwarmSession extends EventTarget {
   async stop(): Promise<void> {
     for (const timer of this.#timers) clearInterval(timer)
     this.#attached?.detach()
+    await this.#rebuilding.catch(() => undefined)
+    await this.#planSync?.stop().catch(() => undefined)
     this.agent?.stop()
     await this.#persist()
     this.bus.close()
