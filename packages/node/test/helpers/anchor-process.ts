@@ -17,15 +17,26 @@ export interface StartedAnchor {
 /** Every anchor started here, so that a test's afterAll can kill what is left. */
 export const startedAnchors: ChildProcess[] = []
 
-export function startAnchorProcess(args: readonly string[]): Promise<StartedAnchor> {
-  const child = spawn(
+export function startAnchorProcess(
+  args: readonly string[],
+  options: { /** Run inside this named network namespace (`ip netns exec`). */ netns?: string } = {},
+): Promise<StartedAnchor> {
+  const argv = [
     process.execPath,
-    ['packages/node', '--port', '0', '--p2p-port', '0', '--ws-port', '0', ...args],
-    {
-      cwd: root,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  )
+    'packages/node',
+    '--port',
+    '0',
+    '--p2p-port',
+    '0',
+    '--ws-port',
+    '0',
+    ...args,
+  ]
+  const command = options.netns === undefined ? argv : ['ip', 'netns', 'exec', options.netns, ...argv]
+  const child = spawn(command[0]!, command.slice(1), {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   startedAnchors.push(child)
   const logs: string[] = []
   const stop = (): Promise<number | null> =>

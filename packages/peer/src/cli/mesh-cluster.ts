@@ -64,11 +64,21 @@ export class PeerProcess {
   }
 
   /** Forks a peer process and starts its node with `config`. */
-  static async start(index: number, config: MeshPeerConfig, options: { timeoutMs?: number } = {}) {
-    const child = fork(PEER_SCRIPT, [], {
-      serialization: 'advanced',
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    })
+  static async start(
+    index: number,
+    config: MeshPeerConfig,
+    options: {
+      timeoutMs?: number /** Run inside this named network namespace (`ip netns exec`). */
+      netns?: string
+    } = {},
+  ) {
+    const child =
+      options.netns === undefined
+        ? fork(PEER_SCRIPT, [], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+        : spawn('ip', ['netns', 'exec', options.netns, process.execPath, PEER_SCRIPT], {
+            serialization: 'advanced',
+            stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+          })
     track(child)
     const peer = new PeerProcess(index, child)
     const info = (await peer.call('start', config, options.timeoutMs ?? 90_000)) as {

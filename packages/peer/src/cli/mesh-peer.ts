@@ -355,12 +355,42 @@ const methods: Record<string, (params: never) => Promise<unknown> | unknown> = {
       bidWindowMs: params.bidWindowMs ?? 500,
     })
   },
+  /** The encoded envelopes this peer's agent holds for `thread` (a test's courier carries them). */
+  envelopes(params: { thread: string }) {
+    return (
+      agent
+        ?.replica(params.thread)
+        ?.envelopes()
+        .map((env) => encodeEnvelope(env)) ?? []
+    )
+  },
+  /** Takes in envelopes carried from elsewhere: the agent receives them and they are gossiped on. */
+  async carry(params: { envelopes: Uint8Array[] }) {
+    if (!agent) throw new Error('this peer runs no agent')
+    for (const bytes of params.envelopes) {
+      const env = decodeEnvelope(bytes)
+      await agent.deliver(env)
+      bus.publish(env)
+    }
+    return params.envelopes.length
+  },
   /** Per followed thread: task states and whether the NEED is final. */
   threads() {
     if (!agent) return {}
     const result: Record<
       string,
-      { tasks: string[]; decided: boolean; final: boolean; finalAtMs: number | null; envelopes: number }
+      {
+        tasks: string[]
+        decided: boolean
+        final: boolean
+        finalAtMs: number | null
+        envelopes: number
+        winner: string | null
+        decides: number
+        reconciles: number
+        stateHash: string
+        decidedProposals: string[]
+      }
     > = {}
     for (const thread of agent.threads()) {
       const state = agent.replica(thread)!.state
@@ -371,6 +401,11 @@ const methods: Record<string, (params: never) => Promise<unknown> | unknown> = {
         final: isFinal(thread),
         finalAtMs: finalAt.get(thread) ?? null,
         envelopes: agent.replica(thread)!.size,
+        winner: state.winner?.proposal ?? null,
+        decides: state.decides.size,
+        reconciles: state.reconciles.length,
+        stateHash: agent.replica(thread)!.stateHash(),
+        decidedProposals: [...new Set([...state.decides.values()].map((decide) => decide.proposal))].sort(),
       }
     }
     return result
