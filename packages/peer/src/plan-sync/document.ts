@@ -20,8 +20,8 @@
 import { next as A } from '@automerge/automerge/slim'
 import { type DocumentId, parseAutomergeUrl, stringifyAutomergeUrl } from '@automerge/automerge-repo/slim'
 import { sha256 } from '@noble/hashes/sha2.js'
-import { cidOfDagCbor, MAX_ENVELOPE_BYTES } from '../core/codec.ts'
-import type { Cid } from '../core/types.ts'
+import { cidOfDagCbor, decodeEnvelope, MAX_ENVELOPE_BYTES } from '../core/codec.ts'
+import type { AnyEnvelope, Cid } from '../core/types.ts'
 
 /** Version of the plan document layout (part of the id derivation: a new layout is a new document). */
 export const PLAN_DOC_VERSION = 1
@@ -82,6 +82,8 @@ export function planDocumentRoot(thread: string): Uint8Array {
 
 /** What a plan document's sync messages are checked against: its root and its `envelopes` map. */
 export interface PlanDocShape {
+  /** The thread whose envelopes the document holds. */
+  thread: string
   /** Hash of the root change ({@link planDocumentRoot}). */
   rootHash: string
   /** Automerge object id of the `envelopes` map. */
@@ -94,20 +96,35 @@ export function planDocumentShape(thread: string): PlanDocShape {
   const rootHash = A.getHeads(doc)[0]!
   const envelopesObject = A.getObjectId(doc.envelopes)
   if (envelopesObject === null) throw new Error('the plan document root has no envelopes map')
-  return { rootHash, envelopesObject }
+  return { thread, rootHash, envelopesObject }
 }
 
 /**
  * Why an entry (key, value) of a plan document is not acceptable, or `undefined` when it is: the
- * value must be bytes within `maxEntryBytes` and the key the CID of those bytes (an envelope id).
- * Signature and schema are checked later, when the entry is folded.
+ * value must be bytes within `maxEntryBytes`, the key the CID of those bytes (an envelope id) and,
+ * when `thread` is given, the bytes the canonical encoding of a schema-valid envelope of that
+ * thread. The signature is checked later, when the entry is folded.
  */
-export function entryProblem(key: string, value: unknown, limits: PlanDocLimits): string | undefined {
-  if (!(value instanceof Uint8Array)) return `entry ${key.slice(0, 80)} is not bytes`
+export function entryProblem(
+  key: string,
+  value: unknown,
+  limits: PlanDocLimits,
+  thread?: string,
+): string | undefined {
+  const name = `entry ${key.slice(0, 80)}`
+  if (!(value instanceof Uint8Array)) return `${name} is not bytes`
   if (value.length > limits.maxEntryBytes) {
-    return `entry ${key.slice(0, 80)} is ${value.length} bytes, over the limit of ${limits.maxEntryBytes}`
+    return `${name} is ${value.length} bytes, over the limit of ${limits.maxEntryBytes}`
   }
-  if (cidOfDagCbor(value) !== key) return `entry ${key.slice(0, 80)} is not keyed by the CID of its bytes`
+  if (cidOfDagCbor(value) !== key) return `${name} is not keyed by the CID of its bytes`
+  if (thread === undefined) return undefined
+  let env: AnyEnvelope
+  try {
+    env = decodeEnvelope(value)
+  } catch (error) {
+    return `${name} is not an envelope (${describe(error)})`
+  }
+  if (env.thread !== thread) return `${name} belongs to thread ${env.thread.slice(0, 80)}`
   return undefined
 }
 
@@ -120,7 +137,8 @@ export interface PlanDocCounts {
 /**
  * Checks the changes an Automerge sync message carries for a plan document BEFORE they are
  * applied: besides the shared root, every operation must put one new entry (no overwrite, no
- * delete, nothing outside the `envelopes` map) that passes {@link entryProblem}, and the document
+ * delete, nothing outside the `envelopes` map) that passes {@link entryProblem} for the document's
+ * thread (so only schema-valid envelopes of the thread are ever stored), and the document
  * must stay within the entry and byte limits. Returns why the message is refused, or `undefined`.
  * Needs the Automerge WASM.
  */
@@ -170,7 +188,7 @@ export function syncMessageProblem(
         if (raw.value.length > limits.maxEntryBytes) {
           return `entry ${raw.key.slice(0, 80)} is ${raw.value.length} bytes, over the limit of ${limits.maxEntryBytes}`
         }
-        const problem = entryProblem(raw.key, Uint8Array.from(raw.value as number[]), limits)
+        const problem = entryProblem(raw.key, Uint8Array.from(raw.value as number[]), limits, shape.thread)
         if (problem !== undefined) return problem
         entries += 1
         bytes += raw.value.length
