@@ -26,6 +26,7 @@ import { LiveLedger } from './economy.ts'
 import { startHttp } from './http.ts'
 import { loadOrCreateIdentity } from './identity.ts'
 import { EnvelopeLog } from './log.ts'
+import { ManifestStore } from './manifests.ts'
 import { BootstrapMonitor } from './monitor.ts'
 import { type AnchorSwarm, startSwarm } from './swarm.ts'
 
@@ -114,8 +115,10 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
   }, 5_000)
   monitorTimer.unref()
 
+  const manifests = await ManifestStore.open(config.data)
   const ledger = new LiveLedger({
     params,
+    manifests,
     replicas: () => swarm.agent.threads().map((thread) => swarm.agent.replica(thread)!),
     version: () => log.size,
   })
@@ -199,6 +202,10 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
     onRequest: (_method, route, status) => httpRequests.inc({ route, status: String(status) }),
     threadEnvelopes: (thread) => swarm.agent.replica(thread)?.envelopes().map(envelopeToJson),
     ledger,
+    pool: {
+      snapshot: () => ledger.pool(),
+      put: (did, manifest) => manifests.put(did, manifest),
+    },
     artifacts: swarm.artifacts,
   })
   logger.info({ url, webApp: webRoot !== undefined }, 'http listening')

@@ -11,6 +11,8 @@ import {
   deriveLedger,
   type GenesisRule,
 } from '../../../peer/src/core/economy/derive.ts'
+import type { PoolManifest } from '../../../peer/src/core/economy/pool.ts'
+import type { PoolEntry } from '../../../peer/src/core/economy/selection.ts'
 import type { NetworkParams } from '../../../peer/src/core/thread/params.ts'
 import type { ThreadReplica } from '../../../peer/src/core/thread/replica.ts'
 
@@ -24,6 +26,8 @@ export interface LiveLedgerOptions {
   /** Longest a derived ledger is served before it is derived again. @default 1 000 */
   maxAgeMs?: number
   genesis?: Partial<GenesisRule>
+  /** Signature-checked verifier manifests, and a number that changes when they do. */
+  manifests?: { all(): PoolManifest[]; readonly version: number }
 }
 
 /** Totals of the live ledger, as `/api/ledger` serves them. */
@@ -56,7 +60,7 @@ export class LiveLedger {
   current(): { derived: DerivedLedger; atMs: number } {
     const clock = this.#options.clock ?? Date.now
     const now = clock()
-    const version = this.#options.version()
+    const version = this.#options.version() * 1_000_003 + (this.#options.manifests?.version ?? 0)
     const cached = this.#cached
     if (cached && cached.version === version && now - cached.atMs < (this.#options.maxAgeMs ?? 1_000)) {
       return cached
@@ -66,6 +70,7 @@ export class LiveLedger {
       params: this.#options.params,
       nowMs: now,
       ...(this.#options.genesis ? { genesis: this.#options.genesis } : {}),
+      ...(this.#options.manifests ? { manifests: this.#options.manifests.all() } : {}),
     })
     this.#cached = { derived, version, atMs: now }
     return this.#cached
@@ -74,6 +79,12 @@ export class LiveLedger {
   account(did: string): AccountView & { atMs: number } {
     const { derived, atMs } = this.current()
     return { ...accountView(derived, did), atMs }
+  }
+
+  /** The verifier pool now: what committee selection draws from. */
+  pool(): { atMs: number; entries: readonly PoolEntry[] } {
+    const { derived, atMs } = this.current()
+    return { atMs, entries: derived.pool }
   }
 
   summary(): LedgerSummary {

@@ -4,7 +4,9 @@
  * at `/` when it has been built. For the web app also: `GET /api/threads/<thread>` (the thread's
  * envelopes as DAG-JSON, for catching up after a reload or an outage; receivers verify them),
  * `GET /api/ledger` and `/api/ledger/<did>` (the live ledger's totals and one account: balance,
- * stake, escrowed and pending credits, derived from signed threads; see economy.ts), and
+ * stake, escrowed and pending credits, derived from signed threads; see economy.ts), `GET /api/pool`
+ * and `PUT /api/pool/<did>` (the verifier pool snapshot; a verifier's signed manifest: join, change,
+ * leave; see manifests.ts), and
  * the gateway to the anchor's Helia artifact store for browsers (`GET`/`PUT /api/artifacts/<cid>`,
  * see artifacts.ts).
  */
@@ -39,6 +41,14 @@ export interface HttpOptions {
   onRequest?: (method: string, route: string, status: number) => void
   /** A thread's envelopes, one DAG-JSON text each, or undefined for an unknown thread. */
   threadEnvelopes?: (thread: string) => string[] | undefined
+  /** The verifier pool: its snapshot (`GET /api/pool`) and signed manifests (`PUT /api/pool/<did>`). */
+  pool?: {
+    snapshot(): unknown
+    put(
+      did: string,
+      manifest: unknown,
+    ): Promise<{ status: number; error: string; field?: string } | undefined>
+  }
   /** The live ledger: its totals, and one account's view by did (`/api/ledger`, `/api/ledger/<did>`). */
   ledger?: { summary(): unknown; account(did: string): unknown }
   /** The anchor's Helia artifact store, served as a gateway for browsers. */
@@ -93,6 +103,9 @@ async function handleArtifact(
   return 200
 }
 
+/** Largest manifest body accepted. */
+const MAX_MANIFEST_BYTES = 4096
+
 function send(response: ServerResponse, status: number, type: string, body: string): number {
   response.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' })
   response.end(body)
@@ -129,6 +142,26 @@ export async function startHttp(options: HttpOptions): Promise<{ server: Server;
     if (options.artifacts && route.startsWith('/api/artifacts/') && ['GET', 'HEAD', 'PUT'].includes(method)) {
       status = await handleArtifact(options.artifacts, method, route.slice(15), request, response)
       route = '/api/artifacts'
+    } else if (options.pool && method === 'PUT' && route.startsWith('/api/pool/')) {
+      const did = decodeURIComponent(route.slice('/api/pool/'.length))
+      route = '/api/pool'
+      const body = await readBody(request, MAX_MANIFEST_BYTES)
+      let manifest: unknown
+      try {
+        manifest = body === undefined ? undefined : JSON.parse(new TextDecoder().decode(body))
+      } catch {
+        manifest = undefined
+      }
+      if (manifest === undefined) {
+        status = json(response, 400, {
+          error: `the body must be a signed manifest in JSON, at most ${MAX_MANIFEST_BYTES} bytes`,
+        })
+      } else {
+        const refusal = await options.pool.put(did, manifest)
+        status = refusal
+          ? json(response, refusal.status, refusal)
+          : json(response, 200, { accepted: true, did })
+      }
     } else if (method !== 'GET' && method !== 'HEAD') {
       status = json(response, 405, { error: `method ${method} not allowed` })
     } else if (route === '/healthz') {
@@ -150,6 +183,8 @@ export async function startHttp(options: HttpOptions): Promise<{ server: Server;
       status = lines
         ? send(response, 200, 'application/json', `[${lines.join(',')}]\n`)
         : json(response, 404, { error: 'no such thread here' })
+    } else if (options.pool && route === '/api/pool') {
+      status = json(response, 200, options.pool.snapshot())
     } else if (options.ledger && (route === '/api/ledger' || route.startsWith('/api/ledger/'))) {
       const did = decodeURIComponent(route.slice('/api/ledger/'.length))
       const problem = route === '/api/ledger' ? undefined : didKeyProblem(did)

@@ -16,3 +16,4 @@
 
 export * from './ed25519.ts'
 export * from './envelopes.ts'
+export * from './manifest.ts'

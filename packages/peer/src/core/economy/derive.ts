@@ -6,12 +6,18 @@
  * Genesis rule of a new network (documented in PROTOCOL.md §8 terms, capped by
  * `LedgerParams.faucetCapPerAccount`): every identity that signed an accepted envelope in a thread
  * is granted `faucetGrant` credits once; the verifiers listed in the network parameters then stake
- * `verifierStake` of theirs. Threads settle one after another in the order of their ids.
+ * `verifierStake` of theirs. Verifiers that signed a manifest are granted too, and their bonded stake
+ * is brought to what their newest manifest declares (joining, changing or leaving the pool). Threads
+ * settle one after another in the order of their ids; their settled outcomes give reputations, and
+ * manifests, ledger and reputations give the pool snapshot.
  */
 import type { NetworkParams } from '../thread/params.ts'
 import type { ThreadReplica } from '../thread/replica.ts'
 import type { Did } from '../types.ts'
 import { Ledger, type LedgerOp, type LedgerParams, LedgerRejectedError } from './ledger.ts'
+import { latestManifests, type PoolManifest, poolSnapshot, stakeOpFor } from './pool.ts'
+import { type Outcome, reputationScores } from './reputation.ts'
+import type { PoolEntry } from './selection.ts'
 import type { RelatedParties } from './settlement.ts'
 import { settleThread } from './thread-settlement.ts'
 
@@ -34,6 +40,12 @@ export interface DerivedLedger {
   readonly slashes: number
   readonly upheldChallenges: number
   readonly frivolousChallenges: number
+  /** Settled outcomes of every thread (for reputation). */
+  readonly outcomes: readonly Outcome[]
+  /** Reputation per identity from the outcomes, per-mille. */
+  readonly reputation: ReadonlyMap<Did, number>
+  /** The verifier pool: manifests in force with their bonded stake, reputation and recency. */
+  readonly pool: readonly PoolEntry[]
 }
 
 /** Derives the ledger that `replicas` imply at `nowMs`. */
@@ -42,6 +54,8 @@ export function deriveLedger(input: {
   params: NetworkParams
   nowMs: number
   genesis?: Partial<GenesisRule>
+  /** Signature-checked verifier manifests: each verifier's stake is brought to what it declares. */
+  manifests?: readonly PoolManifest[]
   ledgerParams?: Partial<LedgerParams>
   related?: RelatedParties
 }): DerivedLedger {
@@ -68,9 +82,16 @@ export function deriveLedger(input: {
     }
   }
   const signers = new Set<Did>()
+  const lastActiveMs = new Map<Did, number>()
   for (const replica of replicas) {
-    for (const env of replica.envelopes()) if (!replica.state.rejected.has(env.id)) signers.add(env.sender)
+    for (const env of replica.envelopes()) {
+      if (replica.state.rejected.has(env.id)) continue
+      signers.add(env.sender)
+      lastActiveMs.set(env.sender, Math.max(lastActiveMs.get(env.sender) ?? 0, env.ts))
+    }
   }
+  const manifests = latestManifests(input.manifests ?? [])
+  for (const manifest of manifests) signers.add(manifest.did)
   for (const did of [...signers].sort()) {
     if (genesis.faucetGrant > 0) apply({ op: 'mint', to: did, amount: genesis.faucetGrant, reason: 'faucet' })
   }
@@ -78,7 +99,12 @@ export function deriveLedger(input: {
     for (const did of input.params.verifiers)
       apply({ op: 'stake', account: did, amount: genesis.verifierStake })
   }
+  for (const manifest of manifests) {
+    const op = stakeOpFor(manifest, ledger.account(manifest.did))
+    if (op) apply(op)
+  }
   const pending = new Map<Did, number>()
+  const outcomes: Outcome[] = []
   let upheldChallenges = 0
   let frivolousChallenges = 0
   const access = {
@@ -96,8 +122,27 @@ export function deriveLedger(input: {
     upheldChallenges += report.upheldChallenges
     frivolousChallenges += report.frivolousChallenges
     for (const payout of report.pending) pending.set(payout.to, (pending.get(payout.to) ?? 0) + payout.amount)
+    outcomes.push(...report.outcomes)
   }
-  return { ledger, pending, applied, refused, slashes, upheldChallenges, frivolousChallenges }
+  const reputation = reputationScores(outcomes, Number.isFinite(input.nowMs) ? input.nowMs : 0)
+  const pool = poolSnapshot({
+    manifests,
+    account: (did) => ledger.account(did),
+    reputationPerMille: reputation,
+    lastActiveMs,
+  })
+  return {
+    ledger,
+    pending,
+    applied,
+    refused,
+    slashes,
+    upheldChallenges,
+    frivolousChallenges,
+    outcomes,
+    reputation,
+    pool,
+  }
 }
 
 /** One account as a person sees it. */

@@ -4,6 +4,7 @@
  */
 export * from './derive.ts'
 export * from './ledger.ts'
+export * from './pool.ts'
 export * from './proofs.ts'
 export * from './reputation.ts'
 export * from './selection.ts'

@@ -18,6 +18,7 @@ import type { CommitInfo } from '../thread/state.ts'
 import type { Did, Envelope } from '../types.ts'
 import type { AccountState, EscrowState, LedgerOp, Payout } from './ledger.ts'
 import { contradictingVerifier } from './proofs.ts'
+import type { Outcome } from './reputation.ts'
 import {
   type RelatedParties,
   settleBounty,
@@ -55,6 +56,8 @@ export interface ThreadSettlementReport {
   unproven: Did[]
   /** Payouts waiting for their challenge period to end. */
   pending: Payout[]
+  /** What the thread says of each party, for reputation (settled outcomes only). */
+  outcomes: Outcome[]
 }
 
 const unrelated: RelatedParties = () => false
@@ -107,7 +110,9 @@ export function settleThread(
     equivocatorsSlashed: 0,
     unproven: [],
     pending: [],
+    outcomes: [],
   }
+  const outcome = (did: Did, kind: Outcome['kind'], atMs: number) => report.outcomes.push({ did, kind, atMs })
   const open = new Set<string>()
   for (const env of replica.envelopes()) {
     if (state.rejected.has(env.id)) continue
@@ -138,6 +143,11 @@ export function settleThread(
         )[0]!
         const challenger = commit.challenges.get(upheld)!.challenger
         report.upheldChallenges += 1
+        const atMs = replica.get(upheld)?.ts ?? 0
+        outcome(commit.worker, 'invalidated', atMs)
+        outcome(challenger, 'upheld-challenge', atMs)
+        for (const did of passVoters) outcome(did, 'wrong-attestation', atMs)
+        for (const did of failVoters) outcome(did, 'honest-attestation', atMs)
         const ops = settleInvalidation({
           commit: commit.id,
           challenge: upheld,
@@ -169,6 +179,12 @@ export function settleThread(
       } else if (commit.finalizedBy !== undefined) {
         const dueMs = payoutDueMs(replica, commit, params)
         latestDueMs = Math.max(latestDueMs, dueMs)
+        if (dueMs <= nowMs) {
+          const atMs = replica.get(commit.finalizedBy)?.ts ?? 0
+          outcome(commit.worker, 'finalized', atMs)
+          for (const did of passVoters) outcome(did, 'honest-attestation', atMs)
+          for (const did of failVoters) outcome(did, 'wrong-attestation', atMs)
+        }
         if (bounty > 0)
           release(
             settleBounty({ commit: commit.id, worker: commit.worker, bounty, passVoters, related }),
@@ -178,6 +194,7 @@ export function settleThread(
           const bond = ledger.escrow(`${id}/bond`)?.amount ?? 0
           if (bond > 0 && dueMs <= nowMs) {
             report.frivolousChallenges += 1
+            outcome(commit.challenges.get(id)!.challenger, 'frivolous-challenge', replica.get(id)?.ts ?? 0)
             ledger.apply(settleFrivolous({ challenge: id, bond, worker: commit.worker }))
           }
         }
