@@ -12,7 +12,7 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 
 /** Peer tests that must pass in both runtimes (they import no `node:` module). */
 const ISOMORPHIC_TESTS = [
-  'packages/peer/test/{codec,schemas,crypto,consensus,thread,capabilities,plan,plan.property,sim,economy,economy-sim,economy-derive,policy-iso,proofs,merkle,peer-api,plan-doc,plan-storage,pool}.test.ts',
+  'packages/peer/test/{codec,schemas,crypto,consensus,thread,capabilities,plan,plan.property,sim,economy,economy-sim,economy-derive,policy-iso,proofs,merkle,peer-api,plan-doc,plan-storage,plan-wasm,pool}.test.ts',
 ]
 
 /** A real anchor and worker peer for `peer-api.test.ts`, which runs in both projects. */

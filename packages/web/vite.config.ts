@@ -20,8 +20,12 @@ export default defineConfig({
   },
   resolve: {
     conditions: ['browser'],
-    // Multicast DNS cannot run in a browser; keep Node's multicast-dns out of the bundle.
-    alias: { '@libp2p/mdns': resolve(here, 'src/shims/mdns.ts') },
+    alias: {
+      // Multicast DNS cannot run in a browser; keep Node's multicast-dns out of the bundle.
+      '@libp2p/mdns': resolve(here, 'src/shims/mdns.ts'),
+      // Automerge's WASM is served as a binary asset (src/main.ts); its base64 copy stays out.
+      '@automerge/automerge/automerge.wasm.base64': resolve(here, 'src/shims/automerge-base64.ts'),
+    },
   },
   server: { host: '127.0.0.1', proxy: { '/api': 'http://127.0.0.1:7700' } },
   preview: { host: '127.0.0.1' },

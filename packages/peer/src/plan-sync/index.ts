@@ -1,5 +1,5 @@
 export { planStorage } from '#plan-sync/storage'
-export { initPlanSyncWasm } from '#plan-sync/wasm'
+export { initPlanSyncWasm, type PlanSyncWasmSource } from '#plan-sync/wasm'
 export * from './document.ts'
 export * from './network.ts'
 export * from './plan-sync.ts'

@@ -4,5 +4,8 @@
  */
 import '@automerge/automerge'
 
-/** Makes sure Automerge's WASM is loaded (already done on Node by the import above). */
-export async function initPlanSyncWasm(): Promise<void> {}
+/** Where Automerge's binary WASM comes from (browsers; Node reads it from the package). */
+export type PlanSyncWasmSource = string | URL | Request | Uint8Array
+
+/** Makes sure Automerge's WASM is loaded (already done on Node by the import above; `source` is ignored). */
+export async function initPlanSyncWasm(_source?: PlanSyncWasmSource): Promise<void> {}

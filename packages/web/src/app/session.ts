@@ -34,7 +34,7 @@ import {
   type Network,
   systemClock,
 } from '@can-swarm/peer/net'
-import type { PlanSync } from '@can-swarm/peer/plan-sync'
+import type { PlanSync, PlanSyncWasmSource } from '@can-swarm/peer/plan-sync'
 import { multiaddr } from '@multiformats/multiaddr'
 import { AnchorArtifactStore } from './artifacts.ts'
 import { TrafficSeries } from './metrics.ts'
@@ -69,6 +69,11 @@ export interface SessionOptions {
   checkEveryMs?: number
   /** Roles of a tab that has never chosen any. @default { verifier: true } */
   defaultRoles?: AgentRoles
+  /**
+   * Automerge's binary WASM (the app serves it as an asset): compiled while it streams in.
+   * @default the peer package's base64 copy, loaded as a chunk of its own
+   */
+  automergeWasm?: PlanSyncWasmSource
 }
 
 /** Connection details of one connected peer, for the swarm view. */
@@ -319,6 +324,7 @@ export class SwarmSession extends EventTarget {
       this.#changed()
       // Loaded on demand: Automerge and its WASM are a separate chunk, fetched once the agent runs.
       const plans = await import('@can-swarm/peer/plan-sync')
+      await plans.initPlanSyncWasm(this.#options.automergeWasm)
       this.#planSync = await plans.createPlanSync({
         libp2p: this.network.libp2p,
         agent,
