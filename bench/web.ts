@@ -15,12 +15,12 @@ import { freePort, ROOT, startAnchorProcess } from '../e2e/support/anchor.ts'
 import { hasChromium, launchChromium } from '../e2e/support/chromium.ts'
 import { ensureWebBuilt } from '../e2e/support/web.ts'
 import { Agent } from '../packages/peer/src/agent/agent.ts'
+import { createHeliaArtifacts, type HeliaArtifacts } from '../packages/peer/src/artifacts/helia.ts'
 import { networkParams } from '../packages/peer/src/core/thread/params.ts'
 import { createIdentity } from '../packages/peer/src/crypto/ed25519.ts'
 import { attachAgent, systemClock } from '../packages/peer/src/net/agent-bus.ts'
 import { createBus } from '../packages/peer/src/net/bus.ts'
 import { createNetwork, type Network } from '../packages/peer/src/net/network.ts'
-import { AnchorArtifactStore } from '../packages/web/src/app/artifacts.ts'
 import type { Metric } from './suite.ts'
 
 const JOIN_RUNS = 3
@@ -56,6 +56,7 @@ export async function runWebBenchmark(progress: (line: string) => void): Promise
   const dir = await mkdtemp(join(tmpdir(), 'can-swarm-bench-web-'))
   const networks: Network[] = []
   const agents: Agent[] = []
+  const stores: HeliaArtifacts[] = []
   const identity = await createIdentity()
   const anchor = await startAnchorProcess({
     data: join(dir, 'anchor'),
@@ -72,6 +73,9 @@ export async function runWebBenchmark(progress: (line: string) => void): Promise
     const peer = async (roles: Agent['roles'], id = identity) => {
       const network = await createNetwork({ identity: id, bootstrap: tcp, webRTC: false })
       networks.push(network)
+      // Artifacts as peers keep them: Helia on the node, blocks fetched from the tab by bitswap.
+      const artifacts = await createHeliaArtifacts({ libp2p: network.libp2p })
+      stores.push(artifacts)
       const bus = createBus(network)
       const agent = new Agent({
         identity: id,
@@ -79,7 +83,7 @@ export async function runWebBenchmark(progress: (line: string) => void): Promise
         bus,
         clock: systemClock(),
         random: { next: Math.random },
-        artifacts: new AnchorArtifactStore({ anchorUrl: anchor.url }),
+        artifacts,
         roles,
         tuning: { leaseTtlMs: 5000 },
       })
@@ -158,6 +162,7 @@ export async function runWebBenchmark(progress: (line: string) => void): Promise
   } finally {
     if (ticker) clearInterval(ticker)
     for (const agent of agents) agent.stop()
+    for (const store of stores) await store.stop().catch(() => undefined)
     for (const network of networks) await network.stop().catch(() => undefined)
     await browser.close()
     await anchor.stop()

@@ -10,10 +10,10 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Agent, builtinCapabilities, createIdentity, networkParams } from '@can-swarm/peer'
+import { createHeliaArtifacts, type HeliaArtifacts } from '@can-swarm/peer/artifacts'
 import { attachAgent, createBus, createNetwork, type Network, systemClock } from '@can-swarm/peer/net'
 import type { Page } from 'playwright'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { AnchorArtifactStore } from '../packages/web/src/app/artifacts.ts'
 import { freePort, ROOT, type RunningAnchor, startAnchorProcess } from './support/anchor.ts'
 import { hasChromium, type LaunchedBrowser, launchChromium } from './support/chromium.ts'
 import { ensureWebBuilt } from './support/web.ts'
@@ -28,7 +28,7 @@ if (!hasChromium()) {
 let dir: string
 let browser: LaunchedBrowser | undefined
 let anchor: RunningAnchor | undefined
-let worker: { network: Network; agent: Agent } | undefined
+let worker: { network: Network; agent: Agent; artifacts: HeliaArtifacts } | undefined
 
 beforeAll(async () => {
   await ensureWebBuilt()
@@ -38,6 +38,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   worker?.agent.stop()
+  await worker?.artifacts.stop().catch(() => undefined)
   await worker?.network.stop().catch(() => undefined)
   await browser?.close()
   await anchor?.stop('SIGKILL')
@@ -163,7 +164,8 @@ describe.skipIf(!hasChromium())('the web app in two tabs', () => {
         .then((v) => v === 'yes'),
     )
 
-    // A Node worker (planner + worker) joins over TCP; it fetches input artifacts from the anchor.
+    // A Node worker (planner + worker) joins over TCP, with Helia on its node: it fetches the NEED's
+    // input by bitswap (from tab A or the anchor, which pins it) and offers its outputs the same way.
     const status = (await (await fetch(`${anchor.url}/api/status`)).json()) as {
       multiaddrs: string[]
       params: Parameters<typeof networkParams>[0]
@@ -175,18 +177,19 @@ describe.skipIf(!hasChromium())('the web app in two tabs', () => {
       webRTC: false,
     })
     const bus = createBus(network)
+    const artifacts = await createHeliaArtifacts({ libp2p: network.libp2p })
     const agent = new Agent({
       identity,
       params: networkParams(status.params),
       bus,
       clock: systemClock(),
       random: { next: Math.random },
-      artifacts: new AnchorArtifactStore({ anchorUrl: anchor.url }),
+      artifacts,
       roles: { planner: true, worker: true },
       tuning: { leaseTtlMs: 5000 },
     })
     attachAgent(bus, agent)
-    worker = { network, agent }
+    worker = { network, agent, artifacts }
     await until('the worker in the gossip mesh', () =>
       network.pubsub.getSubscribers('can-swarm/1/shard/0').length > 0 ? true : undefined,
     )
@@ -269,7 +272,29 @@ describe.skipIf(!hasChromium())('the web app in two tabs', () => {
       30_000,
     )
     expect(await pageA.locator('table.audit tr[data-kind=FINALIZE]').count()).toBe(2)
+    // The result came by bitswap (the HTTP gateway is only a fallback), and tab A now holds it.
+    expect(await pageA.locator('[data-testid=result-source]').textContent()).toBe('bitswap')
     await shot(pageA, '4-thread-final')
+
+    // The anchor pinned the input (fetched from tab A, which never uploaded it) and both outputs,
+    // all by bitswap: nobody PUT an artifact to its HTTP gateway.
+    await until('the anchor pinning input and outputs', async () => {
+      const now = (await (await fetch(`${anchor!.url}/api/status`)).json()) as {
+        artifacts: { pinned: number }
+      }
+      return now.artifacts.pinned >= 3
+    })
+    const metrics = await (await fetch(`${anchor.url}/metrics`)).text()
+    expect(metrics).not.toMatch(/can_swarm_http_requests_total\{route="\/api\/artifacts",status="201"\}/)
+    // Automerge's WASM came as a binary asset, served as application/wasm.
+    const wasm = await pageA.evaluate(() =>
+      performance
+        .getEntriesByType('resource')
+        .map((entry) => entry.name)
+        .find((name) => /\/assets\/automerge-[^/]+\.wasm$/.test(name)),
+    )
+    expect(wasm).toBeDefined()
+    expect((await fetch(wasm!)).headers.get('content-type')).toBe('application/wasm')
 
     // The Node worker did both tasks; tab B's verifier attested both results.
     const state = worker.agent.replica(need)!.state
@@ -314,6 +339,16 @@ describe.skipIf(!hasChromium())('the web app in two tabs', () => {
         .catch(() => false),
     )
     await shot(pageA, '6-threads-after-reload')
+    // Artifacts survive the reload too: the result is read from this browser's IndexedDB.
+    await pageA.goto(`${anchor.url}/#/threads/${encodeURIComponent(need)}`)
+    await until('the result read from this browser', () =>
+      pageA
+        .locator('[data-testid=result-source]')
+        .textContent({ timeout: 1000 })
+        .then((source) => source === 'this browser')
+        .catch(() => false),
+    )
+    expect(await pageA.locator('[data-testid=result-text]').textContent()).toBe(expected)
     expect(problems).toEqual([])
   }, 420_000)
 })

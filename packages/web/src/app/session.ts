@@ -39,9 +39,12 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { AnchorArtifactStore } from './artifacts.ts'
 import { TrafficSeries } from './metrics.ts'
 import type { StoredEnvelope, TabStorage } from './storage.ts'
+import { TabArtifacts } from './tab-artifacts.ts'
 
 /** The IndexedDB database of the tab's plan documents. */
 const PLAN_DATABASE = 'can-swarm-plans'
+/** The IndexedDB database of the tab's artifact blocks (`<name>/blocks`). */
+const ARTIFACT_DATABASE = 'can-swarm-artifacts'
 
 /** What `/api/status` of an anchor says (the parts the tab uses). */
 export interface AnchorStatus {
@@ -74,6 +77,11 @@ export interface SessionOptions {
    * @default the peer package's base64 copy, loaded as a chunk of its own
    */
   automergeWasm?: PlanSyncWasmSource
+  /**
+   * How long reading an artifact asks connected peers by bitswap before the anchor's HTTP gateway
+   * is tried, in ms. @default 5 000
+   */
+  bitswapWaitMs?: number
 }
 
 /** Connection details of one connected peer, for the swarm view. */
@@ -125,7 +133,8 @@ export class SwarmSession extends EventTarget {
   readonly identity: LocalIdentity
   readonly storage: TabStorage
   readonly anchorUrl: string
-  readonly artifacts: AnchorArtifactStore
+  /** Helia over this tab's libp2p node, blocks in IndexedDB; the anchor's gateway as a fallback read path. */
+  readonly artifacts: TabArtifacts
   readonly traffic = new TrafficSeries(60)
   readonly network: Network
   readonly bus: GossipBus
@@ -170,12 +179,20 @@ export class SwarmSession extends EventTarget {
     this.network = network
     this.roles = roles
     this.anchorUrl = anchorUrl
-    this.artifacts = new AnchorArtifactStore({
-      anchorUrl,
-      cache: {
-        get: (cid) => options.storage.artifact(cid),
-        set: (cid, bytes) => options.storage.saveArtifact(cid, bytes),
+    this.artifacts = new TabArtifacts({
+      // Loaded on demand: Helia and bitswap are a chunk of their own, off the page's first load.
+      open: async () => {
+        const { createHeliaArtifacts, openArtifactStorage } = await import('@can-swarm/peer/artifacts')
+        return createHeliaArtifacts({
+          libp2p: network.libp2p,
+          storage: await openArtifactStorage(ARTIFACT_DATABASE),
+          fetchTimeoutMs: options.bitswapWaitMs ?? 5_000,
+        })
       },
+      gateway: new AnchorArtifactStore({
+        anchorUrl,
+        cache: { get: async () => undefined, set: async () => {} },
+      }),
     })
     this.bus = createBus(network)
     this.bus.onEnvelope((env) => {
@@ -202,6 +219,12 @@ export class SwarmSession extends EventTarget {
       allowPrivateDial: true,
     })
     const session = new SwarmSession(options, identity, network, roles, options.anchorUrl ?? '')
+    // Helia starts at once: it serves the blocks this tab kept (e.g. a NEED's input) to peers asking.
+    session.artifacts
+      .start()
+      .catch((error: unknown) =>
+        session.error(new Error(`the artifact store (IndexedDB) could not be opened: ${describe(error)}`)),
+      )
     await session.#loadHistory()
     const saved = await storage.setting<NetworkParams>('params')
     if (saved) await session.#setParams(networkParams(saved))
@@ -577,6 +600,7 @@ export class SwarmSession extends EventTarget {
     this.agent?.stop()
     await this.#persist()
     this.bus.close()
+    await this.artifacts.stop().catch(() => undefined)
     await this.network.stop()
   }
 }

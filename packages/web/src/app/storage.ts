@@ -1,11 +1,14 @@
 /**
  * What a tab keeps across reloads, in IndexedDB: the identity seed (secret, never leaves the
- * tab), every envelope it has seen (the thread history it folds again on load), artifacts it has
- * put or fetched, and small settings (roles, the last network parameters and anchor address).
+ * tab), every envelope it has seen (the thread history it folds again on load) and small settings
+ * (roles, the last network parameters and anchor address). Artifacts live in Helia's own IndexedDB
+ * blockstore (`can-swarm-artifacts/blocks`, see tab-artifacts.ts) and plan documents in
+ * Automerge's (`can-swarm-plans`); the `artifacts` object store of earlier versions is no longer
+ * written.
  */
 
 const DB_VERSION = 1
-const STORES = ['keys', 'envelopes', 'artifacts', 'settings'] as const
+const STORES = ['keys', 'envelopes', 'settings'] as const
 type StoreName = (typeof STORES)[number]
 
 /** A stored envelope: its wire bytes (DAG-CBOR) under its id, with the thread for filtering. */
@@ -85,14 +88,6 @@ export class TabStorage {
   async envelopes(): Promise<StoredEnvelope[]> {
     const tx = this.#db.transaction('envelopes', 'readonly')
     return (await request(tx.objectStore('envelopes').getAll())) as StoredEnvelope[]
-  }
-
-  artifact(cid: string): Promise<Uint8Array | undefined> {
-    return this.#get<Uint8Array>('artifacts', cid)
-  }
-
-  saveArtifact(cid: string, bytes: Uint8Array): Promise<void> {
-    return this.#put('artifacts', cid, bytes)
   }
 
   close(): void {

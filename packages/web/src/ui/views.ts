@@ -225,6 +225,35 @@ export function swarmView(session: SwarmSession): HTMLElement {
           ),
       ),
     ),
+    artifactsCard(session),
+  )
+}
+
+function artifactsCard(session: SwarmSession): HTMLElement {
+  const stats = session.artifacts.stats()
+  return h(
+    'div',
+    { class: 'card', 'data-testid': 'artifact-stats', 'data-gateway-reads': stats.gateway },
+    h('h3', {}, 'Artifacts'),
+    h(
+      'p',
+      { class: 'muted' },
+      'Helia (IPFS) on this tab’s libp2p node, blocks in IndexedDB: what you post stays in this browser and peers fetch it by bitswap; the anchor pins it. The anchor’s HTTP gateway is read only when bitswap finds nothing within a few seconds.',
+    ),
+    h(
+      'dl',
+      {},
+      h('dt', {}, 'put here'),
+      h('dd', {}, stats.put),
+      h('dt', {}, 'read from this browser'),
+      h('dd', {}, stats.local),
+      h('dt', {}, 'fetched by bitswap'),
+      h('dd', { 'data-testid': 'bitswap-reads' }, stats.bitswap),
+      h('dt', {}, 'from the anchor gateway'),
+      h('dd', {}, stats.gateway),
+      h('dt', {}, 'not found'),
+      h('dd', {}, stats.missing),
+    ),
   )
 }
 
@@ -421,14 +450,28 @@ export function threadView(session: SwarmSession, thread: string, cache: AsyncCa
         { class: 'card', 'data-testid': 'result' },
         h('h3', {}, 'Result'),
         outputs.map((cid) => {
-          const bytes = cache.get(`artifact:${cid}`, () => session.artifacts.get(cid))
+          // null: nobody reachable held it when asked.
+          const bytes = cache.get(`artifact:${cid}`, async () => (await session.artifacts.get(cid)) ?? null)
           const text = bytes instanceof Uint8Array ? new TextDecoder().decode(bytes) : undefined
+          const source = session.artifacts.sourceOf(cid)
           return h(
             'div',
             { class: 'artifact' },
-            h('p', {}, 'artifact ', h('code', { 'data-testid': 'result-cid' }, cid)),
+            h(
+              'p',
+              {},
+              'artifact ',
+              h('code', { 'data-testid': 'result-cid' }, cid),
+              source && [' · from ', h('span', { 'data-testid': 'result-source' }, source)],
+            ),
             text === undefined
-              ? h('p', { class: 'muted' }, 'fetching…')
+              ? h(
+                  'p',
+                  { class: 'muted' },
+                  bytes === null
+                    ? 'Not found: neither a connected peer nor the anchor holds it right now. Reload to ask again.'
+                    : 'fetching…',
+                )
               : h(
                   'pre',
                   { 'data-testid': 'result-text' },
