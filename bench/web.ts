@@ -4,7 +4,7 @@
  *   (median of 3 fresh browser contexts, while a Node peer posts a NEED every 250 ms);
  * - `web_finalize_ms`: a NEED (word-frequency) posted in a tab → FINALIZE shown in that tab, with a
  *   Node peer as planner, worker and verifier (bootstrap mode, K = 1); includes the challenge window;
- * - `web_bundle_gz_kb`: gzipped JS, CSS and WASM the app page loads (the embed example excluded).
+ * - `web_bundle_gz_kb`: gzipped JS, CSS, WASM and JSON the app page loads (the embed example excluded).
  */
 import { readdirSync, readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -29,7 +29,7 @@ function bundleGzKb(): number {
   const assets = join(ROOT, 'packages', 'web', 'dist', 'assets')
   let bytes = 0
   for (const name of readdirSync(assets)) {
-    if (name.startsWith('embed-') || !/\.(js|css|wasm)$/.test(name)) continue
+    if (name.startsWith('embed-') || !/\.(js|css|wasm|json)$/.test(name)) continue
     bytes += gzipSync(readFileSync(join(assets, name)), { level: 9 }).length
   }
   return Math.round(bytes / 102.4) / 10

@@ -89,6 +89,15 @@ describe.skipIf(!hasChromium())('the web app in two tabs', () => {
     expect(didA).toMatch(/^did:key:z6Mk/)
     expect(didB).toMatch(/^did:key:z6Mk/)
     expect(didA).not.toBe(didB)
+    // Both tabs loaded the network's policy and passed its conformance vectors.
+    for (const page of [pageA, pageB]) {
+      await until('the policy loaded', () =>
+        page
+          .locator('[data-testid=policy]')
+          .getAttribute('data-state')
+          .then((state) => state === 'loaded'),
+      )
+    }
     // A new identity holds nothing yet: the faucet grants credits with its first signed envelope.
     await expect.poll(() => pageA.locator('[data-testid=credits]').textContent()).toBe('0')
     expect(await pageA.locator('[data-testid=faucet]').count()).toBe(1)
@@ -208,6 +217,25 @@ describe.skipIf(!hasChromium())('the web app in two tabs', () => {
         .then((t) => (t?.includes('insufficient budget') ? t : undefined)),
     )
 
+    // A NEED the network's policy denies (a budget above its credit range) is refused in the tab
+    // before it is published: the person reads the rule and the field, here and under Problems.
+    await pageA.locator('[data-testid=need-budget]').fill('2000000')
+    await pageA.locator('[data-testid=need-submit]').click()
+    const denial = await until('the policy refusal', () =>
+      pageA
+        .locator('[data-testid=post-result]')
+        .textContent()
+        .then((t) => (t?.includes('budget-credits') ? t : undefined)),
+    )
+    expect(denial).toContain('Refused by the policy before anything was sent')
+    expect(denial).toContain('rule "budget-credits" on payload.budget = 2000000')
+    await until('the denial under Problems and in the policy counters', async () => {
+      const problems = await pageA.locator('[data-testid=errors]').textContent()
+      const denials = await pageA.locator('[data-testid=policy-denials]').textContent()
+      return problems?.includes('rule "budget-credits" on payload.budget') && denials === 'budget-credits: 1'
+    })
+    await shot(pageA, '4-policy-denial')
+
     // Tab A posts a NEED and follows it live to FINALIZE.
     await pageA.locator('[data-testid=need-requires]').fill('word-frequency, sha256')
     await pageA.locator('[data-testid=need-input]').fill(text)
@@ -296,6 +324,8 @@ describe.skipIf(!hasChromium())('the web app in two tabs', () => {
     expect(wasm).toBeDefined()
     expect((await fetch(wasm!)).headers.get('content-type')).toBe('application/wasm')
 
+    // The denied NEED never reached the swarm: the worker heard of this one thread only.
+    expect(worker.agent.threads()).toEqual([need])
     // The Node worker did both tasks; tab B's verifier attested both results.
     const state = worker.agent.replica(need)!.state
     const tasks = [...state.tasks.values()].filter((task) => task.proposal === state.winner?.proposal)

@@ -38,6 +38,7 @@ import type { PlanSync, PlanSyncWasmSource } from '@can-swarm/peer/plan-sync'
 import { multiaddr } from '@multiformats/multiaddr'
 import { AnchorArtifactStore } from './artifacts.ts'
 import { TrafficSeries } from './metrics.ts'
+import { explainPolicyDenial, loadTabPolicy, type PolicyBundleSource, type TabPolicy } from './policy.ts'
 import type { StoredEnvelope, TabStorage } from './storage.ts'
 import { TabArtifacts } from './tab-artifacts.ts'
 
@@ -82,6 +83,12 @@ export interface SessionOptions {
    * is tried, in ms. @default 5 000
    */
   bitswapWaitMs?: number
+  /**
+   * The network's policy bundle (the app serves `policies/bundle/base.wasm` and `base.json` as
+   * assets): checked, then run at the agent's preflight, ingress and commit gates. While it is
+   * configured but not loaded, posting is refused. @default none: no policy gates
+   */
+  policy?: PolicyBundleSource
 }
 
 /** Connection details of one connected peer, for the swarm view. */
@@ -97,9 +104,7 @@ const MAX_SHOWN_ERRORS = 20
 const PERSIST_EVERY_MS = 250
 
 function describe(error: unknown): string {
-  if (error instanceof PolicyDeniedError) {
-    return `Policy denied (${error.gate} gate): ${error.reasons.map((r) => `rule "${r.rule}" on ${r.field}`).join(', ')}`
-  }
+  if (error instanceof PolicyDeniedError) return explainPolicyDenial(error.gate, error.reasons)
   if (error instanceof CanSwarmError) return `${error.code}: ${error.message}`
   return error instanceof Error ? error.message : String(error)
 }
@@ -154,6 +159,10 @@ export class SwarmSession extends EventTarget {
   credits: Credits | undefined
   /** Balance and pending payouts over time (one sample per anchor check, last {@link CREDIT_SAMPLES}). */
   readonly creditHistory: Credits[] = []
+  /** The network's policy and its gates, once loaded and checked. */
+  policy: TabPolicy | undefined
+  /** Why the policy is not loaded, while it is not. */
+  policyProblem: string | undefined
   /** ms from navigation start to the first valid envelope received over gossip. */
   joinMs: number | undefined
   readonly rtts = new Map<string, number>()
@@ -164,6 +173,7 @@ export class SwarmSession extends EventTarget {
   #timers: Array<ReturnType<typeof setInterval>> = []
   #checking = false
   #rebuilding: Promise<void> = Promise.resolve()
+  #policyLoading: Promise<TabPolicy | undefined> | undefined
 
   private constructor(
     options: SessionOptions,
@@ -225,6 +235,7 @@ export class SwarmSession extends EventTarget {
       .catch((error: unknown) =>
         session.error(new Error(`the artifact store (IndexedDB) could not be opened: ${describe(error)}`)),
       )
+    void session.#loadPolicy()
     await session.#loadHistory()
     const saved = await storage.setting<NetworkParams>('params')
     if (saved) await session.#setParams(networkParams(saved))
@@ -307,6 +318,27 @@ export class SwarmSession extends EventTarget {
 
   // ------------------------------------------------------------------ agent
 
+  /** Loads and checks the policy bundle once (again after a failure); undefined when it fails or none is configured. */
+  #loadPolicy(): Promise<TabPolicy | undefined> {
+    const source = this.#options.policy
+    if (!source || this.policy) return Promise.resolve(this.policy)
+    this.#policyLoading ??= loadTabPolicy(source).then(
+      (policy) => {
+        this.policy = policy
+        this.policyProblem = undefined
+        this.#changed()
+        return policy
+      },
+      (error: unknown) => {
+        this.#policyLoading = undefined
+        this.policyProblem = describe(error)
+        this.error(new Error(`The network's policy could not be loaded: ${this.policyProblem}`))
+        return undefined
+      },
+    )
+    return this.#policyLoading
+  }
+
   async #setParams(params: NetworkParams): Promise<void> {
     const changed = JSON.stringify(params) !== JSON.stringify(this.params)
     if (!changed && this.agent) return
@@ -324,6 +356,7 @@ export class SwarmSession extends EventTarget {
       await this.#planSync?.stop().catch((error: unknown) => this.error(error))
       this.#planSync = undefined
       this.agent?.stop()
+      const policy = await this.#loadPolicy()
       const sink = {
         publish: (env: AnyEnvelope) => {
           this.#record(env, 'published')
@@ -339,6 +372,7 @@ export class SwarmSession extends EventTarget {
         artifacts: this.artifacts,
         roles: this.roles,
         tuning: { leaseTtlMs: 5000 },
+        ...(policy ? { policy: policy.gates } : {}),
         onError: (error) => this.error(error),
       })
       this.agent = agent
@@ -380,6 +414,11 @@ export class SwarmSession extends EventTarget {
         'not joined yet: the anchor has not told this tab the network parameters (is it reachable?)',
       )
     }
+    if (this.#options.policy && !this.policy) {
+      throw new Error(
+        `the network's policy is not loaded (${this.policyProblem ?? 'still loading'}): posting is refused until it is; reload the page to try again`,
+      )
+    }
     const unknown = request.requires.filter((name) => !agent.capabilities.has(name))
     if (unknown.length > 0) {
       throw new Error(
@@ -401,13 +440,20 @@ export class SwarmSession extends EventTarget {
             : ''),
       )
     }
-    return agent.post({
+    const need = {
       requires: request.requires,
       inputs: [request.input],
       budget: request.budget,
       bidWindowMs: request.bidWindowMs ?? 500,
       produces: 'text/plain',
-    })
+    }
+    try {
+      return await agent.post(need)
+    } catch (error) {
+      if (!(error instanceof PolicyDeniedError)) throw error
+      // The NEED was never published: say which rule denied which field, with the value asked for.
+      throw new Error(explainPolicyDenial(error.gate, error.reasons, { payload: need }), { cause: error })
+    }
   }
 
   /** Price of a capability chain at the built-in prices (unknown capabilities count 0). */

@@ -289,7 +289,7 @@ function overview(session: SwarmSession, forms: Forms): HTMLElement {
       'div',
       { class: 'grid two' },
       forms.post,
-      h('div', {}, forms.roles, networkCard(session), errorsCard(session)),
+      h('div', {}, forms.roles, networkCard(session), policyCard(session), errorsCard(session)),
     ),
   )
 }
@@ -389,6 +389,62 @@ function networkCard(session: SwarmSession): HTMLElement {
       h('dd', {}, params ? `${params.tChallengeMs / 1000} s` : '—'),
       h('dt', {}, 'peers connected'),
       h('dd', {}, session.network.libp2p.getPeers().length),
+    ),
+  )
+}
+
+function policyCard(session: SwarmSession): HTMLElement {
+  const policy = session.policy
+  if (!policy) {
+    return h(
+      'div',
+      { class: 'card', 'data-testid': 'policy', 'data-state': session.policyProblem ? 'failed' : 'loading' },
+      h('h3', {}, 'Policy'),
+      h(
+        'p',
+        { class: session.policyProblem ? 'bad' : 'muted' },
+        session.policyProblem
+          ? `Not loaded: ${session.policyProblem} Posting is refused until it is.`
+          : 'Loading the network’s policy…',
+      ),
+    )
+  }
+  const stats = policy.gates.stats()
+  const denials = Object.entries(stats.denialsByRule)
+  const gate = (name: 'preflight' | 'ingress' | 'commit') =>
+    `${stats[name].evaluations} evaluated, ${stats[name].denials} denied`
+  return h(
+    'div',
+    { class: 'card', 'data-testid': 'policy', 'data-state': 'loaded' },
+    h('h3', {}, 'Policy'),
+    h(
+      'p',
+      {},
+      h('code', {}, policy.manifest.name),
+      ' ',
+      h('code', { title: policy.manifest.policyHash }, shortId(policy.manifest.policyHash, 8)),
+      ` · ${policy.conformancePassed}/${policy.manifest.vectors.length} conformance vectors pass in this browser`,
+    ),
+    h(
+      'dl',
+      {},
+      h('dt', {}, 'preflight'),
+      h('dd', {}, gate('preflight')),
+      h('dt', {}, 'ingress'),
+      h('dd', {}, gate('ingress')),
+      h('dt', {}, 'commit'),
+      h('dd', {}, gate('commit')),
+      h('dt', {}, 'denials by rule'),
+      h(
+        'dd',
+        { 'data-testid': 'policy-denials' },
+        denials.length === 0 ? 'none' : denials.map(([rule, count]) => `${rule}: ${count}`).join(', '),
+      ),
+    ),
+    h(
+      'p',
+      { class: 'muted' },
+      'Rego compiled to gas-metered WebAssembly, run in this tab before it publishes, on everything it receives, and on results it verifies.',
     ),
   )
 }

@@ -1,0 +1,167 @@
+/**
+ * The network's base policy in the tab (PROTOCOL.md §7): the committed bundle (`policies/bundle/`,
+ * the gas-metered WASM and its manifest) is fetched as two assets of the build, checked (the WASM
+ * must hash to the manifest's `policyHash`, and every conformance vector must give the recorded
+ * decision, gas units and eval digest on this browser's engine), and run at the agent's three
+ * gates: preflight before the tab publishes anything, ingress on everything it receives, commit
+ * when its verifier judges a result. A NEED the policy denies is refused before it leaves the tab,
+ * and the person is told which rule denied which field.
+ *
+ * Envelopes the tab publishes name the policy they were evaluated under by its `policyHash`; those
+ * of peers that run only the built-in rules (Node peers without gates, `BUILTIN_POLICY_HASH`) are
+ * accepted too, and evaluated under the base policy at ingress.
+ */
+import {
+  BUILTIN_POLICY_HASH,
+  type BundleManifest,
+  loadPolicyEngine,
+  PolicyGates,
+  type PolicyReason,
+  runConformance,
+  sha256Hex,
+} from '@can-swarm/peer'
+
+/** Where the bundle is served: the instrumented WASM and its JSON manifest. */
+export interface PolicyBundleSource {
+  wasm: string | URL
+  manifest: string | URL
+}
+
+/** The loaded policy. */
+export interface TabPolicy {
+  gates: PolicyGates
+  manifest: BundleManifest
+  /** Conformance vectors that gave the recorded decision here (all of them, or loading fails). */
+  conformancePassed: number
+}
+
+/** Thrown when the bundle cannot be fetched or fails its checks; says what to do. */
+export class PolicyLoadError extends Error {
+  readonly code = 'POLICY_LOAD_FAILED'
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options)
+    this.name = 'PolicyLoadError'
+  }
+}
+
+/** Options of {@link loadTabPolicy}. */
+export interface LoadTabPolicyOptions {
+  /** @default globalThis.fetch */
+  fetch?: typeof fetch
+  signal?: AbortSignal
+}
+
+async function fetchBytes(url: string | URL, options: LoadTabPolicyOptions): Promise<Uint8Array> {
+  const get = options.fetch ?? globalThis.fetch.bind(globalThis)
+  let response: Response
+  try {
+    response = await get(url, options.signal ? { signal: options.signal } : {})
+  } catch (error) {
+    throw new PolicyLoadError(
+      `the policy bundle ${String(url)} could not be fetched (${(error as Error).message}); is the anchor reachable?`,
+      { cause: error },
+    )
+  }
+  if (!response.ok) {
+    throw new PolicyLoadError(
+      `the policy bundle ${String(url)} could not be fetched (HTTP ${response.status}); rebuild the web app (npm run build:web)`,
+    )
+  }
+  return new Uint8Array(await response.arrayBuffer())
+}
+
+/**
+ * Fetches, checks and loads the policy bundle, and builds the gates the agent runs.
+ * @throws {PolicyLoadError} when a file cannot be fetched, the WASM does not match the manifest,
+ *   or a conformance vector gives another decision on this engine.
+ */
+export async function loadTabPolicy(
+  source: PolicyBundleSource,
+  options: LoadTabPolicyOptions = {},
+): Promise<TabPolicy> {
+  const [wasm, manifestBytes] = await Promise.all([
+    fetchBytes(source.wasm, options),
+    fetchBytes(source.manifest, options),
+  ])
+  let manifest: BundleManifest
+  try {
+    manifest = JSON.parse(new TextDecoder().decode(manifestBytes)) as BundleManifest
+  } catch (error) {
+    throw new PolicyLoadError(`the policy manifest ${String(source.manifest)} is not JSON`, { cause: error })
+  }
+  const actual = sha256Hex(wasm)
+  if (actual !== manifest.policyHash) {
+    throw new PolicyLoadError(
+      `the policy WASM hashes to ${actual}, not to the manifest's policyHash ${manifest.policyHash}: the bundle is damaged or mixed; rebuild it (npm run policy:build)`,
+    )
+  }
+  const engine = await loadPolicyEngine(wasm, {
+    gasLimit: manifest.gasLimit,
+    entrypoint: manifest.entrypoint,
+  })
+  const { passed, failed } = runConformance(engine, manifest.vectors)
+  if (failed.length > 0) {
+    throw new PolicyLoadError(
+      `the policy gives other decisions in this browser than where it was built (conformance vectors ${failed.join(', ')}): its gates would diverge from other peers', so they stay off`,
+    )
+  }
+  const gates = new PolicyGates({
+    engine,
+    capsule: manifest.policyHash,
+    trusted: { has: (hash) => hash === manifest.policyHash || hash === BUILTIN_POLICY_HASH },
+  })
+  return { gates, manifest, conformancePassed: passed.length }
+}
+
+/** What each rule of the base policy checks, in words (policies/README.md has the limits). */
+export const RULE_WORDS: Readonly<Record<string, string>> = {
+  'schema-version': 'the input document has a schema version the policy does not read',
+  'gate-known': 'the gate is not one the policy knows',
+  'kind-allowed': 'the envelope kind is not a protocol verb',
+  'payload-size': 'the payload is larger than the policy allows',
+  'refs-count': 'the envelope references more artifacts than the policy allows',
+  'budget-messages': 'this sender has put more envelopes into the thread than the policy allows',
+  'budget-credits': 'the credits named (budget, price, cost or bond) are outside the range the policy allows',
+  'budget-retries': 'the ballot is above the retries the policy allows',
+  'budget-ttl': 'a lease, bid window or deadline is longer than the policy allows',
+  'bounty-cap': 'the verify bounty is above the cap of the task class',
+  'outputs-match': 're-execution gave other outputs',
+  'telemetry-exact': 'claimed byte counts differ from what was measured',
+  'telemetry-above-measured': 'claimed resources exceed what was measured beyond the tolerance',
+  'telemetry-cap': 'claimed CPU time is above the cap of the task class',
+  'capsule-unknown': 'it names a policy capsule this peer does not know or trust',
+  'gas-limit': 'evaluating the policy ran out of gas',
+}
+
+/** The value at a dotted path (`payload.budget`) of `value`, when it is a number or string. */
+function valueAt(value: unknown, path: string): string | undefined {
+  let current = value
+  for (const key of path.split('.')) {
+    if (current === null || typeof current !== 'object') return undefined
+    current = (current as Record<string, unknown>)[key]
+  }
+  return typeof current === 'number' || typeof current === 'string' ? String(current) : undefined
+}
+
+/**
+ * One denial in words: each rule by name, the field it blames (with its value, when `envelope`
+ * holds it) and what the rule checks; e.g. `rule "budget-credits" on payload.budget = 2000000:
+ * the credits named … are outside the range the policy allows`.
+ */
+export function explainPolicyDenial(
+  gate: string,
+  reasons: readonly PolicyReason[],
+  envelope?: { payload: unknown },
+): string {
+  const parts = reasons.map((reason) => {
+    const value = envelope && reason.field ? valueAt(envelope, reason.field) : undefined
+    const field = reason.field ? ` on ${reason.field}${value === undefined ? '' : ` = ${value}`}` : ''
+    const words = RULE_WORDS[reason.rule]
+    return `rule "${reason.rule}"${field}${words ? `: ${words}` : ''}`
+  })
+  const refused =
+    gate === 'preflight'
+      ? 'Refused by the policy before anything was sent'
+      : `Denied by the policy (${gate} gate)`
+  return `${refused}: ${parts.join('; ') || 'default deny'}.`
+}
