@@ -24,6 +24,7 @@ import { encodeFrame } from '../net/frame.ts'
 import { createNetwork, type Network } from '../net/network.ts'
 import { threadTopic } from '../net/topics.ts'
 import { type IngressHook, validateFrame } from '../net/validation.ts'
+import { type AgentSync, syncAgent } from '../sync/agent-sync.ts'
 
 /** How the parent configures a mesh peer. */
 export interface MeshPeerConfig {
@@ -54,6 +55,8 @@ export interface MeshPeerConfig {
     /** Input texts every peer holds (a stand-in for the artifact network). */
     inputs: string[]
     randomSeed: number
+    /** Also pull missed envelopes from peers serving sync, every this many ms (as `createPeer` does). */
+    syncIntervalMs?: number
   }
 }
 
@@ -68,6 +71,7 @@ let identity: LocalIdentity
 let network: Network
 let bus: GossipBus
 let agent: Agent | undefined
+let sync: AgentSync | undefined
 const deliveries: Array<[string, number]> = []
 const kept = new Map<string, Uint8Array>()
 const prepared: AnyEnvelope[] = []
@@ -142,11 +146,13 @@ async function start(config: MeshPeerConfig): Promise<unknown> {
         if (!finalAt.has(thread) && isFinal(thread)) finalAt.set(thread, preciseNowMs())
     }, 20)
     watcher.unref()
-    attachAgent(bus, agent, {
-      onError: (error) => {
-        if (errors.length < 50) errors.push(error instanceof Error ? error.message : String(error))
-      },
-    })
+    const onError = (error: unknown) => {
+      if (errors.length < 50) errors.push(error instanceof Error ? error.message : String(error))
+    }
+    attachAgent(bus, agent, { onError })
+    if (spec.syncIntervalMs !== undefined) {
+      sync = await syncAgent({ libp2p: network.libp2p, agent, intervalMs: spec.syncIntervalMs, onError })
+    }
   }
   return info()
 }
@@ -412,6 +418,7 @@ const methods: Record<string, (params: never) => Promise<unknown> | unknown> = {
   },
   async stop() {
     await nats?.close().catch(() => {})
+    await sync?.stop()
     agent?.stop()
     bus?.close()
     await network?.stop()
