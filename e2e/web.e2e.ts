@@ -343,6 +343,33 @@ describe.skipIf(!hasChromium())('the web app in two tabs', () => {
         .then((n) => n >= 2),
     )
     await shot(pageB, '5-verifier')
+
+    // Tab B stakes as a verifier with a manifest signed in the tab: a bad ASN is refused in words,
+    // a good declaration bonds 100 credits and puts tab B in the anchor's staked pool.
+    await pageB.goto(`${anchor.url}/#/overview`)
+    await pageB.locator('[data-testid=stake-org]').fill('tabco')
+    await pageB.locator('[data-testid=stake-asn]').fill('64511')
+    await pageB.locator('[data-testid=stake-region]').fill('loopback')
+    await pageB.locator('[data-testid=stake-amount]').fill('100')
+    await pageB.locator('[data-testid=stake-submit]').click()
+    await until('the bad ASN refused in words', () =>
+      pageB
+        .locator('[data-testid=stake-result]')
+        .textContent()
+        .then((t) => (t?.includes('asn') && t.includes('AS64500') ? t : undefined)),
+    )
+    await pageB.locator('[data-testid=stake-asn]').fill('AS64511')
+    await pageB.locator('[data-testid=stake-submit]').click()
+    await until('tab B in the staked pool', async () => {
+      const result = await pageB.locator('[data-testid=stake-result]').textContent()
+      const staked = await pageB.locator('[data-testid=pool-entry]').getAttribute('data-staked')
+      return result?.startsWith('In the pool') && staked === '100' ? true : undefined
+    })
+    const pool = (await (await fetch(`${anchor.url}/api/pool`)).json()) as {
+      entries: Array<{ did: string; org: string }>
+    }
+    expect(pool.entries).toContainEqual(expect.objectContaining({ did: didB, org: 'tabco' }))
+    await shot(pageB, '5b-staked')
     await pageA.goto(`${anchor.url}/#/swarm`)
     await shot(pageA, '5-swarm-with-traffic')
 

@@ -21,6 +21,8 @@ import {
   type NetworkParams,
   networkParams,
   PolicyDeniedError,
+  type PoolEntry,
+  signManifest,
   verifyEnvelopes,
 } from '@can-swarm/peer'
 import { isEligibleVerifier } from '@can-swarm/peer/core'
@@ -157,6 +159,8 @@ export class SwarmSession extends EventTarget {
   offlineReason: string | undefined
   /** This tab's account in the anchor's live ledger, once the anchor has answered. */
   credits: Credits | undefined
+  /** This tab's entry in the anchor's staked verifier pool (`GET /api/pool`), when it has one. */
+  poolEntry: PoolEntry | undefined
   /** Balance and pending payouts over time (one sample per anchor check, last {@link CREDIT_SAMPLES}). */
   readonly creditHistory: Credits[] = []
   /** The network's policy and its gates, once loaded and checked. */
@@ -170,6 +174,7 @@ export class SwarmSession extends EventTarget {
   #attached: AttachedAgent | undefined
   #planSync: PlanSync | undefined
   #unsaved: StoredEnvelope[] = []
+  #manifestSeq = 0
   #timers: Array<ReturnType<typeof setInterval>> = []
   #checking = false
   #rebuilding: Promise<void> = Promise.resolve()
@@ -530,6 +535,45 @@ export class SwarmSession extends EventTarget {
     }
   }
 
+  /**
+   * Joins the anchor's staked verifier pool, changes the declaration, or leaves it (`stake: 0`):
+   * signs a manifest with this tab's key and sends it (`PUT /api/pool/<did>`). The anchor's ledger
+   * bonds the stake from this identity's credits. Errors are thrown in words.
+   */
+  async declareStake(fields: { org: string; asn: string; region: string; stake: number }): Promise<void> {
+    const seq = Math.max(Date.now(), this.#manifestSeq + 1)
+    let manifest: Awaited<ReturnType<typeof signManifest>>
+    try {
+      manifest = await signManifest(this.identity, { ...fields, seq })
+    } catch (error) {
+      throw new Error(
+        `the declaration is not valid: ${error instanceof Error ? error.message : String(error)}`,
+      )
+    }
+    let response: Response
+    try {
+      response = await fetch(`${this.anchorUrl}/api/pool/${encodeURIComponent(this.did)}`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(manifest),
+        signal: AbortSignal.timeout(5000),
+      })
+    } catch (error) {
+      throw new Error(`the anchor is unreachable (${describe(error)}); nothing was staked`)
+    }
+    if (!response.ok) {
+      const body = (await response.json().catch(() => ({}))) as { error?: string }
+      throw new Error(`the anchor refused the manifest: ${body.error ?? `HTTP ${response.status}`}`)
+    }
+    this.#manifestSeq = seq
+    await this.#refreshCredits()
+    if (fields.stake > 0 && this.poolEntry?.stake !== fields.stake) {
+      throw new Error(
+        `the manifest was accepted but ${fields.stake} credits could not be bonded: you hold ${this.credits?.balance ?? 0} spendable credits`,
+      )
+    }
+  }
+
   /** Reads this tab's account from the anchor's ledger; keeps the last answer when it fails. */
   async #refreshCredits(): Promise<void> {
     try {
@@ -538,6 +582,15 @@ export class SwarmSession extends EventTarget {
       })
       if (!response.ok) return
       const credits = (await response.json()) as Credits
+      const pool = await fetch(`${this.anchorUrl}/api/pool`, { signal: AbortSignal.timeout(3000) })
+      if (pool.ok) {
+        const { entries } = (await pool.json()) as { entries: PoolEntry[] }
+        const entry = entries.find((e) => e.did === this.did)
+        if (entry?.stake !== this.poolEntry?.stake) {
+          this.poolEntry = entry
+          this.#changed()
+        }
+      }
       const last = this.credits
       this.credits = credits
       this.creditHistory.push(credits)

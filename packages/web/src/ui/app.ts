@@ -117,6 +117,7 @@ function footer(session: SwarmSession): HTMLElement {
 interface Forms {
   roles: HTMLElement
   post: HTMLElement
+  stake: HTMLElement
 }
 
 function overviewForms(session: SwarmSession): Forms {
@@ -243,7 +244,71 @@ function overviewForms(session: SwarmSession): Forms {
     submit,
     result,
   )
-  return { roles, post }
+  return { roles, post, stake: stakeForm(session) }
+}
+
+/** Join, change or leave the staked verifier pool with a manifest signed in this tab. */
+function stakeForm(session: SwarmSession): HTMLElement {
+  const field = (name: string, value: string, placeholder: string) =>
+    h('input', {
+      name,
+      value,
+      placeholder,
+      required: true,
+      'data-testid': `stake-${name}`,
+    }) as HTMLInputElement
+  const org = field('org', '', 'your organisation, e.g. acme')
+  const asn = field('asn', '', 'AS64500')
+  const region = field('region', '', 'eu-west')
+  const amount = h('input', {
+    type: 'number',
+    name: 'stake',
+    min: 1,
+    value: 100,
+    'data-testid': 'stake-amount',
+  }) as HTMLInputElement
+  const result = h('p', { class: 'form-result', 'data-testid': 'stake-result' })
+  const send = (stake: number) => {
+    result.className = 'form-result'
+    result.textContent = stake > 0 ? 'Signing and sending your manifest…' : 'Leaving the pool…'
+    session
+      .declareStake({ org: org.value.trim(), asn: asn.value.trim(), region: region.value.trim(), stake })
+      .then(() => {
+        result.className = 'form-result ok'
+        result.textContent =
+          stake > 0 ? `In the pool with ${stake} credits staked.` : 'Left the pool: your stake is unbonding.'
+      })
+      .catch((error: unknown) => {
+        result.className = 'form-result bad'
+        result.textContent = error instanceof Error ? error.message : String(error)
+        session.error(error)
+      })
+  }
+  return h(
+    'form',
+    {
+      class: 'card',
+      'data-testid': 'stake-form',
+      onsubmit: (event: Event) => {
+        event.preventDefault()
+        send(Number(amount.value))
+      },
+    },
+    h('h3', {}, 'Stake as a verifier'),
+    h(
+      'p',
+      { class: 'muted' },
+      'Committees are drawn from staked verifiers, weighted by √stake × reputation × recency, at most one per org. Your manifest is signed with this tab’s key.',
+    ),
+    h('label', {}, 'Organisation', org),
+    h('label', {}, 'Network (ASN)', asn),
+    h('label', {}, 'Region', region),
+    h('label', {}, 'Stake (credits)', amount),
+    h('button', { type: 'submit', 'data-testid': 'stake-submit' }, 'Sign and stake'),
+    ' ',
+    h('button', { type: 'button', 'data-testid': 'stake-leave', onclick: () => send(0) }, 'Leave the pool'),
+    result,
+  )
 }
 
 function overview(session: SwarmSession, forms: Forms): HTMLElement {
@@ -289,7 +354,7 @@ function overview(session: SwarmSession, forms: Forms): HTMLElement {
       'div',
       { class: 'grid two' },
       forms.post,
-      h('div', {}, forms.roles, networkCard(session), policyCard(session), errorsCard(session)),
+      h('div', {}, forms.roles, forms.stake, networkCard(session), policyCard(session), errorsCard(session)),
     ),
   )
 }
@@ -332,6 +397,14 @@ function creditsCard(session: SwarmSession): HTMLElement {
         'dd',
         { 'data-testid': 'escrowed', title: 'budgets, verify bounties and challenge bonds you posted' },
         credits.escrowed,
+      ),
+      h('dt', {}, 'staked pool'),
+      h(
+        'dd',
+        { 'data-testid': 'pool-entry', 'data-staked': session.poolEntry?.stake ?? 0 },
+        session.poolEntry
+          ? `in it: ${session.poolEntry.stake} staked, reputation ${session.poolEntry.reputationPerMille / 10} %, ${session.poolEntry.org} / ${session.poolEntry.asn} / ${session.poolEntry.region}`
+          : 'not in it',
       ),
       h('dt', {}, 'pending payouts'),
       h(
