@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest'
 import { builtinCapabilities } from '../src/agent/capabilities.ts'
 import { DEFAULT_GENESIS, deriveLedger } from '../src/core/economy/derive.ts'
+import { requiredBond } from '../src/core/economy/proofs.ts'
 import { selectCommittee } from '../src/core/economy/selection.ts'
 import { BadSignatureError, SchemaViolationError } from '../src/core/errors.ts'
 import { signManifest, verifyManifest } from '../src/crypto/manifest.ts'
 import { finalThread } from './final-thread.ts'
-import { makeIdentities } from './helpers.ts'
+import { makeIdentities, sign } from './helpers.ts'
 
 const declared = { org: 'acme', asn: 'AS64500', region: 'eu-west', stake: 200, seq: 1 }
 
@@ -96,5 +97,38 @@ describe('the verifier pool from manifests', () => {
     expect(derived.pool.find((e) => e.did === other!.did)!.reputationPerMille).toBe(500)
     expect(selectCommittee('seed', derived.pool, 0, { size: 2 })).toHaveLength(1)
     expect(selectCommittee('seed', derived.pool, 0, { size: 2, maxPerOrg: 2 })).toHaveLength(2)
+  })
+
+  it('lowers the reputation of a worker that spikes its bounty and challenges its own result', async () => {
+    const output = await builtinCapabilities().run('word-frequency', [new TextEncoder().encode('a b a')])
+    const fixture = await finalThread({ thread: 'need-abuse', output, verifyBounty: 100, cost: 3, tag: 77 })
+    const { worker, verifier, params, replica } = fixture
+    const commit = replica.state.tasks.get('p/count')!.commit!
+    const proof = { type: 'output-mismatch' as const, expected: [commit.outputs[0]!] }
+    replica.receive(
+      await sign(worker, 'CHALLENGE', 'need-abuse', {
+        task: 'p/count',
+        commit: commit.id,
+        proof,
+        bond: requiredBond(proof),
+      }),
+      0,
+    )
+    expect(replica.state.tasks.get('p/count')!.commit!.challenges.size).toBe(1)
+    const derived = deriveLedger({ replicas: [replica], params, nowMs: Number.POSITIVE_INFINITY })
+    const kinds = derived.outcomes.filter((o) => o.did === worker.did).map((o) => o.kind)
+    expect(kinds).toEqual(expect.arrayContaining(['bounty-spike', 'self-challenge', 'finalized']))
+    expect(derived.reputation.get(worker.did)).toBeLessThan(500)
+    expect(derived.reputation.get(verifier.did)).toBeGreaterThan(500)
+
+    // The same work with an ordinary bounty and no self-challenge: no abuse recorded.
+    const fair = await finalThread({ thread: 'need-fair', output, verifyBounty: 2, cost: 3, tag: 78 })
+    const clean = deriveLedger({
+      replicas: [fair.replica],
+      params: fair.params,
+      nowMs: Number.POSITIVE_INFINITY,
+    })
+    expect(clean.outcomes.map((o) => o.kind)).not.toContain('bounty-spike')
+    expect(clean.reputation.get(fair.worker.did)).toBeGreaterThan(500)
   })
 })

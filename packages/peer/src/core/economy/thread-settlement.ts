@@ -27,6 +27,11 @@ import {
   settleInvalidation,
 } from './settlement.ts'
 
+/** A verify bounty above this many times the task's claimed cost (and above the floor) is a spike. */
+export const BOUNTY_SPIKE_FACTOR = 10
+/** Bounties up to this are never spikes, whatever the cost. */
+export const BOUNTY_SPIKE_FLOOR = 10
+
 /** Share of stake an equivocating verifier loses, per-mille. */
 export const EQUIVOCATION_SLASH_PER_MILLE = 100
 
@@ -92,6 +97,33 @@ function escrowOf(thread: string, env: Envelope): LedgerOp | undefined {
   return escrow && escrow.amount > 0 ? { op: 'escrow', from: env.sender, ...escrow } : undefined
 }
 
+/**
+ * Outcomes one accepted envelope shows by itself: a lease that expired without a COMMIT (the
+ * worker timed out), a worker challenging its own result (a self-challenge loop farming bonds or
+ * reputation), a verify bounty far above the task's claimed cost (a bounty spike).
+ */
+function abuseOrTimeout(
+  replica: ThreadReplica,
+  env: Envelope,
+  outcome: (did: Did, kind: Outcome['kind'], atMs: number) => void,
+): void {
+  if (env.kind === 'RELEASE') {
+    const payload = (env as Envelope<'RELEASE'>).payload
+    const claim = replica.get(payload.claim)
+    if (payload.reason === 'lease-expired' && claim) outcome(claim.sender, 'timeout', env.ts)
+  } else if (env.kind === 'CHALLENGE') {
+    const challenged = replica.get((env as Envelope<'CHALLENGE'>).payload.commit)
+    if (challenged?.sender === env.sender) outcome(env.sender, 'self-challenge', env.ts)
+  } else if (env.kind === 'COMMIT') {
+    const payload = (env as Envelope<'COMMIT'>).payload
+    const claim = replica.get(payload.claim) as Envelope<'CLAIM'> | undefined
+    const cost = claim?.payload.cost ?? 0
+    if (payload.verifyBounty > Math.max(BOUNTY_SPIKE_FLOOR, BOUNTY_SPIKE_FACTOR * cost)) {
+      outcome(env.sender, 'bounty-spike', env.ts)
+    }
+  }
+}
+
 /** Applies to `ledger` everything one thread implies by `options.nowMs`; returns what happened. */
 export function settleThread(
   replica: ThreadReplica,
@@ -118,6 +150,7 @@ export function settleThread(
     if (state.rejected.has(env.id)) continue
     const op = escrowOf(thread, env)
     if (op?.op === 'escrow' && ledger.apply(op)) open.add(op.id)
+    abuseOrTimeout(replica, env, outcome)
   }
   const refund = (id: string) => {
     const held = ledger.escrow(id)
