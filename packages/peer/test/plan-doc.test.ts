@@ -95,6 +95,9 @@ describe('plan document', () => {
     expect(doc.v).toBe(1)
     expect(String(doc.thread)).toBe(THREAD)
     expect(Object.keys(doc.envelopes)).toEqual([])
+    // The shape computed with the root is the shape of the root as any follower loads it.
+    expect(A.getHeads(doc)).toEqual([planDocumentShape(THREAD).rootHash])
+    expect(A.getObjectId(doc.envelopes)).toBe(planDocumentShape(THREAD).envelopesObject)
   })
 
   it('entries written by two peers merge into one map', () => {

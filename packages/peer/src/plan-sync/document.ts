@@ -72,12 +72,19 @@ export function planDocumentId(thread: string): DocumentId {
  * ({@link initPlanSyncWasm}).
  */
 export function planDocumentRoot(thread: string): Uint8Array {
+  return planDocumentStart(thread).root
+}
+
+/** The root of a thread's plan document and its shape, from one Automerge change (what `follow` needs). */
+export function planDocumentStart(thread: string): { root: Uint8Array; shape: PlanDocShape } {
   const doc = A.change(A.init<PlanDoc>({ actor: ROOT_ACTOR }), { time: 0 }, (draft) => {
     draft.v = PLAN_DOC_VERSION
     draft.thread = new A.ImmutableString(thread) as unknown as string
     draft.envelopes = {}
   })
-  return A.save(doc)
+  const envelopesObject = A.getObjectId(doc.envelopes)
+  if (envelopesObject === null) throw new Error('the plan document root has no envelopes map')
+  return { root: A.save(doc), shape: { thread, rootHash: A.getHeads(doc)[0]!, envelopesObject } }
 }
 
 /** What a plan document's sync messages are checked against: its root and its `envelopes` map. */
@@ -92,11 +99,7 @@ export interface PlanDocShape {
 
 /** The {@link PlanDocShape} of a thread's plan document. */
 export function planDocumentShape(thread: string): PlanDocShape {
-  const doc = A.load<PlanDoc>(planDocumentRoot(thread))
-  const rootHash = A.getHeads(doc)[0]!
-  const envelopesObject = A.getObjectId(doc.envelopes)
-  if (envelopesObject === null) throw new Error('the plan document root has no envelopes map')
-  return { thread, rootHash, envelopesObject }
+  return planDocumentStart(thread).shape
 }
 
 /**

@@ -44,8 +44,7 @@ import {
   type PlanDocLimits,
   type PlanDocShape,
   planDocumentId,
-  planDocumentRoot,
-  planDocumentShape,
+  planDocumentStart,
   syncMessageProblem,
 } from './document.ts'
 import { type InspectVerdict, Libp2pNetworkAdapter } from './network.ts'
@@ -60,6 +59,8 @@ export interface PlanSyncOptions {
   followAll?: boolean
   /** What a remote peer can make this peer store per document. @default DEFAULT_PLAN_DOC_LIMITS */
   limits?: Partial<PlanDocLimits>
+  /** Envelopes the agent takes in are handled after this delay, in batches, in ms. @default 10 */
+  observeDelayMs?: number
   /** The agent's own envelopes are written after this delay (one change per batch), in ms. @default 20 */
   writeDelayMs?: number
   /**
@@ -136,6 +137,7 @@ export async function createPlanSync(options: PlanSyncOptions): Promise<PlanSync
   const { agent } = options
   const limits: PlanDocLimits = { ...DEFAULT_PLAN_DOC_LIMITS, ...options.limits }
   const writeDelayMs = options.writeDelayMs ?? 20
+  const observeDelayMs = options.observeDelayMs ?? 10
   const relayDelayMs = options.relayDelayMs ?? 1_000
   const onError = options.onError ?? (() => undefined)
   const byThread = new Map<string, Followed>()
@@ -308,10 +310,11 @@ export async function createPlanSync(options: PlanSyncOptions): Promise<PlanSync
     if (existing) return existing.ready
     if (stopped) return Promise.reject(new Error('plan sync is stopped'))
     const docId = planDocumentId(thread)
+    const start = planDocumentStart(thread)
     const state: Followed = {
       thread,
       docId,
-      shape: planDocumentShape(thread),
+      shape: start.shape,
       ready: undefined as never,
       handle: undefined,
       known: new Set(),
@@ -333,7 +336,7 @@ export async function createPlanSync(options: PlanSyncOptions): Promise<PlanSync
         await repo.find<PlanDoc>(docId, { allowableStates: ['ready', 'requesting', 'unavailable'] })
       }
       // Merging the shared root is a no-op when the document is already held.
-      const handle = repo.import<PlanDoc>(planDocumentRoot(thread), { docId })
+      const handle = repo.import<PlanDoc>(start.root, { docId })
       await handle.whenReady()
       if (byThread.get(thread) !== state) return handle
       const onChange = ({ patches }: { patches: { action: string; path: (string | number)[] }[] }): void => {
@@ -360,12 +363,24 @@ export async function createPlanSync(options: PlanSyncOptions): Promise<PlanSync
     return state.ready
   }
 
-  const unobserve = agent.observe((env) => {
-    const state = byThread.get(env.thread)
-    if (state) enqueue(state, env)
-    else if (options.followAll !== false && !stopped) {
-      void follow(env.thread).catch(onError)
+  // What the agent takes in is handled a moment later, in batches: documents are created and
+  // written off the path that carries envelopes to the agent (a DECIDE waits for nothing here).
+  const observed: AnyEnvelope[] = []
+  let observeTimer: ReturnType<typeof setTimeout> | undefined
+  const drainObserved = (): void => {
+    observeTimer = undefined
+    for (const env of observed.splice(0)) {
+      const state = byThread.get(env.thread)
+      if (state) enqueue(state, env)
+      else if (options.followAll !== false && !stopped) {
+        void follow(env.thread).catch(onError)
+      }
     }
+  }
+  const unobserve = agent.observe((env) => {
+    if (stopped) return
+    observed.push(env)
+    observeTimer ??= setTimeout(drainObserved, observeDelayMs)
   })
   if (options.followAll !== false) for (const thread of agent.threads()) void follow(thread).catch(onError)
 
@@ -392,6 +407,8 @@ export async function createPlanSync(options: PlanSyncOptions): Promise<PlanSync
     handle: (thread) => byThread.get(thread)?.handle,
     followed: () => [...byThread.keys()].sort(),
     async flush() {
+      if (observeTimer) clearTimeout(observeTimer)
+      drainObserved()
       for (const state of byThread.values()) {
         await state.ready.catch(() => undefined)
         clearTimers(state)
@@ -405,6 +422,12 @@ export async function createPlanSync(options: PlanSyncOptions): Promise<PlanSync
     stop() {
       stopping ??= (async () => {
         unobserve()
+        // envelopes observed but not yet handled still go into documents already followed
+        if (observeTimer) clearTimeout(observeTimer)
+        for (const env of observed.splice(0)) {
+          const state = byThread.get(env.thread)
+          if (state) enqueue(state, env)
+        }
         for (const state of byThread.values()) {
           clearTimers(state)
           write(state, state.pendingOwn)
