@@ -53,6 +53,10 @@ describe('the anchor’s verifier pool', () => {
         region: 'eu-west',
       }),
     ])
+    const one = await fetch(`${anchor.url}/api/pool/${alice!.did}`)
+    expect(one.status).toBe(200)
+    expect(((await one.json()) as { entry: { stake: number } }).entry.stake).toBe(200)
+    expect((await fetch(`${anchor.url}/api/pool/${bob!.did}`)).status).toBe(404)
     const account = (await (await fetch(`${anchor.url}/api/ledger/${alice!.did}`)).json()) as Record<
       string,
       number

@@ -5,8 +5,8 @@
  * envelopes as DAG-JSON, for catching up after a reload or an outage; receivers verify them),
  * `GET /api/ledger` and `/api/ledger/<did>` (the live ledger's totals and one account: balance,
  * stake, escrowed and pending credits, derived from signed threads; see economy.ts), `GET /api/pool`
- * and `PUT /api/pool/<did>` (the verifier pool snapshot; a verifier's signed manifest: join, change,
- * leave; see manifests.ts), and
+ * (the verifier pool snapshot), `GET /api/pool/<did>` (one verifier's entry) and
+ * `PUT /api/pool/<did>` (a verifier's signed manifest: join, change, leave; see manifests.ts), and
  * the gateway to the anchor's Helia artifact store for browsers (`GET`/`PUT /api/artifacts/<cid>`,
  * see artifacts.ts).
  */
@@ -185,6 +185,14 @@ export async function startHttp(options: HttpOptions): Promise<{ server: Server;
         : json(response, 404, { error: 'no such thread here' })
     } else if (options.pool && route === '/api/pool') {
       status = json(response, 200, options.pool.snapshot())
+    } else if (options.pool && route.startsWith('/api/pool/')) {
+      const did = decodeURIComponent(route.slice('/api/pool/'.length))
+      route = '/api/pool'
+      const snapshot = options.pool.snapshot() as { atMs: number; entries: Array<{ did: string }> }
+      const entry = snapshot.entries.find((candidate) => candidate.did === did)
+      status = entry
+        ? json(response, 200, { atMs: snapshot.atMs, entry })
+        : json(response, 404, { error: `${did.slice(0, 120)} is not in the staked verifier pool` })
     } else if (options.ledger && (route === '/api/ledger' || route.startsWith('/api/ledger/'))) {
       const did = decodeURIComponent(route.slice('/api/ledger/'.length))
       const problem = route === '/api/ledger' ? undefined : didKeyProblem(did)

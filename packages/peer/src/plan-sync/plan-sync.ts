@@ -439,7 +439,22 @@ export async function createPlanSync(options: PlanSyncOptions): Promise<PlanSync
           state.offChange()
           await state.folding?.catch(() => undefined)
         }
-        await repo.shutdown()
+        // A document still opening would make the repo's final flush throw ("DocHandle is not
+        // ready"): let those that are opening finish first, for a bounded time.
+        const opening = [...byThread.values()].map((state) => state.ready.catch(() => undefined))
+        let timer: ReturnType<typeof setTimeout> | undefined
+        await Promise.race([
+          Promise.all(opening),
+          new Promise((resolve) => {
+            timer = setTimeout(resolve, 2_000)
+          }),
+        ])
+        clearTimeout(timer)
+        try {
+          await repo.shutdown()
+        } catch (error) {
+          onError(error)
+        }
       })()
       return stopping
     },

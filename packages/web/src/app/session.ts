@@ -582,10 +582,11 @@ export class SwarmSession extends EventTarget {
       })
       if (!response.ok) return
       const credits = (await response.json()) as Credits
-      const pool = await fetch(`${this.anchorUrl}/api/pool`, { signal: AbortSignal.timeout(3000) })
-      if (pool.ok) {
-        const { entries } = (await pool.json()) as { entries: PoolEntry[] }
-        const entry = entries.find((e) => e.did === this.did)
+      const pool = await fetch(`${this.anchorUrl}/api/pool/${encodeURIComponent(this.did)}`, {
+        signal: AbortSignal.timeout(3000),
+      })
+      if (pool.ok || pool.status === 404) {
+        const entry = pool.ok ? ((await pool.json()) as { entry: PoolEntry }).entry : undefined
         if (entry?.stake !== this.poolEntry?.stake) {
           this.poolEntry = entry
           this.#changed()
