@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs'
 import { playwright } from '@vitest/browser-playwright'
 import { defineConfig, type TestProjectConfiguration } from 'vitest/config'
+import { CHROMIUM, CHROMIUM_ARGS, CHROMIUM_PERMISSIONS } from './e2e/support/chromium-flags.ts'
 
 /**
  * The test projects (the web app's build config is packages/web/vite.config.ts):
@@ -8,7 +9,6 @@ import { defineConfig, type TestProjectConfiguration } from 'vitest/config'
  * - `chromium`: the isomorphic peer tests again, in Debian's Chromium (real WebCrypto Ed25519,
  *   the same DAG-CBOR, schemas and core), so that "runs in browsers" is tested, not assumed.
  */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 
 /** Peer tests that must pass in both runtimes (they import no `node:` module). */
 const ISOMORPHIC_TESTS = [
@@ -83,24 +83,9 @@ if (existsSync(CHROMIUM)) {
         provider: playwright({
           launchOptions: {
             executablePath: CHROMIUM,
-            // Offline machines: no background traffic, no DNS lookups of Google hosts at start.
-            args: [
-              '--no-sandbox',
-              '--disable-gpu',
-              '--disable-quic',
-              '--no-first-run',
-              '--disable-background-networking',
-              '--disable-component-update',
-              '--disable-sync',
-              '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1 , EXCLUDE localhost',
-              // WebRTC on loopback only (DESIGN.md): no mDNS candidates; loopback candidates allowed.
-              '--disable-features=WebRtcHideLocalIpsWithMdns',
-              '--allow-loopback-in-peer-connection',
-              '--use-fake-ui-for-media-stream',
-              '--use-fake-device-for-media-stream',
-            ],
+            args: [...CHROMIUM_ARGS],
           },
-          contextOptions: { permissions: ['camera', 'microphone'] },
+          contextOptions: { permissions: [...CHROMIUM_PERMISSIONS] },
         }),
         instances: [{ browser: 'chromium' }],
       },

@@ -5,9 +5,9 @@
  */
 import { existsSync } from 'node:fs'
 import { type Browser, type BrowserContext, chromium } from 'playwright'
+import { CHROMIUM, CHROMIUM_ARGS, CHROMIUM_PERMISSIONS } from './chromium-flags.ts'
 
-/** Where Chromium is. @default '/usr/bin/chromium' or $CHROMIUM_PATH */
-export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+export { CHROMIUM }
 
 /** True when Chromium is installed. */
 export function hasChromium(): boolean {
@@ -27,26 +27,12 @@ export async function launchChromium(): Promise<LaunchedBrowser> {
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: [
-      '--headless=new',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1',
-      '--disable-features=WebRtcHideLocalIpsWithMdns',
-      '--allow-loopback-in-peer-connection',
-      '--use-fake-ui-for-media-stream',
-      '--use-fake-device-for-media-stream',
-    ],
+    args: ['--headless=new', ...CHROMIUM_ARGS],
   })
   return {
     browser,
     newContext: () =>
-      browser.newContext({ permissions: ['camera', 'microphone'], viewport: { width: 1280, height: 900 } }),
+      browser.newContext({ permissions: [...CHROMIUM_PERMISSIONS], viewport: { width: 1280, height: 900 } }),
     async close() {
       await browser.close().catch(() => undefined)
     },

@@ -1,19 +1,19 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
+import { type ChildProcess, spawnSync } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { killAnchors, startAnchorProcess } from './helpers/anchor-process.ts'
 
 const root = join(import.meta.dirname, '..', '..', '..')
 const node = process.execPath
-const children: ChildProcess[] = []
 let dir: string
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'can-swarm-anchor-'))
 })
 afterEach(() => {
-  for (const child of children.splice(0)) if (child.exitCode === null) child.kill('SIGKILL')
+  killAnchors()
 })
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true })
@@ -25,35 +25,6 @@ function runSync(args: string[], env: Record<string, string> = {}) {
     encoding: 'utf8',
     env: { ...process.env, ...env },
     timeout: 30_000,
-  })
-}
-
-/** Starts an anchor and resolves with its URL and DID once it logs "anchor ready". */
-function startAnchor(
-  args: string[],
-): Promise<{ child: ChildProcess; url: string; did: string; logs: string[] }> {
-  const child = spawn(node, ['packages/node', '--port', '0', '--p2p-port', '0', '--ws-port', '0', ...args], {
-    cwd: root,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  children.push(child)
-  const logs: string[] = []
-  return new Promise((resolve, reject) => {
-    let buffer = ''
-    child.stdout!.on('data', (chunk: Buffer) => {
-      buffer += chunk.toString()
-      let newline = buffer.indexOf('\n')
-      while (newline >= 0) {
-        const line = buffer.slice(0, newline)
-        buffer = buffer.slice(newline + 1)
-        logs.push(line)
-        const entry = JSON.parse(line) as { msg: string; url?: string; did?: string }
-        if (entry.msg === 'anchor ready') resolve({ child, url: entry.url!, did: entry.did!, logs })
-        newline = buffer.indexOf('\n')
-      }
-    })
-    child.stderr!.on('data', (chunk: Buffer) => logs.push(chunk.toString()))
-    child.on('exit', (code) => reject(new Error(`anchor exited with ${code}: ${logs.join('\n')}`)))
   })
 }
 
@@ -102,7 +73,7 @@ describe('node packages/node', () => {
 
   it('serves health, readiness, metrics and status; keeps its identity; stops cleanly on SIGTERM', async () => {
     const data = join(dir, 'anchor-1')
-    const first = await startAnchor(['--data', data])
+    const first = await startAnchorProcess(['--data', data])
     expect(first.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
     expect(await (await fetch(`${first.url}/healthz`)).json()).toEqual({ status: 'ok' })
     const ready = await fetch(`${first.url}/readyz`)
@@ -135,7 +106,7 @@ describe('node packages/node', () => {
     expect(await exited(first.child)).toBe(0)
     expect(first.logs.some((line) => line.includes('"msg":"stopped"'))).toBe(true)
 
-    const again = await startAnchor(['--data', data])
+    const again = await startAnchorProcess(['--data', data])
     expect(again.did).toBe(first.did)
     again.child.kill('SIGINT')
     expect(await exited(again.child)).toBe(0)

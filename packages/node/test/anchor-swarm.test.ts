@@ -1,4 +1,3 @@
-import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -13,11 +12,10 @@ import { createNetwork, type Network } from '../../peer/src/net/network.ts'
 import { createPeer, type Peer } from '../../peer/src/peer.ts'
 import { makeIdentities, sign } from '../../peer/test/helpers.ts'
 import { until } from '../../peer/test/peers.ts'
+import { killAnchors, startAnchorProcess } from './helpers/anchor-process.ts'
 import { planQuorum } from './helpers/quorum.ts'
 
-const root = join(import.meta.dirname, '..', '..', '..')
 let dir: string
-const children: ChildProcess[] = []
 const networks: Network[] = []
 const peers: Peer[] = []
 
@@ -27,42 +25,9 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const peer of peers) await peer.stop().catch(() => undefined)
   for (const network of networks) await network.stop().catch(() => undefined)
-  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL')
+  killAnchors()
   await rm(dir, { recursive: true, force: true })
 })
-
-interface Started {
-  child: ChildProcess
-  did: string
-  multiaddrs: string[]
-  url: string
-}
-
-function startAnchor(args: string[]): Promise<Started> {
-  const child = spawn(
-    process.execPath,
-    ['packages/node', '--port', '0', '--p2p-port', '0', '--ws-port', '0', '--log-level', 'info', ...args],
-    { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
-  )
-  children.push(child)
-  const logs: string[] = []
-  return new Promise((resolve, reject) => {
-    let buffer = ''
-    child.stdout!.on('data', (chunk: Buffer) => {
-      buffer += chunk.toString()
-      for (let newline = buffer.indexOf('\n'); newline >= 0; newline = buffer.indexOf('\n')) {
-        const line = buffer.slice(0, newline)
-        buffer = buffer.slice(newline + 1)
-        logs.push(line)
-        const entry = JSON.parse(line) as { msg: string; did: string; url: string; multiaddrs: string[] }
-        if (entry.msg === 'anchor ready')
-          resolve({ child, did: entry.did, url: entry.url, multiaddrs: entry.multiaddrs })
-      }
-    })
-    child.stderr!.on('data', (chunk: Buffer) => logs.push(chunk.toString()))
-    child.on('exit', (code) => reject(new Error(`anchor exited with ${code}:\n${logs.join('\n')}`)))
-  })
-}
 
 describe('an anchor in the swarm', () => {
   it('decides a NEED posted by a peer over libp2p, through its durable store, and keeps the log across a restart', {
@@ -71,7 +36,7 @@ describe('an anchor in the swarm', () => {
     const seed = new Uint8Array(32).fill(7)
     const identity = await createIdentity({ seed })
     const data = join(dir, 'anchor')
-    const anchor = await startAnchor(['--data', data, '--verifiers', identity.did])
+    const anchor = await startAnchorProcess(['--data', data, '--verifiers', identity.did])
     const ws = anchor.multiaddrs.find((address) => address.includes('/ws/'))
     expect(ws).toMatch(/^\/ip4\/127\.0\.0\.1\/tcp\/\d+\/ws\/p2p\//)
 
@@ -129,7 +94,7 @@ describe('an anchor in the swarm', () => {
     const logged = (await readFile(join(data, 'envelopes.jsonl'), 'utf8')).trim().split('\n')
     expect(logged.length).toBe(status.envelopes)
     expect(logged.some((line) => line.includes('"DECIDE"'))).toBe(true)
-    const again = await startAnchor(['--data', data, '--verifiers', identity.did])
+    const again = await startAnchorProcess(['--data', data, '--verifiers', identity.did])
     expect(again.did).toBe(anchor.did)
     const restarted = (await (await fetch(`${again.url}/api/status`)).json()) as {
       threads: number
@@ -182,7 +147,12 @@ async function getJson(url: string): Promise<Credits & Record<string, unknown>> 
 describe('the DECIDE service protocol', () => {
   it('decides a self-contained quorum once, answers later rivals with the winner, refuses forgeries', async () => {
     const [requester, planner, verifier, outsider] = await makeIdentities(4, 77)
-    const anchor = await startAnchor(['--data', join(dir, 'decide-service'), '--verifiers', verifier!.did])
+    const anchor = await startAnchorProcess([
+      '--data',
+      join(dir, 'decide-service'),
+      '--verifiers',
+      verifier!.did,
+    ])
     const network = await createNetwork({
       identity: await createIdentity({ seed: new Uint8Array(32).fill(9) }),
       webRTC: false,

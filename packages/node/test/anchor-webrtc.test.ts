@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { networkParams } from '../../peer/src/core/thread/params.ts'
 import { createIdentity } from '../../peer/src/crypto/ed25519.ts'
 import { createPeer, type Peer } from '../../peer/src/peer.ts'
+import { until } from '../../peer/test/peers.ts'
 import { killAnchors, type StartedAnchor, startAnchorProcess } from './helpers/anchor-process.ts'
 
 let dir: string
@@ -21,16 +22,6 @@ afterAll(async () => {
   killAnchors()
   await rm(dir, { recursive: true, force: true })
 })
-
-async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = probe()
-    if (value !== undefined && value !== false) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-}
 
 describe('the anchor’s WebRTC-direct listener', () => {
   it('is published with its certificate hash and carries a peer’s whole NEED to a DECIDE, with no TCP or WebSocket connection', {

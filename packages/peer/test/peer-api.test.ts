@@ -10,6 +10,7 @@ import { builtinCapabilities } from '../src/agent/capabilities.ts'
 import { artifactCid } from '../src/core/artifacts.ts'
 import { networkParams } from '../src/core/thread/params.ts'
 import { createPeer, type Peer } from '../src/index.ts'
+import { until } from './peers.ts'
 
 const swarm = inject('swarm')
 const peers: Peer[] = []
@@ -17,16 +18,6 @@ const peers: Peer[] = []
 afterAll(async () => {
   for (const peer of peers) await peer.stop()
 })
-
-async function until<T>(what: string, probe: () => T | undefined | false, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = probe()
-    if (value !== undefined && value !== false) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-}
 
 describe(`the peer API in ${RUNTIME}`, () => {
   it('joins through the anchor, goes direct over WebRTC to the worker, and runs a NEED to FINAL', {
@@ -42,7 +33,7 @@ describe(`the peer API in ${RUNTIME}`, () => {
     expect(peer.did).toMatch(/^did:key:z6Mk/)
     const libp2p = peer.network.libp2p
     await until('the anchor connected', () =>
-      libp2p.getPeers().some((id) => swarm.anchorWs.endsWith(id.toString())),
+      libp2p.getPeers().some((id) => swarm.anchorWs.endsWith(id.toString())) ? true : undefined,
     )
 
     // Through the relay, then WebRTC: the connection is direct (no relay limits) and answers pings.

@@ -1,4 +1,7 @@
-/** Starts `node packages/node` as a child process for tests and waits for "anchor ready". */
+/**
+ * Starts `node packages/node` as a child process for tests, benchmarks and the browser e2e, and
+ * waits for "anchor ready". Ports default to 0 (any free one) unless `args` name them.
+ */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { join } from 'node:path'
 
@@ -9,29 +12,31 @@ export interface StartedAnchor {
   did: string
   multiaddrs: string[]
   url: string
+  /** Its log lines (the latest 2 000). */
   logs: string[]
-  /** SIGTERM and wait for the exit code. */
-  stop(): Promise<number | null>
+  /** Sends `signal` (SIGKILL after `graceMs`) and waits for the exit code. */
+  stop(signal?: NodeJS.Signals, graceMs?: number): Promise<number | null>
+}
+
+/** Options of {@link startAnchorProcess}. */
+export interface AnchorProcessOptions {
+  /** Run inside this named network namespace (`ip netns exec`). */
+  netns?: string
+  /** Time allowed to become ready, in ms. @default 60 000 */
+  readyTimeoutMs?: number
 }
 
 /** Every anchor started here, so that a test's afterAll can kill what is left. */
 export const startedAnchors: ChildProcess[] = []
 
+const PORT_FLAGS = ['--port', '--p2p-port', '--ws-port']
+
 export function startAnchorProcess(
   args: readonly string[],
-  options: { /** Run inside this named network namespace (`ip netns exec`). */ netns?: string } = {},
+  options: AnchorProcessOptions = {},
 ): Promise<StartedAnchor> {
-  const argv = [
-    process.execPath,
-    'packages/node',
-    '--port',
-    '0',
-    '--p2p-port',
-    '0',
-    '--ws-port',
-    '0',
-    ...args,
-  ]
+  const ports = PORT_FLAGS.filter((flag) => !args.includes(flag)).flatMap((flag) => [flag, '0'])
+  const argv = [process.execPath, 'packages/node', ...ports, ...args]
   const command = options.netns === undefined ? argv : ['ip', 'netns', 'exec', options.netns, ...argv]
   const child = spawn(command[0]!, command.slice(1), {
     cwd: root,
@@ -39,13 +44,20 @@ export function startAnchorProcess(
   })
   startedAnchors.push(child)
   const logs: string[] = []
-  const stop = (): Promise<number | null> =>
-    new Promise((resolve) => {
-      if (child.exitCode !== null) return resolve(child.exitCode)
-      child.once('exit', (code) => resolve(code))
-      child.kill('SIGTERM')
-    })
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM', graceMs = 10_000): Promise<number | null> => {
+    if (child.exitCode !== null || child.signalCode !== null) return child.exitCode
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+    child.kill(signal)
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs)
+    const code = await exited
+    clearTimeout(timer)
+    return code
+  }
   return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`anchor not ready in time:\n${logs.join('\n')}`))
+    }, options.readyTimeoutMs ?? 60_000)
     let buffer = ''
     child.stdout!.on('data', (chunk: Buffer) => {
       buffer += chunk.toString()
@@ -53,14 +65,24 @@ export function startAnchorProcess(
         const line = buffer.slice(0, newline)
         buffer = buffer.slice(newline + 1)
         logs.push(line)
-        const entry = JSON.parse(line) as { msg: string; did: string; url: string; multiaddrs: string[] }
+        if (logs.length > 2000) logs.shift()
+        let entry: { msg?: string; did?: string; url?: string; multiaddrs?: string[] }
+        try {
+          entry = JSON.parse(line)
+        } catch {
+          continue
+        }
         if (entry.msg === 'anchor ready') {
-          resolve({ child, did: entry.did, url: entry.url, multiaddrs: entry.multiaddrs, logs, stop })
+          clearTimeout(timer)
+          resolve({ child, did: entry.did!, url: entry.url!, multiaddrs: entry.multiaddrs!, logs, stop })
         }
       }
     })
     child.stderr!.on('data', (chunk: Buffer) => logs.push(chunk.toString()))
-    child.on('exit', (code) => reject(new Error(`anchor exited with ${code}:\n${logs.join('\n')}`)))
+    child.once('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`anchor exited with ${code}:\n${logs.join('\n')}`))
+    })
   })
 }
 

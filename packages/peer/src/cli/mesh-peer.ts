@@ -196,6 +196,20 @@ async function heartbeat(thread: string, index: number, ts = Date.now()): Promis
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
+/** Sends the prepared envelopes at `ratePerS` through `send`; returns `[id, sentAtMs]` pairs. */
+async function paced(ratePerS: number, send: (env: AnyEnvelope) => void): Promise<Array<[string, number]>> {
+  const sent: Array<[string, number]> = []
+  const started = preciseNowMs()
+  for (let i = 0; i < prepared.length; i += 1) {
+    const wait = started + (i * 1000) / ratePerS - preciseNowMs()
+    if (wait > 1) await sleep(wait)
+    const env = prepared[i]!
+    sent.push([env.id, preciseNowMs()])
+    send(env)
+  }
+  return sent
+}
+
 const methods: Record<string, (params: never) => Promise<unknown> | unknown> = {
   start: (config: MeshPeerConfig) => start(config),
   info: () => info(),
@@ -244,16 +258,7 @@ const methods: Record<string, (params: never) => Promise<unknown> | unknown> = {
   },
   /** Publishes the prepared envelopes at `ratePerS`; returns `[id, publishedAtMs]` pairs. */
   async blast(params: { ratePerS: number }) {
-    const sent: Array<[string, number]> = []
-    const started = preciseNowMs()
-    for (let i = 0; i < prepared.length; i += 1) {
-      const due = started + (i * 1000) / params.ratePerS
-      const wait = due - preciseNowMs()
-      if (wait > 1) await sleep(wait)
-      const env = prepared[i]!
-      sent.push([env.id, preciseNowMs()])
-      bus.publish(env)
-    }
+    const sent = await paced(params.ratePerS, (env) => bus.publish(env))
     await bus.flush()
     return sent
   },
@@ -304,16 +309,10 @@ const methods: Record<string, (params: never) => Promise<unknown> | unknown> = {
   async natsBlast(params: { servers: string; subject: string; ratePerS: number }) {
     const { connect } = await import('nats')
     nats ??= await connect({ servers: params.servers })
-    const sent: Array<[string, number]> = []
-    const started = preciseNowMs()
-    for (let i = 0; i < prepared.length; i += 1) {
-      const due = started + (i * 1000) / params.ratePerS
-      const wait = due - preciseNowMs()
-      if (wait > 1) await sleep(wait)
-      const env = prepared[i]!
-      sent.push([env.id, preciseNowMs()])
-      nats.publish(params.subject, encodeEnvelope(env))
-    }
+    const connection = nats
+    const sent = await paced(params.ratePerS, (env) =>
+      connection.publish(params.subject, encodeEnvelope(env)),
+    )
     await nats.flush()
     return sent
   },

@@ -9,6 +9,7 @@
  */
 import type { CapabilityRegistry } from '../agent/capabilities.ts'
 import { type ArtifactStore, artifactCid } from '../core/artifacts.ts'
+import { DEFAULT_GENESIS } from '../core/economy/derive.ts'
 import { Ledger, type LedgerOp, LedgerRejectedError } from '../core/economy/ledger.ts'
 import { settleThread } from '../core/economy/thread-settlement.ts'
 import { fetchTaskInputs } from '../core/thread/inputs.ts'
@@ -17,9 +18,6 @@ import type { ThreadReplica } from '../core/thread/replica.ts'
 import type { TaskInfo } from '../core/thread/state.ts'
 import type { Cid, Did } from '../core/types.ts'
 import type { Violation } from './checkers.ts'
-
-export const GENESIS_CREDITS = 1_000
-export const VERIFIER_STAKE = 300
 
 export interface EconomyReport {
   operations: number
@@ -94,8 +92,10 @@ export async function settleEconomy(input: {
       }
     }
   }
-  for (const did of input.peers) apply({ op: 'mint', to: did, amount: GENESIS_CREDITS, reason: 'genesis' })
-  for (const did of input.params.verifiers) apply({ op: 'stake', account: did, amount: VERIFIER_STAKE })
+  for (const did of input.peers)
+    apply({ op: 'mint', to: did, amount: DEFAULT_GENESIS.faucetGrant, reason: 'genesis' })
+  for (const did of input.params.verifiers)
+    apply({ op: 'stake', account: did, amount: DEFAULT_GENESIS.verifierStake })
 
   for (const replica of [...input.replicas].sort((a, b) => (a.thread < b.thread ? -1 : 1))) {
     const state = replica.state

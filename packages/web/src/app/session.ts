@@ -9,6 +9,7 @@
  */
 
 import {
+  type AccountView,
   Agent,
   type AgentRoles,
   type AnyEnvelope,
@@ -120,17 +121,8 @@ export function transportOf(remoteAddr: string, limited: boolean): { transport: 
   return { transport: 'other', direct: !limited }
 }
 
-/** One account as the anchor's ledger derives it (`GET /api/ledger/<did>`). */
-export interface Credits {
-  /** The ledger holds the account: it has signed an accepted envelope (the faucet grant) or been paid. */
-  known: boolean
-  balance: number
-  staked: number
-  unbonding: number
-  escrowed: number
-  pending: number
-  atMs: number
-}
+/** One account as the anchor's ledger derives it (`GET /api/ledger/<did>`), with the time it describes. */
+export type Credits = AccountView & { atMs: number }
 
 /** How many credit samples the tab keeps for its chart. */
 export const CREDIT_SAMPLES = 120
