@@ -41,12 +41,25 @@ export function mountApp(root: HTMLElement, session: SwarmSession): void {
     else if (page === 'verifier') view = verifierView(session)
     else view = overview(session, forms)
     const scrollY = window.scrollY
+    // The forms are kept across renders; moving them out and back in would drop the focus (and
+    // the caret) of whatever the person is typing into, so both are put back.
+    const focused = document.activeElement
+    const caret =
+      focused instanceof HTMLInputElement || focused instanceof HTMLTextAreaElement
+        ? ([focused.selectionStart, focused.selectionEnd] as const)
+        : undefined
     root.replaceChildren(
       header(session, page ?? 'overview'),
       banner(session),
       h('main', {}, view),
       footer(session),
     )
+    if (focused instanceof HTMLElement && focused.isConnected && document.activeElement !== focused) {
+      focused.focus({ preventScroll: true })
+      if (caret?.[0] != null && caret[1] != null) {
+        ;(focused as HTMLInputElement).setSelectionRange(caret[0], caret[1])
+      }
+    }
     window.scrollTo(0, scrollY)
   }
   session.addEventListener('change', schedule)
