@@ -50,7 +50,7 @@ export interface LedgerSummary {
 
 export class LiveLedger {
   readonly #options: LiveLedgerOptions
-  #cached: { derived: DerivedLedger; version: number; atMs: number } | undefined
+  #cached: { derived: DerivedLedger; version: string; atMs: number } | undefined
 
   constructor(options: LiveLedgerOptions) {
     this.#options = options
@@ -60,7 +60,7 @@ export class LiveLedger {
   current(): { derived: DerivedLedger; atMs: number } {
     const clock = this.#options.clock ?? Date.now
     const now = clock()
-    const version = this.#options.version() * 1_000_003 + (this.#options.manifests?.version ?? 0)
+    const version = `${this.#options.version()}/${this.#options.manifests?.version ?? 0}`
     const cached = this.#cached
     if (cached && cached.version === version && now - cached.atMs < (this.#options.maxAgeMs ?? 1_000)) {
       return cached
