@@ -80,7 +80,7 @@ async function decide(
     if (env.thread !== request.need)
       return { outcome: 'refused', reason: `envelopes.${index} belongs to another thread` }
   }
-  if (!request.envelopes.some((env) => env.kind === 'PROPOSE' && env.payload.proposal === request.proposal)) {
+  if (!request.envelopes.some((env) => env.kind === 'PROPOSE' && env.id === request.proposal)) {
     return { outcome: 'refused', reason: `the request carries no PROPOSE of ${request.proposal}` }
   }
   const errors = await verifyEnvelopes(request.envelopes)

@@ -1,11 +1,16 @@
 /**
  * The agent SDK: one object that holds a peer's identity, its thread replicas and its roles —
- * requester, planner, verifier, worker, decider — and turns thread effects into signed envelopes.
+ * requester, planner, verifier, worker, anchor (decider) — and turns thread effects into signed
+ * envelopes (docs/PROTOCOL.md §4, §15).
  *
  * The agent does no I/O of its own: envelopes leave through an {@link EnvelopeSink}, arrive
  * (already verified) through {@link Agent.deliver}, and time comes from an {@link AgentClock}.
  * Every method that reacts returns a promise that settles when all resulting work is done, so a
  * deterministic driver (the simulator) can run agents step by step.
+ *
+ * Lamport time is per thread (A4): what this agent signs in a thread carries one more than the
+ * highest lamport placed in that thread. Epochs too: a thread's envelopes carry the highest epoch
+ * an anchor has issued into it (A3).
  *
  * @example
  * ```ts
@@ -15,17 +20,25 @@
  * ```
  */
 import { type ArtifactStore, artifactCid } from '../core/artifacts.ts'
+import { threadIdOf } from '../core/codec.ts'
 import type { ConsensusStore, DecideRecord } from '../core/consensus.ts'
 import { BUILTIN_POLICY_HASH, evalDigestOf } from '../core/digest.ts'
 import { requiredBond, violatesJsonSchema } from '../core/economy/proofs.ts'
 import { CanSwarmError, InvalidArgumentError, StaleEpochError } from '../core/errors.ts'
-import { LamportClock } from '../core/lamport.ts'
 import { fetchTaskInputs, taskInputRefs } from '../core/thread/inputs.ts'
-import { inCommittee, isEligibleVerifier, kPlanOf, type NetworkParams } from '../core/thread/params.ts'
+import {
+  inCommittee,
+  isAnchor,
+  isEligibleVerifier,
+  kPlanOf,
+  type NetworkParams,
+  poolSnapshotOf,
+} from '../core/thread/params.ts'
+import { refusalCode } from '../core/thread/refusals.ts'
 import { type ThreadEffect, ThreadReplica } from '../core/thread/replica.ts'
-import type { TaskInfo } from '../core/thread/state.ts'
-import type { AnyEnvelope, Cid, Envelope, Kind, PayloadByKind, TaskSpec } from '../core/types.ts'
-import { PROTOCOL_VERSION } from '../core/types.ts'
+import { type NeedInfo, type TaskInfo, threadParams } from '../core/thread/state.ts'
+import type { AnyEnvelope, Cid, Envelope, Kind, PayloadByKind, TaskSpec, UnsignedEnvelope } from '../core/types.ts'
+import { GENESIS_EPOCH, PROTOCOL_VERSION } from '../core/types.ts'
 import type { Identity } from '../crypto/ed25519.ts'
 import { signEnvelope } from '../crypto/envelopes.ts'
 import type { PolicyGates } from '../policy/gates.ts'
@@ -36,15 +49,20 @@ import type { AgentClock, AgentRandom, EnvelopeSink } from './ports.ts'
 export interface AgentRoles {
   /** Proposes plans for NEEDs whose capabilities it has. @default false */
   planner?: boolean
-  /** Attests plans and results, challenges wrong results. Must be in the verifier pool. @default false */
+  /** Attests plans and results, challenges wrong results, judges challenges outside bootstrap. @default false */
   verifier?: boolean
-  /** Claims and performs tasks with its capabilities; scavenges expired leases. @default false */
+  /** Claims and performs tasks with its capabilities. @default false */
   worker?: boolean
-  /** Turns plan quorums into DECIDEs through the consensus store (anchors). @default false */
+  /**
+   * The anchor's duties (its identity must be in the network's anchor set): turns plan quorums into
+   * DECIDEs through the consensus store, grants leases, scavenges expired ones, finalizes results
+   * when their challenge window has passed by its clock, judges challenges in bootstrap mode, and
+   * records merges in RECONCILEs. @default false
+   */
   decider?: boolean
 }
 
-/** Timings of an agent's behaviour, each in ms. */
+/** Timings and bounds of an agent's behaviour, each with its unit in the name. */
 export interface AgentTuning {
   /** Lease asked for in CLAIMs. @default 2000 */
   leaseTtlMs: number
@@ -52,14 +70,12 @@ export interface AgentTuning {
   proposeBackoffMs: number
   /** Upper bound of the random back-off before claiming a ready task. @default 150 */
   claimBackoffMs: number
-  /** Upper bound of the random back-off before scavenging an expired lease. @default 200 */
-  scavengeBackoffMs: number
   /** A planner stays out of a NEED that already has this many proposals. @default 2 */
   maxProposalsSeen: number
+  /** A verifier attests at most this many proposals of one NEED (the first it receives). @default 4 */
+  maxPlanAttestations: number
   /** Time a worker spends on a task (modelled work; the capability itself runs at once). @default 50 */
   workMs: number
-  /** Extra delay before a committee member finalizes in place of an absent worker. @default 600 */
-  finalizeBackupMs: number
   /** First retry delay of a failed consensus call (doubles up to 8×). @default 200 */
   decideRetryMs: number
   /** Attempts at a DECIDE before giving up on it. @default 30 */
@@ -68,20 +84,31 @@ export interface AgentTuning {
   verifyBounty: number
   /** Credits a challenger puts up as a bond, at least the proof's required bond. @default 5 */
   challengeBond: number
+  /** Anchor: the longest lease it grants, whatever a CLAIM asks. @default 60 000 */
+  maxGrantTtlMs: number
+  /** Anchor: the longest one lease may be held, heartbeats or not, before it is scavenged. @default 600 000 */
+  maxLeaseHoldMs: number
+  /**
+   * Anchor: how long an anchor that is not the thread's decider waits before it grants, scavenges
+   * or finalizes in the decider's place. @default 1 500
+   */
+  anchorBackupMs: number
 }
 
 export const DEFAULT_AGENT_TUNING: AgentTuning = Object.freeze({
   leaseTtlMs: 2000,
   proposeBackoffMs: 400,
   claimBackoffMs: 150,
-  scavengeBackoffMs: 200,
   maxProposalsSeen: 2,
+  maxPlanAttestations: 4,
   workMs: 50,
-  finalizeBackupMs: 600,
   decideRetryMs: 200,
   decideAttempts: 30,
   verifyBounty: 4,
   challengeBond: 5,
+  maxGrantTtlMs: 60_000,
+  maxLeaseHoldMs: 600_000,
+  anchorBackupMs: 1_500,
 })
 
 /**
@@ -99,8 +126,20 @@ export interface Adversary {
   frivolousChallenges?: boolean
 }
 
+/**
+ * The anchor's funding check (A7): why the requester of `need` cannot fund its budget now, or
+ * `undefined` when it can; `reserved` is what this anchor's DECIDEs in flight already take from the
+ * same requester. An unfunded NEED is not decided.
+ */
+export type FundingCheck = (
+  need: NeedInfo,
+  thread: string,
+  reserved: number,
+) => string | undefined | Promise<string | undefined>
+
 export interface AgentOptions {
   identity: Identity
+  /** The network's parameters (from its genesis) with this peer's current view of the pool. */
   params: NetworkParams
   bus: EnvelopeSink
   clock: AgentClock
@@ -108,6 +147,8 @@ export interface AgentOptions {
   artifacts: ArtifactStore
   /** Required for the decider role. */
   consensus?: ConsensusStore
+  /** Decider: the funding check run before every DECIDE. @default every NEED is funded */
+  funding?: FundingCheck
   /** @default the built-in capabilities */
   capabilities?: CapabilityRegistry
   roles?: AgentRoles
@@ -120,6 +161,10 @@ export interface AgentOptions {
    * decision is the verdict and its digest the ATTEST's evalDigest). @default none
    */
   policy?: PolicyGates
+  /** Most envelopes held for threads whose NEED has not arrived, over all threads. @default 4 096 */
+  maxOrphanEnvelopes?: number
+  /** Most envelopes one thread holds waiting for placement (A4). @default 1 024 */
+  maxPendingEnvelopes?: number
   /** Called with errors the agent handled by dropping the action (never thrown from reactions). */
   onError?: (error: unknown) => void
   /** @internal */
@@ -141,38 +186,70 @@ export interface NeedRequest {
   deadlineMs?: number
 }
 
+/** Default of {@link AgentOptions.maxOrphanEnvelopes}. */
+export const DEFAULT_MAX_ORPHAN_ENVELOPES = 4_096
+
 export class Agent {
   readonly identity: Identity
-  readonly params: NetworkParams
   readonly capabilities: CapabilityRegistry
   readonly roles: Readonly<AgentRoles>
   readonly tuning: AgentTuning
-  readonly lamport = new LamportClock()
+  #params: NetworkParams
   #options: AgentOptions
   #replicas = new Map<string, ThreadReplica>()
-  #epoch = 1
-  #needCounter = 0
+  /** Envelopes of threads whose NEED is not held yet, per thread, in arrival order. */
+  #orphans = new Map<string, AnyEnvelope[]>()
+  #orphanCount = 0
   #done = new Set<string>()
   #timers = new Set<() => void>()
   #expected = new Map<Cid, Cid[]>()
   #measured = new Map<Cid, { inputBytes: number; outputBytes: number }>()
+  #refusals = new Map<string, number>()
   #stopped = false
+  #lastDecideTs = 0
+  /** Budgets of this anchor's DECIDEs in flight, per requester (A7: checked and taken together). */
+  #reserved = new Map<string, number>()
   #observers = new Set<(env: AnyEnvelope) => void>()
+  #evictionObservers = new Set<(env: AnyEnvelope) => void>()
 
   constructor(options: AgentOptions) {
     this.#options = options
     this.identity = options.identity
-    this.params = options.params
+    this.#params = options.params
     this.capabilities = options.capabilities ?? builtinCapabilities()
     this.roles = Object.freeze({ ...options.roles })
     this.tuning = Object.freeze({ ...DEFAULT_AGENT_TUNING, ...options.tuning })
     if (this.roles.decider && !options.consensus) {
       throw new InvalidArgumentError('the decider role needs a consensus store', 'consensus')
     }
+    if (this.roles.decider && !isAnchor(options.params, options.identity.did)) {
+      throw new InvalidArgumentError(
+        `the decider role is an anchor's: ${options.identity.did} is not in the network's anchor set`,
+        'roles',
+      )
+    }
   }
 
   get did(): string {
     return this.identity.did
+  }
+
+  /** The network's parameters with this peer's current view of the verifier pool. */
+  get params(): NetworkParams {
+    return this.#params
+  }
+
+  /**
+   * Adopts a newer view of the verifier pool (same network). Decided threads keep folding with the
+   * pool of their DECIDE; what changes is which plans this agent attests and, for an anchor, the
+   * pool its next DECIDEs carry.
+   */
+  setParams(params: NetworkParams): void {
+    if (params.network !== this.#params.network) {
+      throw new InvalidArgumentError('setParams cannot move an agent to another network', 'network')
+    }
+    this.#params = params
+    for (const replica of this.#replicas.values()) replica.setParams(params)
   }
 
   /** The replica of a thread, if this agent follows it. */
@@ -185,22 +262,50 @@ export class Agent {
     return [...this.#replicas.keys()].sort()
   }
 
+  /** Envelopes held for threads whose NEED has not arrived. */
+  get orphanCount(): number {
+    return this.#orphanCount
+  }
+
+  /** Envelopes this agent refused, counted once each by reason code (`wrong-network`, `not-an-anchor`, …). */
+  refusals(): Record<string, number> {
+    const total = new Map(this.#refusals)
+    for (const replica of this.#replicas.values()) {
+      for (const [code, count] of replica.refusals()) total.set(code, (total.get(code) ?? 0) + count)
+    }
+    return Object.fromEntries([...total].sort(([a], [b]) => (a < b ? -1 : 1)))
+  }
+
   #replicaFor(thread: string): ThreadReplica {
     let replica = this.#replicas.get(thread)
     if (!replica) {
-      replica = new ThreadReplica(thread, this.params)
+      replica = new ThreadReplica(thread, this.#params, {
+        ...(this.#options.maxPendingEnvelopes === undefined
+          ? {}
+          : { maxPendingEnvelopes: this.#options.maxPendingEnvelopes }),
+        onEvict: (env) => this.#notifyEviction(env),
+      })
       this.#replicas.set(thread, replica)
     }
     return replica
   }
 
   /**
-   * Calls `observer` with every envelope newly taken into one of this agent's replicas (delivered,
+   * Calls `observer` with every envelope newly placed into one of this agent's replicas (delivered,
    * published or restored), right after it is folded. Returns a function that removes it.
    */
   observe(observer: (env: AnyEnvelope) => void): () => void {
     this.#observers.add(observer)
     return () => this.#observers.delete(observer)
+  }
+
+  /**
+   * Calls `observer` with every envelope this agent dropped from a bounded pool (orphans, pending),
+   * so that a transport may fetch it again later. Returns a function that removes it.
+   */
+  onEvict(observer: (env: AnyEnvelope) => void): () => void {
+    this.#evictionObservers.add(observer)
+    return () => this.#evictionObservers.delete(observer)
   }
 
   #notify(env: AnyEnvelope): void {
@@ -213,6 +318,22 @@ export class Agent {
     }
   }
 
+  #notifyEviction(env: AnyEnvelope): void {
+    for (const observer of this.#evictionObservers) {
+      try {
+        observer(env)
+      } catch (error) {
+        this.#options.onError?.(error)
+      }
+    }
+  }
+
+  /** Whether an envelope is held (placed, pending, or waiting for its NEED). */
+  holds(env: Pick<AnyEnvelope, 'id' | 'thread'>): boolean {
+    if (this.#replicas.get(env.thread)?.has(env.id)) return true
+    return this.#orphans.get(env.thread)?.some((held) => held.id === env.id) ?? false
+  }
+
   /** Stops every timer; the agent ignores further input. */
   stop(): void {
     this.#stopped = true
@@ -222,25 +343,83 @@ export class Agent {
 
   // ------------------------------------------------------------------ input
 
+  #refuse(reason: string): string {
+    const code = refusalCode(reason)
+    this.#refusals.set(code, (this.#refusals.get(code) ?? 0) + 1)
+    return reason
+  }
+
   /**
    * Takes in an envelope that has passed signature and id checks, and performs every reaction it
-   * triggers. Returns the reason when the envelope did not apply to its thread.
+   * triggers. Returns `undefined` when it applied; otherwise why not: `duplicate` (already held),
+   * `pending:no-need` / `pending:lamport` (it waits, unfolded, A4), `policy: …` (the ingress gate
+   * denied it), or the fold's refusal code (`not-an-anchor`, `stale-lease`, …; see refusals.ts).
    */
   async deliver(env: AnyEnvelope): Promise<string | undefined> {
     if (this.#stopped) return undefined
+    if (env.net !== this.#params.network) return this.#refuse('wrong-network')
     const gate = this.#options.policy?.ingress(env)
     if (gate && !gate.allowed) {
       const reasons = gate.reasons.map((reason) => `${reason.rule} (${reason.field})`).join(', ')
       return `policy: denied by ${reasons || 'default deny'}`
     }
-    this.lamport.observe(env.lamport)
-    if (env.epoch > this.#epoch) this.#epoch = env.epoch
-    const replica = this.#replicaFor(env.thread)
+    let replica = this.#replicas.get(env.thread)
+    if (!replica) {
+      if (env.kind !== 'NEED') return this.#holdOrphan(env)
+      if (threadIdOf(env) !== env.thread) return this.#refuse('thread-id-mismatch')
+      replica = this.#replicaFor(env.thread)
+      const { effects, placed } = replica.receiveBatch(
+        [env, ...this.#takeOrphans(env.thread)],
+        this.#options.clock.now(),
+      )
+      for (const other of placed) this.#notify(other)
+      await this.#react(replica, effects)
+      this.#schedule(replica)
+      return replica.state.rejected.get(env.id) ?? (replica.get(env.id) ? undefined : 'pending:lamport')
+    }
     const result = replica.receive(env, this.#options.clock.now())
-    if (result.added) this.#notify(env)
+    if (!result.added) return 'duplicate'
+    if (result.pending) return 'pending:lamport'
+    for (const placed of result.placed) this.#notify(placed)
     await this.#react(replica, result.effects)
     this.#schedule(replica)
     return result.rejected
+  }
+
+  #holdOrphan(env: AnyEnvelope): string {
+    let list = this.#orphans.get(env.thread)
+    if (!list) {
+      list = []
+      this.#orphans.set(env.thread, list)
+    }
+    if (list.some((held) => held.id === env.id)) return 'duplicate'
+    list.push(env)
+    this.#orphanCount += 1
+    const max = this.#options.maxOrphanEnvelopes ?? DEFAULT_MAX_ORPHAN_ENVELOPES
+    while (this.#orphanCount > max) {
+      // The thread holding the most orphans loses its newest: a flood of made-up threads evicts itself.
+      let busiest: string | undefined
+      let most = 0
+      for (const [thread, held] of this.#orphans) {
+        if (held.length > most) {
+          most = held.length
+          busiest = thread
+        }
+      }
+      const held = this.#orphans.get(busiest!)!
+      const victim = held.pop()!
+      if (held.length === 0) this.#orphans.delete(busiest!)
+      this.#orphanCount -= 1
+      this.#notifyEviction(victim)
+    }
+    return 'pending:no-need'
+  }
+
+  #takeOrphans(thread: string): AnyEnvelope[] {
+    const list = this.#orphans.get(thread) ?? []
+    this.#orphans.delete(thread)
+    this.#orphanCount -= list.length
+    return list
   }
 
   /**
@@ -250,17 +429,24 @@ export class Agent {
   async restore(envs: readonly AnyEnvelope[]): Promise<void> {
     const byThread = new Map<string, AnyEnvelope[]>()
     for (const env of envs) {
-      this.lamport.observe(env.lamport)
-      if (env.epoch > this.#epoch) this.#epoch = env.epoch
+      if (env.net !== this.#params.network) continue
+      if (env.kind === 'DECIDE' && env.sender === this.did) this.#lastDecideTs = Math.max(this.#lastDecideTs, env.ts)
       const list = byThread.get(env.thread) ?? []
       list.push(env)
       byThread.set(env.thread, list)
     }
     for (const [thread, list] of byThread) {
+      const need = list.find((env) => env.kind === 'NEED' && threadIdOf(env) === thread)
+      if (!need && !this.#replicas.has(thread)) {
+        for (const env of list) this.#holdOrphan(env)
+        continue
+      }
       const replica = this.#replicaFor(thread)
-      const fresh = list.filter((env) => !replica.has(env.id))
-      const effects = replica.receiveAll(list, this.#options.clock.now())
-      for (const env of fresh) this.#notify(env)
+      const { effects, placed } = replica.receiveBatch(
+        [...list, ...this.#takeOrphans(thread)],
+        this.#options.clock.now(),
+      )
+      for (const env of placed) this.#notify(env)
       await this.#react(replica, effects)
       this.#schedule(replica)
     }
@@ -268,40 +454,68 @@ export class Agent {
 
   // ------------------------------------------------------------------ output
 
-  /** Signs and publishes an envelope, applying it to the own replica first. */
+  /** The epoch this agent's envelopes in a thread carry: the highest an anchor issued into it (A3). */
+  #threadEpoch(replica: ThreadReplica | undefined): number {
+    return Math.max(GENESIS_EPOCH, replica?.state.issuedEpoch ?? GENESIS_EPOCH)
+  }
+
+  #unsigned<K extends Kind>(
+    kind: K,
+    thread: string,
+    payload: PayloadByKind[K],
+    lamport: number,
+    extra: { refs?: Cid[]; fence?: string; epoch?: number; evalDigest?: string; ts?: number },
+    epoch: number,
+  ): UnsignedEnvelope<K> {
+    return {
+      v: PROTOCOL_VERSION,
+      net: this.#params.network,
+      kind,
+      thread,
+      sender: this.did,
+      lamport,
+      ts: extra.ts ?? Math.max(0, Math.floor(this.#options.clock.now())),
+      payload,
+      refs: extra.refs ?? [],
+      policy: this.#options.policy?.capsule ?? this.#options.policyHash ?? BUILTIN_POLICY_HASH,
+      epoch: extra.epoch ?? epoch,
+      ...(extra.fence === undefined ? {} : { fence: extra.fence }),
+      ...(extra.evalDigest === undefined ? {} : { evalDigest: extra.evalDigest }),
+    }
+  }
+
+  /** Signs and publishes an envelope in a thread this agent follows, applying it to the own replica first. */
   async publish<K extends Kind>(
     kind: K,
     thread: string,
     payload: PayloadByKind[K],
-    extra: { refs?: Cid[]; fence?: string; epoch?: number; evalDigest?: string } = {},
+    extra: { refs?: Cid[]; fence?: string; epoch?: number; evalDigest?: string; ts?: number } = {},
   ): Promise<Envelope<K>> {
-    const unsigned = {
-      v: PROTOCOL_VERSION,
-      kind,
-      thread,
-      sender: this.did,
-      lamport: this.lamport.tick(),
-      ts: Math.max(0, Math.floor(this.#options.clock.now())),
-      payload,
-      refs: extra.refs ?? [],
-      policy: this.#options.policy?.capsule ?? this.#options.policyHash ?? BUILTIN_POLICY_HASH,
-      epoch: extra.epoch ?? this.#epoch,
-      ...(extra.fence === undefined ? {} : { fence: extra.fence }),
-      ...(extra.evalDigest === undefined ? {} : { evalDigest: extra.evalDigest }),
+    const replica = this.#replicas.get(thread)
+    if (!replica) {
+      throw new InvalidArgumentError(`this agent follows no thread ${thread}: post or receive its NEED first`, 'thread')
     }
-    const gates = this.#options.policy
-    if (gates) gates.enforce('preflight', gates.preflight(unsigned), unsigned.policy)
-    const env = await signEnvelope(unsigned, this.identity)
-    const replica = this.#replicaFor(thread)
-    const result = replica.receive(env as AnyEnvelope, this.#options.clock.now())
-    if (result.added) this.#notify(env as AnyEnvelope)
-    this.#options.bus.publish(env as AnyEnvelope)
-    await this.#react(replica, result.effects)
-    this.#schedule(replica)
+    const unsigned = this.#unsigned(kind, thread, payload, replica.nextLamport(), extra, this.#threadEpoch(replica))
+    const env = await this.#sign(unsigned)
+    await this.#take(replica, env as AnyEnvelope)
     return env
   }
 
-  /** Posts a NEED (requester role). Returns the NEED id. */
+  async #sign<K extends Kind>(unsigned: UnsignedEnvelope<K>): Promise<Envelope<K>> {
+    const gates = this.#options.policy
+    if (gates) gates.enforce('preflight', gates.preflight(unsigned), unsigned.policy)
+    return signEnvelope(unsigned, this.identity)
+  }
+
+  async #take(replica: ThreadReplica, env: AnyEnvelope): Promise<void> {
+    const result = replica.receive(env, this.#options.clock.now())
+    for (const placed of result.placed) this.#notify(placed)
+    this.#options.bus.publish(env)
+    await this.#react(replica, result.effects)
+    this.#schedule(replica)
+  }
+
+  /** Posts a NEED (requester role). Returns the NEED id (the thread id, A1). */
   async post(request: NeedRequest): Promise<string> {
     if (request.requires.length === 0)
       throw new InvalidArgumentError('requires must name a capability', 'requires')
@@ -309,20 +523,22 @@ export class Agent {
       throw new InvalidArgumentError('a NEED needs at least one input', 'inputs')
     const inputs: Cid[] = []
     for (const bytes of request.inputs) inputs.push(await this.#options.artifacts.put(bytes))
-    this.#needCounter += 1
-    const need = `need-${this.did.slice(-12)}-${this.lamport.value + 1}-${this.#needCounter}`
     const now = this.#options.clock.now()
-    await this.publish('NEED', need, {
-      need,
-      epoch: this.#epoch,
+    const payload = {
+      need: '',
+      epoch: GENESIS_EPOCH,
       requires: request.requires,
       inputs,
       produces: request.produces ?? 'application/octet-stream',
       budget: request.budget,
       deadlineMs: Math.max(0, Math.floor(request.deadlineMs ?? now + 60_000)),
       bidWindowMs: request.bidWindowMs ?? 500,
-    })
-    return need
+    }
+    const draft = this.#unsigned('NEED', '', payload, 1, {}, GENESIS_EPOCH)
+    const thread = threadIdOf(draft)
+    const env = await this.#sign({ ...draft, thread, payload: { ...payload, need: thread } })
+    await this.#take(this.#replicaFor(thread), env as AnyEnvelope)
+    return thread
   }
 
   // ------------------------------------------------------------------ reactions
@@ -353,7 +569,11 @@ export class Agent {
       case 'task-ready':
         if (roles.worker) this.#claimLater(replica, effect.task)
         return
+      case 'claim-requested':
+        if (roles.decider) this.#grantLater(replica, effect.task)
+        return
       case 'task-claimed':
+        if (roles.decider) this.#watchHold(replica, effect.task, effect.claim)
         if (roles.worker) this.#workIfMine(replica, effect.task, effect.claim)
         return
       case 'task-committed':
@@ -364,13 +584,14 @@ export class Agent {
         if (roles.verifier) await this.#challengeIfWrong(replica, effect.task, effect.commit)
         return
       case 'challenged':
-        if (roles.verifier) await this.#judgeChallenge(replica, effect.task, effect.commit, effect.challenge)
+        if (roles.verifier || roles.decider)
+          await this.#judgeChallenge(replica, effect.task, effect.commit, effect.challenge)
         return
       case 'lease-expired':
-        if (roles.worker) this.#scavengeLater(replica, effect.task, effect.claim)
+        if (roles.decider) this.#scavengeLater(replica, effect.task, effect.claim)
         return
       case 'finalize-due':
-        this.#finalizeWhenDue(replica, effect.task, effect.commit)
+        if (roles.decider) this.#finalizeLater(replica, effect.task, effect.commit)
         return
       case 'decided':
       case 'decide-conflict':
@@ -417,6 +638,12 @@ export class Agent {
     this.#timers.add(cancel)
   }
 
+  /** Delay before an anchor acts on a thread: none for its decider, a back-off for the others. */
+  #anchorDelay(replica: ThreadReplica): number {
+    const decider = replica.state.winner?.decider
+    return decider === this.did ? 0 : this.tuning.anchorBackupMs * (1 + this.#options.random.next())
+  }
+
   // planner --------------------------------------------------------------
 
   #planLater(replica: ThreadReplica): void {
@@ -442,7 +669,6 @@ export class Agent {
     if (price > need.budget) return
     await this.publish('PROPOSE', replica.thread, {
       need: replica.thread,
-      proposal: `p-${this.did.slice(-10)}-${this.lamport.value + 1}`,
       patch,
       ballot: 1,
       price,
@@ -453,12 +679,15 @@ export class Agent {
 
   // verifier: plans -------------------------------------------------------
 
-  async #attestPlan(replica: ThreadReplica, proposal: string): Promise<void> {
-    if (!isEligibleVerifier(this.params, this.did)) return
+  async #attestPlan(replica: ThreadReplica, proposal: Cid): Promise<void> {
+    if (!isEligibleVerifier(this.#params, this.did)) return
     const info = replica.state.proposals.get(proposal)
     if (!info || replica.state.planVotes.get(proposal)?.has(this.did)) return
+    if (!this.#params.bootstrap && info.planner === this.did) return
+    // A verifier weighs a bounded number of plans per NEED (the first it receives), not every bid.
+    const attested = [...replica.state.planVotes.values()].filter((votes) => votes.has(this.did)).length
+    if (attested >= this.tuning.maxPlanAttestations) return
     if (!this.#once(`attest-plan:${proposal}`)) return
-    if (!this.params.bootstrap && info.planner === this.did) return
     const payload = { need: replica.thread, proposal, verdict: 'accept' as const }
     await this.publish('ATTEST_PLAN', replica.thread, payload)
     if (this.#options.adversary?.equivocate) {
@@ -466,30 +695,70 @@ export class Agent {
     }
   }
 
-  // decider ---------------------------------------------------------------
+  // anchor: decisions -------------------------------------------------------
 
-  async #decide(replica: ThreadReplica, proposal: string, attempt: number): Promise<void> {
-    const consensus = this.#options.consensus!
+  /**
+   * The anchor that decides a requester's NEEDs first (the others only after a back-off), so that
+   * one anchor checks and takes each requester's funds in order (A7).
+   */
+  #homeAnchor(requester: string): string {
+    const anchors = this.#params.anchors
+    let hash = 0
+    for (let i = 0; i < requester.length; i += 1) hash = (hash * 31 + requester.charCodeAt(i)) >>> 0
+    return anchors[hash % anchors.length]!
+  }
+
+  async #decide(replica: ThreadReplica, proposal: Cid, attempt: number): Promise<void> {
     const quorum = replica.state.quorum
     if (!quorum || quorum.proposal !== proposal || replica.state.winner) return
-    if (attempt === 1 && !this.#once(`decide:${replica.thread}`)) return
+    if (attempt === 1) {
+      if (!this.#once(`decide:${replica.thread}`)) return
+      const need = replica.state.need!
+      if (this.#homeAnchor(need.requester) !== this.did) {
+        this.#after(this.tuning.anchorBackupMs * (1 + this.#options.random.next()), () =>
+          this.#decide(replica, proposal, 2),
+        )
+        return
+      }
+    }
+    const need = replica.state.need!
+    const reserved = this.#reserved.get(need.requester) ?? 0
+    const unfunded = await this.#options.funding?.(need, replica.thread, reserved)
+    if (replica.state.winner) return
+    if (unfunded !== undefined) {
+      this.#options.onError?.(
+        new InvalidArgumentError(`NEED ${replica.thread} is not decided: ${unfunded}`, 'budget'),
+      )
+      return
+    }
+    this.#reserved.set(need.requester, reserved + need.budget)
+    try {
+      await this.#decideFunded(replica, proposal, attempt, quorum.attestations)
+    } finally {
+      const left = (this.#reserved.get(need.requester) ?? 0) - need.budget
+      if (left > 0) this.#reserved.set(need.requester, left)
+      else this.#reserved.delete(need.requester)
+    }
+  }
+
+  async #decideFunded(replica: ThreadReplica, proposal: Cid, attempt: number, quorum: Cid[]): Promise<void> {
+    const consensus = this.#options.consensus!
     let record: DecideRecord
+    const lamport = replica.nextLamport()
     try {
       const epoch = await consensus.currentEpoch()
-      if (epoch > this.#epoch) this.#epoch = epoch
       const result = await consensus.tryDecide({
         need: replica.thread,
         proposal,
         epoch,
-        lamport: this.lamport.tick(),
-        kPlan: kPlanOf(this.params),
+        lamport,
+        kPlan: kPlanOf(this.#params),
         decider: this.did,
       })
       if (result.outcome === 'conflict' || result.record.decider !== this.did) return
       record = result.record
     } catch (error) {
-      if (error instanceof StaleEpochError) this.#epoch = error.currentEpoch
-      else if (error instanceof CanSwarmError && error.code !== 'STALE_EPOCH') throw error
+      if (!(error instanceof StaleEpochError) && error instanceof CanSwarmError) throw error
       if (attempt < this.tuning.decideAttempts) {
         const delay = this.tuning.decideRetryMs * 2 ** Math.min(3, attempt - 1)
         this.#after(delay * (0.5 + this.#options.random.next()), () =>
@@ -498,7 +767,10 @@ export class Agent {
       }
       return
     }
-    const attestations = quorum.attestations.map((id) => replica.get(id)!)
+    const attestations = quorum.map((id) => replica.get(id)!)
+    // The anchors' sequence (A7): an anchor's DECIDEs carry strictly rising times.
+    const ts = Math.max(this.#lastDecideTs + 1, Math.floor(this.#options.clock.now()))
+    this.#lastDecideTs = ts
     await this.publish(
       'DECIDE',
       replica.thread,
@@ -510,8 +782,9 @@ export class Agent {
         kPlan: record.kPlan,
         decider: record.decider,
         attestations: attestations as Envelope[],
+        pool: poolSnapshotOf(this.#params),
       },
-      { epoch: record.epoch },
+      { epoch: record.epoch, ts },
     )
   }
 
@@ -535,39 +808,131 @@ export class Agent {
     })
   }
 
+  // anchor: leases ---------------------------------------------------------
+
+  /**
+   * Grants the lease of a claimable task to the CLAIM of its current round this anchor received
+   * first (A5), skipping workers that already let a lease of the task expire. The thread's decider
+   * grants at once; other anchors only after a back-off, when no grant has come.
+   */
+  #grantLater(replica: ThreadReplica, taskId: string): void {
+    const task = replica.state.tasks.get(taskId)
+    if (!task) return
+    const key = `grant:${taskId}:${task.round}`
+    if (this.#done.has(key)) return
+    this.#done.add(key)
+    this.#after(this.#anchorDelay(replica), async () => {
+      const current = replica.state.tasks.get(taskId)
+      if (!current || current.state !== 'DECIDED' || current.lease) {
+        this.#done.delete(key)
+        return
+      }
+      const timedOut = new Set(this.#timedOutWorkers(replica, current))
+      const candidates = [...current.requests]
+        .filter(([, round]) => round === current.round)
+        .map(([claim]) => replica.get(claim) as Envelope<'CLAIM'>)
+        .filter((claim) => claim !== undefined && !timedOut.has(claim.sender))
+        .sort(
+          (a, b) =>
+            (replica.receivedAt(a.id) ?? 0) - (replica.receivedAt(b.id) ?? 0) || (a.id < b.id ? -1 : 1),
+        )
+      const chosen = candidates[0]
+      if (!chosen) {
+        this.#done.delete(key)
+        return
+      }
+      await this.publish('GRANT', replica.thread, {
+        task: taskId,
+        claim: chosen.id,
+        leaseTtlMs: Math.max(
+          this.#params.minLeaseTtlMs,
+          Math.min(chosen.payload.leaseTtlMs, this.tuning.maxGrantTtlMs),
+        ),
+      })
+    })
+  }
+
+  /** Workers whose earlier leases of this task an anchor scavenged. */
+  #timedOutWorkers(replica: ThreadReplica, task: TaskInfo): string[] {
+    const workers: string[] = []
+    for (const env of replica.envelopes()) {
+      if (env.kind !== 'RELEASE' || env.payload.task !== task.id || env.payload.reason !== 'lease-expired') continue
+      if (replica.state.rejected.has(env.id)) continue
+      const claim = replica.get(env.payload.claim)
+      if (claim) workers.push(claim.sender)
+    }
+    return workers
+  }
+
+  /**
+   * Scavenges a lease whose heartbeats stopped (by this anchor's clock), or that has been held
+   * longer than `maxLeaseHoldMs` (A5). Only an anchor's RELEASE counts against the worker.
+   */
+  #scavengeLater(replica: ThreadReplica, taskId: string, claim: Cid): void {
+    const renewedBy = replica.state.tasks.get(taskId)?.lease?.renewedBy
+    this.#after(this.#anchorDelay(replica), async () => {
+      const lease = replica.state.tasks.get(taskId)?.lease
+      if (lease?.claim !== claim || lease.renewedBy !== renewedBy) return
+      if (!this.#once(`release:${claim}:${renewedBy}`)) return
+      await this.publish('RELEASE', replica.thread, { task: taskId, claim, reason: 'lease-expired' })
+    })
+  }
+
+  /** Arms the hold limit of a lease this anchor watches. */
+  #watchHold(replica: ThreadReplica, taskId: string, claim: Cid): void {
+    if (!this.#once(`hold:${claim}`)) return
+    this.#after(this.tuning.maxLeaseHoldMs, async () => {
+      const lease = replica.state.tasks.get(taskId)?.lease
+      if (lease?.claim !== claim) return
+      if (!this.#once(`release:${claim}:hold`)) return
+      await this.publish('RELEASE', replica.thread, { task: taskId, claim, reason: 'lease-expired' })
+    })
+  }
+
+  // anchor: results ---------------------------------------------------------
+
+  /** Finalizes a verified result once the challenge window has passed by this anchor's clock (A6). */
+  #finalizeLater(replica: ThreadReplica, taskId: string, commitId: Cid): void {
+    const task = replica.state.tasks.get(taskId)
+    if (task?.commit?.id !== commitId) return
+    this.#after(this.#anchorDelay(replica), async () => {
+      const current = replica.state.tasks.get(taskId)
+      const commit = current?.commit
+      if (!current || commit?.id !== commitId || current.state !== 'VERIFIED') return
+      if (!this.#once(`finalize:${commitId}`)) return
+      const passing = [...commit.votes.values()]
+        .filter((vote) => vote.verdict === 'pass')
+        .map((vote) => replica.get(vote.env)!)
+      await this.publish('FINALIZE', replica.thread, {
+        task: taskId,
+        commit: commitId,
+        attestations: passing as Envelope[],
+      })
+    })
+  }
+
   // worker ----------------------------------------------------------------
 
   /**
-   * Arms one claim attempt after a random back-off. Not memoised per round: a re-fold (after a
-   * heal) may reject an earlier claim of ours, and the task must stay claimable by us.
+   * Arms one claim attempt after a random back-off (once per round of the task). The CLAIM is a
+   * request: the lease starts with the anchor's GRANT.
    */
   #claimLater(replica: ThreadReplica, taskId: string): void {
     const task = replica.state.tasks.get(taskId)
     if (!task || !this.capabilities.has(task.spec.capability)) return
-    const pending = `claim-pending:${taskId}`
-    if (this.#done.has(pending)) return
-    this.#done.add(pending)
+    if (!this.#once(`claim:${taskId}:${task.round}`)) return
+    const round = task.round
     this.#after(this.#options.random.next() * this.tuning.claimBackoffMs, async () => {
-      this.#done.delete(pending)
       const current = replica.state.tasks.get(taskId)
-      if (current?.state !== 'DECIDED' || current.lease) return
+      if (current?.state !== 'DECIDED' || current.lease || current.round !== round) return
       if (!current.parents.every((parent) => replica.state.tasks.get(parent)?.state === 'FINAL')) return
       const cost = this.capabilities.get(current.spec.capability)!.manifest.price
       const payload = { task: taskId, leaseTtlMs: this.tuning.leaseTtlMs, cost, etaMs: this.tuning.workMs }
-      await this.publish('CLAIM', replica.thread, payload, { epoch: this.#threadEpoch(replica) })
+      await this.publish('CLAIM', replica.thread, payload)
       if (this.#options.adversary?.equivocate) {
-        await this.publish(
-          'CLAIM',
-          replica.thread,
-          { ...payload, cost: cost + 1 },
-          { epoch: this.#threadEpoch(replica) },
-        )
+        await this.publish('CLAIM', replica.thread, { ...payload, cost: cost + 1 })
       }
     })
-  }
-
-  #threadEpoch(replica: ThreadReplica): number {
-    return Math.max(this.#epoch, replica.state.winner?.epoch ?? 0)
   }
 
   #workIfMine(replica: ThreadReplica, taskId: string, claim: Cid): void {
@@ -583,7 +948,7 @@ export class Agent {
           'HEARTBEAT',
           replica.thread,
           { task: taskId, claim, progress: 500 },
-          { fence: claim, epoch: this.#threadEpoch(replica) },
+          { fence: claim },
         )
         beat()
       })
@@ -617,18 +982,8 @@ export class Agent {
         },
         verifyBounty: this.tuning.verifyBounty,
       },
-      { fence: claim, refs: [cid], epoch: this.#threadEpoch(replica) },
+      { fence: claim, refs: [cid] },
     )
-  }
-
-  #scavengeLater(replica: ThreadReplica, taskId: string, claim: Cid): void {
-    const renewedBy = replica.state.tasks.get(taskId)?.lease?.renewedBy
-    this.#after(this.#options.random.next() * this.tuning.scavengeBackoffMs, async () => {
-      const lease = replica.state.tasks.get(taskId)?.lease
-      if (lease?.claim !== claim || lease.renewedBy !== renewedBy) return
-      if (!this.#once(`release:${claim}:${renewedBy}`)) return
-      await this.publish('RELEASE', replica.thread, { task: taskId, claim, reason: 'lease-expired' })
-    })
   }
 
   /** Input bytes of a task: NEED inputs by CID, `task:x` as the final outputs of task x. */
@@ -662,7 +1017,8 @@ export class Agent {
   async #attestResult(replica: ThreadReplica, taskId: string, commitId: Cid): Promise<void> {
     const task = replica.state.tasks.get(taskId)
     const commit = task?.commit
-    if (!task || commit?.id !== commitId || !inCommittee(commit.committee, this.did, this.params)) return
+    const rules = threadParams(replica.state, this.#params)
+    if (!task || commit?.id !== commitId || !inCommittee(commit.committee, this.did, rules)) return
     // Already voted (e.g. before a restart, whose memory of what it did is gone): never vote twice.
     if (commit.votes.has(this.did) || !this.#once(`attest:${commitId}`)) return
     const expected = await this.#expectedOutputs(replica, task)
@@ -721,18 +1077,21 @@ export class Agent {
     })
   }
 
-  async #judgeChallenge(
-    replica: ThreadReplica,
-    taskId: string,
-    commitId: Cid,
-    challenge: Cid,
-  ): Promise<void> {
-    if (!isEligibleVerifier(this.params, this.did)) return
+  /**
+   * Judges a challenge (A6): in bootstrap an anchor is the judge; outside it, verifiers of the pool
+   * are — never of a challenge they made, of their own work, or of a result they passed.
+   */
+  async #judgeChallenge(replica: ThreadReplica, taskId: string, commitId: Cid, challenge: Cid): Promise<void> {
+    const rules = threadParams(replica.state, this.#params)
+    const anchor = this.roles.decider === true
+    if (anchor ? !rules.bootstrap : rules.bootstrap || !isEligibleVerifier(rules, this.did)) return
     const task = replica.state.tasks.get(taskId)
     const commit = task?.commit
     if (!task || commit?.id !== commitId || commit.worker === this.did) return
-    const proof = (replica.get(challenge) as Envelope<'CHALLENGE'> | undefined)?.payload.proof
-    if (!proof) return
+    const challengeEnv = replica.get(challenge) as Envelope<'CHALLENGE'> | undefined
+    if (!challengeEnv || challengeEnv.sender === this.did) return
+    if (!anchor && commit.votes.get(this.did)?.verdict === 'pass') return
+    const proof = challengeEnv.payload.proof
     // Each proof type is judged by its own bounded check; only a proof that the result itself is
     // wrong invalidates it (a contradiction between attestations is the equivocator's fault, settled
     // by slashing, not by throwing away a right result).
@@ -751,32 +1110,6 @@ export class Agent {
     }
     if (!upheld || !this.#once(`invalidate:${challenge}`)) return
     await this.publish('INVALIDATE', replica.thread, { task: taskId, commit: commitId, challenge })
-  }
-
-  // finalizer -------------------------------------------------------------
-
-  #finalizeWhenDue(replica: ThreadReplica, taskId: string, commitId: Cid): void {
-    const task = replica.state.tasks.get(taskId)
-    if (task?.commit?.id !== commitId) return
-    const isWorker = task.commit.worker === this.did
-    const isBackup =
-      inCommittee(task.commit.committee, this.did, this.params) || replica.state.need?.requester === this.did
-    if (!isWorker && !isBackup) return
-    const delay = isWorker ? 0 : this.tuning.finalizeBackupMs * (1 + this.#options.random.next())
-    this.#after(delay, async () => {
-      const current = replica.state.tasks.get(taskId)
-      const commit = current?.commit
-      if (!current || commit?.id !== commitId || current.state !== 'VERIFIED') return
-      if (!this.#once(`finalize:${commitId}`)) return
-      const passing = [...commit.votes.values()]
-        .filter((vote) => vote.verdict === 'pass')
-        .map((vote) => replica.get(vote.env)!)
-      await this.publish('FINALIZE', replica.thread, {
-        task: taskId,
-        commit: commitId,
-        attestations: passing as Envelope[],
-      })
-    })
   }
 }
 

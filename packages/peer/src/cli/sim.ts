@@ -46,7 +46,7 @@ function faultList(value: string): FaultClass[] {
 const program = new Command()
   .name('npm run sim --')
   .description(
-    'Deterministic CAN Swarm simulator: many agents, virtual time, a seeded faulty network. Checks P1, P2, P4, P5, P6 after every step.',
+    'Deterministic CAN Swarm simulator: many agents, virtual time, a seeded faulty network and a generated attacker. Checks P1, P2, P4, P5, P6 and P9 after every delivery, P10 at the end of every run (P3 and conservation with --economy).',
   )
   .option('--seeds <n>', 'number of seeds to run (seeds first..first+n-1)', positiveInt('--seeds'), 10)
   .option('--seed <s>', 'first seed (alone: run just this seed)', (v) => Number.parseInt(v, 10))
@@ -117,6 +117,8 @@ let finalized = 0
 let envelopes = 0
 const observed: Record<string, number> = {}
 const economy: Record<string, number> = {}
+const attacks: Record<string, { tried: number; refused: number }> = {}
+const refusals: Record<string, number> = {}
 const failures: string[] = []
 const started = process.cpuUsage()
 const startedWall = performance.now()
@@ -168,6 +170,12 @@ for (let index = 0; index < count; index += 1) {
   for (const [key, value] of Object.entries(result.economy ?? {}))
     economy[key] = (economy[key] ?? 0) + (value as number)
   observed.forgedDropped = (observed.forgedDropped ?? 0) + result.droppedForged
+  for (const [name, counts] of Object.entries(result.attacks ?? {})) {
+    const total = (attacks[name] ??= { tried: 0, refused: 0 })
+    total.tried += counts.tried
+    total.refused += counts.refused
+  }
+  for (const [code, count] of Object.entries(result.refusals)) refusals[code] = (refusals[code] ?? 0) + count
   if (result.policy) {
     policyTotals.divergences += result.policy.divergences.length
     for (const stats of result.policy.stats) {
@@ -203,6 +211,16 @@ const summary = {
   ...(options.policy ? { policy: policyTotals } : {}),
   byFault,
   observed,
+  ...(Object.keys(attacks).length > 0
+    ? {
+        attacker: {
+          tried: Object.values(attacks).reduce((sum, a) => sum + a.tried, 0),
+          refused: Object.values(attacks).reduce((sum, a) => sum + a.refused, 0),
+          catalogue: Object.fromEntries(Object.entries(attacks).sort(([a], [b]) => (a < b ? -1 : 1))),
+        },
+      }
+    : {}),
+  refusals: Object.fromEntries(Object.entries(refusals).sort(([a], [b]) => (a < b ? -1 : 1))),
   envelopes,
   cpuSeconds: Number(cpuSeconds.toFixed(3)),
   wallSeconds: Number(((performance.now() - startedWall) / 1000).toFixed(3)),

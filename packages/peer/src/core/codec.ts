@@ -116,6 +116,7 @@ export function cidOfDagCbor(bytes: Uint8Array): Cid {
 function unsignedObject(unsigned: UnsignedEnvelope): Record<string, unknown> {
   const object: Record<string, unknown> = {
     v: unsigned.v,
+    net: unsigned.net,
     kind: unsigned.kind,
     thread: unsigned.thread,
     sender: unsigned.sender,
@@ -169,6 +170,23 @@ export function signingBytes(unsigned: UnsignedEnvelope): Uint8Array {
  */
 export function computeEnvelopeId(signed: Omit<Envelope, 'id'>): Cid {
   return cidOfDagCbor(encodeEnvelopeObject(wireObject(signed)))
+}
+
+/**
+ * The id of the thread a NEED opens (A1): the CID of the canonical encoding of the NEED's signed
+ * fields with `thread` and `payload.need` left empty. A NEED is valid only under this id, so
+ * exactly one NEED can ever open a thread, and only its requester can sign it (its key is among
+ * the hashed fields). Compute it from the unsigned NEED, then fill in both fields and sign.
+ *
+ * @throws {MalformedEnvelopeError} when a field has no DAG-CBOR encoding.
+ */
+export function threadIdOf(need: Omit<UnsignedEnvelope<'NEED'>, 'thread'> & { thread?: string }): Cid {
+  const object = unsignedObject({
+    ...need,
+    thread: '',
+    payload: { ...need.payload, need: '' },
+  } as UnsignedEnvelope)
+  return cidOfDagCbor(encodeEnvelopeObject(object))
 }
 
 /**

@@ -45,12 +45,16 @@ import {
   type DecidePayload,
   type Envelope,
   type FinalizePayload,
+  type GrantPayload,
   type HeartbeatPayload,
   type InvalidatePayload,
   KINDS,
   type Kind,
+  MAX_EPOCH,
+  MAX_LAMPORT,
   type NeedPayload,
   type PayloadByKind,
+  type PoolSnapshot,
   PROTOCOL_VERSION,
   type ProposePayload,
   type ReconcilePayload,
@@ -86,6 +90,10 @@ export const TASK_INPUT_PREFIX = 'task:'
 
 /** A non-negative safe integer. */
 const count = z.int().min(0)
+/** An epoch: a non-negative integer no larger than {@link MAX_EPOCH} (A4). */
+const epochNumber = z.int().min(0).max(MAX_EPOCH)
+/** A Lamport time: 1 … {@link MAX_LAMPORT} (A4: nothing near the largest safe integer). */
+const lamportNumber = z.int().min(1).max(MAX_LAMPORT)
 
 /** A non-empty, well-formed (no lone surrogates) string of at most `max` UTF-16 code units. */
 function text(max: number, min = 1) {
@@ -176,14 +184,15 @@ export const planOpSchema = z.discriminatedUnion('op', [
 /** Header fields every envelope carries, besides `kind`, `payload`, `sig` and `id`. */
 const headerShape = {
   v: z.literal(PROTOCOL_VERSION),
+  net: cid,
   thread: id,
   sender: did,
-  lamport: z.int().min(1),
+  lamport: lamportNumber,
   ts: count,
   refs: list(cid),
   policy: hash,
   evalDigest: hash.exactOptional(),
-  epoch: count,
+  epoch: epochNumber,
   fence: hash.exactOptional(),
 }
 
@@ -212,13 +221,20 @@ function checkEnvelopeRules(kind: Kind, envelope: unknown, context: z.Refinement
       message: `must equal the envelope's thread (${JSON.stringify(thread)})`,
     })
   }
-  if (kind === 'FINALIZE' && Array.isArray(payload.attestations)) {
+  if ((kind === 'FINALIZE' || kind === 'DECIDE') && Array.isArray(payload.attestations)) {
     payload.attestations.forEach((attestation: unknown, index) => {
       if (isRecord(attestation) && attestation.thread !== thread) {
         context.addIssue({
           code: 'custom',
           path: ['payload', 'attestations', index, 'thread'],
-          message: `must equal the FINALIZE's thread (${JSON.stringify(thread)})`,
+          message: `must equal the ${kind}'s thread (${JSON.stringify(thread)})`,
+        })
+      }
+      if (isRecord(attestation) && attestation.net !== envelope.net) {
+        context.addIssue({
+          code: 'custom',
+          path: ['payload', 'attestations', index, 'net'],
+          message: `must equal the ${kind}'s network (${JSON.stringify(envelope.net)}): an attestation of another network proves nothing here`,
         })
       }
     })
@@ -240,7 +256,7 @@ function embeddedEnvelopeSchema<K extends 'ATTEST_PLAN' | 'ATTEST'>(
 /** Schema of the NEED payload. */
 export const needPayloadSchema = z.strictObject({
   need: id,
-  epoch: count,
+  epoch: epochNumber,
   requires: list(id),
   inputs: list(cid),
   produces: id,
@@ -253,7 +269,6 @@ export const needPayloadSchema = z.strictObject({
 export const proposePayloadSchema = z
   .strictObject({
     need: id,
-    proposal: id,
     patch: list(taskSpecSchema, LIMITS.maxListEntries, 1),
     ballot: count,
     price: count,
@@ -277,12 +292,56 @@ export const proposePayloadSchema = z
 /** Schema of the ATTEST_PLAN payload. */
 export const attestPlanPayloadSchema = z.strictObject({
   need: id,
-  proposal: id,
+  proposal: cid,
   verdict: z.enum(['accept', 'reject']),
 }) satisfies z.ZodType<AttestPlanPayload>
 
 /** Schema of a signed ATTEST_PLAN envelope embedded in a DECIDE. */
 export const attestPlanEnvelopeSchema = embeddedEnvelopeSchema('ATTEST_PLAN', attestPlanPayloadSchema)
+
+/** Schema of one verifier of a pool snapshot. */
+export const poolEntrySchema = z.strictObject({
+  did,
+  stake: count,
+  reputationPerMille: z.int().min(0).max(1000),
+  lastActiveMs: count,
+  entity: id,
+  org: id,
+  asn: id,
+  region: id,
+})
+
+/** Schema of a pool snapshot (embedded in DECIDE): verifiers sorted and distinct, entries among them. */
+export const poolSnapshotSchema = z
+  .strictObject({
+    epoch: epochNumber,
+    bootstrap: z.boolean(),
+    verifiers: list(did),
+    entries: list(poolEntrySchema),
+    snapshotMs: count,
+  })
+  .superRefine((value, context) => {
+    for (let index = 1; index < value.verifiers.length; index += 1) {
+      if (!(value.verifiers[index - 1]! < value.verifiers[index]!)) {
+        context.addIssue({
+          code: 'custom',
+          path: ['verifiers', index],
+          message: 'verifiers must be sorted and distinct',
+        })
+        return
+      }
+    }
+    const listed = new Set(value.verifiers)
+    value.entries.forEach((entry, index) => {
+      if (!listed.has(entry.did)) {
+        context.addIssue({
+          code: 'custom',
+          path: ['entries', index, 'did'],
+          message: 'an entry must be one of the verifiers',
+        })
+      }
+    })
+  }) satisfies z.ZodType<PoolSnapshot>
 
 /**
  * Schema of the DECIDE payload. Its attestations are ATTEST_PLAN envelopes of the same NEED about
@@ -291,12 +350,13 @@ export const attestPlanEnvelopeSchema = embeddedEnvelopeSchema('ATTEST_PLAN', at
 export const decidePayloadSchema = z
   .strictObject({
     need: id,
-    proposal: id,
-    epoch: count,
-    lamport: count,
+    proposal: cid,
+    epoch: epochNumber,
+    lamport: lamportNumber,
     kPlan: z.int().min(1).max(LIMITS.maxAttestations),
     decider: did,
     attestations: list(attestPlanEnvelopeSchema, LIMITS.maxAttestations, 1),
+    pool: poolSnapshotSchema,
   })
   .superRefine((value, context) => {
     value.attestations.forEach((attestation, index) => {
@@ -326,7 +386,7 @@ export const updatePlanPayloadSchema = z.strictObject({
 export const reconcilePayloadSchema = z.strictObject({
   thread: id,
   merged: list(cid),
-  orphaned: list(id),
+  orphaned: list(cid),
   salvaged: list(cid),
 }) satisfies z.ZodType<ReconcilePayload>
 
@@ -337,6 +397,13 @@ export const claimPayloadSchema = z.strictObject({
   cost: count,
   etaMs: count,
 }) satisfies z.ZodType<ClaimPayload>
+
+/** Schema of the GRANT payload. */
+export const grantPayloadSchema = z.strictObject({
+  task: id,
+  claim: cid,
+  leaseTtlMs: z.int().min(1),
+}) satisfies z.ZodType<GrantPayload>
 
 /** Schema of the HEARTBEAT payload; `progress` is per-mille (0–1000). */
 export const heartbeatPayloadSchema = z.strictObject({
@@ -444,7 +511,7 @@ export const invalidatePayloadSchema = z.strictObject({
 
 /** Schema of the CHECKPOINT payload. */
 export const checkpointPayloadSchema = z.strictObject({
-  epoch: count,
+  epoch: epochNumber,
   merkleRoot: hash,
   signers: list(did, LIMITS.maxListEntries, 1),
 }) satisfies z.ZodType<CheckpointPayload>
@@ -458,6 +525,7 @@ export const payloadSchemas = {
   UPDATE_PLAN: updatePlanPayloadSchema,
   RECONCILE: reconcilePayloadSchema,
   CLAIM: claimPayloadSchema,
+  GRANT: grantPayloadSchema,
   HEARTBEAT: heartbeatPayloadSchema,
   YIELD: yieldPayloadSchema,
   RELEASE: releasePayloadSchema,

@@ -6,8 +6,23 @@
  * integer: DAG-CBOR encodes integers identically in every runtime, floats invite surprises.
  */
 
-/** Version of the envelope format this code writes and accepts. */
-export const PROTOCOL_VERSION = 1 as const
+/**
+ * Version of the envelope format this code writes and accepts. Version 2 added the network id
+ * (`net`), content-addressed proposals and the GRANT verb (docs/PROTOCOL.md §2).
+ */
+export const PROTOCOL_VERSION = 2 as const
+
+/**
+ * Largest `lamport` an envelope may carry: far below `Number.MAX_SAFE_INTEGER`, so that no sender
+ * can push a Lamport clock to the point where it cannot advance (docs/PROTOCOL.md §15, A4).
+ */
+export const MAX_LAMPORT = 2 ** 40
+
+/** Largest `epoch` an envelope or a consensus store may carry (A3, A4). */
+export const MAX_EPOCH = 2 ** 32
+
+/** The epoch every thread starts in: the network's genesis epoch (A3). */
+export const GENESIS_EPOCH = 1
 
 /** Every verb of the protocol, in the order PROTOCOL.md §3 lists them. */
 export const KINDS = [
@@ -18,6 +33,7 @@ export const KINDS = [
   'UPDATE_PLAN',
   'RECONCILE',
   'CLAIM',
+  'GRANT',
   'HEARTBEAT',
   'YIELD',
   'RELEASE',
@@ -69,7 +85,11 @@ export type TaskState = (typeof TASK_STATES)[number]
 // ---------------------------------------------------------------- payloads, one per verb
 
 export interface NeedPayload {
-  /** The NEED's id, chosen by the requester (unique; it is also the envelope's `thread`). */
+  /**
+   * The NEED's id: the content id of the NEED itself with `thread` and `need` left empty
+   * (`threadIdOf`, A1), so that exactly one NEED can ever open a thread. It is also the
+   * envelope's `thread`.
+   */
   need: string
   epoch: number
   /** Capabilities the work requires. */
@@ -86,10 +106,12 @@ export interface NeedPayload {
   bidWindowMs: number
 }
 
+/**
+ * A plan bid. A proposal is named by its envelope id (A2): two PROPOSEs never share an identity,
+ * and its tasks are `${proposeEnvelopeId}/${name}`.
+ */
 export interface ProposePayload {
   need: string
-  /** Proposal id chosen by the planner (unique within the NEED). */
-  proposal: string
   patch: TaskSpec[]
   /** Planner's ballot number (retries of one proposal carry higher ballots). */
   ballot: number
@@ -104,13 +126,44 @@ export type Verdict = 'accept' | 'reject'
 
 export interface AttestPlanPayload {
   need: string
-  proposal: string
+  /** Envelope id of the PROPOSE attested. */
+  proposal: Cid
   verdict: Verdict
+}
+
+/**
+ * The verifier pool a DECIDE was taken under (docs/PROTOCOL.md §8): eligibility, the K rules and
+ * committee selection of the thread follow it, whatever pool any replica knows of today.
+ */
+export interface PoolSnapshot {
+  /** Pool epoch: 0 is the genesis pool; an anchor adopts each new snapshot at a higher one. */
+  epoch: number
+  /** Bootstrap mode (K = 1, self-attestation allowed, anchors judge challenges). */
+  bootstrap: boolean
+  /** Eligible staked verifiers, sorted; empty in bootstrap mode is an open pool. */
+  verifiers: Did[]
+  /** Stake, reputation, recency and diversity of each verifier, for committee selection. */
+  entries: PoolEntrySnapshot[]
+  /** Time (anchor clock, ms) the recency of the entries is measured against. */
+  snapshotMs: number
+}
+
+/** One verifier of a {@link PoolSnapshot} (the `PoolEntry` of economy/selection.ts). */
+export interface PoolEntrySnapshot {
+  did: Did
+  stake: number
+  reputationPerMille: number
+  lastActiveMs: number
+  entity: string
+  org: string
+  asn: string
+  region: string
 }
 
 export interface DecidePayload {
   need: string
-  proposal: string
+  /** Envelope id of the PROPOSE decided. */
+  proposal: Cid
   epoch: number
   /** Lamport time of the decision (the decider's clock when it won tryDecide). */
   lamport: number
@@ -119,6 +172,8 @@ export interface DecidePayload {
   decider: Did
   /** The signed ATTEST_PLAN envelopes that formed the quorum (self-contained proof, P6). */
   attestations: Envelope[]
+  /** The pool the decision was taken under; the thread's committees and K follow it. */
+  pool: PoolSnapshot
 }
 
 export interface UpdatePlanPayload {
@@ -129,8 +184,8 @@ export interface ReconcilePayload {
   thread: string
   /** Envelope ids of the DECIDEs that won the merge. */
   merged: Cid[]
-  /** Proposal ids whose tasks lost the merge (annotated `orphanedByEpoch`). */
-  orphaned: string[]
+  /** Envelope ids of the PROPOSEs whose tasks lost the merge (annotated `orphanedByEpoch`). */
+  orphaned: Cid[]
   /** Artifact CIDs of attested work on orphaned branches that stay usable. */
   salvaged: Cid[]
 }
@@ -141,6 +196,18 @@ export interface ClaimPayload {
   /** Credits the worker asks for the task. */
   cost: number
   etaMs: number
+}
+
+/**
+ * An anchor's grant of a lease (A5): of the CLAIMs of a claimable task, the one the lease
+ * authority received first holds the lease from this GRANT on. A CLAIM alone is only a request.
+ */
+export interface GrantPayload {
+  task: string
+  /** Envelope id of the CLAIM granted (the lease's fence token). */
+  claim: Cid
+  /** The lease granted, at most what the CLAIM asked for (the anchor caps what it grants). */
+  leaseTtlMs: number
 }
 
 export interface HeartbeatPayload {
@@ -236,6 +303,7 @@ export interface PayloadByKind {
   UPDATE_PLAN: UpdatePlanPayload
   RECONCILE: ReconcilePayload
   CLAIM: ClaimPayload
+  GRANT: GrantPayload
   HEARTBEAT: HeartbeatPayload
   YIELD: YieldPayload
   RELEASE: ReleasePayload
@@ -253,6 +321,8 @@ export interface PayloadByKind {
 export interface UnsignedEnvelope<K extends Kind = Kind> {
   /** Protocol version ({@link PROTOCOL_VERSION}). */
   v: typeof PROTOCOL_VERSION
+  /** The network id (its genesis record's id): every signature covers it (domain separation). */
+  net: Cid
   kind: K
   /** The NEED this envelope belongs to (`NeedPayload.need`). */
   thread: string

@@ -16,4 +16,6 @@
 
 export * from './ed25519.ts'
 export * from './envelopes.ts'
+export * from './genesis.ts'
+export * from './grants.ts'
 export * from './manifest.ts'

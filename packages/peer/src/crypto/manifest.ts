@@ -4,23 +4,25 @@
  * selection count) and the stake it keeps bonded while in the pool; `stake: 0` leaves the pool
  * (its stake goes through unbonding). A newer manifest (higher `seq`) replaces an older one.
  *
- * The signature covers the canonical DAG-CBOR encoding of every field but `sig`, so a manifest
- * travels as JSON (HTTP, files) and verifies anywhere.
+ * The signature covers the canonical DAG-CBOR encoding of every field but `sig` — the network id
+ * `net` among them, so a manifest signed for one network is refused by another — and a manifest
+ * travels as JSON (HTTP, files) and verifies anywhere. A manifest mints nothing (A7): the stake it
+ * declares must already be the verifier's.
  *
  * @example
  * ```ts
- * const manifest = await signManifest(identity, { org: 'acme', asn: 'AS64500', region: 'eu-west', stake: 300, seq: 1 })
+ * const manifest = await signManifest(identity, { net, org: 'acme', asn: 'AS64500', region: 'eu-west', stake: 300, seq: 1 })
  * await verifyManifest(JSON.parse(JSON.stringify(manifest))) // the same manifest, checked
  * ```
  */
 import { base64url } from 'multiformats/bases/base64'
 import { z } from 'zod'
-import { didKeyProblem, encodeCanonical, publicKeyFromDid } from '../core/codec.ts'
+import { cidProblem, didKeyProblem, encodeCanonical, publicKeyFromDid } from '../core/codec.ts'
 import { BadSignatureError, SchemaViolationError } from '../core/errors.ts'
 import type { Did } from '../core/types.ts'
 import { type Identity, verifySignature } from './ed25519.ts'
 
-export const MANIFEST_VERSION = 1
+export const MANIFEST_VERSION = 2
 
 const label = z
   .string()
@@ -31,6 +33,7 @@ const label = z
 const manifestSchema = z
   .object({
     v: z.literal(MANIFEST_VERSION),
+    net: z.string().refine((value) => cidProblem(value) === undefined, 'must be a network id (CID)'),
     did: z
       .string()
       .refine((value) => didKeyProblem(value) === undefined, 'must be the did:key of an Ed25519 key'),
@@ -47,11 +50,11 @@ const manifestSchema = z
 export type VerifierManifest = z.infer<typeof manifestSchema> & { did: Did }
 
 /** What a verifier declares (its did and the signature are added by {@link signManifest}). */
-export type ManifestFields = Pick<VerifierManifest, 'org' | 'asn' | 'region' | 'stake' | 'seq'>
+export type ManifestFields = Pick<VerifierManifest, 'net' | 'org' | 'asn' | 'region' | 'stake' | 'seq'>
 
 function signedBytes(manifest: Omit<VerifierManifest, 'sig'>): Uint8Array {
-  const { v, did, org, asn, region, stake, seq } = manifest
-  return encodeCanonical({ v, did, org, asn, region, stake, seq })
+  const { v, net, did, org, asn, region, stake, seq } = manifest
+  return encodeCanonical({ v, net, did, org, asn, region, stake, seq })
 }
 
 /** Signs a manifest as `identity`. */
@@ -72,13 +75,17 @@ function verifyShape(value: unknown): VerifierManifest {
 }
 
 /**
- * Checks a received manifest: its shape, then its signature by the key inside its `did`.
+ * Checks a received manifest: its shape, its network (when `network` is given), then its
+ * signature by the key inside its `did`.
  *
- * @throws {SchemaViolationError} naming the field that is wrong.
+ * @throws {SchemaViolationError} naming the field that is wrong (`net` for another network).
  * @throws {BadSignatureError} when the signature is not the did's.
  */
-export async function verifyManifest(value: unknown): Promise<VerifierManifest> {
+export async function verifyManifest(value: unknown, network?: string): Promise<VerifierManifest> {
   const manifest = verifyShape(value)
+  if (network !== undefined && manifest.net !== network) {
+    throw new SchemaViolationError(`manifest net: ${manifest.net} is not this network (${network})`, 'net')
+  }
   let signature: Uint8Array
   try {
     signature = base64url.baseDecode(manifest.sig)

@@ -1,7 +1,7 @@
 /**
  * The simulator's economy: after a run, the converged log of every thread is settled through the
- * credit ledger in a deterministic order (threads by id, envelopes in total order), and the
- * economic properties are checked:
+ * credit ledger in the ledger's own order (A7: by the anchors' DECIDE times, `deriveLedger`), and
+ * the economic properties are checked:
  * - `conservation`: after every ledger operation, Σ holdings = minted − burned;
  * - `P3` (challenge safety): every FINAL result is the honest one (an invalid FINALIZE did not
  *   survive: it was challenged, invalidated and its verifiers and worker slashed), and no valid
@@ -9,9 +9,7 @@
  */
 import type { CapabilityRegistry } from '../agent/capabilities.ts'
 import { type ArtifactStore, artifactCid } from '../core/artifacts.ts'
-import { DEFAULT_GENESIS } from '../core/economy/derive.ts'
-import { Ledger, type LedgerOp, LedgerRejectedError } from '../core/economy/ledger.ts'
-import { settleThread } from '../core/economy/thread-settlement.ts'
+import { type DerivedLedger, deriveLedger, type GenesisRule } from '../core/economy/derive.ts'
 import { fetchTaskInputs } from '../core/thread/inputs.ts'
 import type { NetworkParams } from '../core/thread/params.ts'
 import type { ThreadReplica } from '../core/thread/replica.ts'
@@ -30,6 +28,8 @@ export interface EconomyReport {
   invalidatedCommits: number
   /** Verifiers slashed for signing contradicting attestations (the proof is checked, not trusted). */
   equivocatorsSlashed: number
+  /** Decided threads whose requester could not fund the budget. */
+  unfunded: number
 }
 
 async function honestOutputs(
@@ -47,17 +47,17 @@ function same(a: readonly Cid[], b: readonly Cid[]): boolean {
   return a.length === b.length && a.every((ref, index) => ref === b[index])
 }
 
-/** Settles every thread and checks P3 and conservation. */
+/** Settles every thread (the ledger's A7 order, `deriveLedger`) and checks P3 and conservation. */
 export async function settleEconomy(input: {
-  peers: readonly Did[]
   params: NetworkParams
+  genesis: GenesisRule
+  genesisVerifiers: readonly Did[]
   replicas: readonly ThreadReplica[]
   artifacts: ArtifactStore
   capabilities: CapabilityRegistry
   converged: boolean
   violations: Violation[]
-}): Promise<EconomyReport> {
-  const ledger = new Ledger()
+}): Promise<EconomyReport & { ledger: DerivedLedger }> {
   const report: EconomyReport = {
     operations: 0,
     refused: 0,
@@ -68,20 +68,18 @@ export async function settleEconomy(input: {
     frivolousChallenges: 0,
     invalidatedCommits: 0,
     equivocatorsSlashed: 0,
+    unfunded: 0,
   }
-  let clock = 0
-  const apply = (op: LedgerOp, thread?: string): boolean => {
-    clock += 1
-    try {
-      ledger.apply(op, clock)
-      report.operations += 1
-      if (op.op === 'slash') report.slashes += 1
-      return true
-    } catch (error) {
-      if (!(error instanceof LedgerRejectedError)) throw error
-      report.refused += 1
-      return false
-    } finally {
+  const derived = deriveLedger({
+    replicas: input.replicas,
+    params: input.params,
+    nowMs: Number.POSITIVE_INFINITY,
+    closing: true,
+    genesis: input.genesis,
+    genesisVerifiers: input.genesisVerifiers,
+    onOperation: (op, applied, ledger, thread) => {
+      if (applied) report.operations += 1
+      else report.refused += 1
       const gap = ledger.conservationGap()
       if (gap !== 0) {
         input.violations.push({
@@ -90,38 +88,36 @@ export async function settleEconomy(input: {
           message: `after ${op.op}: holdings differ from minted − burned by ${gap}`,
         })
       }
-    }
+    },
+  })
+  report.slashes = derived.slashes
+  report.upheldChallenges = derived.upheldChallenges
+  report.frivolousChallenges = derived.frivolousChallenges
+  report.unfunded = derived.unfunded.length
+  // A7: nothing but the genesis allocations (and admitted faucet grants: none here) is ever minted.
+  const allocated = input.genesis.allocations.reduce((sum, allocation) => sum + allocation.amount, 0)
+  if (derived.ledger.supply.minted !== allocated) {
+    input.violations.push({
+      property: 'conservation',
+      message: `minted ${derived.ledger.supply.minted} credits, but the genesis allocated ${allocated} and no grant was made`,
+    })
   }
-  for (const did of input.peers)
-    apply({ op: 'mint', to: did, amount: DEFAULT_GENESIS.faucetGrant, reason: 'genesis' })
-  for (const did of input.params.verifiers)
-    apply({ op: 'stake', account: did, amount: DEFAULT_GENESIS.verifierStake })
-
-  for (const replica of [...input.replicas].sort((a, b) => (a.thread < b.thread ? -1 : 1))) {
+  for (const replica of input.replicas) {
+    const settled = derived.threads.get(replica.thread)
     const state = replica.state
     const thread = replica.thread
-    const settled = settleThread(
-      replica,
-      {
-        escrow: (id) => ledger.escrow(id),
-        account: (did) => ledger.account(did),
-        apply: (op) => apply(op, thread),
-      },
-      { params: input.params, nowMs: Number.POSITIVE_INFINITY },
-    )
-    report.upheldChallenges += settled.upheldChallenges
-    report.frivolousChallenges += settled.frivolousChallenges
-    report.invalidatedCommits += settled.invalidatedCommits
-    report.equivocatorsSlashed += settled.equivocatorsSlashed
-    for (const sender of settled.unproven) {
-      input.violations.push({
-        property: 'P3',
-        thread,
-        message: `an equivocation record of ${sender} does not prove itself`,
-      })
+    if (settled) {
+      report.invalidatedCommits += settled.invalidatedCommits
+      report.equivocatorsSlashed += settled.equivocatorsSlashed
+      for (const sender of settled.unproven) {
+        input.violations.push({
+          property: 'P3',
+          thread,
+          message: `an equivocation record of ${sender} does not prove itself`,
+        })
+      }
     }
     const winner = state.winner
-
     // P3: FINAL results are the honest ones; invalidated ones were wrong.
     if (!winner) continue
     for (const task of state.tasks.values()) {
@@ -153,8 +149,8 @@ export async function settleEconomy(input: {
       }
     }
   }
-  const supply = ledger.supply
+  const supply = derived.ledger.supply
   report.minted = supply.minted
   report.burned = supply.burned
-  return report
+  return { ...report, ledger: derived }
 }

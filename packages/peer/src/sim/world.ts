@@ -8,22 +8,29 @@
  * P1, P4, P5 and P6, and at the end every replica is re-folded from a shuffled log (P2).
  * A failing seed replays exactly: `npm run sim -- --seed N`.
  */
-import { type Adversary, Agent } from '../agent/agent.ts'
+import { type Adversary, Agent, type FundingCheck } from '../agent/agent.ts'
 import { builtinCapabilities } from '../agent/capabilities.ts'
 import { SeededRandom } from '../agent/ports.ts'
 import { MemoryArtifactStore } from '../core/artifacts.ts'
 import { decodeEnvelope, encodeEnvelope } from '../core/codec.ts'
 import { type ConsensusStore, type DecideRecord, MemoryConsensusStore } from '../core/consensus.ts'
+import { deriveLedger } from '../core/economy/derive.ts'
 import { CanSwarmError, InvalidArgumentError } from '../core/errors.ts'
-import { type NetworkParams, networkParams } from '../core/thread/params.ts'
+import { type Genesis, genesisBody, paramsFromGenesis } from '../core/genesis.ts'
+import type { NetworkParams } from '../core/thread/params.ts'
+import { isAuthorityRefusal } from '../core/thread/refusals.ts'
 import { ThreadReplica } from '../core/thread/replica.ts'
 import type { AnyEnvelope, Cid } from '../core/types.ts'
 import { createIdentity, type Identity } from '../crypto/ed25519.ts'
+import { signGenesis } from '../crypto/genesis.ts'
 import { signEnvelope, verifyEnvelope } from '../crypto/envelopes.ts'
 import { type Divergence, DivergenceDetector } from '../policy/divergence.ts'
 import type { PolicyGates, PolicyStats } from '../policy/gates.ts'
+import { type AttackReport, Attacker } from './attacker.ts'
 import {
   CHECKED_PROPERTIES,
+  checkDelivery,
+  checkLiveness,
   checkReplica,
   checkStoreHistory,
   ECONOMY_PROPERTIES,
@@ -43,6 +50,7 @@ export const FAULT_CLASSES = [
   'crash',
   'skew',
   'byzantine',
+  'attacker',
   'combined',
 ] as const
 export type FaultClass = (typeof FAULT_CLASSES)[number] | 'none'
@@ -56,6 +64,7 @@ interface FaultPlan {
   crash: boolean
   skew: boolean
   byzantine: boolean
+  attacker: boolean
 }
 
 function faultPlan(faults: FaultClass): FaultPlan {
@@ -69,6 +78,7 @@ function faultPlan(faults: FaultClass): FaultPlan {
     crash: all || faults === 'crash',
     skew: all || faults === 'skew',
     byzantine: all || faults === 'byzantine',
+    attacker: all || faults === 'attacker',
   }
 }
 
@@ -127,6 +137,10 @@ export interface SimResult {
   droppedLost: number
   converged: boolean
   virtualMs: number
+  /** With the `attacker` fault: per catalogue entry, how often it was tried and refused. */
+  attacks?: AttackReport
+  /** Envelopes the honest peers refused, by reason code, all peers together. */
+  refusals: Record<string, number>
   /** What the faults caused, counted on the requester's replicas at the end. */
   observed: {
     conflictingDecides: number
@@ -147,7 +161,7 @@ export interface SimResult {
 }
 
 type SimEventBody =
-  | { type: 'deliver'; to: number; bytes: Uint8Array }
+  | { type: 'deliver'; to: number; bytes: Uint8Array; instance?: number }
   | { type: 'timer'; peer: number; incarnation: number; callback: () => Promise<void> | void }
   | { type: 'action'; run: () => Promise<void> | void }
 type SimEvent = Timed & SimEventBody
@@ -226,6 +240,10 @@ class World {
   readonly history: { record: DecideRecord; storeEpoch: number }[] = []
   readonly divergence = new DivergenceDetector()
   params!: NetworkParams
+  genesis!: Genesis
+  attacker: Attacker | undefined
+  /** Every envelope peers published, in order (what the attacker sees). */
+  readonly published: AnyEnvelope[] = []
   main = new MemoryConsensusStore({ epoch: 1 })
   fork: MemoryConsensusStore | undefined
   nowMs = 0
@@ -278,26 +296,26 @@ class World {
     return this.fork === undefined || from.side === to.side
   }
 
-  broadcast(from: SimPeer, bytes: Uint8Array): void {
+  broadcast(from: SimPeer | undefined, bytes: Uint8Array, instance?: number): void {
     for (const to of this.peers) {
       if (to === from) continue
-      if (!this.reachable(from, to)) continue
+      if (from && !this.reachable(from, to)) continue
       if (this.faultsActive && this.random.chance(this.plan.lossP)) {
         this.droppedLost += 1
         continue
       }
-      this.send(to.index, bytes)
-      if (this.faultsActive && this.random.chance(this.plan.duplicateP)) this.send(to.index, bytes)
+      this.send(to.index, bytes, instance)
+      if (this.faultsActive && this.random.chance(this.plan.duplicateP)) this.send(to.index, bytes, instance)
     }
   }
 
-  send(to: number, bytes: Uint8Array): void {
+  send(to: number, bytes: Uint8Array, instance?: number): void {
     let delay = 1 + this.random.int(0, 15)
     if (this.faultsActive) {
       delay += this.random.next() * this.plan.jitterMs
       if (this.random.chance(0.3)) delay += this.random.next() * this.plan.extraDelayMs
     }
-    this.at(this.nowMs + delay, { type: 'deliver', to, bytes })
+    this.at(this.nowMs + delay, { type: 'deliver', to, bytes, ...(instance === undefined ? {} : { instance }) })
   }
 
   decode(bytes: Uint8Array): AnyEnvelope | CanSwarmError {
@@ -328,29 +346,68 @@ class World {
     return ok
   }
 
-  async receive(peer: SimPeer, bytes: Uint8Array): Promise<void> {
+  async receive(peer: SimPeer, bytes: Uint8Array, instance?: number): Promise<void> {
     if (!peer.up || !peer.agent) return
     const env = this.decode(bytes)
     if (env instanceof CanSwarmError) {
       this.droppedForged += 1
       return
     }
-    if (peer.known.has(env.id)) return
+    // Replays from the attacker go past the network's de-duplication, to test the agent's own.
+    const replay = instance !== undefined && this.attacker?.isReplay(instance) === true
+    if (peer.known.has(env.id) && !replay) return
     if (!(await this.verify(env))) {
       this.droppedForged += 1
       return
     }
     this.deliveries += 1
     this.divergence.observe(env)
-    peer.known.add(env.id)
-    peer.durable.push({ env, bytes, atMs: this.localNow(peer) })
-    await peer.agent.deliver(env)
-    const replica = peer.agent.replica(env.thread)
-    if (replica)
-      checkReplica(peer.index, replica, this.params, (e) => this.verified.get(e.id) === true, this.violations)
+    const agent = peer.agent
+    const wasHeld = agent.holds(env)
+    if (!peer.known.has(env.id)) {
+      peer.known.add(env.id)
+      peer.durable.push({ env, bytes, atMs: this.localNow(peer) })
+    }
+    const before = agent.replica(env.thread)
+    const hashBefore = before?.stateHash()
+    const outcome = await agent.deliver(env)
+    const replica = agent.replica(env.thread)
+    if (!replica) return
+    const refused =
+      outcome !== undefined && outcome !== 'duplicate' && !outcome.startsWith('pending') && !outcome.startsWith('policy')
+        ? outcome
+        : undefined
+    // P9: a refused envelope left the state as it was; an accepted one had authority.
+    checkDelivery(
+      peer.index,
+      env,
+      replica,
+      this.params,
+      { ...(refused === undefined ? {} : { refused }), ...(before === replica && hashBefore !== undefined ? { hashBefore } : {}) },
+      this.violations,
+    )
+    if (outcome === undefined && instance !== undefined) this.attacker?.observeAccepted(instance, env.id, wasHeld)
+    checkReplica(peer.index, replica, this.params, (e) => this.verified.get(e.id) === true, this.violations)
   }
 
   // -------------------------------------------------------------- peers
+
+  /** The anchor's funding check (A7): the requester's balance in the ledger its threads derive. */
+  fundingOf(peer: SimPeer): FundingCheck {
+    return (need, _thread, reserved) => {
+      const agent = peer.agent
+      if (!agent) return 'the anchor is down'
+      const derived = deriveLedger({
+        replicas: agent.threads().map((thread) => agent.replica(thread)!),
+        params: this.params,
+        nowMs: this.localNow(peer),
+        genesis: this.genesis.body.economy,
+        genesisVerifiers: this.genesis.body.pool.verifiers,
+      })
+      const balance = derived.ledger.account(need.requester).balance - reserved
+      return balance >= need.budget ? undefined : `the requester holds ${balance} credits, the budget is ${need.budget}`
+    }
+  }
 
   startAgent(peer: SimPeer): Agent {
     peer.incarnation += 1
@@ -362,10 +419,16 @@ class World {
       artifacts: this.artifacts,
       random: this.random.fork(),
       roles: peer.anchor ? { decider: true } : { planner: true, worker: true, verifier: true },
-      ...(peer.anchor ? { consensus: new SimConsensus(this, peer.index) } : {}),
+      ...(peer.anchor ? { consensus: new SimConsensus(this, peer.index), funding: this.fundingOf(peer) } : {}),
       ...(peer.adversary ? { adversary: peer.adversary } : {}),
       ...(peer.policy ? { policy: peer.policy } : {}),
-      tuning: { leaseTtlMs: 1500, workMs: 40 + this.random.int(0, 120) },
+      tuning: {
+        leaseTtlMs: 1500,
+        workMs: 40 + this.random.int(0, 120),
+        maxGrantTtlMs: 3_000,
+        maxLeaseHoldMs: 8_000,
+        anchorBackupMs: 600,
+      },
       clock: {
         now: () => world.localNow(peer),
         setTimer(atMs, callback) {
@@ -386,6 +449,7 @@ class World {
         publish(env) {
           const bytes = encodeEnvelope(env)
           world.verified.set(env.id, true)
+          world.published.push(env)
           world.divergence.observe(env)
           peer.known.add(env.id)
           peer.durable.push({ env, bytes, atMs: world.localNow(peer) })
@@ -402,6 +466,8 @@ class World {
         }
       },
     })
+    // An envelope a bounded pool dropped can come again (anti-entropy sends what a peer lacks).
+    agent.onEvict((env) => peer.known.delete(env.id))
     peer.agent = agent
     return agent
   }
@@ -512,8 +578,8 @@ export async function runSimulation(options: SimOptions): Promise<SimResult> {
   const rolePeers = identities.slice(2)
   // A full network draws committees by stake, reputation and diversity: seven orgs, five ASNs and
   // four regions among its verifiers, so the caps bite (org mates of a worker never judge it).
-  const pool = bootstrap
-    ? undefined
+  const entries = bootstrap
+    ? []
     : rolePeers.map((identity, i) => ({
         did: identity.did,
         stake: 100 + 40 * i,
@@ -524,12 +590,36 @@ export async function runSimulation(options: SimOptions): Promise<SimResult> {
         asn: `asn-${i % 5}`,
         region: `region-${i % 4}`,
       }))
-  world.params = networkParams({
-    verifiers: (bootstrap ? rolePeers.slice(0, 4) : rolePeers).map((identity) => identity.did),
-    bootstrap,
-    tChallengeMs: 800,
-    ...(pool ? { pool } : {}),
-  })
+  // The attacker's keys: Sybils that hold nothing, one key funded with 100 credits at genesis.
+  const sybils: Identity[] = []
+  for (let index = 0; index < 7; index += 1) {
+    const seedBytes = new Uint8Array(32)
+    const view = new DataView(seedBytes.buffer)
+    view.setUint32(0, options.seed >>> 0)
+    view.setUint32(4, index)
+    view.setUint32(8, 0x5359_4249)
+    sybils.push(await createIdentity({ seed: seedBytes }))
+  }
+  const funded = sybils.pop()!
+  const verifiers = (bootstrap ? rolePeers.slice(0, 4) : rolePeers).map((identity) => identity.did)
+  world.genesis = await signGenesis(
+    genesisBody({
+      name: `sim-${options.seed}`,
+      createdMs: 0,
+      anchors: [identities[0]!.did, identities[1]!.did],
+      params: { tChallengeMs: 800 },
+      pool: { bootstrap, verifiers, entries },
+      economy: {
+        allocations: [
+          ...identities.map((identity) => ({ did: identity.did, amount: 1_000 })),
+          { did: funded.did, amount: 100 },
+        ],
+        verifierStake: 300,
+      },
+    }),
+    [identities[0]!, identities[1]!],
+  )
+  world.params = paramsFromGenesis(world.genesis)
 
   const byzantine = new Set<number>()
   if (world.plan.byzantine) {
@@ -584,6 +674,55 @@ export async function runSimulation(options: SimOptions): Promise<SimResult> {
       }
     }
   }
+  if (world.plan.attacker) {
+    const other = await signGenesis(
+      genesisBody({ name: 'elsewhere', createdMs: 0, anchors: [sybils[0]!.did] }),
+      [sybils[0]!],
+    )
+    const attacker = new Attacker({
+      world: {
+        params: world.params,
+        seen: () => world.published,
+        broadcast: (bytes, instance) => world.broadcast(undefined, bytes, instance),
+        nowMs: () => world.nowMs,
+        honestReplicas: (thread) =>
+          world.peers
+            .filter((peer) => peer.up && peer.agent && !peer.adversary)
+            .map((peer) => peer.agent!.replica(thread))
+            .filter((replica): replica is ThreadReplica => replica !== undefined),
+        unfundedThreads: () => {
+          // Every thread any honest peer holds, each from the replica that holds the most of it.
+          const fullest = new Map<string, ThreadReplica>()
+          for (const peer of world.peers) {
+            if (peer.adversary || !peer.agent) continue
+            for (const thread of peer.agent.threads()) {
+              const replica = peer.agent.replica(thread)!
+              if ((fullest.get(thread)?.size ?? -1) < replica.size) fullest.set(thread, replica)
+            }
+          }
+          return new Set(
+            deriveLedger({
+              replicas: [...fullest.values()],
+              params: world.params,
+              nowMs: world.nowMs,
+              genesis: world.genesis.body.economy,
+              genesisVerifiers: world.genesis.body.pool.verifiers,
+            }).unfunded,
+          )
+        },
+      },
+      // Its own stream: the workload and the network faults draw from theirs.
+      random: new SeededRandom(options.seed * 7_919 + 0x0a77ac),
+      sybils,
+      funded,
+      ...(bootstrap ? {} : { verifier: rolePeers[rolePeers.length - 1]! }),
+      otherNetwork: other.id,
+    })
+    world.attacker = attacker
+    for (let t = 300 + random.int(0, 200); t < workloadMs; t += 120 + random.int(0, 240)) {
+      world.at(t, { type: 'action', run: () => attacker.act() })
+    }
+  }
   if (world.plan.partition) {
     // Split just after a NEED went out, before it is decided, so that both sides may decide it.
     const splitAt = needTimes[random.int(0, needTimes.length)]! + random.int(20, 250)
@@ -626,7 +765,7 @@ export async function runSimulation(options: SimOptions): Promise<SimResult> {
     if (!event || event.atMs > endMs) break
     world.nowMs = event.atMs
     if (event.type === 'deliver') {
-      await world.receive(world.peers[event.to]!, event.bytes)
+      await world.receive(world.peers[event.to]!, event.bytes, event.instance)
     } else if (event.type === 'timer') {
       const peer = world.peers[event.peer]!
       if (peer.up && peer.incarnation === event.incarnation) await event.callback()
@@ -644,18 +783,39 @@ export async function runSimulation(options: SimOptions): Promise<SimResult> {
 
   checkStoreHistory(world.history, world.violations)
   const finalized = finalCheck(world, converged)
+  // P10: after the faults stopped, within the quiet period, every funded NEED of the honest
+  // requester reached FINAL and the honest replicas converged.
+  const requesterAgent = world.peers[2]!.agent
+  checkLiveness(
+    {
+      converged,
+      quietMs: settleMs,
+      needs: world.needs.map((need) => ({ need, final: isFinal(requesterAgent?.replica(need)) })),
+    },
+    world.violations,
+  )
+  const attacks = world.attacker?.report()
+  for (const name of world.attacker?.failures() ?? []) {
+    world.violations.push({ property: 'P9', message: `attack ${name} was neither refused nor contained` })
+  }
   let economy: EconomyReport | undefined
   if (options.economy) {
-    const requester = world.peers[2]!.agent
-    economy = await settleEconomy({
-      peers: world.peers.map((peer) => peer.identity.did),
+    const { ledger: _ledger, ...report } = await settleEconomy({
       params: world.params,
-      replicas: (requester?.threads() ?? []).map((thread) => requester!.replica(thread)!),
+      genesis: world.genesis.body.economy,
+      genesisVerifiers: world.genesis.body.pool.verifiers,
+      replicas: (requesterAgent?.threads() ?? []).map((thread) => requesterAgent!.replica(thread)!),
       artifacts: world.artifacts,
       capabilities: builtinCapabilities(),
       converged,
       violations: world.violations,
     })
+    economy = report
+  }
+  const refusals: Record<string, number> = {}
+  for (const peer of world.peers) {
+    if (peer.adversary || !peer.agent) continue
+    for (const [code, count] of Object.entries(peer.agent.refusals())) refusals[code] = (refusals[code] ?? 0) + count
   }
   if (options.onTrace) {
     for (const peer of world.peers) {
@@ -689,6 +849,8 @@ export async function runSimulation(options: SimOptions): Promise<SimResult> {
     droppedLost: world.droppedLost,
     converged,
     virtualMs: Math.round(world.nowMs),
+    ...(attacks === undefined ? {} : { attacks }),
+    refusals,
     observed: observe(world),
     violations: world.violations,
     ...(economy === undefined ? {} : { economy }),
@@ -746,20 +908,34 @@ function heal(world: World): void {
   for (const peer of world.peers) peer.side = 0
 }
 
-/** Settled: every NEED is finished at the requester and all up peers hold the same envelopes. */
+/** Whether every task of a thread's winning plan is FINAL. */
+function isFinal(replica: ThreadReplica | undefined): boolean {
+  const state = replica?.state
+  const winner = state?.winner
+  if (!state || !winner) return false
+  const planned = [...state.tasks.values()].filter((task) => task.proposal === winner.proposal)
+  return planned.length > 0 && planned.every((task) => task.state === 'FINAL')
+}
+
+/**
+ * Settled: every peer is up, every NEED is FINAL at the requester, and all peers hold every thread
+ * in the same canonical state (what accepted envelopes made; refused ones and pending ones aside).
+ */
 function isSettled(world: World): boolean {
-  if (world.peers.some((peer) => !peer.up)) return false
-  const requester = world.peers[2]!.agent
-  if (!requester) return false
-  for (const need of world.needs) {
-    const state = requester.replica(need)?.state
-    const winner = state?.winner
-    if (!state || !winner) return false
-    for (const task of state.tasks.values())
-      if (task.proposal === winner.proposal && task.state !== 'FINAL') return false
+  if (world.peers.some((peer) => !peer.up || !peer.agent)) return false
+  const requester = world.peers[2]!.agent!
+  for (const need of world.needs) if (!isFinal(requester.replica(need))) return false
+  let reference: string | undefined
+  for (const peer of world.peers) {
+    const agent = peer.agent!
+    const digest = agent
+      .threads()
+      .map((thread) => `${thread}=${agent.replica(thread)!.stateHash()}`)
+      .join(';')
+    if (reference === undefined) reference = digest
+    else if (digest !== reference) return false
   }
-  const size = world.peers[0]!.known.size
-  return world.peers.every((peer) => peer.known.size === size)
+  return true
 }
 
 function finalCheck(world: World, converged: boolean): { needs: number; tasks: number } {

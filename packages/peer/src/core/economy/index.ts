@@ -3,6 +3,7 @@
  * reputation, recency and diversity, reputation from outcomes, and settlement rules.
  */
 export * from './derive.ts'
+export * from './grants.ts'
 export * from './ledger.ts'
 export * from './pool.ts'
 export * from './proofs.ts'

@@ -19,6 +19,7 @@ import type { Did, Envelope } from '../types.ts'
 import type { AccountState, EscrowState, LedgerOp, Payout } from './ledger.ts'
 import { contradictingVerifier } from './proofs.ts'
 import type { Outcome } from './reputation.ts'
+import { type PoolEntry, relatedParties } from './selection.ts'
 import {
   type RelatedParties,
   settleBounty,
@@ -48,7 +49,7 @@ export interface SettleThreadOptions {
   nowMs: number
   /** The thread is over: refund every escrow still open. @default nowMs === Infinity */
   closing?: boolean
-  /** Related parties are never paid by each other's escrows. @default nobody is related */
+  /** Related parties are never paid by each other's escrows. @default related by the thread's pool (relatedByPool) */
   related?: RelatedParties
 }
 
@@ -61,27 +62,32 @@ export interface ThreadSettlementReport {
   unproven: Did[]
   /** Payouts waiting for their challenge period to end. */
   pending: Payout[]
+  /** The thread is decided but its requester could not fund the budget (A7): nothing is paid from it. */
+  unfunded: boolean
   /** What the thread says of each party, for reputation (settled outcomes only). */
   outcomes: Outcome[]
 }
 
-const unrelated: RelatedParties = () => false
+/**
+ * Related parties by a pool's entries (PROTOCOL.md §8): one identity, or the same entity or org
+ * among the pool's verifiers. A thread settles with the pool its DECIDE was taken under.
+ */
+export function relatedByPool(entries: readonly PoolEntry[]): RelatedParties {
+  return (a, b) => a === b || (entries.length > 0 && relatedParties(a, entries).has(b))
+}
 
-/** The time at which a FINAL commit's payouts fall due (its FINALIZE + 2 × T_challenge). */
+/**
+ * The time at which a FINAL commit's payouts fall due: its FINALIZE + 2 × T_challenge, by the
+ * clock of the anchor that signed the FINALIZE (A6: never a worker's or verifier's `ts`).
+ */
 export function payoutDueMs(replica: ThreadReplica, commit: CommitInfo, params: NetworkParams): number {
   const finalize = commit.finalizedBy === undefined ? undefined : replica.get(commit.finalizedBy)
   return finalize === undefined ? Number.POSITIVE_INFINITY : finalize.ts + 2 * params.tChallengeMs
 }
 
-function escrowOf(thread: string, env: Envelope): LedgerOp | undefined {
+function escrowOf(env: Envelope): LedgerOp | undefined {
   const escrow =
-    env.kind === 'NEED'
-      ? {
-          id: `${thread}/budget`,
-          amount: (env as Envelope<'NEED'>).payload.budget,
-          purpose: 'need-budget' as const,
-        }
-      : env.kind === 'COMMIT'
+    env.kind === 'COMMIT'
         ? {
             id: `${env.id}/bounty`,
             amount: (env as Envelope<'COMMIT'>).payload.verifyBounty,
@@ -132,7 +138,7 @@ export function settleThread(
 ): ThreadSettlementReport {
   const { params, nowMs } = options
   const closing = options.closing ?? nowMs === Number.POSITIVE_INFINITY
-  const related = options.related ?? unrelated
+  const related = options.related ?? relatedByPool(replica.state.winner?.pool.entries ?? [])
   const state = replica.state
   const thread = replica.thread
   const report: ThreadSettlementReport = {
@@ -142,13 +148,26 @@ export function settleThread(
     equivocatorsSlashed: 0,
     unproven: [],
     pending: [],
+    unfunded: false,
     outcomes: [],
   }
   const outcome = (did: Did, kind: Outcome['kind'], atMs: number) => report.outcomes.push({ did, kind, atMs })
   const open = new Set<string>()
+  // A7: the budget is escrowed when the NEED is decided; an unfunded NEED pays nobody.
+  if (state.winner && state.need && state.need.budget > 0) {
+    const budget: LedgerOp = {
+      op: 'escrow',
+      id: `${thread}/budget`,
+      from: state.need.requester,
+      amount: state.need.budget,
+      purpose: 'need-budget',
+    }
+    if (ledger.apply(budget)) open.add(budget.id)
+    else report.unfunded = true
+  }
   for (const env of replica.envelopes()) {
     if (state.rejected.has(env.id)) continue
-    const op = escrowOf(thread, env)
+    const op = escrowOf(env)
     if (op?.op === 'escrow' && ledger.apply(op)) open.add(op.id)
     abuseOrTimeout(replica, env, outcome)
   }

@@ -1,20 +1,32 @@
 /**
- * Network parameters every replica of a thread must share so that it reaches the same state:
- * the eligible verifier pool, bootstrap mode and the quorum and window sizes.
+ * Network parameters every replica of a thread must share so that it reaches the same state
+ * (docs/PROTOCOL.md §6, §15): the network id and its anchor set, the quorum, window, lease and
+ * clock bounds from the genesis record, and a verifier pool.
+ *
+ * Two kinds of pool live here. The fold of a thread never reads `verifiers`, `pool` or
+ * `bootstrap` from these parameters once the thread is decided: it reads them from the pool
+ * snapshot its winning DECIDE carries ({@link withPool}), so that replicas which know different
+ * pools never fold a thread differently. The pool given here is this peer's current view (the
+ * genesis pool, or the newest snapshot an anchor adopted): what an agent uses to decide whether to
+ * attest a plan, and what an anchor embeds in its DECIDEs.
  */
 import { DEFAULT_QUORUM_PARAMS, kPlanFor, kResultFor, type QuorumParams } from '../consensus.ts'
 import type { PoolEntry } from '../economy/selection.ts'
 import { InvalidArgumentError } from '../errors.ts'
-import type { Did } from '../types.ts'
+import type { Did, PoolSnapshot } from '../types.ts'
 
 export interface NetworkParams {
+  /** The network id (the genesis record's id); envelopes of any other network are refused. @default '' (none: nothing applies) */
+  network: string
+  /** The anchor set of the genesis: the only senders of DECIDE, GRANT, RELEASE (scavenging), FINALIZE, RECONCILE and CHECKPOINT. @default [] */
+  anchors: readonly Did[]
   /**
    * The eligible (staked) verifiers; their number is the active count of the K rules. An empty
    * pool in bootstrap mode is an open pool: any peer may verify (a fresh network with no stake yet).
    */
   verifiers: readonly Did[]
   /**
-   * The verifier pool's snapshot (stake, reputation, recency, org/ASN/region, identity graph) from
+   * The verifier pool's entries (stake, reputation, recency, org/ASN/region, identity graph) from
    * the verifiers' signed manifests and the ledger. When present, result committees are drawn by
    * stake × reputation × recency with diversity caps (economy/selection.ts), related parties of the
    * worker excluded; otherwise by hash rank. @default none
@@ -22,24 +34,33 @@ export interface NetworkParams {
   pool?: readonly PoolEntry[]
   /** Time the pool snapshot describes (recency is measured against it). @default 0 */
   poolSnapshotMs?: number
+  /** Epoch of the pool snapshot (0: the genesis pool). @default 0 */
+  poolEpoch?: number
   /** Bootstrap mode (PROTOCOL.md §6): K_plan = K_result = 1 and self-attestation is allowed. */
   bootstrap: boolean
   quorum: QuorumParams
-  /** Challenge window after a result quorum before FINALIZE may be published. @default 10 000 */
+  /** Challenge window after a result quorum before an anchor may FINALIZE. @default 10 000 */
   tChallengeMs: number
   /** Extra verifiers drawn into a result committee beyond K_result (spares for the absent). @default 2 */
   committeeSpares: number
-  /** Grace added to a lease before a peer scavenges it. @default 500 */
+  /** Grace an anchor adds to a lease before it scavenges it. @default 500 */
   leaseGraceMs: number
   /** Bounds of a lease a CLAIM may ask for. @default 100 ms … 1 h */
   minLeaseTtlMs: number
   maxLeaseTtlMs: number
-  /** Proposals accepted per NEED; later ones are rejected. @default 16 */
-  maxProposalsPerNeed: number
+  /** Proposals one planner may have accepted per NEED; its later ones are refused. @default 2 */
+  maxProposalsPerPlanner: number
+  /**
+   * A4: how far an envelope's `lamport` may lie above the highest lamport already placed in its
+   * thread (0 for a NEED). Beyond it the envelope waits, unfolded, until the gap fills. @default 4 096
+   */
+  maxLamportStep: number
 }
 
-/** Defaults, with an empty verifier pool (bootstrap). */
+/** Defaults, with an empty verifier pool (bootstrap) and no network. */
 export const DEFAULT_NETWORK_PARAMS: NetworkParams = Object.freeze({
+  network: '',
+  anchors: [],
   verifiers: [],
   bootstrap: true,
   quorum: DEFAULT_QUORUM_PARAMS,
@@ -48,33 +69,94 @@ export const DEFAULT_NETWORK_PARAMS: NetworkParams = Object.freeze({
   leaseGraceMs: 500,
   minLeaseTtlMs: 100,
   maxLeaseTtlMs: 3_600_000,
-  maxProposalsPerNeed: 16,
+  maxProposalsPerPlanner: 2,
+  maxLamportStep: 4_096,
 })
+
+const INTEGER_KEYS = [
+  'tChallengeMs',
+  'committeeSpares',
+  'leaseGraceMs',
+  'minLeaseTtlMs',
+  'maxLeaseTtlMs',
+  'maxProposalsPerPlanner',
+  'maxLamportStep',
+] as const
 
 /** Builds parameters from defaults plus overrides, checking them. */
 export function networkParams(overrides: Partial<NetworkParams> = {}): NetworkParams {
   const params = { ...DEFAULT_NETWORK_PARAMS, ...overrides }
+  if (typeof params.network !== 'string') {
+    throw new InvalidArgumentError('network must be the genesis id (a CID string)', 'network')
+  }
   if (new Set(params.verifiers).size !== params.verifiers.length) {
     throw new InvalidArgumentError('verifiers must not repeat', 'verifiers')
   }
-  for (const key of [
-    'tChallengeMs',
-    'committeeSpares',
-    'leaseGraceMs',
-    'minLeaseTtlMs',
-    'maxLeaseTtlMs',
-    'maxProposalsPerNeed',
-  ] as const) {
+  if (new Set(params.anchors).size !== params.anchors.length) {
+    throw new InvalidArgumentError('anchors must not repeat', 'anchors')
+  }
+  for (const key of INTEGER_KEYS) {
     if (!Number.isSafeInteger(params[key]) || params[key] < 0) {
       throw new InvalidArgumentError(`${key} must be a non-negative integer`, key)
     }
   }
+  if (params.maxLamportStep < 1) throw new InvalidArgumentError('maxLamportStep must be at least 1', 'maxLamportStep')
   if (params.pool) {
     const listed = new Set(params.verifiers)
     const missing = params.pool.find((entry) => !listed.has(entry.did))
     if (missing) throw new InvalidArgumentError(`pool entry ${missing.did} is not in verifiers`, 'pool')
   }
-  return Object.freeze({ ...params, verifiers: Object.freeze([...params.verifiers].sort()) })
+  return Object.freeze({
+    ...params,
+    anchors: Object.freeze([...params.anchors].sort()),
+    verifiers: Object.freeze([...params.verifiers].sort()),
+  })
+}
+
+/** The pool these parameters describe, as a DECIDE embeds it. */
+export function poolSnapshotOf(params: NetworkParams): PoolSnapshot {
+  return {
+    epoch: params.poolEpoch ?? 0,
+    bootstrap: params.bootstrap,
+    verifiers: [...params.verifiers],
+    entries: (params.pool ?? []).map((entry) => ({ ...entry })),
+    snapshotMs: params.poolSnapshotMs ?? 0,
+  }
+}
+
+const withPoolMemo = new WeakMap<NetworkParams, Map<string, NetworkParams>>()
+
+/**
+ * The parameters of a thread decided under `pool`: the network's fixed parameters with the
+ * snapshot's verifiers, entries and bootstrap flag. Memoised per (params, snapshot).
+ */
+export function withPool(params: NetworkParams, pool: PoolSnapshot): NetworkParams {
+  let byPool = withPoolMemo.get(params)
+  if (!byPool) {
+    byPool = new Map()
+    withPoolMemo.set(params, byPool)
+  }
+  const key = JSON.stringify(pool)
+  let derived = byPool.get(key)
+  if (!derived) {
+    const { pool: _ownPool, ...fixed } = params
+    derived = Object.freeze({
+      ...fixed,
+      verifiers: Object.freeze([...pool.verifiers]),
+      bootstrap: pool.bootstrap,
+      poolEpoch: pool.epoch,
+      poolSnapshotMs: pool.snapshotMs,
+      ...(pool.entries.length > 0 ? { pool: Object.freeze(pool.entries.map((e) => ({ ...e }))) } : {}),
+    }) as NetworkParams
+    if (byPool.size >= 64) byPool.delete(byPool.keys().next().value!)
+    byPool.set(key, derived)
+  }
+  return derived
+}
+
+/** Whether `did` is one of the network's anchors. */
+export function isAnchor(params: NetworkParams, did: Did): boolean {
+  return params.anchors.includes(did)
 }
 
 /** An open pool: bootstrap mode with no verifier listed, so any peer may verify (K = 1). */

@@ -2,28 +2,46 @@
  * A replica of one thread: its envelope log (a set, kept sorted in the protocol's total order),
  * the folded state, the effects of each change, and the time-driven duties of a peer.
  *
+ * Placement (A2, A4, docs/PROTOCOL.md §15): Lamport time is per thread. An envelope whose
+ * `lamport` lies more than `maxLamportStep` above every lamport already placed in the log (above 0,
+ * for the NEED), or that names by id an envelope not placed yet, cannot be placed: it waits,
+ * unfolded and invisible to the state, in a bounded pending pool until the gap closes. Honest
+ * envelopes always close their own gaps (each carries one more than the highest lamport its sender
+ * had seen, and names only what its sender had), so only a sender that jumps ahead or names what
+ * does not exist waits for ever — and is evicted first when the pool is full (the sender with the
+ * most pending envelopes loses its newest).
+ *
  * @example
  * ```ts
- * const replica = new ThreadReplica(need, params)
+ * const replica = new ThreadReplica(need.thread, params)
  * const { applied, effects } = replica.receive(verifiedEnvelope, clock.now())
  * for (const effect of [...effects, ...replica.tick(clock.now())]) roles.react(effect)
  * ```
  */
 import { compareEnvelopes, hashCanonical } from '../codec.ts'
 import { PlanStore } from '../plan/index.ts'
-import type { AnyEnvelope, Cid, PlanFact } from '../types.ts'
+import type { AnyEnvelope, Cid, Did, PlanFact } from '../types.ts'
 import type { NetworkParams } from './params.ts'
-import { applyEnvelope, type DecideInfo, emptyThreadState, type TaskInfo, type ThreadState } from './state.ts'
+import { refusalCode } from './refusals.ts'
+import {
+  applyEnvelope,
+  type DecideInfo,
+  emptyThreadState,
+  type TaskInfo,
+  type ThreadState,
+} from './state.ts'
 
 /** Something that happened in a thread that a role may act on. */
 export type ThreadEffect =
   | { type: 'need' }
-  | { type: 'proposal'; proposal: string }
-  | { type: 'plan-quorum'; proposal: string }
+  | { type: 'proposal'; proposal: Cid }
+  | { type: 'plan-quorum'; proposal: Cid }
   | { type: 'decided'; decide: DecideInfo }
   /** DECIDEs of different proposals are held (after a partition): the merge rule has picked `winner`. */
-  | { type: 'decide-conflict'; winner: DecideInfo; proposals: string[] }
+  | { type: 'decide-conflict'; winner: DecideInfo; proposals: Cid[] }
   | { type: 'task-ready'; task: string }
+  /** A CLAIM of the task's current round was folded (a request for the lease authority). */
+  | { type: 'claim-requested'; task: string; claim: Cid }
   | { type: 'task-claimed'; task: string; claim: Cid }
   | { type: 'task-committed'; task: string; commit: Cid }
   | { type: 'task-verified'; task: string; commit: Cid }
@@ -36,11 +54,49 @@ export type ThreadEffect =
   | { type: 'finalize-due'; task: string; commit: Cid }
 
 export interface ReceiveResult {
-  /** False when the envelope was already in the log. */
+  /** False when the envelope was already held (in the log or pending). */
   added: boolean
+  /** The envelope waits in the pending pool (A4): it is not folded yet. */
+  pending?: boolean
   /** Why the envelope did not apply (it stays in the log and may apply after a later refold). */
   rejected?: string
   effects: ThreadEffect[]
+  /** Envelopes placed into the log by this call: the envelope itself and any pending ones it released. */
+  placed: AnyEnvelope[]
+}
+
+/** Options of a {@link ThreadReplica}. */
+export interface ThreadReplicaOptions {
+  /** Most envelopes waiting for placement; beyond it the busiest sender's newest is evicted. @default 1 024 */
+  maxPendingEnvelopes?: number
+  /** Called with each envelope evicted from the pending pool (so that it can be fetched again later). */
+  onEvict?: (env: AnyEnvelope) => void
+}
+
+/** Default of {@link ThreadReplicaOptions.maxPendingEnvelopes}. */
+export const DEFAULT_MAX_PENDING_ENVELOPES = 1_024
+
+/** The envelopes an envelope names by id (A2): it is placed only after them. */
+export function referencesOf(env: AnyEnvelope): Cid[] {
+  switch (env.kind) {
+    case 'ATTEST_PLAN':
+    case 'DECIDE':
+      return [env.payload.proposal]
+    case 'GRANT':
+    case 'HEARTBEAT':
+    case 'YIELD':
+    case 'RELEASE':
+    case 'COMMIT':
+      return [env.payload.claim]
+    case 'ATTEST':
+    case 'FINALIZE':
+    case 'CHALLENGE':
+      return [env.payload.commit]
+    case 'INVALIDATE':
+      return [env.payload.commit, env.payload.challenge]
+    default:
+      return []
+  }
 }
 
 function isReady(state: ThreadState, task: TaskInfo): boolean {
@@ -63,7 +119,12 @@ function milestones(state: ThreadState): Map<string, string> {
       `task:${task.id}`,
       `${task.state}|${task.round}|${task.commit?.id ?? ''}|${task.lease?.claim ?? ''}`,
     )
-    if (isReady(state, task)) marks.set(`ready:${task.id}`, String(task.round))
+    if (isReady(state, task)) {
+      marks.set(`ready:${task.id}`, String(task.round))
+      for (const [claim, round] of task.requests) {
+        if (round === task.round) marks.set(`request:${claim}`, task.id)
+      }
+    }
     if (task.commit)
       for (const challenge of task.commit.challenges.keys()) marks.set(`challenge:${challenge}`, task.id)
   }
@@ -81,6 +142,8 @@ function diff(state: ThreadState, before: Map<string, string>, after: Map<string
     else if (key === 'conflict')
       effects.push({ type: 'decide-conflict', winner: state.winner!, proposals: value.split(',') })
     else if (key.startsWith('ready:')) effects.push({ type: 'task-ready', task: key.slice(6) })
+    else if (key.startsWith('request:'))
+      effects.push({ type: 'claim-requested', task: value, claim: key.slice(8) })
     else if (key.startsWith('challenge:')) {
       const task = state.tasks.get(value)!
       effects.push({ type: 'challenged', task: value, commit: task.commit!.id, challenge: key.slice(10) })
@@ -105,19 +168,42 @@ function diff(state: ThreadState, before: Map<string, string>, after: Map<string
 
 export class ThreadReplica {
   readonly thread: string
-  readonly params: NetworkParams
+  #params: NetworkParams
   #log: AnyEnvelope[] = []
   #byId = new Map<Cid, AnyEnvelope>()
   #receivedAt = new Map<Cid, number>()
+  #pending = new Map<Cid, AnyEnvelope>()
+  #maxPending: number
+  #onEvict: ((env: AnyEnvelope) => void) | undefined
+  #maxLamport = 0
   #state: ThreadState
   #fired = new Set<string>()
   #plan: PlanStore | undefined
+  #hash: string | undefined
   #refolds = 0
+  #refusals = new Map<string, number>()
+  readonly #lookup = (id: Cid): AnyEnvelope | undefined => this.#byId.get(id)
 
-  constructor(thread: string, params: NetworkParams) {
+  constructor(thread: string, params: NetworkParams, options: ThreadReplicaOptions = {}) {
     this.thread = thread
-    this.params = params
+    this.#params = params
     this.#state = emptyThreadState(thread)
+    this.#maxPending = options.maxPendingEnvelopes ?? DEFAULT_MAX_PENDING_ENVELOPES
+    this.#onEvict = options.onEvict
+  }
+
+  /** The network parameters (with this peer's current view of the pool). */
+  get params(): NetworkParams {
+    return this.#params
+  }
+
+  /**
+   * Replaces this peer's view of the pool (a newer snapshot an anchor adopted). Only the
+   * non-canonical plan-vote evidence depends on it; the fold of decided threads never does.
+   */
+  setParams(params: NetworkParams): void {
+    if (params.network !== this.#params.network) throw new Error('setParams cannot change the network')
+    this.#params = params
   }
 
   /** The folded state. Read-only by contract: never mutate it. */
@@ -125,9 +211,14 @@ export class ThreadReplica {
     return this.#state
   }
 
-  /** Number of envelopes held. */
+  /** Number of envelopes in the log (placed). */
   get size(): number {
     return this.#log.length
+  }
+
+  /** Number of envelopes waiting for placement. */
+  get pendingSize(): number {
+    return this.#pending.size
   }
 
   /** How many times an out-of-order arrival made the replica re-fold its log. */
@@ -135,18 +226,39 @@ export class ThreadReplica {
     return this.#refolds
   }
 
-  has(id: Cid): boolean {
-    return this.#byId.has(id)
+  /** The highest lamport placed in the log (the thread's Lamport time; 0 before the NEED). */
+  get lamport(): number {
+    return this.#maxLamport
   }
 
-  /** An envelope of the log by id. */
+  /** The lamport the next envelope this peer signs in the thread carries. */
+  nextLamport(): number {
+    return this.#maxLamport + 1
+  }
+
+  /** Refusals of envelopes this replica received, counted once each by reason code. */
+  refusals(): ReadonlyMap<string, number> {
+    return this.#refusals
+  }
+
+  /** Whether the envelope is held, placed or pending. */
+  has(id: Cid): boolean {
+    return this.#byId.has(id) || this.#pending.has(id)
+  }
+
+  /** A placed envelope of the log by id. */
   get(id: Cid): AnyEnvelope | undefined {
     return this.#byId.get(id)
   }
 
-  /** The log in total order. */
+  /** The log in total order (placed envelopes only). */
   envelopes(): readonly AnyEnvelope[] {
     return this.#log
+  }
+
+  /** Envelopes waiting for placement. */
+  pending(): AnyEnvelope[] {
+    return [...this.#pending.values()]
   }
 
   /** Local receipt time of an envelope (ms on the injected clock). */
@@ -155,35 +267,40 @@ export class ThreadReplica {
   }
 
   /**
+   * Placeable: the lamport is within reach of what is placed (A4), and every envelope it names by id
+   * (A2) is placed. The placed set is thus the closure of what is held under a monotone rule, the
+   * same whatever the order of arrival.
+   */
+  #placeable(env: AnyEnvelope): boolean {
+    if (env.lamport > this.#maxLamport + this.#params.maxLamportStep) return false
+    for (const id of referencesOf(env)) if (!this.#byId.has(id)) return false
+    return true
+  }
+
+  /**
    * Adds a verified envelope received at `atMs` (the caller has checked its id and signature).
    * Idempotent: an envelope already held changes nothing.
    */
   receive(env: AnyEnvelope, atMs: number): ReceiveResult {
-    if (this.#byId.has(env.id)) return { added: false, effects: [] }
-    const before = milestones(this.#state)
-    this.#byId.set(env.id, env)
+    if (this.has(env.id)) return { added: false, effects: [], placed: [] }
     this.#receivedAt.set(env.id, atMs)
-    this.#plan = undefined
-    const last = this.#log[this.#log.length - 1]
-    if (last === undefined || compareEnvelopes(last, env) < 0) {
-      this.#log.push(env)
-      const reason = applyEnvelope(this.#state, env, this.params)
-      if (reason === undefined) this.#state.accepted += 1
-      else this.#state.rejected.set(env.id, reason)
-    } else {
-      let low = 0
-      let high = this.#log.length
-      while (low < high) {
-        const middle = (low + high) >> 1
-        if (compareEnvelopes(this.#log[middle]!, env) < 0) low = middle + 1
-        else high = middle
-      }
-      this.#log.splice(low, 0, env)
-      this.#refold()
+    if (!this.#placeable(env)) {
+      this.#hold(env)
+      return { added: true, pending: true, effects: [], placed: [] }
     }
+    const before = milestones(this.#state)
+    this.#place(env)
+    const released = this.#releasePending()
+    if (released.length > 0) this.#refold()
     const rejected = this.#state.rejected.get(env.id)
+    if (rejected !== undefined) this.#countRefusal(rejected)
+    for (const other of released) {
+      const reason = this.#state.rejected.get(other.id)
+      if (reason !== undefined) this.#countRefusal(reason)
+    }
     const effects = diff(this.#state, before, milestones(this.#state))
-    return rejected === undefined ? { added: true, effects } : { added: true, rejected, effects }
+    const placed = [env, ...released]
+    return rejected === undefined ? { added: true, effects, placed } : { added: true, rejected, effects, placed }
   }
 
   /**
@@ -191,31 +308,127 @@ export class ThreadReplica {
    * receipt time for all, or a function giving each envelope's.
    */
   receiveAll(envs: Iterable<AnyEnvelope>, atMs: number | ((env: AnyEnvelope) => number)): ThreadEffect[] {
-    const before = milestones(this.#state)
-    let added = false
+    return this.receiveBatch(envs, atMs).effects
+  }
+
+  /** {@link receiveAll}, also returning the envelopes placed into the log. */
+  receiveBatch(
+    envs: Iterable<AnyEnvelope>,
+    atMs: number | ((env: AnyEnvelope) => number),
+  ): { effects: ThreadEffect[]; placed: AnyEnvelope[] } {
+    const fresh = new Map<Cid, AnyEnvelope>()
     for (const env of envs) {
-      if (this.#byId.has(env.id)) continue
-      this.#byId.set(env.id, env)
+      if (this.has(env.id) || fresh.has(env.id)) continue
       this.#receivedAt.set(env.id, typeof atMs === 'number' ? atMs : atMs(env))
-      this.#log.push(env)
-      added = true
+      fresh.set(env.id, env)
     }
-    if (!added) return []
-    this.#log.sort(compareEnvelopes)
+    if (fresh.size === 0) return { effects: [], placed: [] }
+    const before = milestones(this.#state)
+    for (const env of fresh.values()) this.#pending.set(env.id, env)
+    const placed = this.#releasePending()
+    this.#trimPending()
+    if (placed.length > 0) this.#refold()
+    for (const env of placed) {
+      const reason = this.#state.rejected.get(env.id)
+      if (reason !== undefined) this.#countRefusal(reason)
+    }
+    return { effects: diff(this.#state, before, milestones(this.#state)), placed }
+  }
+
+  /** Puts one placeable envelope into the log and folds it (appending, or re-folding when it sorts earlier). */
+  #place(env: AnyEnvelope): void {
+    this.#byId.set(env.id, env)
     this.#plan = undefined
+    this.#hash = undefined
+    if (env.lamport > this.#maxLamport) this.#maxLamport = env.lamport
+    const last = this.#log[this.#log.length - 1]
+    if (last === undefined || compareEnvelopes(last, env) < 0) {
+      this.#log.push(env)
+      const reason = applyEnvelope(this.#state, env, this.#params, this.#lookup)
+      if (reason === undefined) this.#state.accepted += 1
+      else this.#state.rejected.set(env.id, reason)
+      return
+    }
+    let low = 0
+    let high = this.#log.length
+    while (low < high) {
+      const middle = (low + high) >> 1
+      if (compareEnvelopes(this.#log[middle]!, env) < 0) low = middle + 1
+      else high = middle
+    }
+    this.#log.splice(low, 0, env)
     this.#refold()
-    return diff(this.#state, before, milestones(this.#state))
+  }
+
+  /**
+   * Moves every pending envelope that has become placeable into the log (in lamport order, so that
+   * each placement may open the way for the next), without folding. Returns them.
+   */
+  #releasePending(): AnyEnvelope[] {
+    const placed: AnyEnvelope[] = []
+    let progressed = true
+    while (progressed && this.#pending.size > 0) {
+      progressed = false
+      const waiting = [...this.#pending.values()].sort(compareEnvelopes)
+      for (const env of waiting) {
+        if (!this.#placeable(env)) continue
+        this.#pending.delete(env.id)
+        this.#byId.set(env.id, env)
+        this.#log.push(env)
+        if (env.lamport > this.#maxLamport) this.#maxLamport = env.lamport
+        placed.push(env)
+        progressed = true
+      }
+    }
+    if (placed.length > 0) {
+      this.#log.sort(compareEnvelopes)
+      this.#plan = undefined
+      this.#hash = undefined
+    }
+    return placed
+  }
+
+  #hold(env: AnyEnvelope): void {
+    this.#pending.set(env.id, env)
+    this.#trimPending()
+  }
+
+  /** Keeps the pending pool within its bound: the sender with the most waiting loses its newest. */
+  #trimPending(): void {
+    while (this.#pending.size > this.#maxPending) {
+      const bySender = new Map<Did, AnyEnvelope[]>()
+      for (const env of this.#pending.values()) {
+        const list = bySender.get(env.sender) ?? []
+        list.push(env)
+        bySender.set(env.sender, list)
+      }
+      let busiest: AnyEnvelope[] = []
+      for (const list of bySender.values()) if (list.length > busiest.length) busiest = list
+      const victim = busiest.reduce((a, b) =>
+        (this.#receivedAt.get(a.id) ?? 0) >= (this.#receivedAt.get(b.id) ?? 0) ? a : b,
+      )
+      this.#pending.delete(victim.id)
+      this.#receivedAt.delete(victim.id)
+      this.#onEvict?.(victim)
+    }
+  }
+
+  #countRefusal(reason: string): void {
+    const code = refusalCode(reason)
+    this.#refusals.set(code, (this.#refusals.get(code) ?? 0) + 1)
   }
 
   #refold(): void {
     this.#refolds += 1
     const state = emptyThreadState(this.thread)
     for (const env of this.#log) {
-      const reason = applyEnvelope(state, env, this.params)
+      const reason = applyEnvelope(state, env, this.#params, this.#lookup)
       if (reason === undefined) state.accepted += 1
       else state.rejected.set(env.id, reason)
     }
     this.#state = state
+    this.#plan = undefined
+    this.#hash = undefined
   }
 
   /**
@@ -253,7 +466,7 @@ export class ThreadReplica {
         const at = this.#receivedAt.get(task.lease.renewedBy) ?? 0
         yield [
           `lease:${task.lease.renewedBy}`,
-          at + task.lease.ttlMs + this.params.leaseGraceMs,
+          at + task.lease.ttlMs + this.#params.leaseGraceMs,
           { type: 'lease-expired', task: task.id, claim: task.lease.claim },
         ]
       }
@@ -262,7 +475,7 @@ export class ThreadReplica {
         const at = this.#receivedAt.get(commit.verifiedBy) ?? 0
         yield [
           `final:${commit.id}`,
-          at + this.params.tChallengeMs,
+          at + this.#params.tChallengeMs,
           { type: 'finalize-due', task: task.id, commit: commit.id },
         ]
       }
@@ -318,9 +531,26 @@ export class ThreadReplica {
     return canonicalThreadState(this.#state, this.plan())
   }
 
-  /** Hex SHA-256 of the canonical state: equal on every replica holding the same envelopes. */
+  /**
+   * Hex SHA-256 of the canonical state: equal on every replica holding the same placed envelopes.
+   * Remembered until the log changes.
+   */
   stateHash(): string {
-    return hashCanonical(this.canonical())
+    this.#hash ??= hashCanonical(this.canonical())
+    return this.#hash
+  }
+
+  /** {@link stateHash} computed afresh, ignoring what is remembered (for checkers). */
+  freshStateHash(): string {
+    return hashCanonical(canonicalThreadState(this.#state, this.#freshPlan()))
+  }
+
+  #freshPlan(): PlanStore {
+    const saved = this.#plan
+    this.#plan = undefined
+    const plan = this.plan()
+    this.#plan = saved
+    return plan
   }
 }
 
@@ -350,34 +580,35 @@ function canonicalTask(task: TaskInfo): unknown {
     state: task.state,
     kResult: task.kResult,
     lease: task.lease
-      ? { claim: task.lease.claim, worker: task.lease.worker, renewedBy: task.lease.renewedBy }
+      ? {
+          claim: task.lease.claim,
+          worker: task.lease.worker,
+          grant: task.lease.grant,
+          renewedBy: task.lease.renewedBy,
+        }
       : null,
     commit: task.commit ? commit(task.commit) : null,
     pastCommits: task.pastCommits.map(commit),
   }
 }
 
-/** The canonical form of a thread state, as hashed by {@link ThreadReplica.stateHash}. */
+/**
+ * The canonical form of a thread state, as hashed by {@link ThreadReplica.stateHash}: what
+ * accepted envelopes made of the thread. Refusals, plan-vote evidence and claim requests are not
+ * part of it, so an envelope the fold refuses leaves it exactly as it was (P9).
+ */
 export function canonicalThreadState(state: ThreadState, plan: PlanStore): unknown {
   return {
     thread: state.thread,
     need: state.need?.env ?? null,
-    proposals: byKey(state.proposals).map(([id, p]) => [id, p.env, p.planner]),
-    planVotes: byKey(state.planVotes).map(([id, votes]) => [
-      id,
-      byKey(votes).map(([did, vote]) => [did, vote.verdict, vote.env]),
-    ]),
-    quorum: state.quorum
-      ? { proposal: state.quorum.proposal, attestations: [...state.quorum.attestations] }
-      : null,
+    proposals: byKey(state.proposals).map(([id, p]) => [id, p.planner]),
     decides: [...state.decides.keys()].sort(),
     winner: state.winner?.env ?? null,
+    issuedEpoch: state.issuedEpoch,
     tasks: byKey(state.tasks).map(([, task]) => canonicalTask(task)),
     plan: plan.canonicalState(),
     reconciles: [...state.reconciles].sort(),
     checkpoints: [...state.checkpoints].sort(),
     equivocations: state.equivocations.map((e) => [e.sender, e.kind, e.subject, ...e.envelopes]),
-    accepted: state.accepted,
-    rejected: byKey(state.rejected),
   }
 }

@@ -1,39 +1,50 @@
 /**
- * The state of one thread (one NEED) and the rule that applies one envelope to it.
+ * The state of one thread (one NEED) and the rule that applies one envelope to it
+ * (docs/PROTOCOL.md §4, §5, §15).
  *
  * A thread's state is a pure function of its envelope SET: replicas sort the set in the
  * protocol's total order `(lamport, sender, id)` and fold {@link applyEnvelope} over it. Causal
  * predecessors always sort first (Lamport rule), so an envelope that cannot apply yet (its
  * PROPOSE has not arrived) applies when the fold is re-run with the missing envelope in place.
- * Two replicas holding the same envelopes therefore hold byte-identical state (P2), whatever the
- * order in which the envelopes arrived.
+ * Two replicas holding the same envelopes therefore hold the same state (P2), whatever the order
+ * in which the envelopes arrived.
  *
- * Time never enters here. Lease expiry, bid windows and challenge windows are judged by peers
- * against their own clocks (see `timers.ts`) and enter the log as envelopes (RELEASE, FINALIZE).
+ * Authority (A1–A7) is checked here, first, from the envelope, the network parameters and the
+ * envelopes it names (looked up by id, wherever they sort): a refused envelope changes nothing
+ * ({@link canonicalThreadState} holds only what accepted envelopes made), and is refused the same
+ * way at any position in the order (P9).
+ *
+ * Time never enters here. Lease expiry, bid windows and challenge windows are judged by anchors
+ * against their own clocks and enter the log as anchor-signed envelopes (RELEASE, FINALIZE).
  */
 
+import { threadIdOf } from '../codec.ts'
 import { requiredBond } from '../economy/proofs.ts'
-import type {
-  AnyEnvelope,
-  Cid,
-  Did,
-  Envelope,
-  NeedPayload,
-  PlanFact,
-  PlanOp,
-  ProposePayload,
-  TaskSpec,
-  TaskState,
-  Verdict,
+import {
+  type AnyEnvelope,
+  type Cid,
+  type Did,
+  type Envelope,
+  GENESIS_EPOCH,
+  type NeedPayload,
+  type PlanFact,
+  type PlanOp,
+  type PoolSnapshot,
+  type ProposePayload,
+  type TaskSpec,
+  type TaskState,
+  type Verdict,
 } from '../types.ts'
 import { committeeFor } from './committee.ts'
 import {
   inCommittee,
+  isAnchor,
   isEligibleVerifier,
   isOpenPool,
   kPlanOf,
   kResultOf,
   type NetworkParams,
+  withPool,
 } from './params.ts'
 
 /** A NEED as the thread knows it. */
@@ -48,7 +59,8 @@ export interface NeedInfo {
 }
 
 export interface ProposalInfo {
-  id: string
+  /** The PROPOSE's envelope id: the proposal's identity (A2). */
+  id: Cid
   env: Cid
   planner: Did
   payload: ProposePayload
@@ -57,11 +69,17 @@ export interface ProposalInfo {
 export interface DecideInfo {
   env: Cid
   need: string
-  proposal: string
+  proposal: Cid
   epoch: number
   lamport: number
   decider: Did
   kPlan: number
+  /** The pool the decision was taken under. */
+  pool: PoolSnapshot
+  /** The network parameters with that pool: the thread's rules once this DECIDE wins. */
+  params: NetworkParams
+  /** The anchor's clock when it decided (its `ts`): the ledger's order (A7). */
+  ts: number
 }
 
 export interface Vote<V extends string> {
@@ -73,7 +91,9 @@ export interface Lease {
   claim: Cid
   worker: Did
   ttlMs: number
-  /** Envelope that last renewed the lease (the CLAIM or the latest HEARTBEAT). */
+  /** The GRANT that started the lease. */
+  grant: Cid
+  /** Envelope that last renewed the lease (the GRANT or the latest HEARTBEAT). */
   renewedBy: Cid
   progress: number
 }
@@ -92,17 +112,17 @@ export interface CommitInfo {
   challenges: Map<Cid, { challenger: Did; proofType: string }>
   /** INVALIDATE votes per challenge. */
   invalidations: Map<Cid, Set<Did>>
-  /** How the commit ended, if it did. */
   /**
-   * `rejected`: a failing quorum; `invalidated`: an upheld challenge; `superseded`: an input it was
-   * computed from (a parent's result) was invalidated, so it is redone — nobody's fault.
+   * How the commit ended, if it did. `rejected`: a failing quorum; `invalidated`: an upheld
+   * challenge; `superseded`: an input it was computed from (a parent's result) was invalidated, so
+   * it is redone — nobody's fault.
    */
   outcome?: 'rejected' | 'invalidated' | 'superseded'
 }
 
 export interface TaskInfo {
   id: string
-  proposal: string
+  proposal: Cid
   name: string
   spec: TaskSpec
   parents: readonly string[]
@@ -111,6 +131,8 @@ export interface TaskInfo {
   state: TaskState
   kResult: number
   lease?: Lease
+  /** CLAIMs received for the task, with the round each was made in (requests; a GRANT picks one). */
+  requests: Map<Cid, number>
   /** The commit of the current round, if any. */
   commit?: CommitInfo
   /** Commits of earlier rounds (rejected or invalidated). */
@@ -128,21 +150,30 @@ export interface Equivocation {
 export interface ThreadState {
   thread: string
   need?: NeedInfo
-  proposals: Map<string, ProposalInfo>
-  planVotes: Map<string, Map<Did, Vote<Verdict>>>
-  /** The first proposal to gather K_plan accepting attestations, with those attestations. */
-  quorum?: { proposal: string; attestations: Cid[] }
+  proposals: Map<Cid, ProposalInfo>
+  /** Accepted proposals per planner (the per-planner cap). */
+  proposalsByPlanner: Map<Did, number>
+  /**
+   * Plan votes as evidence, judged against this replica's own view of the pool. Not part of the
+   * canonical state: a DECIDE carries the votes that count, checked against its own pool.
+   */
+  planVotes: Map<Cid, Map<Did, Vote<Verdict>>>
+  /** The first proposal to gather K_plan accepting votes in this replica's view (the decider's trigger). */
+  quorum?: { proposal: Cid; attestations: Cid[] }
   decides: Map<Cid, DecideInfo>
   /** The DECIDE the merge rule selects among all valid DECIDEs. */
   winner?: DecideInfo
+  /** The highest epoch an anchor has issued into this thread so far in the fold (A3). */
+  issuedEpoch: number
   tasks: Map<string, TaskInfo>
   /** Plan facts produced by the fold (PROTOCOL.md §5), in fold order. */
   facts: PlanFact[]
   reconciles: Cid[]
   checkpoints: Cid[]
   equivocations: Equivocation[]
+  /** Accepted envelopes (diagnostics; not canonical). */
   accepted: number
-  /** Envelopes in the log that did not apply, with the reason. */
+  /** Envelopes in the log that did not apply, with the reason (diagnostics; not canonical). */
   rejected: Map<Cid, string>
 }
 
@@ -150,8 +181,10 @@ export function emptyThreadState(thread: string): ThreadState {
   return {
     thread,
     proposals: new Map(),
+    proposalsByPlanner: new Map(),
     planVotes: new Map(),
     decides: new Map(),
+    issuedEpoch: GENESIS_EPOCH,
     tasks: new Map(),
     facts: [],
     reconciles: [],
@@ -162,13 +195,24 @@ export function emptyThreadState(thread: string): ThreadState {
   }
 }
 
-/** Task id of a task named `name` in proposal `proposal`. */
-export function taskId(proposal: string, name: string): string {
+/** Task id of a task named `name` in the proposal whose PROPOSE has envelope id `proposal`. */
+export function taskId(proposal: Cid, name: string): string {
   return `${proposal}/${name}`
+}
+
+/** The proposal (PROPOSE envelope id) a task id belongs to. */
+export function proposalOfTask(task: string): string {
+  const cut = task.lastIndexOf('/')
+  return cut < 0 ? '' : task.slice(0, cut)
 }
 
 /** Result of applying one envelope: `undefined` when it applied, else the reason it did not. */
 export type ApplyOutcome = string | undefined
+
+/** Looks an envelope of the thread's log up by id (wherever it sorts). */
+export type EnvelopeLookup = (id: Cid) => AnyEnvelope | undefined
+
+const noLookup: EnvelopeLookup = () => undefined
 
 /** Checks a plan patch against its NEED; returns the reason it is invalid, or undefined. */
 export function checkPatch(payload: ProposePayload, need: NeedInfo): string | undefined {
@@ -273,16 +317,42 @@ function isFenced(state: ThreadState, env: AnyEnvelope): boolean {
   return state.winner !== undefined && env.epoch < state.winner.epoch
 }
 
+/** The rules of the decided thread (its winning DECIDE's pool), or the network's when undecided. */
+export function threadParams(state: ThreadState, params: NetworkParams): NetworkParams {
+  return state.winner?.params ?? params
+}
+
+/** The CLAIM a lease verb names, with its sender: looked up wherever it sorts (A2, A5). */
+function claimOf(lookup: EnvelopeLookup, id: Cid, task: string): Envelope<'CLAIM'> | string {
+  const claim = lookup(id)
+  if (claim === undefined) return 'unknown-claim'
+  if (claim.kind !== 'CLAIM') return 'not-a-claim'
+  if (claim.payload.task !== task) return 'claim-of-another-task'
+  return claim
+}
+
 /**
  * Applies one verified envelope to the thread state (mutating it). Returns `undefined` when the
- * envelope applied, or a short reason when it did not (the state is then unchanged).
+ * envelope applied, or a short reason when it did not (the state is then unchanged). `lookup`
+ * finds the envelopes it names in the thread's log (A2); `params` are the network's.
  */
-export function applyEnvelope(state: ThreadState, env: AnyEnvelope, params: NetworkParams): ApplyOutcome {
+export function applyEnvelope(
+  state: ThreadState,
+  env: AnyEnvelope,
+  params: NetworkParams,
+  lookup: EnvelopeLookup = noLookup,
+): ApplyOutcome {
+  // Network, thread and epoch: the same checks for every verb.
+  if (env.net !== params.network) return 'wrong-network'
   if (env.thread !== state.thread) return 'wrong-thread'
+  const anchor = isAnchor(params, env.sender)
+  if (env.kind !== 'NEED' && state.need === undefined) return 'no-need'
+  if (env.kind !== 'DECIDE' && env.epoch > state.issuedEpoch) return 'epoch-not-issued'
   switch (env.kind) {
     case 'NEED': {
-      if (state.need !== undefined) return 'duplicate-need'
       if (env.payload.need !== env.thread) return 'need-thread-mismatch'
+      if (threadIdOf(env) !== env.thread) return 'thread-id-mismatch'
+      if (state.need !== undefined) return 'duplicate-need'
       state.need = {
         env: env.id,
         requester: env.sender,
@@ -295,22 +365,18 @@ export function applyEnvelope(state: ThreadState, env: AnyEnvelope, params: Netw
       return undefined
     }
     case 'PROPOSE': {
-      const need = state.need
-      if (need === undefined) return 'no-need'
+      const need = state.need!
       if (env.payload.need !== env.thread) return 'need-thread-mismatch'
-      if (state.proposals.has(env.payload.proposal)) return 'duplicate-proposal'
-      if (state.proposals.size >= params.maxProposalsPerNeed) return 'too-many-proposals'
+      const mine = state.proposalsByPlanner.get(env.sender) ?? 0
+      if (mine >= params.maxProposalsPerPlanner) return 'too-many-proposals'
       const invalid = checkPatch(env.payload, need)
       if (invalid !== undefined) return invalid
-      state.proposals.set(env.payload.proposal, {
-        id: env.payload.proposal,
-        env: env.id,
-        planner: env.sender,
-        payload: env.payload,
-      })
+      state.proposals.set(env.id, { id: env.id, env: env.id, planner: env.sender, payload: env.payload })
+      state.proposalsByPlanner.set(env.sender, mine + 1)
       return undefined
     }
     case 'ATTEST_PLAN': {
+      // Evidence only: the votes that count travel inside a DECIDE and are judged against its pool.
       const proposal = state.proposals.get(env.payload.proposal)
       if (proposal === undefined) return 'unknown-proposal'
       if (!isEligibleVerifier(params, env.sender)) return 'not-a-verifier'
@@ -320,18 +386,7 @@ export function applyEnvelope(state: ThreadState, env: AnyEnvelope, params: Netw
         votes = new Map()
         state.planVotes.set(proposal.id, votes)
       }
-      const previous = votes.get(env.sender)
-      if (previous !== undefined) {
-        if (previous.verdict !== env.payload.verdict) {
-          state.equivocations.push({
-            sender: env.sender,
-            kind: env.kind,
-            subject: proposal.id,
-            envelopes: [previous.env, env.id],
-          })
-        }
-        return 'duplicate-vote'
-      }
+      if (votes.has(env.sender)) return 'duplicate-vote'
       votes.set(env.sender, { verdict: env.payload.verdict, env: env.id })
       if (state.quorum === undefined) {
         const accepting = [...votes.values()].filter((vote) => vote.verdict === 'accept')
@@ -342,7 +397,7 @@ export function applyEnvelope(state: ThreadState, env: AnyEnvelope, params: Netw
       return undefined
     }
     case 'DECIDE':
-      return applyDecide(state, env, params)
+      return applyDecide(state, env, params, anchor)
     case 'UPDATE_PLAN': {
       const winner = state.winner
       if (winner === undefined) return 'undecided'
@@ -357,38 +412,66 @@ export function applyEnvelope(state: ThreadState, env: AnyEnvelope, params: Netw
       return undefined
     }
     case 'RECONCILE': {
+      if (!anchor) return 'not-an-anchor'
       if (env.payload.thread !== env.thread) return 'reconcile-thread-mismatch'
       state.reconciles.push(env.id)
       return undefined
     }
     case 'CHECKPOINT': {
+      if (!anchor) return 'not-an-anchor'
       state.checkpoints.push(env.id)
       return undefined
     }
     case 'CLAIM': {
+      // A request: the lease starts only with an anchor's GRANT (A5).
+      const task = liveTask(state, env.payload.task)
+      if (typeof task === 'string') return task
+      if (isFenced(state, env)) return 'stale-epoch'
+      const ttl = env.payload.leaseTtlMs
+      if (ttl < params.minLeaseTtlMs || ttl > params.maxLeaseTtlMs) return 'lease-ttl-out-of-bounds'
+      if (task.state !== 'DECIDED') return task.lease ? 'lease-held' : `not-claimable:${task.state}`
+      if (!parentsFinal(state, task)) return 'parents-unfinished'
+      task.requests.set(env.id, task.round)
+      return undefined
+    }
+    case 'GRANT': {
+      if (!anchor) return 'grant-not-by-anchor'
+      const claim = claimOf(lookup, env.payload.claim, env.payload.task)
+      if (typeof claim === 'string') return claim
       const task = liveTask(state, env.payload.task)
       if (typeof task === 'string') return task
       if (isFenced(state, env)) return 'stale-epoch'
       if (task.state !== 'DECIDED') return task.lease ? 'lease-held' : `not-claimable:${task.state}`
-      for (const parent of task.parents) {
-        if (state.tasks.get(parent)?.state !== 'FINAL') return 'parents-unfinished'
-      }
+      if (!parentsFinal(state, task)) return 'parents-unfinished'
+      if (task.requests.get(claim.id) !== task.round) return 'claim-not-for-this-round'
       const ttl = env.payload.leaseTtlMs
-      if (ttl < params.minLeaseTtlMs || ttl > params.maxLeaseTtlMs) return 'lease-ttl-out-of-bounds'
-      task.lease = { claim: env.id, worker: env.sender, ttlMs: ttl, renewedBy: env.id, progress: 0 }
+      if (ttl < params.minLeaseTtlMs || ttl > claim.payload.leaseTtlMs) return 'lease-ttl-out-of-bounds'
+      task.lease = {
+        claim: claim.id,
+        worker: claim.sender,
+        ttlMs: ttl,
+        grant: env.id,
+        renewedBy: env.id,
+        progress: 0,
+      }
       setTaskState(state, env, task, 'CLAIMED')
       return undefined
     }
     case 'HEARTBEAT':
     case 'YIELD':
     case 'RELEASE': {
+      const claim = claimOf(lookup, env.payload.claim, env.payload.task)
+      if (typeof claim === 'string') return claim
+      if (env.kind === 'RELEASE' && env.payload.reason !== 'worker-failed') {
+        // Scavenging and orphaning are an anchor's judgment, never a stranger's (A5).
+        if (!anchor) return 'scavenge-not-by-anchor'
+      } else if (env.sender !== claim.sender) {
+        return 'not-lease-holder'
+      }
       const task = liveTask(state, env.payload.task)
       if (typeof task === 'string') return task
       const lease = task.lease
-      if (lease === undefined || lease.claim !== env.payload.claim) return 'stale-lease'
-      if (env.kind !== 'RELEASE' || env.payload.reason !== 'lease-expired') {
-        if (env.sender !== lease.worker) return 'not-lease-holder'
-      }
+      if (lease === undefined || lease.claim !== claim.id) return 'stale-lease'
       if (env.kind === 'HEARTBEAT') {
         if (env.fence !== lease.claim) return 'bad-fence'
         if (isFenced(state, env)) return 'stale-epoch'
@@ -400,11 +483,13 @@ export function applyEnvelope(state: ThreadState, env: AnyEnvelope, params: Netw
       return undefined
     }
     case 'COMMIT': {
+      const claim = claimOf(lookup, env.payload.claim, env.payload.task)
+      if (typeof claim === 'string') return claim
+      if (env.sender !== claim.sender) return 'not-lease-holder'
       const task = liveTask(state, env.payload.task)
       if (typeof task === 'string') return task
       const lease = task.lease
-      if (lease === undefined || lease.claim !== env.payload.claim) return 'stale-lease'
-      if (env.sender !== lease.worker) return 'not-lease-holder'
+      if (lease === undefined || lease.claim !== claim.id) return 'stale-lease'
       if (env.fence !== lease.claim) return 'bad-fence'
       if (isFenced(state, env)) return 'stale-epoch'
       if (env.payload.outputs.length === 0) return 'no-outputs'
@@ -415,7 +500,7 @@ export function applyEnvelope(state: ThreadState, env: AnyEnvelope, params: Netw
         claim: lease.claim,
         outputs: env.payload.outputs,
         round: task.round,
-        committee: committeeFor(env.id, env.sender, task.kResult, params),
+        committee: committeeFor(env.id, env.sender, task.kResult, threadParams(state, params)),
         votes: new Map(),
         challenges: new Map(),
         invalidations: new Map(),
@@ -428,18 +513,18 @@ export function applyEnvelope(state: ThreadState, env: AnyEnvelope, params: Netw
       if (typeof task === 'string') return task
       const commit = task.commit
       if (commit === undefined || commit.id !== env.payload.commit) return 'unknown-commit'
-      if (!inCommittee(commit.committee, env.sender, params)) return 'not-in-committee'
+      if (!inCommittee(commit.committee, env.sender, threadParams(state, params))) return 'not-in-committee'
       const previous = commit.votes.get(env.sender)
       if (previous !== undefined) {
-        if (previous.verdict !== env.payload.verdict) {
-          state.equivocations.push({
-            sender: env.sender,
-            kind: env.kind,
-            subject: commit.id,
-            envelopes: [previous.env, env.id],
-          })
-        }
-        return 'duplicate-vote'
+        if (previous.verdict === env.payload.verdict) return 'duplicate-vote'
+        // A contradicting vote is kept as evidence (its signer is slashed); it does not count twice.
+        state.equivocations.push({
+          sender: env.sender,
+          kind: env.kind,
+          subject: commit.id,
+          envelopes: [previous.env, env.id],
+        })
+        return undefined
       }
       commit.votes.set(env.sender, {
         verdict: env.payload.verdict,
@@ -463,17 +548,20 @@ export function applyEnvelope(state: ThreadState, env: AnyEnvelope, params: Netw
       return undefined
     }
     case 'FINALIZE': {
+      // The challenge window is judged by an anchor's clock (A6): only anchors finalize.
+      if (!anchor) return 'finalize-not-by-anchor'
       const task = liveTask(state, env.payload.task)
       if (typeof task === 'string') return task
       const commit = task.commit
       if (commit === undefined || commit.id !== env.payload.commit) return 'unknown-commit'
       if (task.state === 'FINAL') return 'already-final'
+      const rules = threadParams(state, params)
       const voters = new Set<Did>()
       for (const attestation of env.payload.attestations) {
         if (attestation.kind !== 'ATTEST' || attestation.thread !== env.thread) return 'bad-attestation'
         const payload = (attestation as Envelope<'ATTEST'>).payload
         if (payload.commit !== commit.id || payload.verdict !== 'pass') return 'bad-attestation'
-        if (!inCommittee(commit.committee, attestation.sender, params)) return 'attester-not-in-committee'
+        if (!inCommittee(commit.committee, attestation.sender, rules)) return 'attester-not-in-committee'
         voters.add(attestation.sender)
       }
       if (voters.size < task.kResult) return 'insufficient-quorum'
@@ -492,51 +580,84 @@ export function applyEnvelope(state: ThreadState, env: AnyEnvelope, params: Netw
       commit.challenges.set(env.id, { challenger: env.sender, proofType: env.payload.proof.type })
       return undefined
     }
-    case 'INVALIDATE': {
-      const task = liveTask(state, env.payload.task)
-      if (typeof task === 'string') return task
-      const commit = task.commit
-      if (commit === undefined || commit.id !== env.payload.commit) return 'unknown-commit'
-      if (!commit.challenges.has(env.payload.challenge)) return 'unknown-challenge'
-      if (!isEligibleVerifier(params, env.sender) || env.sender === commit.worker) return 'not-a-verifier'
-      let voters = commit.invalidations.get(env.payload.challenge)
-      if (voters === undefined) {
-        voters = new Set()
-        commit.invalidations.set(env.payload.challenge, voters)
-      }
-      if (voters.has(env.sender)) return 'duplicate-vote'
-      voters.add(env.sender)
-      if (voters.size >= task.kResult) {
-        commit.outcome = 'invalidated'
-        task.pastCommits.push(commit)
-        delete task.commit
-        task.kResult = isOpenPool(params)
-          ? task.kResult + 1
-          : Math.min(task.kResult + 1, Math.max(1, params.verifiers.length))
-        reopen(state, env, task)
-        reopenDescendants(state, env, task)
-      }
-      return undefined
-    }
+    case 'INVALIDATE':
+      return applyInvalidate(state, env, params, anchor, lookup)
   }
 }
 
-function applyDecide(state: ThreadState, env: Envelope<'DECIDE'>, params: NetworkParams): ApplyOutcome {
+function parentsFinal(state: ThreadState, task: TaskInfo): boolean {
+  return task.parents.every((parent) => state.tasks.get(parent)?.state === 'FINAL')
+}
+
+/**
+ * INVALIDATE (A6): judges are anchors (one suffices) and, outside bootstrap, eligible verifiers
+ * other than the challenger, the worker and the verifiers who passed the commit under judgment
+ * (K_result of them uphold it).
+ */
+function applyInvalidate(
+  state: ThreadState,
+  env: Envelope<'INVALIDATE'>,
+  params: NetworkParams,
+  anchor: boolean,
+  lookup: EnvelopeLookup,
+): ApplyOutcome {
+  const challengeEnv = lookup(env.payload.challenge)
+  if (challengeEnv === undefined || challengeEnv.kind !== 'CHALLENGE') return 'unknown-challenge'
+  const task = liveTask(state, env.payload.task)
+  if (typeof task === 'string') return task
+  const commit = task.commit
+  if (commit === undefined || commit.id !== env.payload.commit) return 'unknown-commit'
+  if (!commit.challenges.has(env.payload.challenge)) return 'unknown-challenge'
+  const rules = threadParams(state, params)
+  if (!anchor) {
+    if (rules.bootstrap || !isEligibleVerifier(rules, env.sender)) return 'not-a-judge'
+    if (env.sender === challengeEnv.sender) return 'judge-is-challenger'
+    if (env.sender === commit.worker) return 'judge-is-worker'
+    if (commit.votes.get(env.sender)?.verdict === 'pass') return 'judge-attested'
+  }
+  let voters = commit.invalidations.get(env.payload.challenge)
+  if (voters === undefined) {
+    voters = new Set()
+    commit.invalidations.set(env.payload.challenge, voters)
+  }
+  if (voters.has(env.sender)) return 'duplicate-vote'
+  voters.add(env.sender)
+  if (anchor || voters.size >= task.kResult) {
+    commit.outcome = 'invalidated'
+    task.pastCommits.push(commit)
+    delete task.commit
+    task.kResult = isOpenPool(rules)
+      ? task.kResult + 1
+      : Math.min(task.kResult + 1, Math.max(1, rules.verifiers.length))
+    reopen(state, env, task)
+    reopenDescendants(state, env, task)
+  }
+  return undefined
+}
+
+function applyDecide(
+  state: ThreadState,
+  env: Envelope<'DECIDE'>,
+  params: NetworkParams,
+  anchor: boolean,
+): ApplyOutcome {
   const payload = env.payload
+  if (!anchor) return 'not-an-anchor'
   if (payload.need !== env.thread) return 'need-thread-mismatch'
   if (env.sender !== payload.decider) return 'decider-not-sender'
   if (payload.epoch !== env.epoch) return 'epoch-mismatch'
   const proposal = state.proposals.get(payload.proposal)
   if (proposal === undefined) return 'unknown-proposal'
-  const required = kPlanOf(params)
+  const rules = withPool(params, payload.pool)
+  const required = kPlanOf(rules)
   if (payload.kPlan < required) return 'kplan-too-small'
   const voters = new Set<Did>()
   for (const attestation of payload.attestations) {
     if (attestation.kind !== 'ATTEST_PLAN' || attestation.thread !== env.thread) return 'bad-attestation'
     const vote = (attestation as Envelope<'ATTEST_PLAN'>).payload
     if (vote.proposal !== proposal.id || vote.verdict !== 'accept') return 'bad-attestation'
-    if (!isEligibleVerifier(params, attestation.sender)) return 'attester-not-a-verifier'
-    if (!params.bootstrap && attestation.sender === proposal.planner) return 'self-attestation'
+    if (!isEligibleVerifier(rules, attestation.sender)) return 'attester-not-a-verifier'
+    if (!rules.bootstrap && attestation.sender === proposal.planner) return 'self-attestation'
     voters.add(attestation.sender)
   }
   if (voters.size < Math.max(required, payload.kPlan)) return 'insufficient-quorum'
@@ -548,9 +669,13 @@ function applyDecide(state: ThreadState, env: Envelope<'DECIDE'>, params: Networ
     lamport: payload.lamport,
     decider: payload.decider,
     kPlan: payload.kPlan,
+    pool: payload.pool,
+    params: rules,
+    ts: env.ts,
   }
   state.decides.set(env.id, info)
-  materializePlan(state, env, proposal, params)
+  if (payload.epoch > state.issuedEpoch) state.issuedEpoch = payload.epoch
+  materializePlan(state, env, proposal, rules)
   if (state.winner === undefined || compareDecideInfo(info, state.winner) < 0) state.winner = info
   return undefined
 }
@@ -568,7 +693,7 @@ function materializePlan(
   state: ThreadState,
   env: Envelope<'DECIDE'>,
   proposal: ProposalInfo,
-  params: NetworkParams,
+  rules: NetworkParams,
 ): void {
   if ([...state.tasks.values()].some((task) => task.proposal === proposal.id)) return
   for (const spec of proposal.payload.patch) {
@@ -584,7 +709,8 @@ function materializePlan(
       parents,
       round: 1,
       state: 'DRAFT',
-      kResult: kResultOf(params),
+      kResult: kResultOf(rules),
+      requests: new Map(),
       pastCommits: [],
     }
     state.tasks.set(id, task)
