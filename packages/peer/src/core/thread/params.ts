@@ -124,20 +124,19 @@ export function poolSnapshotOf(params: NetworkParams): PoolSnapshot {
   }
 }
 
-const withPoolMemo = new WeakMap<NetworkParams, Map<string, NetworkParams>>()
+const withPoolMemo = new WeakMap<NetworkParams, WeakMap<PoolSnapshot, NetworkParams>>()
 
 /**
  * The parameters of a thread decided under `pool`: the network's fixed parameters with the
- * snapshot's verifiers, entries and bootstrap flag. Memoised per (params, snapshot).
+ * snapshot's verifiers, entries and bootstrap flag. Memoised per (params, snapshot object).
  */
 export function withPool(params: NetworkParams, pool: PoolSnapshot): NetworkParams {
   let byPool = withPoolMemo.get(params)
   if (!byPool) {
-    byPool = new Map()
+    byPool = new WeakMap()
     withPoolMemo.set(params, byPool)
   }
-  const key = JSON.stringify(pool)
-  let derived = byPool.get(key)
+  let derived = byPool.get(pool)
   if (!derived) {
     const { pool: _ownPool, ...fixed } = params
     derived = Object.freeze({
@@ -148,8 +147,7 @@ export function withPool(params: NetworkParams, pool: PoolSnapshot): NetworkPara
       poolSnapshotMs: pool.snapshotMs,
       ...(pool.entries.length > 0 ? { pool: Object.freeze(pool.entries.map((e) => ({ ...e }))) } : {}),
     }) as NetworkParams
-    if (byPool.size >= 64) byPool.delete(byPool.keys().next().value!)
-    byPool.set(key, derived)
+    byPool.set(pool, derived)
   }
   return derived
 }

@@ -206,6 +206,18 @@ export function proposalOfTask(task: string): string {
   return cut < 0 ? '' : task.slice(0, cut)
 }
 
+/** Thread ids computed for NEED envelopes (re-folds apply the same NEED many times). */
+const threadIds = new WeakMap<AnyEnvelope, string>()
+
+function threadIdOfNeed(env: Envelope<'NEED'>): string {
+  let id = threadIds.get(env)
+  if (id === undefined) {
+    id = threadIdOf(env)
+    threadIds.set(env, id)
+  }
+  return id
+}
+
 /** Result of applying one envelope: `undefined` when it applied, else the reason it did not. */
 export type ApplyOutcome = string | undefined
 
@@ -351,7 +363,7 @@ export function applyEnvelope(
   switch (env.kind) {
     case 'NEED': {
       if (env.payload.need !== env.thread) return 'need-thread-mismatch'
-      if (threadIdOf(env) !== env.thread) return 'thread-id-mismatch'
+      if (threadIdOfNeed(env) !== env.thread) return 'thread-id-mismatch'
       if (state.need !== undefined) return 'duplicate-need'
       state.need = {
         env: env.id,
