@@ -33,6 +33,10 @@ vectors := {
 	"conf-good-003": {"input": commit, "expect": allow},
 	"conf-kind-001": {"input": object.union(heartbeat, {"kind": "BOGUS"}), "expect": deny(["kind-allowed"])},
 	"conf-kind-002": {"input": object.remove(heartbeat, ["kind"]), "expect": deny(["kind-allowed"])},
+	"conf-kind-003": {
+		"input": object.union(heartbeat, {"kind": "GRANT", "fields": {"leaseTtlMs": 60000}}),
+		"expect": allow,
+	},
 	"conf-schema-001": {"input": object.union(heartbeat, {"schema": 2}), "expect": deny(["schema-version"])},
 	"conf-schema-002": {"input": object.remove(heartbeat, ["schema"]), "expect": deny(["schema-version"])},
 	"conf-size-003": {"input": object.remove(heartbeat, ["sizes"]), "expect": deny(["payload-size", "refs-count"])},

@@ -15,7 +15,7 @@ gates := {"preflight", "ingress", "commit"}
 # The verbs of PROTOCOL.md §3; every other kind is denied.
 kinds := {
 	"NEED", "PROPOSE", "ATTEST_PLAN", "DECIDE", "UPDATE_PLAN", "RECONCILE",
-	"CLAIM", "HEARTBEAT", "YIELD", "RELEASE", "COMMIT",
+	"CLAIM", "GRANT", "HEARTBEAT", "YIELD", "RELEASE", "COMMIT",
 	"ATTEST", "FINALIZE", "CHALLENGE", "INVALIDATE", "CHECKPOINT",
 }
 

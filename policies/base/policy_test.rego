@@ -15,13 +15,14 @@ conforms(id) if {
 }
 
 # Every vector has a test below (a vector without one would never be checked).
-test_conf_meta_001 if count(conformance.vectors) == 31
+test_conf_meta_001 if count(conformance.vectors) == 32
 
 test_conf_good_001 if conforms("conf-good-001")
 test_conf_good_002 if conforms("conf-good-002")
 test_conf_good_003 if conforms("conf-good-003")
 test_conf_kind_001 if conforms("conf-kind-001")
 test_conf_kind_002 if conforms("conf-kind-002")
+test_conf_kind_003 if conforms("conf-kind-003")
 test_conf_schema_001 if conforms("conf-schema-001")
 test_conf_schema_002 if conforms("conf-schema-002")
 test_conf_size_003 if conforms("conf-size-003")

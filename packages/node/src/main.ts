@@ -2,12 +2,51 @@
 /**
  * `node packages/node` (and `npm start`): runs a CAN Swarm anchor node. `--help` lists every
  * option; each has an environment variable and may come from a JSON config file.
+ * `node packages/node genesis --help`: writes the genesis of a network of several anchors.
  */
+import { mkdirSync } from 'node:fs'
+import { resolve } from 'node:path'
 import { Command, Option } from 'commander'
 import pino from 'pino'
 import { CanSwarmError } from '../../peer/src/core/errors.ts'
 import { startAnchor } from './anchor/anchor.ts'
 import { DEFAULT_CONFIG, LOG_LEVELS, resolveConfig } from './anchor/config.ts'
+import { createGenesisFile } from './anchor/genesis.ts'
+import { loadOrCreateIdentity } from './anchor/identity.ts'
+
+if (process.argv[2] === 'genesis') {
+  const command = new Command()
+    .name('node packages/node genesis')
+    .description(
+      'Writes the signed genesis of a new network whose anchors are the identities of the given data directories (each created when absent). Start every anchor with --genesis FILE and its own --data.',
+    )
+    .requiredOption('--data <dirs>', 'comma-separated data directories, one per anchor')
+    .requiredOption('--out <file>', 'where to write the genesis (dag-json)')
+    .option('--verifiers <dids>', 'comma-separated did:key initial verifier pool')
+    .option('--no-bootstrap-mode', 'start outside bootstrap mode (only with ≥ 10 verifiers)')
+    .option('--name <name>', 'a label for people', 'can-swarm')
+    .parse(process.argv.slice(1))
+  const options = command.opts<{ data: string; out: string; verifiers?: string; bootstrapMode: boolean; name: string }>()
+  try {
+    const identities = []
+    for (const dir of options.data.split(',').map((item) => resolve(item.trim())).filter(Boolean)) {
+      mkdirSync(dir, { recursive: true, mode: 0o700 })
+      identities.push((await loadOrCreateIdentity(dir)).identity)
+    }
+    const genesis = await createGenesisFile({
+      identities,
+      out: resolve(options.out),
+      verifiers: options.verifiers?.split(',').map((item) => item.trim()).filter(Boolean) ?? [],
+      bootstrapMode: options.bootstrapMode,
+      name: options.name,
+    })
+    console.log(JSON.stringify({ network: genesis.id, anchors: genesis.body.anchors, out: resolve(options.out) }))
+    process.exit(0)
+  } catch (error) {
+    console.error(`node packages/node genesis: ${(error as Error).message}`)
+    process.exit(2)
+  }
+}
 
 const program = new Command()
   .name('node packages/node')
@@ -54,12 +93,16 @@ const program = new Command()
     'comma-separated multiaddrs of other anchors/relays to keep connected [env CAN_SWARM_PEERS]',
   )
   .option(
+    '--genesis <file>',
+    'signed genesis of the network to join (see `node packages/node genesis`); kept in --data after the first start [env CAN_SWARM_GENESIS]',
+  )
+  .option(
     '--verifiers <dids>',
-    'comma-separated did:key verifier pool of this network (genesis) [env CAN_SWARM_VERIFIERS]',
+    'comma-separated did:key initial verifier pool of a network created here (its genesis) [env CAN_SWARM_VERIFIERS]',
   )
   .option(
     '--no-bootstrap-mode',
-    'leave bootstrap mode (K = 1); only with ≥ 10 verifiers [env CAN_SWARM_BOOTSTRAP_MODE=false]',
+    'create the network outside bootstrap mode (K = 1 otherwise); only with ≥ 10 verifiers [env CAN_SWARM_BOOTSTRAP_MODE=false]',
   )
   .option(
     '--shutdown-timeout-ms <ms>',
@@ -69,7 +112,10 @@ const program = new Command()
     '--config <file>',
     'JSON config file (keys as in the options, camelCase); env and options override it',
   )
-  .addHelpText('after', '\nLogs are JSON lines on stdout. SIGTERM/SIGINT shut down gracefully.')
+  .addHelpText(
+    'after',
+    '\nOn its first start an anchor creates a one-anchor network (its genesis: network id, anchor, parameters, initial verifier pool) in --data, or joins the one --genesis names; it keeps it for ever.\nLogs are JSON lines on stdout. SIGTERM/SIGINT shut down gracefully.',
+  )
   .parse()
 
 const options = program.opts<Record<string, string | undefined>>()
@@ -93,6 +139,7 @@ try {
       webrtcPort: options.webrtcPort,
       peers: options.peers,
       verifiers: options.verifiers,
+      genesis: options.genesis,
       bootstrapMode: process.argv.includes('--no-bootstrap-mode') ? false : undefined,
     },
     process.env,

@@ -27,6 +27,7 @@ export * from './audit/trace.ts'
 export * from './core/index.ts'
 export * from './crypto/index.ts'
 export * from './decide/index.ts'
+export * from './join.ts'
 export * from './peer.ts'
 export * from './policy/index.ts'
 export {

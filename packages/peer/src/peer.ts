@@ -9,11 +9,13 @@
  * ```ts
  * import { createPeer } from '@can-swarm/peer'
  *
+ * const { params } = await fetchNetwork('http://127.0.0.1:7700')   // the anchor's genesis, verified
  * const peer = await createPeer({
- *   params: { verifiers: [], bootstrap: true },              // an open bootstrap pool (K = 1)
+ *   params,
  *   bootstrap: ['/ip4/127.0.0.1/tcp/7702/ws/p2p/12D3Koo…'],  // the anchor's WebSocket address
  *   roles: { verifier: true, worker: true },
  * })
+ * await requestCredits('http://127.0.0.1:7700', peer.did)     // a NEED's budget must be funded
  * const need = await peer.post({ requires: ['word-frequency'], inputs: [bytes], budget: 10 })
  * peer.agent.replica(need)?.state                            // follow it to FINAL
  * await peer.stop()
@@ -39,7 +41,10 @@ import { type AgentSync, syncAgent } from './sync/agent-sync.ts'
 export interface PeerOptions {
   /** The peer's key: it signs envelopes and names the libp2p node. @default a new random identity */
   identity?: LocalIdentity
-  /** The network parameters every peer shares (from the anchor's `/api/status` in practice). */
+  /**
+   * The network's parameters: from its genesis (`fetchNetwork(anchorUrl)` gets and verifies it from
+   * an anchor, or `paramsFromGenesis(genesis)`), with the verifier pool as far as this peer knows it.
+   */
   params: NetworkParams | Partial<NetworkParams>
   /** Multiaddrs (with /p2p/<id>) of anchors or relays to stay connected to. @default [] */
   bootstrap?: string[]
@@ -121,7 +126,15 @@ export async function createPeer(options: PeerOptions): Promise<Peer> {
     'quorum' in options.params ? (options.params as NetworkParams) : networkParams(options.params)
   const onError = options.onError ?? (() => undefined)
   const network = await createNetwork({ ...options.network, identity, bootstrap: options.bootstrap ?? [] })
-  const bus = createBus(network, options.bus)
+  // Gossip of another network is never delivered nor forwarded (its signatures are worthless here).
+  const ingress = options.bus?.ingress
+  const bus = createBus(network, {
+    ...options.bus,
+    ingress: (env, context) =>
+      env.net !== params.network
+        ? { allowed: false, reason: `envelope of network ${env.net}, not ${params.network}` }
+        : (ingress?.(env, context) ?? { allowed: true }),
+  })
   const ownArtifacts = isArtifactStore(options.artifacts)
     ? undefined
     : await defaultArtifacts(network, options.artifacts ?? {})

@@ -1,14 +1,29 @@
-/** Test helpers: deterministic identities and a terse way to sign envelopes. */
+/** Test helpers: deterministic identities, a test network, and a terse way to sign envelopes. */
+import { threadIdOf } from '../src/core/codec.ts'
 import { BUILTIN_POLICY_HASH } from '../src/core/digest.ts'
+import { type NetworkParams, networkParams } from '../src/core/thread/params.ts'
 import {
   type AnyEnvelope,
   type Cid,
+  type Envelope,
   type Kind,
+  type NeedPayload,
   type PayloadByKind,
   PROTOCOL_VERSION,
 } from '../src/core/types.ts'
 import { createIdentity, type Identity } from '../src/crypto/ed25519.ts'
 import { signEnvelope } from '../src/crypto/envelopes.ts'
+
+/**
+ * The network id hand-signed test envelopes carry (any CID will do where no genesis is needed; the
+ * parameters from {@link testParams} name it).
+ */
+export const TEST_NET = 'bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'
+
+/** Network parameters of the test network: `anchors` may decide, grant and finalize. */
+export function testParams(overrides: Partial<NetworkParams> = {}): NetworkParams {
+  return networkParams({ network: TEST_NET, ...overrides })
+}
 
 /** `count` identities from fixed seeds (`tag` keeps sets apart). */
 export async function makeIdentities(count: number, tag = 1): Promise<Identity[]> {
@@ -25,18 +40,29 @@ export async function makeIdentities(count: number, tag = 1): Promise<Identity[]
 
 let lamportCounter = 0
 
+/** Extra header fields of {@link sign}. */
+export interface SignExtra {
+  lamport?: number
+  epoch?: number
+  fence?: string
+  refs?: Cid[]
+  ts?: number
+  net?: string
+}
+
 /** Signs an envelope; lamport defaults to a global increasing counter (so call order = total order). */
 export async function sign<K extends Kind>(
   identity: Identity,
   kind: K,
   thread: string,
   payload: PayloadByKind[K],
-  extra: { lamport?: number; epoch?: number; fence?: string; refs?: Cid[]; ts?: number } = {},
+  extra: SignExtra = {},
 ): Promise<AnyEnvelope> {
   lamportCounter += 1
   const env = await signEnvelope(
     {
       v: PROTOCOL_VERSION,
+      net: extra.net ?? TEST_NET,
       kind,
       thread,
       sender: identity.did,
@@ -51,4 +77,30 @@ export async function sign<K extends Kind>(
     identity,
   )
   return env as AnyEnvelope
+}
+
+/**
+ * Signs a NEED under its own thread id (A1): the id is computed from the NEED's fields, then filled
+ * in. `lamport` defaults to 1 (a thread starts its own Lamport time).
+ */
+export async function signNeed(
+  identity: Identity,
+  payload: Omit<NeedPayload, 'need'>,
+  extra: SignExtra = {},
+): Promise<Envelope<'NEED'>> {
+  const unsigned = {
+    v: PROTOCOL_VERSION,
+    net: extra.net ?? TEST_NET,
+    kind: 'NEED' as const,
+    thread: '',
+    sender: identity.did,
+    lamport: extra.lamport ?? 1,
+    ts: extra.ts ?? 0,
+    payload: { ...payload, need: '' },
+    refs: extra.refs ?? [],
+    policy: BUILTIN_POLICY_HASH,
+    epoch: extra.epoch ?? 1,
+  }
+  const thread = threadIdOf(unsigned)
+  return signEnvelope({ ...unsigned, thread, payload: { ...payload, need: thread } }, identity)
 }

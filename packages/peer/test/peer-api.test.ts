@@ -8,8 +8,7 @@ import { afterAll, describe, expect, inject, it } from 'vitest'
 import { RUNTIME } from '#net/transports'
 import { builtinCapabilities } from '../src/agent/capabilities.ts'
 import { artifactCid } from '../src/core/artifacts.ts'
-import { networkParams } from '../src/core/thread/params.ts'
-import { createPeer, type Peer } from '../src/index.ts'
+import { createPeer, fetchNetwork, type Peer, requestCredits } from '../src/index.ts'
 import { until } from './peers.ts'
 
 const swarm = inject('swarm')
@@ -23,8 +22,11 @@ describe(`the peer API in ${RUNTIME}`, () => {
   it('joins through the anchor, goes direct over WebRTC to the worker, and runs a NEED to FINAL', {
     timeout: 90_000,
   }, async () => {
+    // The network comes from the anchor: its signed genesis, checked here.
+    const { params, genesis } = await fetchNetwork(swarm.anchorUrl)
+    expect(genesis.body.anchors).toEqual([swarm.anchorDid])
     const peer = await createPeer({
-      params: networkParams({ verifiers: [], bootstrap: true }),
+      params,
       bootstrap: [swarm.anchorWs],
       network: { listen: ['/p2p-circuit', '/webrtc'], allowPrivateDial: true },
       syncIntervalMs: 1000,
@@ -47,6 +49,11 @@ describe(`the peer API in ${RUNTIME}`, () => {
       signal: AbortSignal.timeout(10_000),
     })
     expect(rtt).toBeGreaterThanOrEqual(0)
+
+    // A new key holds nothing: the faucet grants it credits (once), so that its NEED is funded.
+    const credits = await requestCredits(swarm.anchorUrl, peer.did)
+    expect(credits.granted).toBe(true)
+    expect((await requestCredits(swarm.anchorUrl, peer.did)).granted).toBe(false)
 
     const input = new TextEncoder().encode(swarm.input)
     const need = await peer.post({

@@ -18,22 +18,32 @@ import type { Logger } from 'pino'
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client'
 import { envelopeToJson } from '../../../peer/src/core/codec.ts'
 import type { ConsensusStore } from '../../../peer/src/core/consensus.ts'
-import { isOpenPool, type NetworkParams, networkParams } from '../../../peer/src/core/thread/params.ts'
+import { type Genesis, genesisToJson, paramsFromGenesis } from '../../../peer/src/core/genesis.ts'
+import { isOpenPool, type NetworkParams, withPool } from '../../../peer/src/core/thread/params.ts'
+import { refusalRule } from '../../../peer/src/core/thread/refusals.ts'
+import { basePolicyGates } from '../../../peer/src/policy/base.ts'
+import { readPolicyBundle } from '../../../peer/src/policy/node.ts'
 import { EmbeddedConsensusStore } from '../consensus/embedded.ts'
 import { EtcdConsensusStore } from '../consensus/etcd.ts'
 import type { AnchorConfig } from './config.ts'
 import { LiveLedger } from './economy.ts'
+import { loadOrCreateGenesis } from './genesis.ts'
+import { GrantStore } from './grants.ts'
 import { startHttp } from './http.ts'
 import { loadOrCreateIdentity } from './identity.ts'
 import { EnvelopeLog } from './log.ts'
 import { ManifestStore } from './manifests.ts'
 import { BootstrapMonitor } from './monitor.ts'
+import { desiredSnapshot, PoolAdopter } from './pool.ts'
 import { type AnchorSwarm, startSwarm } from './swarm.ts'
 
 export interface Anchor {
   readonly did: string
   readonly url: string
   readonly consensus: ConsensusStore
+  /** The network's genesis (its id is the network id). */
+  readonly genesis: Genesis
+  /** The network's parameters with the pool the anchor decides under now. */
   readonly params: NetworkParams
   readonly swarm: AnchorSwarm
   /** Credits, stake and pending payouts derived from the threads the anchor follows. */
@@ -68,25 +78,60 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
     created ? 'created identity' : 'loaded identity',
   )
 
+  const { genesis, created: newNetwork } = await loadOrCreateGenesis(config.data, identity, {
+    genesisFile: config.genesis,
+    verifiers: config.verifiers,
+    bootstrapMode: config.bootstrapMode,
+  })
+  logger.info(
+    { network: genesis.id, anchors: genesis.body.anchors.length, created: newNetwork },
+    newNetwork ? 'created the network genesis' : 'network genesis kept',
+  )
+  const genesisParams = paramsFromGenesis(genesis)
+
   const store = await openStore(config)
   const epoch = await store.currentEpoch()
   logger.info({ consensus: config.consensus, epoch }, 'consensus store open')
 
-  const params = networkParams({ verifiers: config.verifiers, bootstrap: config.bootstrapMode })
-  if (isOpenPool(params)) {
+  const adopter = PoolAdopter.open({ dataDir: config.data, genesis, params: genesisParams, store })
+  const startParams = withPool(genesisParams, adopter.adopted)
+  if (isOpenPool(startParams)) {
     logger.warn(
-      'open verifier pool: bootstrap mode with no --verifiers, so any peer may verify (K = 1); list verifiers for a network with stakes',
+      'open verifier pool: bootstrap mode with no staked verifier, so any peer may verify (K = 1); verifiers join by staking (PUT /api/pool/<did>)',
     )
-  } else if (!params.bootstrap && params.verifiers.length < 10) {
-    logger.warn({ verifiers: params.verifiers.length }, 'bootstrap mode is off with fewer than 10 verifiers')
   }
+  // A8: the network's base policy, checked here as every tab checks it, gates what the anchor takes in.
+  const policy = await basePolicyGates(await readPolicyBundle('base'))
+  logger.info(
+    { policyHash: policy.manifest.policyHash, conformance: policy.conformancePassed },
+    'policy gates loaded',
+  )
   const { log, envelopes } = EnvelopeLog.open(config.data)
   logger.info({ envelopes: envelopes.length }, 'envelope log open')
+  const manifests = await ManifestStore.open(config.data, genesis.id)
+  const grants = await GrantStore.open({
+    dataDir: config.data,
+    identity,
+    network: { network: genesis.id, anchors: genesis.body.anchors },
+    rule: genesis.body.economy.faucet,
+  })
+  let swarmRef: AnchorSwarm | undefined
+  const ledger = new LiveLedger({
+    params: genesisParams,
+    manifests,
+    grants,
+    genesis: genesis.body.economy,
+    genesisVerifiers: genesis.body.pool.verifiers,
+    replicas: () => (swarmRef ? swarmRef.agent.threads().map((thread) => swarmRef!.agent.replica(thread)!) : []),
+    version: () => log.size,
+  })
   const swarm = await startSwarm({
     identity,
     data: config.data,
-    params,
+    params: startParams,
     consensus: store,
+    policy: policy.gates,
+    funding: ledger.funding(),
     log,
     restored: envelopes,
     host: config.host,
@@ -96,6 +141,8 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
     bootstrap: config.peers,
     onError: (error) => logger.warn({ err: error }, 'agent error'),
   })
+  swarmRef = swarm
+  adopter.attach(swarm.agent)
   logger.info({ multiaddrs: swarm.multiaddrs(), peerId: swarm.network.peerId.toString() }, 'swarm listening')
   logger.info(
     {
@@ -107,21 +154,41 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
     'artifact store open',
   )
 
-  const monitor = new BootstrapMonitor(params)
+  const monitor = new BootstrapMonitor(startParams)
   let monitorReport = monitor.observe(Date.now())
+  // The pool the anchor decides under follows its ledger's pool, adopted at epoch boundaries.
+  const adoptPool = async (): Promise<void> => {
+    const left = new Set(manifests.all().filter((manifest) => manifest.stake === 0).map((m) => m.did))
+    const desired = desiredSnapshot({
+      genesis,
+      ledgerPool: ledger.pool().entries,
+      left,
+      bootstrap: genesis.body.pool.bootstrap && monitorReport.recommended.bootstrap,
+      nowMs: Date.now(),
+    })
+    if (await adopter.adopt(desired)) {
+      monitor.setPool(adopter.adopted.verifiers)
+      logger.info(
+        { poolEpoch: adopter.adopted.epoch, verifiers: adopter.adopted.verifiers.length, bootstrap: adopter.adopted.bootstrap },
+        'adopted a new verifier pool',
+      )
+    }
+  }
+  await adoptPool()
+  let adopting: Promise<void> | undefined
+  const poolTimer = setInterval(() => {
+    adopting ??= adoptPool()
+      .catch((error: unknown) => logger.warn({ err: error }, 'pool adoption failed'))
+      .finally(() => {
+        adopting = undefined
+      })
+  }, 1_000)
+  poolTimer.unref()
   const monitorTimer = setInterval(() => {
     monitor.scan(swarm.agent, Date.now())
     monitorReport = monitor.observe(Date.now())
   }, 5_000)
   monitorTimer.unref()
-
-  const manifests = await ManifestStore.open(config.data)
-  const ledger = new LiveLedger({
-    params,
-    manifests,
-    replicas: () => swarm.agent.threads().map((thread) => swarm.agent.replica(thread)!),
-    version: () => log.size,
-  })
 
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: 'can_swarm_anchor_' })
@@ -167,6 +234,25 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
     },
   })
   new Gauge({
+    name: 'can_swarm_refusals',
+    help: 'Envelopes the anchor refused, by reason code and the rule it enforces (A1–A7, network, state)',
+    labelNames: ['reason', 'rule'],
+    registers: [registry],
+    collect() {
+      this.reset()
+      for (const [reason, count] of Object.entries(swarm.agent.refusals()))
+        this.set({ reason, rule: refusalRule(reason) }, count)
+    },
+  })
+  new Gauge({
+    name: 'can_swarm_pool_epoch',
+    help: 'Epoch of the verifier pool the anchor decides under (0: the genesis pool)',
+    registers: [registry],
+    collect() {
+      this.set(adopter.adopted.epoch)
+    },
+  })
+  new Gauge({
     name: 'can_swarm_consensus_epoch',
     help: 'Current epoch of the consensus store',
     registers: [registry],
@@ -185,7 +271,11 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
     notReady: () => (stopping ? ['shutting down'] : []),
     status: async () => ({
       did: identity.did,
+      network: genesis.id,
       epoch: await store.currentEpoch(),
+      pool: adopter.adopted,
+      refusals: swarm.agent.refusals(),
+      policy: { policyHash: policy.manifest.policyHash, ingress: policy.gates.stats().ingress },
       bootstrapMonitor: monitorReport,
       peerId: swarm.network.peerId.toString(),
       multiaddrs: swarm.multiaddrs(),
@@ -194,7 +284,7 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
       planSync: swarm.planSync.stats(),
       envelopes: log.size,
       consensus: config.consensus,
-      params,
+      params: swarm.agent.params,
       uptimeMs: Date.now() - started,
       webApp: webRoot !== undefined,
       artifacts: { pinned: swarm.artifacts.pinned, bytes: swarm.artifacts.totalBytes },
@@ -206,6 +296,8 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
       snapshot: () => ledger.pool(),
       put: (did, manifest) => manifests.put(did, manifest),
     },
+    genesis: () => genesisToJson(genesis),
+    faucet: (did) => grants.request(did),
     artifacts: swarm.artifacts,
   })
   logger.info({ url, webApp: webRoot !== undefined }, 'http listening')
@@ -215,10 +307,13 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
     stopped ??= (async () => {
       stopping = true
       clearInterval(monitorTimer)
+      clearInterval(poolTimer)
       logger.info('stopping')
       await closeServer(server)
+      await adopting
       await swarm.stop()
       log.close()
+      grants.close()
       await store.close()
       logger.info('stopped')
     })()
@@ -228,7 +323,10 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
     did: identity.did,
     url,
     consensus: store,
-    params,
+    genesis,
+    get params() {
+      return swarm.agent.params
+    },
     swarm,
     ledger,
     multiaddrs: () => swarm.multiaddrs(),

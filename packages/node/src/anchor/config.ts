@@ -32,10 +32,18 @@ const configSchema = z
     webrtcPort: z.number().int().min(-1).max(65_535),
     /** Multiaddrs (with /p2p/<id>) of other anchors or relays to keep connected to. */
     peers: z.array(z.string().min(1)).max(64),
-    /** The verifier pool (did:key list) of this network — a genesis parameter every peer shares. */
+    /**
+     * The initial verifier pool (did:key list) of a network this anchor creates: a genesis
+     * parameter, kept for the network's life (later verifiers join by staking).
+     */
     verifiers: z.array(z.string().startsWith('did:key:')).max(10_000),
-    /** Bootstrap mode (K = 1) until the network has ≥ 10 staked verifiers for 24 h. */
-    bootstrapMode: z.boolean(),
+    /**
+     * Bootstrap mode (K = 1) at genesis, until the network has ≥ 10 staked verifiers for 24 h.
+     * Unset: bootstrap for a network created here; a kept genesis decides otherwise.
+     */
+    bootstrapMode: z.boolean().optional(),
+    /** A signed genesis file to join (a network of several anchors); it must name this anchor. */
+    genesis: z.string().min(1).optional(),
     /** How long a graceful shutdown may take before the process exits anyway. */
     shutdownTimeoutMs: z.number().int().min(100).max(600_000),
   })
@@ -56,7 +64,6 @@ export const DEFAULT_CONFIG: AnchorConfig = Object.freeze({
   webrtcPort: 0,
   peers: [],
   verifiers: [],
-  bootstrapMode: true,
   shutdownTimeoutMs: 10_000,
 })
 
@@ -76,6 +83,7 @@ export const ENVIRONMENT: Readonly<Record<string, keyof AnchorConfig>> = Object.
   CAN_SWARM_PEERS: 'peers',
   CAN_SWARM_VERIFIERS: 'verifiers',
   CAN_SWARM_BOOTSTRAP_MODE: 'bootstrapMode',
+  CAN_SWARM_GENESIS: 'genesis',
 })
 
 const NUMERIC = new Set<keyof AnchorConfig>(['port', 'shutdownTimeoutMs', 'p2pPort', 'wsPort', 'webrtcPort'])
@@ -155,5 +163,9 @@ export function resolveConfig(
       'etcd',
     )
   }
-  return { ...config, data: resolve(config.data) }
+  return {
+    ...config,
+    data: resolve(config.data),
+    ...(config.genesis === undefined ? {} : { genesis: resolve(config.genesis) }),
+  }
 }

@@ -23,12 +23,10 @@ import {
   MAX_MESSAGE_BYTES,
 } from '../../../peer/src/decide/protocol.ts'
 import type { Network } from '../../../peer/src/net/network.ts'
-import type { EnvelopeLog } from './log.ts'
 
 export interface DecideServiceOptions {
   network: Network
   agent: Agent
-  log: EnvelopeLog
   /** The anchor's consensus store: asked directly when another anchor won the NEED. */
   consensus: ConsensusStore
   /** Where envelopes that arrive through the service are relayed, so the whole swarm learns them. */
@@ -75,7 +73,7 @@ async function decide(
   request: ReturnType<typeof decodeRequest>,
   timeoutMs: number,
 ): Promise<DecideServiceResponse> {
-  const { agent, log } = options
+  const { agent } = options
   for (const [index, env] of request.envelopes.entries()) {
     if (env.thread !== request.need)
       return { outcome: 'refused', reason: `envelopes.${index} belongs to another thread` }
@@ -87,10 +85,14 @@ async function decide(
   const bad = errors.findIndex((error) => error !== undefined)
   if (bad >= 0) return { outcome: 'refused', reason: `envelopes.${bad}: ${errors[bad]!.message}` }
   for (const env of [...request.envelopes].sort(compareEnvelopes)) {
-    if (agent.replica(env.thread)?.has(env.id)) continue
-    log.append(env)
-    options.relay.publish(env)
-    await agent.deliver(env)
+    if (agent.holds(env)) continue
+    // The agent runs every gate (network, policy ingress) and logs what it takes in; only that is
+    // relayed to the swarm (A8). A denial answers the request in words.
+    const outcome = await agent.deliver(env)
+    if (outcome?.startsWith('policy') || outcome === 'wrong-network' || outcome === 'thread-id-mismatch') {
+      return { outcome: 'refused', reason: `envelopes.${request.envelopes.indexOf(env)}: ${outcome}` }
+    }
+    if (agent.holds(env)) options.relay.publish(env)
   }
   const deadline = Date.now() + timeoutMs
   let nextStoreCheck = 0

@@ -1,17 +1,21 @@
 /**
  * The anchor's live ledger: credits, stake, escrows and pending payouts derived from every thread
- * the anchor follows (see `deriveLedger` in the peer package). It is recomputed when the anchor has
- * heard new envelopes or when `maxAgeMs` has passed (payouts fall due as time goes by), so reading
- * it is cheap and always reflects signed envelopes only.
+ * the anchor follows, its faucet grants and its verifiers' manifests, in the anchors' order (see
+ * `deriveLedger` in the peer package, A7). It is recomputed when the anchor has heard new
+ * envelopes, granted or accepted a manifest, or when `maxAgeMs` has passed (payouts fall due as
+ * time goes by), so reading it is cheap and always reflects signed records only. It also answers
+ * the anchor's funding check before a DECIDE.
  */
+import type { FundingCheck } from '../../../peer/src/agent/agent.ts'
 import {
+  type AcceptedManifest,
   type AccountView,
   accountView,
   type DerivedLedger,
   deriveLedger,
   type GenesisRule,
 } from '../../../peer/src/core/economy/derive.ts'
-import type { PoolManifest } from '../../../peer/src/core/economy/pool.ts'
+import type { FaucetGrant } from '../../../peer/src/core/economy/grants.ts'
 import type { PoolEntry } from '../../../peer/src/core/economy/selection.ts'
 import type { NetworkParams } from '../../../peer/src/core/thread/params.ts'
 import type { ThreadReplica } from '../../../peer/src/core/thread/replica.ts'
@@ -26,8 +30,12 @@ export interface LiveLedgerOptions {
   /** Longest a derived ledger is served before it is derived again. @default 1 000 */
   maxAgeMs?: number
   genesis?: Partial<GenesisRule>
+  /** Verifiers of the genesis pool (they stake at genesis). */
+  genesisVerifiers?: readonly string[]
   /** Signature-checked verifier manifests, and a number that changes when they do. */
-  manifests?: { all(): PoolManifest[]; readonly version: number }
+  manifests?: { all(): AcceptedManifest[]; readonly version: number }
+  /** Signature-checked faucet grants, and a number that changes when they do. */
+  grants?: { all(): readonly FaucetGrant[]; readonly version: number }
 }
 
 /** Totals of the live ledger, as `/api/ledger` serves them. */
@@ -43,6 +51,10 @@ export interface LedgerSummary {
   upheldChallenges: number
   frivolousChallenges: number
   refused: number
+  /** Decided threads whose requester could not fund them. */
+  unfunded: number
+  /** Faucet grants admitted. */
+  grants: number
   /** Σ holdings − (minted − burned): 0 unless something is wrong. */
   conservationGap: number
   atMs: number
@@ -60,7 +72,7 @@ export class LiveLedger {
   current(): { derived: DerivedLedger; atMs: number } {
     const clock = this.#options.clock ?? Date.now
     const now = clock()
-    const version = `${this.#options.version()}/${this.#options.manifests?.version ?? 0}`
+    const version = `${this.#options.version()}/${this.#options.manifests?.version ?? 0}/${this.#options.grants?.version ?? 0}`
     const cached = this.#cached
     if (cached && cached.version === version && now - cached.atMs < (this.#options.maxAgeMs ?? 1_000)) {
       return cached
@@ -70,7 +82,9 @@ export class LiveLedger {
       params: this.#options.params,
       nowMs: now,
       ...(this.#options.genesis ? { genesis: this.#options.genesis } : {}),
+      ...(this.#options.genesisVerifiers ? { genesisVerifiers: this.#options.genesisVerifiers } : {}),
       ...(this.#options.manifests ? { manifests: this.#options.manifests.all() } : {}),
+      ...(this.#options.grants ? { grants: this.#options.grants.all() } : {}),
     })
     this.#cached = { derived, version, atMs: now }
     return this.#cached
@@ -79,6 +93,20 @@ export class LiveLedger {
   account(did: string): AccountView & { atMs: number } {
     const { derived, atMs } = this.current()
     return { ...accountView(derived, did), atMs }
+  }
+
+  /**
+   * The funding check of the anchor's DECIDEs (A7): the requester's spendable balance now, less what
+   * DECIDEs in flight already take, must cover the budget (a DECIDE just published is in the log,
+   * so the ledger is derived again).
+   */
+  funding(): FundingCheck {
+    return (need, _thread, reserved) => {
+      const balance = this.account(need.requester).balance - reserved
+      return balance >= need.budget
+        ? undefined
+        : `its requester can spend ${balance} credits and the budget is ${need.budget} (ask the faucet: POST /api/faucet/<did>)`
+    }
   }
 
   /** The verifier pool now: what committee selection draws from. */
@@ -103,6 +131,8 @@ export class LiveLedger {
       upheldChallenges: derived.upheldChallenges,
       frivolousChallenges: derived.frivolousChallenges,
       refused: derived.refused.length,
+      unfunded: derived.unfunded.length,
+      grants: derived.grants,
       conservationGap: derived.ledger.conservationGap(),
       atMs,
     }

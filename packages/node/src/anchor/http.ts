@@ -8,7 +8,10 @@
  * (the verifier pool snapshot), `GET /api/pool/<did>` (one verifier's entry) and
  * `PUT /api/pool/<did>` (a verifier's signed manifest: join, change, leave; see manifests.ts), and
  * the gateway to the anchor's Helia artifact store for browsers (`GET`/`PUT /api/artifacts/<cid>`,
- * see artifacts.ts).
+ * see artifacts.ts). `GET /api/genesis` serves the network's signed genesis (what a peer needs to
+ * join: the network id, the anchors, the parameters), and `POST /api/faucet/<did>` asks the faucet
+ * for the credits the network grants a new account (A7: bounded per account and per network per
+ * window; see grants.ts).
  */
 import { createReadStream, existsSync, statSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
@@ -53,6 +56,10 @@ export interface HttpOptions {
   ledger?: { summary(): unknown; account(did: string): unknown }
   /** The anchor's Helia artifact store, served as a gateway for browsers. */
   artifacts?: AnchorArtifacts
+  /** The network's genesis as dag-json text (`GET /api/genesis`). */
+  genesis?: () => string
+  /** The faucet (`POST /api/faucet/<did>`): a signed grant, or a refusal with its status. */
+  faucet?: (did: string) => Promise<{ status: number; error: string; field?: string } | object>
 }
 
 /**
@@ -106,8 +113,19 @@ async function handleArtifact(
 /** Largest manifest body accepted. */
 const MAX_MANIFEST_BYTES = 4096
 
+/**
+ * Routes any web app may call from another origin (the genesis, the status, the faucet: what an app
+ * that embeds the peer needs to join); everything else stays same-origin.
+ */
+const OPEN_ROUTES = ['/api/genesis', '/api/status', '/api/faucet/']
+
 function send(response: ServerResponse, status: number, type: string, body: string): number {
-  response.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' })
+  const open = OPEN_ROUTES.some((route) => (response.req.url ?? '').startsWith(route))
+  response.writeHead(status, {
+    'content-type': type,
+    'cache-control': 'no-store',
+    ...(open ? { 'access-control-allow-origin': '*' } : {}),
+  })
   response.end(body)
   return status
 }
@@ -162,6 +180,15 @@ export async function startHttp(options: HttpOptions): Promise<{ server: Server;
           ? json(response, refusal.status, refusal)
           : json(response, 200, { accepted: true, did })
       }
+    } else if (options.faucet && method === 'POST' && route.startsWith('/api/faucet/')) {
+      const did = decodeURIComponent(route.slice('/api/faucet/'.length))
+      route = '/api/faucet'
+      const answer = await options.faucet(did)
+      const refusal = answer as { status?: number; error?: string }
+      status =
+        typeof refusal.status === 'number' && typeof refusal.error === 'string'
+          ? json(response, refusal.status, answer)
+          : json(response, 201, answer)
     } else if (method !== 'GET' && method !== 'HEAD') {
       status = json(response, 405, { error: `method ${method} not allowed` })
     } else if (route === '/healthz') {
@@ -177,6 +204,8 @@ export async function startHttp(options: HttpOptions): Promise<{ server: Server;
       status = send(response, 200, options.registry.contentType, await options.registry.metrics())
     } else if (route === '/api/status') {
       status = json(response, 200, await options.status())
+    } else if (options.genesis && route === '/api/genesis') {
+      status = send(response, 200, 'application/json', options.genesis())
     } else if (options.threadEnvelopes && route.startsWith('/api/threads/')) {
       const lines = options.threadEnvelopes(decodeURIComponent(route.slice(13)))
       route = '/api/threads'

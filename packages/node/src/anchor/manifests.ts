@@ -1,13 +1,22 @@
 /**
  * The verifier manifests an anchor has accepted (`PUT /api/pool/<did>`): each verified against its
- * signer's key, the newest per verifier kept (a manifest must raise `seq`), all of them in
- * `<data>/manifests.json`, written atomically so a crash leaves the previous set or the new one.
+ * signer's key and this network's id, the newest per verifier kept (a manifest must raise `seq`)
+ * with the anchor's clock when it accepted it (the ledger applies stake changes in the anchors'
+ * order, A7), all of them in `<data>/manifests.json`, written atomically and durably so a crash
+ * leaves the previous set or the new one. A manifest mints nothing.
  */
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import type { PoolManifest } from '../../../peer/src/core/economy/pool.ts'
+import type { AcceptedManifest } from '../../../peer/src/core/economy/derive.ts'
 import { CanSwarmError } from '../../../peer/src/core/errors.ts'
 import { type VerifierManifest, verifyManifest } from '../../../peer/src/crypto/manifest.ts'
+import { writeFileDurably } from './genesis.ts'
+
+/** A manifest as kept: the signed manifest and when this anchor accepted it. */
+interface Kept {
+  manifest: VerifierManifest
+  atMs: number
+}
 
 /** Why a manifest was refused, with the HTTP status that says so. */
 export interface ManifestRefusal {
@@ -21,21 +30,25 @@ export const MAX_MANIFESTS = 10_000
 
 export class ManifestStore {
   readonly path: string
-  #byDid = new Map<string, VerifierManifest>()
+  readonly network: string
+  #byDid = new Map<string, Kept>()
   #version = 0
+  #clock: () => number
 
-  private constructor(path: string) {
+  private constructor(path: string, network: string, clock: () => number) {
     this.path = path
+    this.network = network
+    this.#clock = clock
   }
 
-  /** Opens the store in `dataDir`, re-verifying every manifest kept there. */
-  static async open(dataDir: string): Promise<ManifestStore> {
-    const store = new ManifestStore(join(dataDir, 'manifests.json'))
+  /** Opens the store in `dataDir`, re-verifying every manifest kept there against `network`. */
+  static async open(dataDir: string, network: string, clock: () => number = Date.now): Promise<ManifestStore> {
+    const store = new ManifestStore(join(dataDir, 'manifests.json'), network, clock)
     if (existsSync(store.path)) {
-      const kept = JSON.parse(readFileSync(store.path, 'utf8')) as unknown[]
+      const kept = JSON.parse(readFileSync(store.path, 'utf8')) as Array<{ manifest: unknown; atMs: number }>
       for (const value of kept) {
-        const manifest = await verifyManifest(value)
-        store.#byDid.set(manifest.did, manifest)
+        const manifest = await verifyManifest(value.manifest, network)
+        store.#byDid.set(manifest.did, { manifest, atMs: Number(value.atMs) || 0 })
       }
     }
     return store
@@ -46,15 +59,16 @@ export class ManifestStore {
     return this.#version
   }
 
-  /** The newest manifest of every verifier (without signatures: they were checked). */
-  all(): PoolManifest[] {
-    return [...this.#byDid.values()].map(({ did, org, asn, region, stake, seq }) => ({
+  /** The newest manifest of every verifier (without signatures: they were checked), with when it was accepted. */
+  all(): AcceptedManifest[] {
+    return [...this.#byDid.values()].map(({ manifest: { did, org, asn, region, stake, seq }, atMs }) => ({
       did,
       org,
       asn,
       region,
       stake,
       seq,
+      atMs,
     }))
   }
 
@@ -62,7 +76,7 @@ export class ManifestStore {
   async put(did: string, value: unknown): Promise<ManifestRefusal | undefined> {
     let manifest: VerifierManifest
     try {
-      manifest = await verifyManifest(value)
+      manifest = await verifyManifest(value, this.network)
     } catch (error) {
       if (!(error instanceof CanSwarmError)) throw error
       return { status: 400, error: error.message, ...(error.field ? { field: error.field } : {}) }
@@ -70,7 +84,7 @@ export class ManifestStore {
     if (manifest.did !== did) {
       return { status: 400, error: `the manifest is signed by ${manifest.did}, not ${did}`, field: 'did' }
     }
-    const held = this.#byDid.get(did)
+    const held = this.#byDid.get(did)?.manifest
     if (!held && this.#byDid.size >= MAX_MANIFESTS) {
       return { status: 507, error: `the anchor holds the most manifests it keeps (${MAX_MANIFESTS})` }
     }
@@ -81,10 +95,8 @@ export class ManifestStore {
         field: 'seq',
       }
     }
-    const next = new Map(this.#byDid).set(did, manifest)
-    const temporary = `${this.path}.tmp-${process.pid}`
-    writeFileSync(temporary, `${JSON.stringify([...next.values()])}\n`, { mode: 0o600, flush: true })
-    renameSync(temporary, this.path)
+    const next = new Map(this.#byDid).set(did, { manifest, atMs: Math.floor(this.#clock()) })
+    writeFileDurably(this.path, `${JSON.stringify([...next.values()])}\n`)
     this.#byDid = next
     this.#version += 1
     return undefined

@@ -40,6 +40,12 @@ export class BootstrapMonitor {
     this.#pool = new Set(params.verifiers)
   }
 
+  /** The verifiers the monitor counts (the pool adopted now). */
+  setPool(verifiers: readonly string[]): void {
+    this.#pool = new Set(verifiers)
+    for (const did of [...this.#lastSeen.keys()]) if (!this.#pool.has(did)) this.#lastSeen.delete(did)
+  }
+
   /** Records that a verifier of the pool was seen at work. */
   seen(did: string, atMs: number): void {
     if (this.#pool.has(did)) this.#lastSeen.set(did, Math.max(atMs, this.#lastSeen.get(did) ?? 0))

@@ -1,19 +1,23 @@
 /**
  * The anchor's place in the swarm: a libp2p node with a circuit relay server and TCP, WebSocket
  * and WebRTC-direct listeners (browsers reach it over WebSockets and find each other through it), the gossip bus,
- * and an agent with the decider role whose DECIDEs go through the anchor's durable consensus
- * store. Everything it hears or says is kept in the envelope log first. Its artifacts are pinned in
+ * and an agent with the anchor's role whose DECIDEs go through the anchor's durable consensus
+ * store. Every envelope passes the same gates as at any peer — its network, the policy ingress
+ * gate (A8) — before the anchor stores it, relays it or settles it: gossip frames are gated in the
+ * bus validator (so they are never forwarded), and everything else in the agent. What the agent
+ * takes in (placed into a thread) or says is kept in the envelope log. Its artifacts are pinned in
  * Helia on the same node (artifacts.ts). It follows every thread's plan document (plan sync, kept
  * under `<data>/automerge`), so that any peer can catch up with a thread from it.
  */
 import { join } from 'node:path'
 import { circuitRelayServer } from '@libp2p/circuit-relay-v2'
-import { Agent } from '../../../peer/src/agent/agent.ts'
+import { Agent, type FundingCheck } from '../../../peer/src/agent/agent.ts'
 import { type EnvelopeSink, SeededRandom } from '../../../peer/src/agent/ports.ts'
 import type { ConsensusStore } from '../../../peer/src/core/consensus.ts'
 import type { NetworkParams } from '../../../peer/src/core/thread/params.ts'
 import type { AnyEnvelope } from '../../../peer/src/core/types.ts'
 import type { LocalIdentity } from '../../../peer/src/crypto/ed25519.ts'
+import { explainDecision, type PolicyGates } from '../../../peer/src/policy/gates.ts'
 import { attachAgent, systemClock } from '../../../peer/src/net/agent-bus.ts'
 import { createBus, type GossipBus } from '../../../peer/src/net/bus.ts'
 import { createNetwork, type Network } from '../../../peer/src/net/network.ts'
@@ -31,6 +35,10 @@ export interface SwarmOptions {
   artifacts?: AnchorArtifactsOptions
   params: NetworkParams
   consensus: ConsensusStore
+  /** The policy gates (A8): ingress on everything received, preflight on everything published. */
+  policy?: PolicyGates
+  /** The funding check of DECIDEs (A7). */
+  funding?: FundingCheck
   log: EnvelopeLog
   /** Envelopes restored from the log. */
   restored: readonly AnyEnvelope[]
@@ -80,51 +88,52 @@ export async function startSwarm(options: SwarmOptions): Promise<AnchorSwarm> {
     onPinError: (cid, error) => options.onError(new Error(`could not pin artifact ${cid}: ${String(error)}`)),
     ...options.artifacts,
   })
-  const inner = createBus(network)
-  const log = options.log
-  // What the agent publishes is logged before it leaves; what arrives is logged before delivery.
-  const bus: EnvelopeSink = {
-    publish(env: AnyEnvelope) {
-      log.append(env)
-      inner.publish(env)
+  // The bus gates gossip before it is delivered or forwarded: this network only, then the policy.
+  const policy = options.policy
+  const inner = createBus(network, {
+    ingress: (env) => {
+      if (env.net !== options.params.network) {
+        return { allowed: false, reason: `envelope of network ${env.net}, not ${options.params.network}` }
+      }
+      const decision = policy?.ingress(env)
+      return !decision || decision.allowed ? { allowed: true } : { allowed: false, reason: explainDecision(decision) }
     },
-  }
-  inner.onEnvelope((env) => {
-    log.append(env)
-    artifacts.pinReferenced(env)
   })
+  const log = options.log
   const agent = new Agent({
     identity: options.identity,
     params: options.params,
-    bus,
+    bus: inner,
     clock: systemClock(),
     random: new SeededRandom(Date.now() >>> 0),
     artifacts: artifacts.store,
     consensus: options.consensus,
     roles: { decider: true },
     onError: options.onError,
+    ...(policy ? { policy } : {}),
+    ...(options.funding ? { funding: options.funding } : {}),
+  })
+  // What the agent takes into a thread (past every gate) or says is logged; what it publishes is
+  // logged before it leaves (the agent places its own envelope before handing it to the bus).
+  agent.observe((env) => {
+    log.append(env)
+    artifacts.pinReferenced(env)
   })
   await agent.restore(options.restored)
   // Whatever earlier runs could not pin yet is looked for again.
   for (const env of options.restored) artifacts.pinReferenced(env)
-  const attached = attachAgent(inner, agent, { onError: options.onError })
-  const stopService = await serveDecide({ network, agent, log, consensus: options.consensus, relay: inner })
+  const attached = attachAgent(inner, agent, { onError: options.onError, gated: true })
+  const stopService = await serveDecide({ network, agent, consensus: options.consensus, relay: inner })
   const planSync = await createPlanSync({
     libp2p: network.libp2p,
     agent,
     storage: planStorage(join(options.data, 'automerge')),
-    onEnvelope: (env) => {
-      log.append(env)
-      artifacts.pinReferenced(env)
-    },
     onError: options.onError,
   })
   const sync = await startSync({
     network,
     agent,
-    log,
     consensus: options.consensus,
-    onEnvelope: (env) => artifacts.pinReferenced(env),
     onError: options.onError,
   })
   return {

@@ -10,10 +10,9 @@
 
 import type { Agent } from '../../../peer/src/agent/agent.ts'
 import { bucketOf, type ConsensusStore, type DecideRecord } from '../../../peer/src/core/consensus.ts'
-import type { AnyEnvelope } from '../../../peer/src/core/types.ts'
+import { MAX_EPOCH } from '../../../peer/src/core/types.ts'
 import type { Network } from '../../../peer/src/net/network.ts'
 import { syncAgent } from '../../../peer/src/sync/agent-sync.ts'
-import type { EnvelopeLog } from './log.ts'
 
 /** What an anchor's store offers beyond the DECIDE contract (both durable stores have it). */
 export interface HealingStore extends ConsensusStore {
@@ -24,19 +23,19 @@ export interface HealingStore extends ConsensusStore {
 export interface SyncOptions {
   network: Network
   agent: Agent
-  log: EnvelopeLog
   consensus: HealingStore
   /** Pull from every sync peer this often. @default 5 000 */
   intervalMs?: number
-  /** Called for every envelope pulled, after it is logged. */
-  onEnvelope?: (env: AnyEnvelope) => void
   onError: (error: unknown) => void
 }
+
+/** Largest step a heal raises the store's epoch by at once (A3: epochs rise by bounded steps). */
+export const MAX_HEAL_EPOCH_STEP = 1_024
 
 export async function startSync(
   options: SyncOptions,
 ): Promise<{ stop(): Promise<void>; pullNow(): Promise<number> }> {
-  const { agent, log } = options
+  const { agent } = options
   const adopted = new Set<string>()
   let fenced = 0
 
@@ -48,8 +47,12 @@ export async function startSync(
       if (!winner) continue
       const conflicting = new Set([...state.decides.values()].map((decide) => decide.proposal)).size > 1
       if (conflicting && store.fenceEpoch) {
+        // Only anchors' DECIDEs are in state.decides (A3); their epochs are still bounded here, so
+        // that no record can push the store where it cannot decide any more.
         const highest = Math.max(...[...state.decides.values()].map((decide) => decide.epoch))
-        if (highest + 1 > fenced) fenced = await store.fenceEpoch(highest + 1)
+        const current = await store.currentEpoch()
+        const target = Math.min(highest + 1, current + MAX_HEAL_EPOCH_STEP, MAX_EPOCH)
+        if (target > fenced && target > current) fenced = await store.fenceEpoch(target)
       }
       if (winner.decider === agent.did || !store.mergeRecord) continue
       const key = `${thread}|${winner.env}`
@@ -72,10 +75,6 @@ export async function startSync(
     libp2p: options.network.libp2p,
     agent,
     intervalMs: options.intervalMs ?? 5_000,
-    onEnvelope: (env) => {
-      log.append(env)
-      options.onEnvelope?.(env)
-    },
     afterPull: heal,
     onError: options.onError,
   })

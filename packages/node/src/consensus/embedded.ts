@@ -18,6 +18,7 @@ import { dirname } from 'node:path'
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
 import {
   checkDecideRequest,
+  checkEpochStep,
   checkFence,
   type DecideRecord,
   type DecideRequest,
@@ -347,9 +348,7 @@ export class EmbeddedConsensusStore implements MergeTarget {
     return this.#transaction(() => {
       const current = this.#epoch()
       const next = to ?? current + 1
-      if (!Number.isSafeInteger(next) || next <= current) {
-        throw new InvalidArgumentError(`epoch ${next} does not advance ${current}`, 'epoch')
-      }
+      checkEpochStep(next, current)
       this.#updateEpoch.run(next)
       return next
     })
@@ -362,6 +361,7 @@ export class EmbeddedConsensusStore implements MergeTarget {
     return this.#transaction(() => {
       const current = this.#epoch()
       if (current >= epoch) return current
+      checkEpochStep(epoch, current)
       this.#updateEpoch.run(epoch)
       return epoch
     })

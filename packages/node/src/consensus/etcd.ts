@@ -34,6 +34,7 @@ import {
   BUCKET_COUNT,
   bucketOf,
   checkDecideRequest,
+  checkEpochStep,
   checkFence,
   type DecideRecord,
   type DecideRequest,
@@ -361,9 +362,7 @@ export class EtcdConsensusStore implements MergeTarget {
       'advanceEpoch',
       (current) => {
         const next = to ?? current + 1
-        if (!Number.isSafeInteger(next) || next <= current) {
-          throw new InvalidArgumentError(`epoch ${next} does not advance ${current}`, 'epoch')
-        }
+        checkEpochStep(next, current)
         return next
       },
       options.signal,
@@ -375,7 +374,15 @@ export class EtcdConsensusStore implements MergeTarget {
     if (!Number.isSafeInteger(epoch) || epoch < 0) {
       throw new InvalidArgumentError('epoch must be a non-negative integer', 'epoch')
     }
-    return this.#casEpoch('fenceEpoch', (current) => (current >= epoch ? undefined : epoch), options.signal)
+    return this.#casEpoch(
+      'fenceEpoch',
+      (current) => {
+        if (current >= epoch) return undefined
+        checkEpochStep(epoch, current)
+        return epoch
+      },
+      options.signal,
+    )
   }
 
   /** Adds the merge lock's fencing token to a transaction while a merge runs. */

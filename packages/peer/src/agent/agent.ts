@@ -33,6 +33,7 @@ import {
   kPlanOf,
   type NetworkParams,
   poolSnapshotOf,
+  withPool,
 } from '../core/thread/params.ts'
 import { refusalCode } from '../core/thread/refusals.ts'
 import { type ThreadEffect, ThreadReplica } from '../core/thread/replica.ts'
@@ -354,11 +355,13 @@ export class Agent {
    * triggers. Returns `undefined` when it applied; otherwise why not: `duplicate` (already held),
    * `pending:no-need` / `pending:lamport` (it waits, unfolded, A4), `policy: …` (the ingress gate
    * denied it), or the fold's refusal code (`not-an-anchor`, `stale-lease`, …; see refusals.ts).
+   * `gated` says the policy ingress gate already ran on this envelope (the bus ran it before
+   * forwarding), so it is not evaluated (nor counted) twice.
    */
-  async deliver(env: AnyEnvelope): Promise<string | undefined> {
+  async deliver(env: AnyEnvelope, options: { gated?: boolean } = {}): Promise<string | undefined> {
     if (this.#stopped) return undefined
     if (env.net !== this.#params.network) return this.#refuse('wrong-network')
-    const gate = this.#options.policy?.ingress(env)
+    const gate = options.gated ? undefined : this.#options.policy?.ingress(env)
     if (gate && !gate.allowed) {
       const reasons = gate.reasons.map((reason) => `${reason.rule} (${reason.field})`).join(', ')
       return `policy: denied by ${reasons || 'default deny'}`
@@ -381,9 +384,21 @@ export class Agent {
     if (!result.added) return 'duplicate'
     if (result.pending) return 'pending:lamport'
     for (const placed of result.placed) this.#notify(placed)
+    this.#learnPool(replica)
     await this.#react(replica, result.effects)
     this.#schedule(replica)
     return result.rejected
+  }
+
+  /**
+   * A newer pool snapshot from an anchor's accepted DECIDE becomes this agent's view of the pool
+   * (anchors adopt snapshots at epoch boundaries; peers learn them from the DECIDEs that carry them).
+   */
+  #learnPool(replica: ThreadReplica): void {
+    const winner = replica.state.winner
+    if (!winner || winner.pool.epoch <= (this.#params.poolEpoch ?? 0)) return
+    if (this.roles.decider) return // an anchor decides under the pool it adopted itself
+    this.setParams(withPool(this.#params, winner.pool))
   }
 
   #holdOrphan(env: AnyEnvelope): string {

@@ -16,7 +16,30 @@
 import { sha256 } from '@noble/hashes/sha2.js'
 import { utf8ToBytes } from '@noble/hashes/utils.js'
 import { InvalidArgumentError, StaleEpochError } from './errors.ts'
-import type { Did } from './types.ts'
+import { type Did, MAX_EPOCH, MAX_LAMPORT } from './types.ts'
+
+/**
+ * The largest step a store's epoch may take at once (A3: epochs rise by bounded steps): a merge,
+ * a heal or a pool adoption advances it by a little, never to the end of the number line.
+ */
+export const MAX_EPOCH_STEP = 1_024
+
+/**
+ * Checks that `next` is an epoch a store may move to from `current`: an integer above `current`,
+ * at most {@link MAX_EPOCH_STEP} above it and at most {@link MAX_EPOCH} (A3, A4).
+ * @throws {InvalidArgumentError} field `epoch` otherwise.
+ */
+export function checkEpochStep(next: number, current: number): void {
+  if (!Number.isSafeInteger(next) || next <= current) {
+    throw new InvalidArgumentError(`epoch ${next} does not advance ${current}`, 'epoch')
+  }
+  if (next > MAX_EPOCH || next - current > MAX_EPOCH_STEP) {
+    throw new InvalidArgumentError(
+      `epoch ${next} is more than ${MAX_EPOCH_STEP} above ${current} (or past ${MAX_EPOCH}): epochs rise by bounded steps`,
+      'epoch',
+    )
+  }
+}
 
 /** Number of key-space buckets; a NEED's bucket is the first byte of SHA-256(need). */
 export const BUCKET_COUNT = 256
@@ -80,6 +103,8 @@ export function checkDecideRequest(request: DecideRequest): void {
       throw new InvalidArgumentError(`${field} must be a non-negative integer, got ${String(value)}`, field)
     }
   }
+  if (request.epoch > MAX_EPOCH) throw new InvalidArgumentError(`epoch must be at most ${MAX_EPOCH}`, 'epoch')
+  if (request.lamport > MAX_LAMPORT) throw new InvalidArgumentError(`lamport must be at most ${MAX_LAMPORT}`, 'lamport')
   if (request.kPlan < 1) throw new InvalidArgumentError('kPlan must be at least 1', 'kPlan')
   if (typeof request.decider !== 'string' || !request.decider.startsWith('did:key:')) {
     throw new InvalidArgumentError('decider must be a did:key', 'decider')
@@ -161,8 +186,7 @@ export class MemoryConsensusStore implements ConsensusStore {
   /** Advances the epoch (a fence: older tokens are refused from now on). Returns the new epoch. */
   advanceEpoch(to?: number): number {
     const next = to ?? this.#epoch + 1
-    if (next <= this.#epoch)
-      throw new InvalidArgumentError(`epoch ${next} does not advance ${this.#epoch}`, 'epoch')
+    checkEpochStep(next, this.#epoch)
     this.#epoch = next
     return next
   }

@@ -22,6 +22,8 @@ export interface AttachAgentOptions {
   onError?: (error: unknown) => void
   /** Most envelopes waiting for the agent; beyond it new ones are dropped and counted. @default 100 000 */
   maxQueuedEnvelopes?: number
+  /** The bus runs the policy ingress gate (its `ingress` hook): the agent does not run it again. @default false */
+  gated?: boolean
 }
 
 /** A handle on an attached agent. */
@@ -42,7 +44,7 @@ export function attachAgent(bus: GossipBus, agent: Agent, options: AttachAgentOp
   let chain: Promise<void> = Promise.resolve()
   const deliver = async (env: AnyEnvelope): Promise<void> => {
     try {
-      await agent.deliver(env)
+      await agent.deliver(env, { gated: options.gated === true })
     } catch (error) {
       options.onError?.(error)
     } finally {

@@ -3,6 +3,7 @@
  * it with a signature and a conformance vector, the three gates, and divergence detection.
  * Isomorphic; the Node helper that reads the committed bundle is `./node.ts`.
  */
+export * from './base.ts'
 export * from './capsule.ts'
 export * from './divergence.ts'
 export * from './engine.ts'

@@ -19,6 +19,8 @@ import { createPeer, type Peer } from '../../src/peer.ts'
 
 /** What the test is given. */
 export interface SwarmFixture {
+  /** The anchor's HTTP endpoint (genesis, status, faucet). */
+  anchorUrl: string
   /** The anchor's WebSocket multiaddr (with /p2p/…): what a browser can dial. */
   anchorWs: string
   anchorDid: string
@@ -73,6 +75,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     }
     if (!workerWebRTC) throw new Error('the worker got no relay reservation on the anchor')
     project.provide('swarm', {
+      anchorUrl: anchor.url,
       anchorWs,
       anchorDid: anchor.did,
       workerPeerId: libp2p.peerId.toString(),

@@ -1,0 +1,162 @@
+/**
+ * The anchor's network genesis (docs/PROTOCOL.md §3): kept in `<data>/genesis.json`. On the first
+ * start an anchor either takes a genesis it is given (`--genesis FILE`, for a network of several
+ * anchors, which must name it) or creates a one-anchor genesis from its configuration (the initial
+ * verifier pool or bootstrap mode); afterwards it keeps that genesis for ever — the network id of
+ * everything it has signed depends on it — and refuses a configuration that contradicts it.
+ *
+ * Files are written atomically: a temporary file, fsync'd, renamed, and the directory fsync'd.
+ */
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { InvalidArgumentError } from '../../../peer/src/core/errors.ts'
+import { type Genesis, genesisBody, genesisFromJson, genesisToJson } from '../../../peer/src/core/genesis.ts'
+import type { Identity } from '../../../peer/src/crypto/ed25519.ts'
+import { signGenesis, verifyGenesis } from '../../../peer/src/crypto/genesis.ts'
+
+/** The genesis file of a data directory. */
+export const GENESIS_FILE = 'genesis.json'
+
+/** Writes `text` to `path` atomically and durably (file and directory fsync'd). */
+export function writeFileDurably(path: string, text: string, mode = 0o600): void {
+  const temporary = `${path}.tmp-${process.pid}`
+  const fd = openSync(temporary, 'w', mode)
+  try {
+    const bytes = Buffer.from(text)
+    let written = 0
+    while (written < bytes.length) written += writeSync(fd, bytes, written, bytes.length - written)
+    fsyncSync(fd)
+  } finally {
+    closeSync(fd)
+  }
+  renameSync(temporary, path)
+  const directory = openSync(dirname(path), 'r')
+  try {
+    fsyncSync(directory)
+  } finally {
+    closeSync(directory)
+  }
+}
+
+/** Reads and verifies a genesis file (every anchor's signature). */
+export async function readGenesisFile(path: string): Promise<Genesis> {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (error) {
+    throw new InvalidArgumentError(`cannot read genesis ${path}: ${(error as Error).message}`, 'genesis')
+  }
+  try {
+    return await verifyGenesis(genesisFromJson(text))
+  } catch (error) {
+    throw new InvalidArgumentError(
+      `genesis ${path} is not a valid signed genesis (${(error as Error).message}): ask the network's operators for its genesis file`,
+      'genesis',
+    )
+  }
+}
+
+/** What the configuration says about a genesis to create (and must agree with a kept one). */
+export interface GenesisConfig {
+  /** A genesis file to join with (its anchors must include this anchor). */
+  genesisFile?: string | undefined
+  /** The initial verifier pool (given explicitly: checked against a kept genesis). */
+  verifiers?: readonly string[] | undefined
+  /** Bootstrap mode at genesis (given explicitly: checked against a kept genesis). */
+  bootstrapMode?: boolean | undefined
+  /** Network name for a new genesis. @default 'can-swarm' */
+  name?: string
+  /** Clock of a new genesis. @default Date.now */
+  nowMs?: () => number
+}
+
+/**
+ * The anchor's genesis: kept, given, or created (in that order of preference).
+ * @throws {InvalidArgumentError} field `genesis` for a damaged file, a genesis that does not name
+ *   this anchor, a `--genesis` other than the kept one, or a pool contradicting the kept genesis.
+ */
+export async function loadOrCreateGenesis(
+  dataDir: string,
+  identity: Identity,
+  config: GenesisConfig,
+): Promise<{ genesis: Genesis; created: boolean }> {
+  const path = join(dataDir, GENESIS_FILE)
+  const given = config.genesisFile === undefined ? undefined : await readGenesisFile(config.genesisFile)
+  if (existsSync(path)) {
+    const kept = await readGenesisFile(path)
+    if (given && given.id !== kept.id) {
+      throw new InvalidArgumentError(
+        `this data directory belongs to network ${kept.id}; the genesis given is network ${given.id}: use another --data directory to join another network`,
+        'genesis',
+      )
+    }
+    checkAgrees(kept, config)
+    checkMember(kept, identity, path)
+    return { genesis: kept, created: false }
+  }
+  if (given) {
+    checkMember(given, identity, config.genesisFile!)
+    writeFileDurably(path, `${genesisToJson(given)}\n`)
+    return { genesis: given, created: true }
+  }
+  const body = genesisBody({
+    name: config.name ?? 'can-swarm',
+    createdMs: (config.nowMs ?? Date.now)(),
+    anchors: [identity.did],
+    pool: { bootstrap: config.bootstrapMode ?? true, verifiers: [...(config.verifiers ?? [])] },
+  })
+  const genesis = await signGenesis(body, [identity])
+  writeFileDurably(path, `${genesisToJson(genesis)}\n`)
+  return { genesis, created: true }
+}
+
+function checkMember(genesis: Genesis, identity: Identity, source: string): void {
+  if (!genesis.body.anchors.includes(identity.did)) {
+    throw new InvalidArgumentError(
+      `genesis ${source} does not name this anchor (${identity.did}) among its anchors: start it with the data directory whose identity the genesis lists`,
+      'genesis',
+    )
+  }
+}
+
+function checkAgrees(genesis: Genesis, config: GenesisConfig): void {
+  const pool = genesis.body.pool
+  if (config.verifiers !== undefined && config.verifiers.length > 0) {
+    const wanted = [...config.verifiers].sort().join(',')
+    if (wanted !== pool.verifiers.join(',')) {
+      throw new InvalidArgumentError(
+        `--verifiers differs from this network's genesis pool (${pool.verifiers.length} verifiers): the genesis is kept for the life of the network; verifiers join later by staking (PUT /api/pool/<did>)`,
+        'verifiers',
+      )
+    }
+  }
+  if (config.bootstrapMode !== undefined && config.bootstrapMode !== pool.bootstrap) {
+    throw new InvalidArgumentError(
+      `this network's genesis ${pool.bootstrap ? 'is' : 'is not'} in bootstrap mode; the genesis is kept for the life of the network`,
+      'bootstrapMode',
+    )
+  }
+}
+
+/**
+ * Creates a genesis for several anchors (`node packages/node genesis`): the identity of each data
+ * directory (created when absent) becomes an anchor and signs; the file is written to `out`.
+ */
+export async function createGenesisFile(input: {
+  identities: readonly Identity[]
+  out: string
+  verifiers?: readonly string[]
+  bootstrapMode?: boolean
+  name?: string
+  nowMs?: number
+}): Promise<Genesis> {
+  const body = genesisBody({
+    name: input.name ?? 'can-swarm',
+    createdMs: input.nowMs ?? Date.now(),
+    anchors: input.identities.map((identity) => identity.did),
+    pool: { bootstrap: input.bootstrapMode ?? true, verifiers: [...(input.verifiers ?? [])] },
+  })
+  const genesis = await signGenesis(body, input.identities)
+  writeFileDurably(input.out, `${genesisToJson(genesis)}\n`, 0o644)
+  return genesis
+}

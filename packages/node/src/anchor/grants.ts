@@ -1,0 +1,141 @@
+/**
+ * The anchor's faucet (A7, docs/PROTOCOL.md §9): on request (`POST /api/faucet/<did>`) it signs a
+ * grant of its network — only if the faucet rule admits it (one account at most `grantCredits` in
+ * its life, the network at most `maxCreditsPerWindow` per window) — and keeps every grant in
+ * `<data>/grants.jsonl`, one JSON line each, fsync'd before the grant is acknowledged. On start the
+ * file is read back and every grant verified; a torn last line (a crash mid-write) is cut off.
+ */
+import { closeSync, existsSync, fsyncSync, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs'
+import { join } from 'node:path'
+import { faucetProblem } from '../../../peer/src/core/economy/grants.ts'
+import { didKeyProblem } from '../../../peer/src/core/codec.ts'
+import { InvalidArgumentError } from '../../../peer/src/core/errors.ts'
+import type { FaucetRule } from '../../../peer/src/core/genesis.ts'
+import type { Identity } from '../../../peer/src/crypto/ed25519.ts'
+import { type SignedGrant, signGrant, verifyGrant } from '../../../peer/src/crypto/grants.ts'
+
+/** Why a grant was refused, with the HTTP status that says so. */
+export interface GrantRefusal {
+  status: number
+  error: string
+  field?: string
+}
+
+export class GrantStore {
+  readonly path: string
+  readonly #identity: Identity
+  readonly #network: { network: string; anchors: readonly string[] }
+  readonly #rule: FaucetRule
+  #grants: SignedGrant[]
+  #fd: number
+  #version = 0
+  #clock: () => number
+
+  private constructor(
+    path: string,
+    fd: number,
+    grants: SignedGrant[],
+    identity: Identity,
+    network: { network: string; anchors: readonly string[] },
+    rule: FaucetRule,
+    clock: () => number,
+  ) {
+    this.path = path
+    this.#fd = fd
+    this.#grants = grants
+    this.#identity = identity
+    this.#network = network
+    this.#rule = rule
+    this.#clock = clock
+  }
+
+  /** Opens the grants of `dataDir`, verifying each one. */
+  static async open(options: {
+    dataDir: string
+    identity: Identity
+    network: { network: string; anchors: readonly string[] }
+    rule: FaucetRule
+    clock?: () => number
+  }): Promise<GrantStore> {
+    const path = join(options.dataDir, 'grants.jsonl')
+    const grants: SignedGrant[] = []
+    let keep = 0
+    if (existsSync(path)) {
+      const text = readFileSync(path, 'utf8')
+      let offset = 0
+      for (const line of text.split('\n')) {
+        const end = offset + Buffer.byteLength(line) + 1
+        if (line.trim() !== '') {
+          try {
+            grants.push(await verifyGrant(JSON.parse(line), options.network))
+          } catch (error) {
+            if (end >= Buffer.byteLength(text)) break // a torn last line: cut below
+            throw new InvalidArgumentError(
+              `${path} holds a line that is not a grant of this network (${(error as Error).message}): restore it from a backup`,
+              'data',
+            )
+          }
+        }
+        keep = Math.min(end, Buffer.byteLength(text))
+        offset = end
+      }
+    }
+    const fd = openSync(path, 'a+', 0o600)
+    if (existsSync(path)) {
+      ftruncateSync(fd, keep)
+      fsyncSync(fd)
+    }
+    return new GrantStore(path, fd, grants, options.identity, options.network, options.rule, options.clock ?? Date.now)
+  }
+
+  /** Changes whenever a grant is made. */
+  get version(): number {
+    return this.#version
+  }
+
+  /** Every grant kept, in the order made. */
+  all(): readonly SignedGrant[] {
+    return this.#grants
+  }
+
+  /** The amount the faucet would grant `did` at `atMs`, or why it would not. */
+  #check(did: string, atMs: number): number | GrantRefusal {
+    const problem = didKeyProblem(did)
+    if (problem !== undefined) return { status: 400, error: `not an account: ${problem}`, field: 'did' }
+    const received = this.#grants.filter((g) => g.to === did).reduce((sum, g) => sum + g.amount, 0)
+    const amount = this.#rule.grantCredits - received
+    if (amount <= 0) {
+      return { status: 409, error: `${did} has had the ${this.#rule.grantCredits} credits the faucet gives one account` }
+    }
+    const refusal = faucetProblem({ to: did, amount, atMs }, this.#grants, this.#rule)
+    if (refusal !== undefined) return { status: 429, error: `the faucet refuses: ${refusal}; try again later` }
+    return amount
+  }
+
+  /**
+   * Grants the faucet's credits to `did` if the rule admits it, signed and made durable before it
+   * resolves; otherwise resolves with why not.
+   */
+  async request(did: string): Promise<SignedGrant | GrantRefusal> {
+    const atMs = Math.floor(this.#clock())
+    const amount = this.#check(did, atMs)
+    if (typeof amount !== 'number') return amount
+    const grant = await signGrant(this.#identity, { net: this.#network.network, to: did, amount, atMs })
+    // Checked again: another request may have been granted while this one was being signed.
+    const again = this.#check(did, atMs)
+    if (typeof again !== 'number' || again !== amount) {
+      return typeof again === 'number' ? { status: 409, error: 'a grant for this account was just made' } : again
+    }
+    const line = Buffer.from(`${JSON.stringify(grant)}\n`)
+    let written = 0
+    while (written < line.length) written += writeSync(this.#fd, line, written, line.length - written)
+    fsyncSync(this.#fd)
+    this.#grants.push(grant)
+    this.#version += 1
+    return grant
+  }
+
+  close(): void {
+    closeSync(this.#fd)
+  }
+}
