@@ -203,6 +203,8 @@ export class Agent {
   #orphanCount = 0
   #done = new Set<string>()
   #timers = new Set<() => void>()
+  /** The duty timer armed per thread, with the time it is due. */
+  #armed = new Map<string, { dueMs: number; cancel: () => void }>()
   #expected = new Map<Cid, Cid[]>()
   #measured = new Map<Cid, { inputBytes: number; outputBytes: number }>()
   #refusals = new Map<string, number>()
@@ -639,18 +641,30 @@ export class Agent {
     this.#timers.add(cancel)
   }
 
-  /** Keeps one timer armed for the replica's next time-driven duty. */
+  /**
+   * Keeps one timer armed per thread for its next time-driven duty (re-armed for an earlier one).
+   */
   #schedule(replica: ThreadReplica): void {
     const due = replica.nextDueMs()
-    if (due === undefined || !this.#once(`tick:${replica.thread}:${due}`)) return
+    if (due === undefined) return
+    const armed = this.#armed.get(replica.thread)
+    if (armed && armed.dueMs <= due) return
+    if (armed) {
+      armed.cancel()
+      this.#timers.delete(armed.cancel)
+    }
     const clock = this.#options.clock
     const cancel = clock.setTimer(due, async () => {
       this.#timers.delete(cancel)
+      if (this.#armed.get(replica.thread)?.cancel === cancel) this.#armed.delete(replica.thread)
       if (this.#stopped) return
-      await this.#react(replica, replica.tick(clock.now()))
+      // The timer's contract is "at or after `due`": a clock read a hair early (timer rounding,
+      // floating point) still counts as due.
+      await this.#react(replica, replica.tick(Math.max(clock.now(), due)))
       this.#schedule(replica)
     })
     this.#timers.add(cancel)
+    this.#armed.set(replica.thread, { dueMs: due, cancel })
   }
 
   /** Delay before an anchor acts on a thread: none for its decider, a back-off for the others. */
