@@ -3,14 +3,14 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { networkParams } from '../../peer/src/core/thread/params.ts'
 import type { AnyEnvelope } from '../../peer/src/core/types.ts'
 import { createIdentity } from '../../peer/src/crypto/ed25519.ts'
 import { verifyEnvelope } from '../../peer/src/crypto/envelopes.ts'
 import { requestDecide } from '../../peer/src/decide/client.ts'
 import { createNetwork, type Network } from '../../peer/src/net/network.ts'
+import { fetchNetwork, requestCredits } from '../../peer/src/join.ts'
 import { createPeer, type Peer } from '../../peer/src/peer.ts'
-import { makeIdentities, sign } from '../../peer/test/helpers.ts'
+import { makeIdentities } from '../../peer/test/helpers.ts'
 import { until } from '../../peer/test/peers.ts'
 import { killAnchors, startAnchorProcess } from './helpers/anchor-process.ts'
 import { planQuorum } from './helpers/quorum.ts'
@@ -40,10 +40,15 @@ describe('an anchor in the swarm', () => {
     const ws = anchor.multiaddrs.find((address) => address.includes('/ws/'))
     expect(ws).toMatch(/^\/ip4\/127\.0\.0\.1\/tcp\/\d+\/ws\/p2p\//)
 
+    // The peer joins the network the anchor created (its genesis names the peer as a verifier, with
+    // its stake allocated), and asks the faucet for credits to fund its NEED.
+    const { params, genesis } = await fetchNetwork(anchor.url)
+    expect(genesis.body.pool.verifiers).toEqual([identity.did])
+    expect((await requestCredits(anchor.url, identity.did)).granted).toBe(true)
     // The peer serves and pulls sync, so nothing gossip misses (a mesh not yet formed) is lost.
     const peer = await createPeer({
       identity,
-      params: networkParams({ verifiers: [identity.did], bootstrap: true }),
+      params,
       bootstrap: [ws!],
       roles: { planner: true, worker: true, verifier: true },
       tuning: { leaseTtlMs: 5000 },
@@ -76,15 +81,17 @@ describe('an anchor in the swarm', () => {
     expect(status.threads).toBe(1)
     expect(status.envelopes).toBeGreaterThan(8)
 
-    // The live ledger: the peer (requester, worker and listed verifier at once) and the anchor were
-    // each granted the faucet; the peer staked; its budget and bounties sit in escrow or are owed to
-    // it until 2 × T_challenge after FINALIZE; credits are conserved.
+    // The live ledger: the peer (requester, worker and genesis verifier at once) was allocated its
+    // stake at genesis and granted the faucet once; nobody else holds anything (no envelope and no
+    // anchor mints); its budget and bounties sit in escrow or are owed to it until 2 × T_challenge
+    // after FINALIZE; credits are conserved.
     const account = await getJson(`${anchor.url}/api/ledger/${identity.did}`)
     expect(account).toMatchObject({ did: identity.did, staked: 300 })
     expect(account.escrowed + account.pending).toBeGreaterThan(0)
-    expect(account.balance + account.staked + account.escrowed).toBe(1000)
+    expect(account.balance + account.staked + account.escrowed).toBe(1300)
     const summary = await getJson(`${anchor.url}/api/ledger`)
-    expect(summary).toMatchObject({ minted: 2000, burned: 0, accounts: 2, conservationGap: 0, refused: 0 })
+    expect(summary).toMatchObject({ minted: 1300, burned: 0, accounts: 1, conservationGap: 0, refused: 0 })
+    expect((await getJson(`${anchor.url}/api/ledger/${anchor.did}`)).balance).toBe(0)
     const refused = await fetch(`${anchor.url}/api/ledger/did:key:nope`)
     expect(refused.status).toBe(400)
 
@@ -105,7 +112,7 @@ describe('an anchor in the swarm', () => {
     // It kept the thread's plan document too: a newcomer without envelope sync catches up from it.
     expect((await readdir(join(data, 'automerge'))).length).toBeGreaterThan(0)
     const newcomer = await createPeer({
-      params: networkParams({ verifiers: [identity.did], bootstrap: true }),
+      params,
       bootstrap: [again.multiaddrs.find((address) => address.includes('/ws/'))!],
       network: { webRTC: false },
       envelopeSync: false,
@@ -124,8 +131,8 @@ describe('an anchor in the swarm', () => {
     ).toEqual(['FINAL', 'FINAL'])
     // The ledger is derived from the restored log: the same credits, wherever the payouts stand now.
     const ledgerAgain = await getJson(`${again.url}/api/ledger/${identity.did}`)
-    expect(ledgerAgain.balance + ledgerAgain.staked + ledgerAgain.escrowed).toBe(1000)
-    expect(await getJson(`${again.url}/api/ledger`)).toMatchObject({ minted: 2000, conservationGap: 0 })
+    expect(ledgerAgain.balance + ledgerAgain.staked + ledgerAgain.escrowed).toBe(1300)
+    expect(await getJson(`${again.url}/api/ledger`)).toMatchObject({ minted: 1300, conservationGap: 0 })
     again.child.kill('SIGTERM')
     await new Promise((resolve) => again.child.once('exit', resolve))
   })
@@ -159,47 +166,38 @@ describe('the DECIDE service protocol', () => {
     })
     networks.push(network)
     const tcp = multiaddr(anchor.multiaddrs.find((address) => !address.includes('/ws/'))!)
-    const need = 'need-decide-service'
-    const envelopesFor = (proposal: string, attester = verifier!): Promise<AnyEnvelope[]> =>
-      planQuorum({ requester: requester!, planner: planner!, attester }, need, proposal)
-    const first = await requestDecide(network.libp2p, tcp, {
-      need,
-      proposal: 'p1',
-      envelopes: await envelopesFor('p1'),
+    const { genesis } = await fetchNetwork(anchor.url)
+    // An unfunded NEED is not decided (A7): the requester asks the faucet first.
+    expect((await requestCredits(anchor.url, requester!.did)).granted).toBe(true)
+    const first = await planQuorum({ requester: requester!, planner: planner!, attester: verifier! }, genesis.id)
+    const answer = await requestDecide(network.libp2p, tcp, first)
+    expect(answer.outcome).toBe('decided')
+    if (answer.outcome !== 'decided') return
+    expect(answer.decide.payload.proposal).toBe(first.proposal)
+    expect(answer.decide.sender).toBe(anchor.did)
+    await verifyEnvelope(answer.decide)
+    // A rival plan for the same NEED (another planner): the service answers with the winner.
+    const rival = await planQuorum({ requester: requester!, planner: outsider!, attester: verifier! }, genesis.id, {
+      need: first.envelopes[0]!,
     })
-    expect(first.outcome).toBe('decided')
-    if (first.outcome !== 'decided') return
-    expect(first.decide.payload.proposal).toBe('p1')
-    expect(first.decide.sender).toBe(anchor.did)
-    await verifyEnvelope(first.decide)
-    const rival = await requestDecide(network.libp2p, tcp, {
-      need,
-      proposal: 'p2',
-      envelopes: await envelopesFor('p2'),
-    })
-    expect(rival).toMatchObject({ outcome: 'decided' })
-    if (rival.outcome === 'decided') expect(rival.decide.payload.proposal).toBe('p1')
+    expect(rival.proposal).not.toBe(first.proposal)
+    const rivalAnswer = await requestDecide(network.libp2p, tcp, rival)
+    expect(rivalAnswer).toMatchObject({ outcome: 'decided' })
+    if (rivalAnswer.outcome === 'decided') expect(rivalAnswer.decide.payload.proposal).toBe(first.proposal)
 
-    const forged = await envelopesFor('p3')
-    forged[2] = { ...forged[2]!, sig: new Uint8Array(64) } as AnyEnvelope
-    const refused = await requestDecide(network.libp2p, tcp, { need, proposal: 'p3', envelopes: forged })
+    const forged = await planQuorum({ requester: requester!, planner: planner!, attester: verifier! }, genesis.id, {
+      nonce: 1,
+    })
+    forged.envelopes[2] = { ...forged.envelopes[2]!, sig: new Uint8Array(64) } as AnyEnvelope
+    const refused = await requestDecide(network.libp2p, tcp, forged)
     expect(refused).toMatchObject({ outcome: 'refused' })
     if (refused.outcome === 'refused') expect(refused.reason).toMatch(/envelopes\.2/)
 
-    const other = 'need-without-quorum'
-    const noQuorum = await envelopesFor('q1', outsider)
-    const rethreaded: AnyEnvelope[] = []
-    for (const env of noQuorum) {
-      const payload = { ...env.payload, need: other } as never
-      const signer = [requester!, planner!, outsider!].find((id) => id.did === env.sender)!
-      rethreaded.push(await sign(signer, env.kind, other, payload, { ts: Date.now() }))
-    }
-    const pending = await requestDecide(
-      network.libp2p,
-      tcp,
-      { need: other, proposal: 'q1', envelopes: rethreaded },
-      { timeoutMs: 15_000 },
-    )
+    // Attested by someone who is no verifier: no quorum, so no DECIDE.
+    const noQuorum = await planQuorum({ requester: requester!, planner: planner!, attester: outsider! }, genesis.id, {
+      nonce: 2,
+    })
+    const pending = await requestDecide(network.libp2p, tcp, noQuorum, { timeoutMs: 15_000 })
     expect(pending).toMatchObject({ outcome: 'pending' })
     if (pending.outcome === 'pending') expect(pending.reason).toMatch(/no quorum/)
     anchor.child.kill('SIGTERM')

@@ -21,7 +21,10 @@ import {
   type Envelope,
   KINDS,
   type Kind,
+  MAX_EPOCH,
+  MAX_LAMPORT,
   type PayloadByKind,
+  type PoolSnapshot,
   type PlanOp,
   PROTOCOL_VERSION,
   TASK_STATES,
@@ -54,10 +57,16 @@ export const arbCount: fc.Arbitrary<number> = fc.oneof(
   { weight: 1, arbitrary: fc.maxSafeNat() },
 )
 
-/** A lamport time (≥ 1). */
+/** A lamport time (1 … MAX_LAMPORT, A4). */
 export const arbLamport: fc.Arbitrary<number> = fc.oneof(
   { weight: 4, arbitrary: fc.integer({ min: 1, max: 10_000 }) },
-  { weight: 1, arbitrary: fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }) },
+  { weight: 1, arbitrary: fc.integer({ min: 1, max: MAX_LAMPORT }) },
+)
+
+/** An epoch (0 … MAX_EPOCH, A4). */
+export const arbEpoch: fc.Arbitrary<number> = fc.oneof(
+  { weight: 4, arbitrary: fc.nat(100) },
+  { weight: 1, arbitrary: fc.integer({ min: 0, max: MAX_EPOCH }) },
 )
 
 /** A hex SHA-256-like string. */
@@ -128,9 +137,10 @@ const arbProof: fc.Arbitrary<ChallengeProof> = fc.oneof(
   fc.record({ type: fc.constant('contradicting-attestations' as const), attestations: list(arbCid, 4, 2) }),
 )
 
-/** Header fields of an envelope of `thread`, with the given kind and payload. */
+/** Header fields of an envelope of `thread` in network `net`, with the given kind and payload. */
 function arbHeader<K extends Kind>(
   kind: K,
+  net: Cid,
   thread: string,
   payload: fc.Arbitrary<PayloadByKind[K]>,
   sender?: Did,
@@ -138,6 +148,7 @@ function arbHeader<K extends Kind>(
   return fc.record(
     {
       v: fc.constant(PROTOCOL_VERSION),
+      net: fc.constant(net),
       kind: fc.constant(kind),
       thread: fc.constant(thread),
       sender: sender === undefined ? arbDid : fc.constant(sender),
@@ -147,11 +158,11 @@ function arbHeader<K extends Kind>(
       refs: list(arbCid),
       policy: arbHash,
       evalDigest: arbHash,
-      epoch: arbCount,
+      epoch: arbEpoch,
       fence: fc.oneof(arbCid, arbId),
     },
     {
-      requiredKeys: ['v', 'kind', 'thread', 'sender', 'lamport', 'ts', 'payload', 'refs', 'policy', 'epoch'],
+      requiredKeys: ['v', 'net', 'kind', 'thread', 'sender', 'lamport', 'ts', 'payload', 'refs', 'policy', 'epoch'],
     },
   ) as fc.Arbitrary<UnsignedEnvelope<K>>
 }
@@ -162,29 +173,62 @@ function withFakeSignature<K extends Kind>(unsigned: UnsignedEnvelope<K>, sig: U
   return { ...signed, id: computeEnvelopeId(signed) }
 }
 
-/** Structurally valid embedded attestations of `kind` for `thread`, their payloads made by `payload`. */
+/**
+ * Structurally valid embedded attestations of `kind` for `thread` in network `net` (the schema
+ * requires them to share both with their DECIDE or FINALIZE), their payloads made by `payload`.
+ */
 function arbAttestations<K extends 'ATTEST_PLAN' | 'ATTEST'>(
   kind: K,
+  net: Cid,
   thread: string,
   payload: fc.Arbitrary<PayloadByKind[K]>,
 ): fc.Arbitrary<Envelope[]> {
   return list(
     fc
-      .tuple(arbHeader(kind, thread, payload), arbSignature)
+      .tuple(arbHeader(kind, net, thread, payload), arbSignature)
       .map(([unsigned, sig]) => withFakeSignature(unsigned, sig)),
     3,
     1,
   ) as fc.Arbitrary<Envelope[]>
 }
 
-/** A valid payload of `kind` for an envelope of `thread`. */
-export function arbPayload<K extends Kind>(kind: K, thread: string): fc.Arbitrary<PayloadByKind[K]> {
+/** A pool snapshot: verifiers sorted and distinct, each entry one of them. */
+export const arbPoolSnapshot: fc.Arbitrary<PoolSnapshot> = fc
+  .uniqueArray(arbDid, { maxLength: 4 })
+  .chain((dids) => {
+    const verifiers = [...dids].sort()
+    return fc.record({
+      epoch: arbEpoch,
+      bootstrap: fc.boolean(),
+      verifiers: fc.constant(verifiers),
+      entries: fc.subarray(verifiers).chain((listed) =>
+        fc.tuple(
+          ...listed.map((did) =>
+            fc.record({
+              did: fc.constant(did),
+              stake: arbCount,
+              reputationPerMille: fc.integer({ min: 0, max: 1000 }),
+              lastActiveMs: arbCount,
+              entity: arbId,
+              org: arbId,
+              asn: arbId,
+              region: arbId,
+            }),
+          ),
+        ),
+      ),
+      snapshotMs: arbCount,
+    })
+  })
+
+/** A valid payload of `kind` for an envelope of `thread` in network `net`. */
+export function arbPayload<K extends Kind>(kind: K, thread: string, net: Cid): fc.Arbitrary<PayloadByKind[K]> {
   const need = fc.constant(thread)
   const arbitraries: { [Q in Kind]: () => fc.Arbitrary<PayloadByKind[Q]> } = {
     NEED: () =>
       fc.record({
         need,
-        epoch: arbCount,
+        epoch: arbEpoch,
         requires: list(arbId),
         inputs: list(arbCid),
         produces: arbId,
@@ -195,7 +239,6 @@ export function arbPayload<K extends Kind>(kind: K, thread: string): fc.Arbitrar
     PROPOSE: () =>
       fc.record({
         need,
-        proposal: arbId,
         patch: arbPatch,
         ballot: arbCount,
         price: arbCount,
@@ -203,21 +246,23 @@ export function arbPayload<K extends Kind>(kind: K, thread: string): fc.Arbitrar
         shardDependencies: list(arbCid),
       }),
     ATTEST_PLAN: () =>
-      fc.record({ need, proposal: arbId, verdict: fc.constantFrom('accept' as const, 'reject' as const) }),
+      fc.record({ need, proposal: arbCid, verdict: fc.constantFrom('accept' as const, 'reject' as const) }),
     DECIDE: () =>
-      fc.tuple(arbId, fc.integer({ min: 1, max: 3 })).chain(([proposal, kPlan]) =>
+      fc.tuple(arbCid, fc.integer({ min: 1, max: 3 })).chain(([proposal, kPlan]) =>
         fc.record({
           need,
           proposal: fc.constant(proposal),
-          epoch: arbCount,
-          lamport: arbCount,
+          epoch: arbEpoch,
+          lamport: arbLamport,
           kPlan: fc.constant(kPlan),
           decider: arbDid,
           attestations: arbAttestations(
             'ATTEST_PLAN',
+            net,
             thread,
             fc.record({ need, proposal: fc.constant(proposal), verdict: fc.constant('accept' as const) }),
           ),
+          pool: arbPoolSnapshot,
         }),
       ),
     UPDATE_PLAN: () => fc.record({ ops: list(arbPlanOp, 4, 1) }),
@@ -225,7 +270,7 @@ export function arbPayload<K extends Kind>(kind: K, thread: string): fc.Arbitrar
       fc.record({
         thread: fc.constant(thread),
         merged: list(arbCid),
-        orphaned: list(arbId),
+        orphaned: list(arbCid),
         salvaged: list(arbCid),
       }),
     CLAIM: () =>
@@ -235,6 +280,7 @@ export function arbPayload<K extends Kind>(kind: K, thread: string): fc.Arbitrar
         cost: arbCount,
         etaMs: arbCount,
       }),
+    GRANT: () => fc.record({ task: arbId, claim: arbCid, leaseTtlMs: fc.integer({ min: 1, max: 600_000 }) }),
     HEARTBEAT: () => fc.record({ task: arbId, claim: arbCid, progress: fc.integer({ min: 0, max: 1000 }) }),
     YIELD: () => fc.record({ task: arbId, claim: arbCid }),
     RELEASE: () =>
@@ -271,6 +317,7 @@ export function arbPayload<K extends Kind>(kind: K, thread: string): fc.Arbitrar
           commit: fc.constant(commit),
           attestations: arbAttestations(
             'ATTEST',
+            net,
             thread,
             fc.record({
               task: fc.constant(task),
@@ -283,7 +330,7 @@ export function arbPayload<K extends Kind>(kind: K, thread: string): fc.Arbitrar
       ),
     CHALLENGE: () => fc.record({ task: arbId, commit: arbCid, proof: arbProof, bond: arbCount }),
     INVALIDATE: () => fc.record({ task: arbId, commit: arbCid, challenge: arbCid }),
-    CHECKPOINT: () => fc.record({ epoch: arbCount, merkleRoot: arbHash, signers: list(arbDid, 4, 1) }),
+    CHECKPOINT: () => fc.record({ epoch: arbEpoch, merkleRoot: arbHash, signers: list(arbDid, 4, 1) }),
   }
   return (arbitraries[kind] as () => fc.Arbitrary<PayloadByKind[K]>)()
 }
@@ -292,6 +339,8 @@ export function arbPayload<K extends Kind>(kind: K, thread: string): fc.Arbitrar
 export interface ArbEnvelopeOptions {
   /** Fixed sender (e.g. an identity's did, to sign the result); random when absent. */
   sender?: Did
+  /** Fixed network id; random when absent. */
+  net?: Cid
 }
 
 /**
@@ -303,9 +352,12 @@ export function arbEnvelopeUnsigned<K extends Kind>(
   options: ArbEnvelopeOptions = {},
 ): fc.Arbitrary<UnsignedEnvelope<K>> {
   const kinds = fc.constantFrom(...((kind === undefined ? KINDS : [kind]) as readonly K[]))
+  const net = options.net === undefined ? arbCid : fc.constant(options.net)
   return fc
-    .tuple(kinds, arbId)
-    .chain(([chosen, thread]) => arbHeader(chosen, thread, arbPayload(chosen, thread), options.sender))
+    .tuple(kinds, arbId, net)
+    .chain(([chosen, thread, network]) =>
+      arbHeader(chosen, network, thread, arbPayload(chosen, thread, network), options.sender),
+    )
 }
 
 /**

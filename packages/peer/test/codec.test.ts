@@ -15,6 +15,7 @@ import {
   publicKeyFromDid,
   sha256Hex,
   signingBytes,
+  threadIdOf,
 } from '../src/core/codec.ts'
 import {
   CanSwarmError,
@@ -25,7 +26,7 @@ import {
   WrongIdError,
 } from '../src/core/errors.ts'
 import { LamportClock } from '../src/core/lamport.ts'
-import { type AnyEnvelope, KINDS } from '../src/core/types.ts'
+import { type AnyEnvelope, type Envelope, KINDS } from '../src/core/types.ts'
 import { arbCid, arbDid, arbEnvelope } from './arbitraries.ts'
 
 /** A deep copy of `value` whose object keys are in reverse order (bytes and arrays kept). */
@@ -192,6 +193,52 @@ describe('encodeEnvelope / decodeEnvelope', () => {
         }
       }),
       { numRuns: 300 },
+    )
+  })
+})
+
+describe('threadIdOf (A1)', () => {
+  const arbNeed = arbEnvelope('NEED') as fc.Arbitrary<Envelope<'NEED'>>
+
+  it('is a dag-cbor CID that ignores the thread and payload.need fields it is written into', () => {
+    fc.assert(
+      fc.property(arbNeed, fc.string({ maxLength: 20 }), (need, other) => {
+        const id = threadIdOf(need)
+        expect(id).toMatch(/^bafyrei[a-z2-7]{52}$/)
+        expect(threadIdOf({ ...need, thread: other, payload: { ...need.payload, need: other } })).toBe(id)
+        // The same NEED, filled in with its own id, keeps it.
+        expect(threadIdOf({ ...need, thread: id, payload: { ...need.payload, need: id } })).toBe(id)
+      }),
+      { numRuns: 50 },
+    )
+  })
+
+  it('changes with every other signed field: sender, ts, net, lamport, epoch and each payload leaf', () => {
+    fc.assert(
+      fc.property(
+        arbNeed.chain((need) => {
+          const { id: _id, sig: _sig, thread: _thread, ...fields } = need
+          const { need: _need, ...payload } = fields.payload
+          const paths = leafPaths({ ...fields, payload }).filter((path) => path.length > 0)
+          return fc.tuple(fc.constant(need), fc.constantFrom(...paths))
+        }),
+        ([need, path]) => {
+          const mutated = mutateLeaf(need, path)
+          expect(threadIdOf(mutated)).not.toBe(threadIdOf(need))
+        },
+      ),
+      { numRuns: 200 },
+    )
+  })
+
+  it('differs from the NEED envelope id (the id covers the signature, the thread id does not)', () => {
+    fc.assert(
+      fc.property(arbNeed, (need) => {
+        expect(threadIdOf(need)).not.toBe(need.id)
+        const resigned: Envelope<'NEED'> = { ...need, sig: need.sig.map((byte) => byte ^ 1) }
+        expect(threadIdOf(resigned)).toBe(threadIdOf(need))
+      }),
+      { numRuns: 20 },
     )
   })
 })

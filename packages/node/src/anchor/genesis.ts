@@ -104,11 +104,23 @@ export async function loadOrCreateGenesis(
     createdMs: (config.nowMs ?? Date.now)(),
     anchors: [identity.did],
     pool: { bootstrap: config.bootstrapMode ?? true, verifiers: [...(config.verifiers ?? [])] },
+    economy: { allocations: stakeAllocations(config.verifiers ?? []) },
   })
   const genesis = await signGenesis(body, [identity])
   writeFileDurably(path, `${genesisToJson(genesis)}\n`)
   return { genesis, created: true }
 }
+
+/**
+ * The genesis allocations of a network created here: each initial verifier is allocated the stake
+ * it bonds at genesis (and nothing to spend); everyone else starts with nothing but the faucet.
+ */
+function stakeAllocations(verifiers: readonly string[]): { did: string; amount: number }[] {
+  return verifiers.map((did) => ({ did, amount: DEFAULT_VERIFIER_STAKE }))
+}
+
+/** The stake each initial verifier bonds at genesis (the genesis rule's `verifierStake`). */
+const DEFAULT_VERIFIER_STAKE = 300
 
 function checkMember(genesis: Genesis, identity: Identity, source: string): void {
   if (!genesis.body.anchors.includes(identity.did)) {
@@ -155,6 +167,7 @@ export async function createGenesisFile(input: {
     createdMs: input.nowMs ?? Date.now(),
     anchors: input.identities.map((identity) => identity.did),
     pool: { bootstrap: input.bootstrapMode ?? true, verifiers: [...(input.verifiers ?? [])] },
+    economy: { allocations: stakeAllocations(input.verifiers ?? []) },
   })
   const genesis = await signGenesis(body, input.identities)
   writeFileDurably(input.out, `${genesisToJson(genesis)}\n`, 0o644)
