@@ -11,10 +11,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { AnyEnvelope } from '../../peer/src/core/types.ts'
 import { createIdentity } from '../../peer/src/crypto/ed25519.ts'
 import { requestDecide } from '../../peer/src/decide/client.ts'
+import { fetchNetwork, requestCredits } from '../../peer/src/join.ts'
 import { createNetwork, type Network } from '../../peer/src/net/network.ts'
 import { makeIdentities } from '../../peer/test/helpers.ts'
 import { killAnchors, type StartedAnchor, startAnchorProcess } from './helpers/anchor-process.ts'
-import { planQuorum } from './helpers/quorum.ts'
+import { type PlanQuorum, planQuorum } from './helpers/quorum.ts'
 
 let dir: string
 let network: Network | undefined
@@ -30,34 +31,40 @@ afterAll(async () => {
 
 describe('an anchor killed mid-burst', () => {
   it('keeps every acknowledged DECIDE across SIGKILL and restart', async () => {
-    const [requester, planner, verifier] = await makeIdentities(3, 66)
+    const [requester, planner, verifier, rivalPlanner] = await makeIdentities(4, 66)
     const args = ['--data', join(dir, 'anchor'), '--verifiers', verifier!.did]
     let anchor: StartedAnchor = await startAnchorProcess(args)
     network = await createNetwork({
       identity: await createIdentity({ seed: new Uint8Array(32).fill(8) }),
       webRTC: false,
     })
-    const quorum = (need: string, proposal: string): Promise<AnyEnvelope[]> =>
-      planQuorum({ requester: requester!, planner: planner!, attester: verifier! }, need, proposal)
-    const ask = async (target: StartedAnchor, need: string, proposal: string) => {
+    const { genesis } = await fetchNetwork(anchor.url)
+    // Each NEED is funded (A7): the requester's faucet credits cover 160 budgets of 1.
+    expect((await requestCredits(anchor.url, requester!.did)).granted).toBe(true)
+    const ask = async (target: StartedAnchor, quorum: PlanQuorum) => {
       const address = multiaddr(target.multiaddrs.find((m) => !m.includes('/ws/'))!)
-      return requestDecide(
-        network!.libp2p,
-        address,
-        { need, proposal, envelopes: await quorum(need, proposal) },
-        { timeoutMs: 8_000 },
+      return requestDecide(network!.libp2p, address, quorum, { timeoutMs: 8_000 })
+    }
+    const quorums: PlanQuorum[] = []
+    for (let i = 0; i < 160; i += 1) {
+      quorums.push(
+        await planQuorum({ requester: requester!, planner: planner!, attester: verifier! }, genesis.id, {
+          nonce: i,
+          budget: 1,
+        }),
       )
     }
 
-    const acknowledged = new Map<string, string>()
+    const acknowledged = new Map<string, { proposal: string; need: AnyEnvelope }>()
     let killed = false
-    const needs = Array.from({ length: 160 }, (_, i) => `need-crash-${i}`)
     const workers = Array.from({ length: 8 }, async (_, w) => {
-      for (let i = w; i < needs.length; i += 8) {
+      for (let i = w; i < quorums.length; i += 8) {
         if (killed) return
+        const quorum = quorums[i]!
         try {
-          const answer = await ask(anchor, needs[i]!, `p-${i}`)
-          if (answer.outcome === 'decided') acknowledged.set(needs[i]!, answer.decide.payload.proposal)
+          const answer = await ask(anchor, quorum)
+          if (answer.outcome === 'decided')
+            acknowledged.set(quorum.need, { proposal: answer.decide.payload.proposal, need: quorum.envelopes[0]! })
         } catch {
           // the anchor died under this request
         }
@@ -75,8 +82,11 @@ describe('an anchor killed mid-burst', () => {
     )
 
     anchor = await startAnchorProcess(args)
-    for (const [need, proposal] of acknowledged) {
-      const answer = await ask(anchor, need, 'p-rival')
+    for (const [need, { proposal, need: needEnvelope }] of acknowledged) {
+      const rival = await planQuorum({ requester: requester!, planner: rivalPlanner!, attester: verifier! }, genesis.id, {
+        need: needEnvelope,
+      })
+      const answer = await ask(anchor, rival)
       expect(answer.outcome, need).toBe('decided')
       if (answer.outcome === 'decided') expect(answer.decide.payload.proposal, need).toBe(proposal)
     }

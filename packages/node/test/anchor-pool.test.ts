@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { signManifest } from '../../peer/src/crypto/manifest.ts'
+import { fetchNetwork, requestCredits } from '../../peer/src/join.ts'
 import { makeIdentities } from '../../peer/test/helpers.ts'
 import { killAnchors, startAnchorProcess } from './helpers/anchor-process.ts'
 
@@ -25,14 +26,36 @@ async function put(url: string, body: unknown): Promise<{ status: number; body: 
   return { status: response.status, body: (await response.json()) as Record<string, unknown> }
 }
 
+interface Status {
+  epoch: number
+  pool: { epoch: number; verifiers: string[]; bootstrap: boolean }
+}
+
+async function status(url: string): Promise<Status> {
+  return (await (await fetch(`${url}/api/status`)).json()) as Status
+}
+
 describe('the anchor’s verifier pool', () => {
-  it('takes signed manifests, bonds their stake in the live ledger, refuses bad ones in words, and keeps them across a restart', {
+  it('takes signed manifests of its network, bonds stake only from credits held, adopts the pool at an epoch boundary, refuses bad ones in words, and keeps them across a restart', {
     timeout: 60_000,
   }, async () => {
     const data = join(dir, 'anchor')
-    const [alice, bob] = await makeIdentities(2, 91)
+    const [alice, bob, carol] = await makeIdentities(3, 91)
     let anchor = await startAnchorProcess(['--data', data])
+    const net = (await fetchNetwork(anchor.url)).genesis.id
+    const before = await status(anchor.url)
+    expect(before.pool).toMatchObject({ epoch: 0, verifiers: [], bootstrap: true })
+
+    // A manifest mints nothing (A7): carol holds no credits, so her declared stake bonds nothing.
+    const unfunded = await signManifest(carol!, { net, org: 'carolco', asn: 'AS64502', region: 'eu', stake: 100, seq: 1 })
+    expect(await put(`${anchor.url}/api/pool/${carol!.did}`, unfunded)).toMatchObject({ status: 200 })
+    expect((await fetch(`${anchor.url}/api/pool/${carol!.did}`)).status).toBe(404)
+    expect(((await (await fetch(`${anchor.url}/api/ledger/${carol!.did}`)).json()) as { balance: number }).balance).toBe(0)
+
+    // Alice gets the faucet's credits, then stakes 200 of them.
+    expect((await requestCredits(anchor.url, alice!.did)).granted).toBe(true)
     const manifest = await signManifest(alice!, {
+      net,
       org: 'acme',
       asn: 'AS64500',
       region: 'eu-west',
@@ -62,6 +85,27 @@ describe('the anchor’s verifier pool', () => {
       number
     >
     expect(account).toMatchObject({ staked: 200, balance: 800 })
+    // The anchor adopts the new pool at an epoch boundary: it decides under it from now on.
+    const adopted = await waitFor(async () => {
+      const now = await status(anchor.url)
+      return now.pool.verifiers.includes(alice!.did) ? now : undefined
+    })
+    expect(adopted.pool.epoch).toBeGreaterThan(before.pool.epoch)
+    expect(adopted.epoch).toBeGreaterThan(before.epoch)
+    expect(adopted.pool.verifiers).toEqual([alice!.did])
+    // A manifest of another network is refused, naming the field.
+    const elsewhere = await signManifest(bob!, {
+      net: 'bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy',
+      org: 'bobco',
+      asn: 'AS64501',
+      region: 'eu-west',
+      stake: 10,
+      seq: 1,
+    })
+    expect(await put(`${anchor.url}/api/pool/${bob!.did}`, elsewhere)).toMatchObject({
+      status: 400,
+      body: { field: 'net' },
+    })
 
     // Refusals, each naming what is wrong.
     expect(await put(`${anchor.url}/api/pool/${alice!.did}`, manifest)).toMatchObject({
@@ -69,6 +113,7 @@ describe('the anchor’s verifier pool', () => {
       body: { field: 'seq' },
     })
     const bobs = await signManifest(bob!, {
+      net,
       org: 'bobco',
       asn: 'AS64501',
       region: 'eu-west',
@@ -98,6 +143,7 @@ describe('the anchor’s verifier pool', () => {
     expect(again.entries.map((entry) => entry.did)).toEqual([alice!.did])
     // Leaving: stake 0 takes the verifier out of the pool.
     const leave = await signManifest(alice!, {
+      net,
       org: 'acme',
       asn: 'AS64500',
       region: 'eu-west',
@@ -107,6 +153,17 @@ describe('the anchor’s verifier pool', () => {
     expect((await put(`${anchor.url}/api/pool/${alice!.did}`, leave)).status).toBe(200)
     const after = (await (await fetch(`${anchor.url}/api/pool`)).json()) as { entries: unknown[] }
     expect(after.entries).toEqual([])
+    await waitFor(async () => ((await status(anchor.url)).pool.verifiers.length === 0 ? true : undefined))
     expect(await anchor.stop()).toBe(0)
   })
 })
+
+async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = await probe()
+    if (value !== undefined) return value
+    if (Date.now() > deadline) throw new Error('timed out')
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+}

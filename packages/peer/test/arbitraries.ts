@@ -24,8 +24,8 @@ import {
   MAX_EPOCH,
   MAX_LAMPORT,
   type PayloadByKind,
-  type PoolSnapshot,
   type PlanOp,
+  type PoolSnapshot,
   PROTOCOL_VERSION,
   TASK_STATES,
   type TaskSpec,
@@ -162,7 +162,19 @@ function arbHeader<K extends Kind>(
       fence: fc.oneof(arbCid, arbId),
     },
     {
-      requiredKeys: ['v', 'net', 'kind', 'thread', 'sender', 'lamport', 'ts', 'payload', 'refs', 'policy', 'epoch'],
+      requiredKeys: [
+        'v',
+        'net',
+        'kind',
+        'thread',
+        'sender',
+        'lamport',
+        'ts',
+        'payload',
+        'refs',
+        'policy',
+        'epoch',
+      ],
     },
   ) as fc.Arbitrary<UnsignedEnvelope<K>>
 }
@@ -222,7 +234,11 @@ export const arbPoolSnapshot: fc.Arbitrary<PoolSnapshot> = fc
   })
 
 /** A valid payload of `kind` for an envelope of `thread` in network `net`. */
-export function arbPayload<K extends Kind>(kind: K, thread: string, net: Cid): fc.Arbitrary<PayloadByKind[K]> {
+export function arbPayload<K extends Kind>(
+  kind: K,
+  thread: string,
+  net: Cid,
+): fc.Arbitrary<PayloadByKind[K]> {
   const need = fc.constant(thread)
   const arbitraries: { [Q in Kind]: () => fc.Arbitrary<PayloadByKind[Q]> } = {
     NEED: () =>

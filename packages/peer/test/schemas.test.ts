@@ -17,8 +17,15 @@ import {
   validatePayload,
   validateUnsignedEnvelope,
 } from '../src/core/schemas.ts'
-import { type AnyEnvelope, type Envelope, KINDS, type Kind } from '../src/core/types.ts'
-import { arbCid, arbEnvelope, arbEnvelopeUnsigned } from './arbitraries.ts'
+import {
+  type AnyEnvelope,
+  type Envelope,
+  KINDS,
+  type Kind,
+  MAX_EPOCH,
+  MAX_LAMPORT,
+} from '../src/core/types.ts'
+import { arbCid, arbDid, arbEnvelope, arbEnvelopeUnsigned } from './arbitraries.ts'
 
 /** One valid envelope of `kind`, the same on every run. */
 function sample(kind: Kind): AnyEnvelope {
@@ -30,6 +37,22 @@ type Loose = any
 
 const CID = fc.sample(arbCid, { numRuns: 1, seed: 1 })[0]!
 const SECP256K1_DID = 'did:key:zQ3shokFTS3brHcDQrn82RUDfCZESWL1ZdCEJwekUDPQiYBme'
+/** Two distinct Ed25519 did:keys in sorted order. */
+const SORTED_DIDS = [...new Set(fc.sample(arbDid, { numRuns: 2, seed: 5 }))].sort()
+
+/** A valid pool entry of `did`. */
+function entryOf(did: string) {
+  return {
+    did,
+    stake: 1,
+    reputationPerMille: 500,
+    lastActiveMs: 0,
+    entity: did,
+    org: 'o',
+    asn: 'AS1',
+    region: 'r',
+  }
+}
 
 function catchError(body: () => unknown): CanSwarmError {
   try {
@@ -88,6 +111,13 @@ const payloadCases: Case[] = [
   ['NEED', 'need other than the thread', (e) => (e.payload.need = `${e.thread}-other`), 'payload.need'],
   ['NEED', 'input that is not a CID', (e) => (e.payload.inputs = ['not-a-cid']), 'payload.inputs.0'],
   ['NEED', 'fractional deadline', (e) => (e.payload.deadlineMs = 1.5), 'payload.deadlineMs'],
+  ['NEED', 'epoch past MAX_EPOCH', (e) => (e.payload.epoch = MAX_EPOCH + 1), 'payload.epoch'],
+  [
+    'PROPOSE',
+    'a proposal id of its own (A2: the envelope id names it)',
+    (e) => (e.payload.proposal = 'p1'),
+    'payload.proposal',
+  ],
   ['PROPOSE', 'bad task name', (e) => (e.payload.patch[0].name = 'Bad Name'), 'payload.patch.0.name'],
   [
     'PROPOSE',
@@ -104,6 +134,56 @@ const payloadCases: Case[] = [
   ],
   ['PROPOSE', 'price past MAX_SAFE_INTEGER', (e) => (e.payload.price = 2 ** 53), 'payload.price'],
   ['ATTEST_PLAN', 'unknown verdict', (e) => (e.payload.verdict = 'maybe'), 'payload.verdict'],
+  [
+    'ATTEST_PLAN',
+    'proposal that is not an envelope id',
+    (e) => (e.payload.proposal = 'p1'),
+    'payload.proposal',
+  ],
+  ['DECIDE', 'proposal that is not an envelope id', (e) => (e.payload.proposal = 'p1'), 'payload.proposal'],
+  ['DECIDE', 'epoch past MAX_EPOCH', (e) => (e.payload.epoch = MAX_EPOCH + 1), 'payload.epoch'],
+  ['DECIDE', 'lamport past MAX_LAMPORT', (e) => (e.payload.lamport = MAX_LAMPORT + 1), 'payload.lamport'],
+  ['DECIDE', 'no pool', (e) => delete e.payload.pool, 'payload.pool'],
+  [
+    'DECIDE',
+    'pool verifiers out of order',
+    (e) => (e.payload.pool = { ...e.payload.pool, verifiers: [SORTED_DIDS[1], SORTED_DIDS[0]], entries: [] }),
+    'payload.pool.verifiers.1',
+  ],
+  [
+    'DECIDE',
+    'pool verifier twice',
+    (e) => (e.payload.pool = { ...e.payload.pool, verifiers: [SORTED_DIDS[0], SORTED_DIDS[0]], entries: [] }),
+    'payload.pool.verifiers.1',
+  ],
+  [
+    'DECIDE',
+    'pool entry of a non-verifier',
+    (e) =>
+      (e.payload.pool = {
+        ...e.payload.pool,
+        verifiers: [SORTED_DIDS[0]],
+        entries: [entryOf(SORTED_DIDS[1]!)],
+      }),
+    'payload.pool.entries.0.did',
+  ],
+  [
+    'DECIDE',
+    'pool entry reputation over 1000‰',
+    (e) =>
+      (e.payload.pool = {
+        ...e.payload.pool,
+        verifiers: [SORTED_DIDS[0]],
+        entries: [{ ...entryOf(SORTED_DIDS[0]!), reputationPerMille: 1001 }],
+      }),
+    'payload.pool.entries.0.reputationPerMille',
+  ],
+  [
+    'DECIDE',
+    'attestation of another network',
+    (e) => (e.payload.attestations[0].net = CID),
+    'payload.attestations.0.net',
+  ],
   ['DECIDE', 'kPlan of 0', (e) => (e.payload.kPlan = 0), 'payload.kPlan'],
   ['DECIDE', 'decider not a did:key', (e) => (e.payload.decider = SECP256K1_DID), 'payload.decider'],
   [
@@ -165,7 +245,16 @@ const payloadCases: Case[] = [
     (e) => (e.payload.thread = `${e.thread}x`),
     'payload.thread',
   ],
+  [
+    'RECONCILE',
+    'orphaned proposal that is not an envelope id',
+    (e) => (e.payload.orphaned = ['p1']),
+    'payload.orphaned.0',
+  ],
   ['CLAIM', 'lease of 0 ms', (e) => (e.payload.leaseTtlMs = 0), 'payload.leaseTtlMs'],
+  ['GRANT', 'lease of 0 ms', (e) => (e.payload.leaseTtlMs = 0), 'payload.leaseTtlMs'],
+  ['GRANT', 'claim that is not an envelope id', (e) => (e.payload.claim = 'c1'), 'payload.claim'],
+  ['GRANT', 'missing claim', (e) => delete e.payload.claim, 'payload.claim'],
   ['CLAIM', 'cost as a string', (e) => (e.payload.cost = '5'), 'payload.cost'],
   ['CLAIM', 'task id over 256 chars', (e) => (e.payload.task = 'x'.repeat(257)), 'payload.task'],
   ['HEARTBEAT', 'progress over 1000', (e) => (e.payload.progress = 1001), 'payload.progress'],
@@ -194,6 +283,12 @@ const payloadCases: Case[] = [
   ],
   [
     'FINALIZE',
+    'attestation of another network',
+    (e) => (e.payload.attestations[0].net = CID),
+    'payload.attestations.0.net',
+  ],
+  [
+    'FINALIZE',
     'ATTEST_PLAN instead of ATTEST',
     (e) => (e.payload.attestations[0].kind = 'ATTEST_PLAN'),
     'payload.attestations.0.kind',
@@ -208,12 +303,18 @@ const payloadCases: Case[] = [
   ['INVALIDATE', 'missing challenge', (e) => delete e.payload.challenge, 'payload.challenge'],
   ['CHECKPOINT', 'secp256k1 signer', (e) => (e.payload.signers = [SECP256K1_DID]), 'payload.signers.0'],
   ['CHECKPOINT', 'no signers', (e) => (e.payload.signers = []), 'payload.signers'],
+  ['CHECKPOINT', 'epoch past MAX_EPOCH', (e) => (e.payload.epoch = MAX_EPOCH + 1), 'payload.epoch'],
 ]
 
 const headerCases: [what: string, mutate: (env: Loose) => void, field: string][] = [
   ['sender not an Ed25519 did:key', (e) => (e.sender = SECP256K1_DID), 'sender'],
   ['lamport 0', (e) => (e.lamport = 0), 'lamport'],
+  ['lamport past MAX_LAMPORT (A4)', (e) => (e.lamport = MAX_LAMPORT + 1), 'lamport'],
+  ['lamport at MAX_SAFE_INTEGER (A4)', (e) => (e.lamport = Number.MAX_SAFE_INTEGER), 'lamport'],
   ['negative epoch', (e) => (e.epoch = -1), 'epoch'],
+  ['epoch past MAX_EPOCH (A4)', (e) => (e.epoch = MAX_EPOCH + 1), 'epoch'],
+  ['no network id', (e) => delete e.net, 'net'],
+  ['network id that is not a CID', (e) => (e.net = 'can-swarm'), 'net'],
   ['float ts', (e) => (e.ts = 0.5), 'ts'],
   ['signature of 63 bytes', (e) => (e.sig = new Uint8Array(63)), 'sig'],
   ['signature as an array', (e) => (e.sig = Array(64).fill(0)), 'sig'],
@@ -260,10 +361,13 @@ describe('each kind rejects a bad field, naming it', () => {
 
   it('rejects an unknown version and an unknown kind with their own errors', () => {
     const env = structuredClone(sample('NEED')) as Loose
-    const version = catchError(() => validateEnvelope({ ...env, v: 2 }))
-    expect(version).toBeInstanceOf(UnsupportedVersionError)
-    expect(version.code).toBe('UNSUPPORTED_VERSION')
-    expect(version.field).toBe('v')
+    // Version 1 (before the network id and content-addressed proposals) is refused, as is a future one.
+    for (const v of [1, 3]) {
+      const version = catchError(() => validateEnvelope({ ...env, v }))
+      expect(version).toBeInstanceOf(UnsupportedVersionError)
+      expect(version.code).toBe('UNSUPPORTED_VERSION')
+      expect(version.field).toBe('v')
+    }
     const kind = catchError(() => validateEnvelope({ ...env, kind: 'GOSSIP' }))
     expect(kind).toBeInstanceOf(UnknownKindError)
     expect(kind.code).toBe('UNKNOWN_KIND')
@@ -311,6 +415,7 @@ describe('validateEnvelope on hostile input', () => {
   it('never throws anything but a CanSwarmError when one field of a valid envelope is replaced', () => {
     const fields = [
       'v',
+      'net',
       'kind',
       'thread',
       'sender',
@@ -347,7 +452,7 @@ describe('validateEnvelope on hostile input', () => {
   })
 
   it('survives values whose getters throw', () => {
-    const hostile = Object.defineProperty({ v: 1, kind: 'NEED' }, 'thread', {
+    const hostile = Object.defineProperty({ v: 2, kind: 'NEED' }, 'thread', {
       enumerable: true,
       get() {
         throw new TypeError('boom')
