@@ -53,10 +53,60 @@ describe('node packages/node', () => {
       '--peers',
       '--verifiers',
       '--no-bootstrap-mode',
+      '--genesis',
     ]) {
       expect(help.stdout).toContain(option)
     }
     expect(help.stdout).toContain('CAN_SWARM_PORT')
+    const genesisHelp = runSync(['genesis', '--help'])
+    expect(genesisHelp.status).toBe(0)
+    for (const option of ['--data', '--out', '--verifiers', '--no-bootstrap-mode']) {
+      expect(genesisHelp.stdout).toContain(option)
+    }
+  })
+
+  it('keeps its network genesis, refuses a configuration that contradicts it, and joins a network of several anchors', async () => {
+    const data = join(dir, 'anchor-genesis')
+    const first = await startAnchorProcess(['--data', data])
+    const genesis = (await (await fetch(`${first.url}/api/genesis`)).json()) as {
+      id: string
+      body: { anchors: string[]; pool: { bootstrap: boolean; verifiers: string[] } }
+    }
+    expect(genesis.body.anchors).toEqual([first.did])
+    expect(genesis.body.pool).toMatchObject({ bootstrap: true, verifiers: [] })
+    const status = (await (await fetch(`${first.url}/api/status`)).json()) as { network: string }
+    expect(status.network).toBe(genesis.id)
+    first.child.kill('SIGTERM')
+    expect(await exited(first.child)).toBe(0)
+    // The same data directory is the same network.
+    const again = await startAnchorProcess(['--data', data])
+    expect(((await (await fetch(`${again.url}/api/genesis`)).json()) as { id: string }).id).toBe(genesis.id)
+    again.child.kill('SIGTERM')
+    expect(await exited(again.child)).toBe(0)
+    // Another initial pool on an existing network is refused in words (exit 1), nothing started.
+    const contradicting = runSync(['--data', data, '--port', '0', '--p2p-port', '0', '--ws-port', '0', '--verifiers', again.did])
+    expect(contradicting.status).toBe(1)
+    expect(contradicting.stdout).toMatch(/--verifiers differs from this network's genesis pool/)
+
+    // A network of two anchors: one genesis signed by both, each anchor started with it.
+    const a = join(dir, 'group-a')
+    const b = join(dir, 'group-b')
+    const file = join(dir, 'group-genesis.json')
+    const made = runSync(['genesis', '--data', `${a},${b}`, '--out', file])
+    expect(made.status, made.stderr).toBe(0)
+    const group = JSON.parse(made.stdout) as { network: string; anchors: string[] }
+    expect(group.anchors).toHaveLength(2)
+    const anchorA = await startAnchorProcess(['--data', a, '--genesis', file])
+    const anchorB = await startAnchorProcess(['--data', b, '--genesis', file])
+    for (const anchor of [anchorA, anchorB]) {
+      const served = (await (await fetch(`${anchor.url}/api/genesis`)).json()) as { id: string; body: { anchors: string[] } }
+      expect(served.id).toBe(group.network)
+      expect(served.body.anchors).toContain(anchor.did)
+    }
+    // A genesis that does not name this anchor is refused.
+    const stranger = runSync(['--data', join(dir, 'not-in-group'), '--port', '0', '--p2p-port', '0', '--ws-port', '0', '--genesis', file])
+    expect(stranger.status).toBe(1)
+    expect(stranger.stdout).toMatch(/does not name this anchor/)
   })
 
   it('refuses bad configuration with a clear message and exit code 2', async () => {

@@ -11,15 +11,7 @@
  * of peers that run only the built-in rules (Node peers without gates, `BUILTIN_POLICY_HASH`) are
  * accepted too, and evaluated under the base policy at ingress.
  */
-import {
-  BUILTIN_POLICY_HASH,
-  type BundleManifest,
-  loadPolicyEngine,
-  PolicyGates,
-  type PolicyReason,
-  runConformance,
-  sha256Hex,
-} from '@can-swarm/peer'
+import { type BasePolicy, basePolicyGates, type BundleManifest, type PolicyReason } from '@can-swarm/peer'
 
 /** Where the bundle is served: the instrumented WASM and its JSON manifest. */
 export interface PolicyBundleSource {
@@ -27,13 +19,11 @@ export interface PolicyBundleSource {
   manifest: string | URL
 }
 
-/** The loaded policy. */
-export interface TabPolicy {
-  gates: PolicyGates
-  manifest: BundleManifest
-  /** Conformance vectors that gave the recorded decision here (all of them, or loading fails). */
-  conformancePassed: number
-}
+/**
+ * The loaded policy: its gates, its manifest, and the conformance vectors that gave the recorded
+ * decision here (all of them, or loading fails).
+ */
+export type TabPolicy = BasePolicy
 
 /** Thrown when the bundle cannot be fetched or fails its checks; says what to do. */
 export class PolicyLoadError extends Error {
@@ -71,9 +61,10 @@ async function fetchBytes(url: string | URL, options: LoadTabPolicyOptions): Pro
 }
 
 /**
- * Fetches, checks and loads the policy bundle, and builds the gates the agent runs.
+ * Fetches the policy bundle and checks and loads it as every peer does (`basePolicyGates` of the
+ * peer package, which anchors run too), building the gates the agent runs.
  * @throws {PolicyLoadError} when a file cannot be fetched, the WASM does not match the manifest,
- *   or a conformance vector gives another decision on this engine.
+ *   or a conformance vector gives another decision in this browser (the gates then stay off).
  */
 export async function loadTabPolicy(
   source: PolicyBundleSource,
@@ -89,28 +80,11 @@ export async function loadTabPolicy(
   } catch (error) {
     throw new PolicyLoadError(`the policy manifest ${String(source.manifest)} is not JSON`, { cause: error })
   }
-  const actual = sha256Hex(wasm)
-  if (actual !== manifest.policyHash) {
-    throw new PolicyLoadError(
-      `the policy WASM hashes to ${actual}, not to the manifest's policyHash ${manifest.policyHash}: the bundle is damaged or mixed; rebuild it (npm run policy:build)`,
-    )
+  try {
+    return await basePolicyGates({ wasm, manifest })
+  } catch (error) {
+    throw new PolicyLoadError(error instanceof Error ? error.message : String(error), { cause: error })
   }
-  const engine = await loadPolicyEngine(wasm, {
-    gasLimit: manifest.gasLimit,
-    entrypoint: manifest.entrypoint,
-  })
-  const { passed, failed } = runConformance(engine, manifest.vectors)
-  if (failed.length > 0) {
-    throw new PolicyLoadError(
-      `the policy gives other decisions in this browser than where it was built (conformance vectors ${failed.join(', ')}): its gates would diverge from other peers', so they stay off`,
-    )
-  }
-  const gates = new PolicyGates({
-    engine,
-    capsule: manifest.policyHash,
-    trusted: { has: (hash) => hash === manifest.policyHash || hash === BUILTIN_POLICY_HASH },
-  })
-  return { gates, manifest, conformancePassed: passed.length }
 }
 
 /** What each rule of the base policy checks, in words (policies/README.md has the limits). */
