@@ -1,15 +1,19 @@
 /**
- * End to end in real Chromium against a real anchor process: two tabs join, see each other and
- * hold a direct WebRTC connection; the anchor dies (both tabs say so) and returns with tab B in
- * its verifier pool; tab A posts a NEED, a Node worker does the work, tab B's verifier attests,
- * tab A sees FINALIZE, the result artifact and a verified audit trail; a reload keeps identity
- * and history. Screenshots of the main views go to test-results/e2e/.
+ * End to end in real Chromium against a real anchor process: two tabs join the anchor's network
+ * (its signed genesis, verified in the tab), see each other and hold a direct WebRTC connection;
+ * tab B joins the verifier pool as a stranger would (faucet credits, then a stake declared in a
+ * manifest signed in the tab) and the anchor adopts the new pool; the anchor dies (both tabs say
+ * so) and returns on the same data; tab A gets its credits from the faucet and posts a NEED, a
+ * Node worker does the work, tab B's verifier (the only staked one, so the committee) attests, the
+ * anchor grants the leases and finalizes; tab A sees FINAL, the result artifact and a verified
+ * audit trail; a reload keeps identity and history. Screenshots of the main views go to
+ * test-results/e2e/.
  */
 import { mkdirSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Agent, builtinCapabilities, createIdentity, networkParams } from '@can-swarm/peer'
+import { Agent, builtinCapabilities, createIdentity, fetchNetwork } from '@can-swarm/peer'
 import { createHeliaArtifacts, type HeliaArtifacts } from '@can-swarm/peer/artifacts'
 import { attachAgent, createBus, createNetwork, type Network, systemClock } from '@can-swarm/peer/net'
 import type { Page } from 'playwright'

@@ -11,15 +11,16 @@ import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { envelopeFromJson } from '../../peer/src/core/codec.ts'
-import { networkParams } from '../../peer/src/core/thread/params.ts'
 import { ThreadReplica } from '../../peer/src/core/thread/replica.ts'
 import type { AnyEnvelope } from '../../peer/src/core/types.ts'
 import { createIdentity } from '../../peer/src/crypto/ed25519.ts'
 import { requestDecide } from '../../peer/src/decide/client.ts'
+import { fetchNetwork, requestCredits } from '../../peer/src/join.ts'
 import { createNetwork, type Network } from '../../peer/src/net/network.ts'
 import { makeIdentities } from '../../peer/test/helpers.ts'
 import { killAnchors, type StartedAnchor, startAnchorProcess } from './helpers/anchor-process.ts'
-import { planQuorum } from './helpers/quorum.ts'
+import { groupGenesis } from './helpers/group.ts'
+import { type PlanQuorum, planQuorum } from './helpers/quorum.ts'
 
 let dir: string
 let network: Network | undefined
@@ -53,33 +54,45 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
 
 describe('anchors partitioned from each other', () => {
   it('decide on both sides, then converge on one winner with RECONCILE, orphans and a new epoch', async () => {
-    const [requester, planner, verifier] = await makeIdentities(3, 55)
-    const params = networkParams({ verifiers: [verifier!.did], bootstrap: true })
-    const common = ['--verifiers', verifier!.did]
+    const [requester, planner, verifier, otherPlanner] = await makeIdentities(4, 55)
+    // One network of two anchors (each signed its genesis), each with its own durable store.
+    const file = await groupGenesis([join(dir, 'left'), join(dir, 'right')], join(dir, 'genesis.json'), {
+      verifiers: [verifier!.did],
+    })
+    const common = ['--genesis', file]
     const left = await startAnchorProcess(['--data', join(dir, 'left'), ...common])
     let right = await startAnchorProcess(['--data', join(dir, 'right'), ...common])
+    const { genesis, params } = await fetchNetwork(left.url)
     network = await createNetwork({
       identity: await createIdentity({ seed: new Uint8Array(32).fill(4) }),
       webRTC: false,
     })
     const tcp = (anchor: StartedAnchor) => anchor.multiaddrs.find((address) => !address.includes('/ws/'))!
+    // The requester is funded on each side (each anchor's faucet grants an account once).
+    for (const anchor of [left, right]) expect((await requestCredits(anchor.url, requester!.did)).granted).toBe(true)
 
-    const quorum = (need: string, proposal: string): Promise<AnyEnvelope[]> =>
-      planQuorum({ requester: requester!, planner: planner!, attester: verifier! }, need, proposal)
-    const ask = (anchor: StartedAnchor, need: string, proposal: string) =>
-      quorum(need, proposal).then((envelopes) =>
-        requestDecide(network!.libp2p, multiaddr(tcp(anchor)), { need, proposal, envelopes }),
-      )
+    const contestedLeft = await planQuorum({ requester: requester!, planner: planner!, attester: verifier! }, genesis.id)
+    const contestedRight = await planQuorum(
+      { requester: requester!, planner: otherPlanner!, attester: verifier! },
+      genesis.id,
+      { need: contestedLeft.envelopes[0]! },
+    )
+    const leftOnly = await planQuorum({ requester: requester!, planner: planner!, attester: verifier! }, genesis.id, {
+      nonce: 1,
+    })
+    const ask = (anchor: StartedAnchor, quorum: PlanQuorum) =>
+      requestDecide(network!.libp2p, multiaddr(tcp(anchor)), quorum, { timeoutMs: 15_000 })
+    const contested = contestedLeft.need
 
-    // The split: each side decides "contested" its own way; "left-only" is decided on the left alone.
-    const onLeft = await ask(left, 'contested', 'p-left')
-    const onRight = await ask(right, 'contested', 'p-right')
+    // The split: each side decides the contested NEED its own way; another is decided on the left alone.
+    const onLeft = await ask(left, contestedLeft)
+    const onRight = await ask(right, contestedRight)
     expect(onLeft).toMatchObject({ outcome: 'decided' })
     expect(onRight).toMatchObject({ outcome: 'decided' })
     if (onLeft.outcome !== 'decided' || onRight.outcome !== 'decided') return
-    expect(onLeft.decide.payload.proposal).toBe('p-left')
-    expect(onRight.decide.payload.proposal).toBe('p-right')
-    expect((await ask(left, 'left-only', 'p-only')).outcome).toBe('decided')
+    expect(onLeft.decide.payload.proposal).toBe(contestedLeft.proposal)
+    expect(onRight.decide.payload.proposal).toBe(contestedRight.proposal)
+    expect((await ask(left, leftOnly)).outcome).toBe('decided')
     await network.stop()
     network = undefined
 
@@ -90,8 +103,8 @@ describe('anchors partitioned from each other', () => {
     const views = await until('both anchors to agree on one winner and the RECONCILE', async () => {
       const result: ThreadReplica[] = []
       for (const anchor of [left, right]) {
-        const replica = new ThreadReplica('contested', params)
-        replica.receiveAll(await threadOf(anchor, 'contested'), 0)
+        const replica = new ThreadReplica(contested, params)
+        replica.receiveAll(await threadOf(anchor, contested), 0)
         if (replica.state.decides.size < 2 || replica.state.reconciles.length === 0) return undefined
         result.push(replica)
       }
@@ -100,12 +113,12 @@ describe('anchors partitioned from each other', () => {
     const [leftView, rightView] = views as [ThreadReplica, ThreadReplica]
     expect(leftView.stateHash()).toBe(rightView.stateHash())
     const winner = leftView.state.winner!
-    const loser = winner.proposal === 'p-left' ? 'p-right' : 'p-left'
+    const loser = winner.proposal === contestedLeft.proposal ? contestedRight.proposal : contestedLeft.proposal
     expect(leftView.plan().task(`${loser}/digest`)?.annotations.orphanedByEpoch).toBe(String(winner.epoch))
     expect(leftView.plan().task(`${winner.proposal}/digest`)?.annotations.orphanedByEpoch).toBeUndefined()
     const reconcile = leftView.get(leftView.state.reconciles[0]!)!
     expect(reconcile.sender).toBe(winner.decider)
-    expect(reconcile.payload).toMatchObject({ thread: 'contested', orphaned: [loser] })
+    expect(reconcile.payload).toMatchObject({ thread: contested, orphaned: [loser] })
 
     // Both stores moved past the conflicting epoch.
     for (const anchor of [left, right]) {
@@ -121,11 +134,15 @@ describe('anchors partitioned from each other', () => {
       identity: await createIdentity({ seed: new Uint8Array(32).fill(6) }),
       webRTC: false,
     })
+    const rival = await planQuorum({ requester: requester!, planner: otherPlanner!, attester: verifier! }, genesis.id, {
+      need: leftOnly.envelopes[0]!,
+    })
     const again = await until('the adopted decision', async () => {
-      const answer = await ask(right, 'left-only', 'p-other')
+      const answer = await ask(right, rival)
       return answer.outcome === 'decided' ? answer : undefined
     })
-    if (again.outcome === 'decided') expect(again.decide.payload.proposal).toBe('p-only')
+    if (again.outcome === 'decided') expect(again.decide.payload.proposal).toBe(leftOnly.proposal)
+
     for (const anchor of [left, right]) expect(await anchor.stop()).toBe(0)
   })
 })

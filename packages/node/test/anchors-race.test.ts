@@ -1,22 +1,26 @@
 /**
- * Three anchor processes share one real 3-member etcd cluster and race for the same NEEDs: each
- * is asked, through its DECIDE service, to decide a different proposal. Exactly one DECIDE wins
- * per NEED, every anchor answers with that one, and nothing contradictory reaches the gossip.
+ * Three anchor processes of one network share one real 3-member etcd cluster and race for the same
+ * NEEDs: each is asked, through its DECIDE service, to decide a different proposal. Exactly one
+ * DECIDE wins per NEED, every anchor answers with that one, and nothing contradictory reaches the
+ * gossip. Their faucets grant each account once between them (the grant claims `faucet/<did>` in
+ * the shared store).
  */
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { AnyEnvelope, Envelope } from '../../peer/src/core/types.ts'
+import type { Envelope } from '../../peer/src/core/types.ts'
 import { createIdentity } from '../../peer/src/crypto/ed25519.ts'
 import { requestDecide } from '../../peer/src/decide/client.ts'
+import { fetchNetwork, requestCredits } from '../../peer/src/join.ts'
 import { createBus } from '../../peer/src/net/bus.ts'
 import { createNetwork, type Network } from '../../peer/src/net/network.ts'
 import { makeIdentities } from '../../peer/test/helpers.ts'
 import { EtcdConsensusStore } from '../src/consensus/etcd.ts'
 import { EtcdCluster, etcdAvailable } from './consensus/helpers/etcd-cluster.ts'
 import { killAnchors, type StartedAnchor, startAnchorProcess } from './helpers/anchor-process.ts'
+import { groupGenesis } from './helpers/group.ts'
 import { planQuorum } from './helpers/quorum.ts'
 
 const available = etcdAvailable()
@@ -40,17 +44,14 @@ describe.skipIf(!available)('anchors racing through etcd', () => {
   it('one DECIDE per NEED across three anchors, in every answer and on the gossip', async () => {
     cluster = await EtcdCluster.start({ size: 3 })
     const etcd = cluster.clientUrls.join(',')
-    const [requester, planner, verifier] = await makeIdentities(3, 91)
-    const common = [
-      '--consensus',
-      'etcd',
-      '--etcd',
-      etcd,
-      '--etcd-prefix',
-      'race',
-      '--verifiers',
-      verifier!.did,
-    ]
+    // Five requesters (their home anchors differ), each funded once by the faucet for its NEEDs.
+    const [planner, verifier, ...requesters] = await makeIdentities(2 + 5, 91)
+    const file = await groupGenesis(
+      ['a0', 'a1', 'a2'].map((name) => join(dir, name)),
+      join(dir, 'genesis.json'),
+      { verifiers: [verifier!.did] },
+    )
+    const common = ['--consensus', 'etcd', '--etcd', etcd, '--etcd-prefix', 'race', '--genesis', file]
     const first = await startAnchorProcess(['--data', join(dir, 'a0'), ...common])
     const tcp0 = first.multiaddrs.find((address) => !address.includes('/ws/'))!
     const anchors: StartedAnchor[] = [first]
@@ -69,25 +70,28 @@ describe.skipIf(!available)('anchors racing through etcd', () => {
     })
     await new Promise((resolve) => setTimeout(resolve, 1500))
 
-    const quorum = (need: string, proposal: string): Promise<AnyEnvelope[]> =>
-      planQuorum({ requester: requester!, planner: planner!, attester: verifier! }, need, proposal)
+    const { genesis } = await fetchNetwork(first.url)
+    // Each requester's NEED is funded by the faucet; a second anchor of the group refuses a second grant.
+    for (const requester of requesters) expect((await requestCredits(first.url, requester.did)).granted).toBe(true)
+    const twice = await requestCredits(anchors[1]!.url, requesters[0]!.did)
+    expect(twice).toMatchObject({ granted: false, status: 409 })
     const answers = new Map<string, string[]>()
     for (let index = 0; index < NEEDS; index += 1) {
-      const need = `need-race-${index}`
-      const requests = await Promise.all(
-        anchors.map(async (_, a) => ({ a, envelopes: await quorum(need, `p${a}`) })),
-      )
+      const requester = requesters[index % requesters.length]!
+      const base = await planQuorum({ requester, planner: planner!, attester: verifier! }, genesis.id, {
+        nonce: index,
+      })
+      const need = base.need
+      // Each anchor is asked to decide another proposal of the same NEED (another planner each).
+      const requests = [base]
+      for (const rival of [verifier!, requester]) {
+        requests.push(await planQuorum({ requester, planner: rival, attester: verifier! }, genesis.id, { need: base.envelopes[0]! }))
+      }
       const results = await Promise.all(
-        requests.map(({ a, envelopes }) =>
-          requestDecide(
-            network!.libp2p,
-            multiaddr(anchors[a]!.multiaddrs.find((m) => !m.includes('/ws/'))!),
-            {
-              need,
-              proposal: `p${a}`,
-              envelopes,
-            },
-          ),
+        requests.map((request, a) =>
+          requestDecide(network!.libp2p, multiaddr(anchors[a]!.multiaddrs.find((m) => !m.includes('/ws/'))!), request, {
+            timeoutMs: 15_000,
+          }),
         ),
       )
       answers.set(
@@ -102,9 +106,11 @@ describe.skipIf(!available)('anchors racing through etcd', () => {
     await new Promise((resolve) => setTimeout(resolve, 2000))
 
     const store = await EtcdConsensusStore.open({ hosts: cluster.clientUrls, prefix: 'race' })
-    const records = new Map((await store.records()).map((record) => [record.need, record]))
+    const all = await store.records()
     await store.close()
+    const records = new Map(all.filter((record) => !record.need.startsWith('faucet/')).map((record) => [record.need, record]))
     expect(records.size).toBe(NEEDS)
+    expect(all.filter((record) => record.need.startsWith('faucet/'))).toHaveLength(requesters.length)
     const deciders = new Set<string>()
     for (const [need, proposals] of answers) {
       const record = records.get(need)!
@@ -117,7 +123,7 @@ describe.skipIf(!available)('anchors racing through etcd', () => {
       }
     }
     expect(gossiped.length).toBeGreaterThan(0)
-    // More than one anchor won some race: the contention was real.
+    // The requesters' home anchors differ, so more than one anchor decided.
     expect(deciders.size).toBeGreaterThan(1)
     for (const anchor of anchors) expect(await anchor.stop()).toBe(0)
   })

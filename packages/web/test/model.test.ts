@@ -5,14 +5,14 @@ import {
   createIdentity,
   MemoryArtifactStore,
   MemoryConsensusStore,
-  networkParams,
   SeededRandom,
 } from '@can-swarm/peer'
 import { systemClock } from '@can-swarm/peer/net'
 import { describe, expect, it } from 'vitest'
 import { quantile, TrafficSeries } from '../src/app/metrics.ts'
 import { transportOf } from '../src/app/session.ts'
-import { finalOutputs, isFinal, planTasks, STAGES, stageOf } from '../src/ui/model.ts'
+import { finalOutputs, isFinal, planTasks, STAGES, stageOf, taskLabel } from '../src/ui/model.ts'
+import { testNetwork } from './network.ts'
 
 async function until<T>(probe: () => T | undefined, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs
@@ -27,14 +27,19 @@ async function until<T>(probe: () => T | undefined, timeoutMs = 30_000): Promise
 describe('thread position and plan views', () => {
   it('follows a two-task NEED through every stage to FINAL and names its result', async () => {
     const identities = await Promise.all(
-      [1, 2, 3].map((tag) => createIdentity({ seed: new Uint8Array(32).fill(tag) })),
+      [1, 2, 3, 4].map((tag) => createIdentity({ seed: new Uint8Array(32).fill(tag) })),
     )
-    const [requester, worker, verifier] = identities as [
+    const [requester, worker, verifier, anchor] = identities as [
+      (typeof identities)[0],
       (typeof identities)[0],
       (typeof identities)[0],
       (typeof identities)[0],
     ]
-    const params = networkParams({ verifiers: [verifier.did, worker.did], bootstrap: true, tChallengeMs: 50 })
+    const { params } = await testNetwork({
+      anchors: [anchor],
+      verifiers: [verifier.did, worker.did],
+      params: { tChallengeMs: 50 },
+    })
     const artifacts = new MemoryArtifactStore()
     const agents: Agent[] = []
     const bus = (from: () => Agent) => ({
@@ -60,7 +65,7 @@ describe('thread position and plan views', () => {
     make(verifier, { verifier: true }, 3)
     agents.push(
       new Agent({
-        identity: await createIdentity({ seed: new Uint8Array(32).fill(4) }),
+        identity: anchor,
         params,
         bus: bus(() => agents[3]!),
         clock: systemClock(),
@@ -85,7 +90,28 @@ describe('thread position and plan views', () => {
     })
     expect(STAGES[stageOf(state)]).toBe('FINAL')
     expect(seen.has(0)).toBe(true)
-    expect(planTasks(state).map((task) => task.spec.capability)).toEqual(['word-frequency', 'sha256'])
+    // Thread ids are the NEED's CID; tasks are named `<PROPOSE envelope id>/<name>`.
+    expect(need).toMatch(/^bafyrei/)
+    const tasks = planTasks(state)
+    expect(tasks.map((task) => task.spec.capability)).toEqual(['word-frequency', 'sha256'])
+    const propose = mine
+      .replica(need)!
+      .envelopes()
+      .find((env) => env.kind === 'PROPOSE')!
+    expect(state.winner?.proposal).toBe(propose.id)
+    expect(tasks[0]!.id).toBe(`${propose.id}/${tasks[0]!.name}`)
+    expect(taskLabel(tasks[0]!.id)).toBe(
+      `${tasks[0]!.name} (plan ${propose.id.slice(0, 6)}…${propose.id.slice(-6)})`,
+    )
+    // Leases start with the anchor's GRANT; only the anchor finalizes.
+    const kinds = (kind: string) =>
+      mine
+        .replica(need)!
+        .envelopes()
+        .filter((env) => env.kind === kind)
+    expect(kinds('GRANT').length).toBeGreaterThanOrEqual(2)
+    expect(new Set(kinds('GRANT').map((env) => env.sender))).toEqual(new Set([anchor.did]))
+    expect(kinds('FINALIZE').map((env) => env.sender)).toEqual([anchor.did, anchor.did])
     const registry = builtinCapabilities()
     const expected = await registry.run('sha256', [await registry.run('word-frequency', [input])])
     const [cid] = finalOutputs(state)

@@ -14,13 +14,20 @@ import {
   BUILTIN_POLICY_HASH,
   createIdentity,
   MemoryArtifactStore,
-  networkParams,
+  type NetworkParams,
   PolicyDeniedError,
   SeededRandom,
 } from '@can-swarm/peer'
 import { systemClock } from '@can-swarm/peer/net'
 import { describe, expect, it } from 'vitest'
-import { explainPolicyDenial, loadTabPolicy, PolicyLoadError, type TabPolicy } from '../src/app/policy.ts'
+import {
+  explainPolicyDenial,
+  loadTabPolicy,
+  PolicyLoadError,
+  preflightDenial,
+  type TabPolicy,
+} from '../src/app/policy.ts'
+import { testNetwork } from './network.ts'
 
 const BUNDLE = join(import.meta.dirname, '..', '..', '..', 'policies', 'bundle')
 const SOURCE = { wasm: 'https://tab.invalid/base.wasm', manifest: 'https://tab.invalid/base.json' }
@@ -35,11 +42,20 @@ function bundleFetch(change: (wasm: Uint8Array) => Uint8Array = (wasm) => wasm):
   }) as typeof fetch
 }
 
+let network: NetworkParams | undefined
+
+/** One network for every agent of these tests (an open bootstrap pool). */
+async function params(): Promise<NetworkParams> {
+  network ??= (await testNetwork({ anchors: [await createIdentity({ seed: new Uint8Array(32).fill(9) })] }))
+    .params
+  return network
+}
+
 async function agent(options: { policy?: TabPolicy; policyHash?: string; seed: number }) {
   const published: AnyEnvelope[] = []
   const made = new Agent({
     identity: await createIdentity({ seed: new Uint8Array(32).fill(options.seed) }),
-    params: networkParams({ verifiers: [], bootstrap: true }),
+    params: await params(),
     bus: { publish: (env: AnyEnvelope) => void published.push(env) },
     clock: systemClock(),
     random: new SeededRandom(options.seed),
@@ -59,6 +75,13 @@ describe('the policy in the tab', () => {
     expect(policy.gates.capsule).toBe(policy.manifest.policyHash)
     const { agent: tab, published } = await agent({ policy, seed: 1 })
 
+    // Previewed without counting (the tab orders its refusals with it), then refused by the preflight.
+    const draft = (budget: number) => ({ kind: 'NEED' as const, refs: [], payload: { budget } as never })
+    expect(preflightDenial(policy, draft(2_000_000))).toEqual([
+      { rule: 'budget-credits', field: 'payload.budget' },
+    ])
+    expect(preflightDenial(policy, draft(20))).toBeUndefined()
+    expect(policy.gates.stats().preflight.evaluations).toBe(0)
     const denied = tab.post({ requires: ['word-frequency'], inputs: [input], budget: 2_000_000 })
     await expect(denied).rejects.toBeInstanceOf(PolicyDeniedError)
     const error = (await denied.catch((e: unknown) => e)) as PolicyDeniedError

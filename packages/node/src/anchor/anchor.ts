@@ -114,6 +114,7 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
     identity,
     network: { network: genesis.id, anchors: genesis.body.anchors },
     rule: genesis.body.economy.faucet,
+    consensus: store,
   })
   let swarmRef: AnchorSwarm | undefined
   const ledger = new LiveLedger({

@@ -34,8 +34,8 @@ export interface LiveLedgerOptions {
   genesisVerifiers?: readonly string[]
   /** Signature-checked verifier manifests, and a number that changes when they do. */
   manifests?: { all(): AcceptedManifest[]; readonly version: number }
-  /** Signature-checked faucet grants, and a number that changes when they do. */
-  grants?: { all(): readonly FaucetGrant[]; readonly version: number }
+  /** Signature-checked faucet grants, a number that changes when they do, and how to learn another anchor's. */
+  grants?: { all(): readonly FaucetGrant[]; readonly version: number; learn?(did: string): Promise<boolean> }
 }
 
 /** Totals of the live ledger, as `/api/ledger` serves them. */
@@ -101,7 +101,8 @@ export class LiveLedger {
    * so the ledger is derived again).
    */
   funding(): FundingCheck {
-    return (need, _thread, reserved) => {
+    return async (need, _thread, reserved) => {
+      await this.#options.grants?.learn?.(need.requester)
       const balance = this.account(need.requester).balance - reserved
       return balance >= need.budget
         ? undefined

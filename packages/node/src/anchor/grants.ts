@@ -4,11 +4,19 @@
  * its life, the network at most `maxCreditsPerWindow` per window) — and keeps every grant in
  * `<data>/grants.jsonl`, one JSON line each, fsync'd before the grant is acknowledged. On start the
  * file is read back and every grant verified; a torn last line (a crash mid-write) is cut off.
+ *
+ * Anchors that share a consensus store (an etcd group) grant an account once between them: the
+ * grant first claims the key `faucet/<did>` with the store's create-if-absent, as DECIDE claims a
+ * NEED, and the record carries the signed grant, so that another anchor of the group learns it
+ * ({@link GrantStore.learn}) when it checks that account's funds. (Anchors with separate stores each
+ * keep their own faucet until a heal merges the stores: an account may then be granted once per
+ * such anchor.)
  */
 import { closeSync, existsSync, fsyncSync, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
-import { faucetProblem } from '../../../peer/src/core/economy/grants.ts'
 import { didKeyProblem } from '../../../peer/src/core/codec.ts'
+import type { ConsensusStore } from '../../../peer/src/core/consensus.ts'
+import { faucetProblem } from '../../../peer/src/core/economy/grants.ts'
 import { InvalidArgumentError } from '../../../peer/src/core/errors.ts'
 import type { FaucetRule } from '../../../peer/src/core/genesis.ts'
 import type { Identity } from '../../../peer/src/crypto/ed25519.ts'
@@ -26,6 +34,7 @@ export class GrantStore {
   readonly #identity: Identity
   readonly #network: { network: string; anchors: readonly string[] }
   readonly #rule: FaucetRule
+  readonly #consensus: ConsensusStore | undefined
   #grants: SignedGrant[]
   #fd: number
   #version = 0
@@ -39,8 +48,10 @@ export class GrantStore {
     network: { network: string; anchors: readonly string[] },
     rule: FaucetRule,
     clock: () => number,
+    consensus: ConsensusStore | undefined,
   ) {
     this.path = path
+    this.#consensus = consensus
     this.#fd = fd
     this.#grants = grants
     this.#identity = identity
@@ -56,6 +67,8 @@ export class GrantStore {
     network: { network: string; anchors: readonly string[] }
     rule: FaucetRule
     clock?: () => number
+    /** The anchor's consensus store: one grant per account among the anchors sharing it. */
+    consensus?: ConsensusStore
   }): Promise<GrantStore> {
     const path = join(options.dataDir, 'grants.jsonl')
     const grants: SignedGrant[] = []
@@ -85,7 +98,16 @@ export class GrantStore {
       ftruncateSync(fd, keep)
       fsyncSync(fd)
     }
-    return new GrantStore(path, fd, grants, options.identity, options.network, options.rule, options.clock ?? Date.now)
+    return new GrantStore(
+      path,
+      fd,
+      grants,
+      options.identity,
+      options.network,
+      options.rule,
+      options.clock ?? Date.now,
+      options.consensus,
+    )
   }
 
   /** Changes whenever a grant is made. */
@@ -121,18 +143,55 @@ export class GrantStore {
     const amount = this.#check(did, atMs)
     if (typeof amount !== 'number') return amount
     const grant = await signGrant(this.#identity, { net: this.#network.network, to: did, amount, atMs })
+    if (this.#consensus) {
+      const epoch = await this.#consensus.currentEpoch()
+      const claim = await this.#consensus.tryDecide({
+        need: `faucet/${did}`,
+        proposal: JSON.stringify(grant),
+        epoch,
+        lamport: 1,
+        kPlan: 1,
+        decider: this.#identity.did,
+      })
+      if (claim.outcome === 'conflict') {
+        return { status: 409, error: `${did} was granted the faucet's credits by anchor ${claim.record.decider}` }
+      }
+    }
     // Checked again: another request may have been granted while this one was being signed.
     const again = this.#check(did, atMs)
     if (typeof again !== 'number' || again !== amount) {
       return typeof again === 'number' ? { status: 409, error: 'a grant for this account was just made' } : again
     }
+    this.#append(grant)
+    return grant
+  }
+
+  /**
+   * Learns the grant another anchor of the group made to `did` (from the shared store), if this
+   * anchor holds none: verified, kept durably like its own. Resolves with whether it learnt one.
+   */
+  async learn(did: string): Promise<boolean> {
+    if (!this.#consensus || this.#grants.some((g) => g.to === did)) return false
+    const record = await this.#consensus.getDecide(`faucet/${did}`)
+    if (!record) return false
+    let grant: SignedGrant
+    try {
+      grant = await verifyGrant(JSON.parse(record.proposal), this.#network)
+    } catch {
+      return false
+    }
+    if (grant.to !== did || faucetProblem(grant, this.#grants, this.#rule) !== undefined) return false
+    this.#append(grant)
+    return true
+  }
+
+  #append(grant: SignedGrant): void {
     const line = Buffer.from(`${JSON.stringify(grant)}\n`)
     let written = 0
     while (written < line.length) written += writeSync(this.#fd, line, written, line.length - written)
     fsyncSync(this.#fd)
     this.#grants.push(grant)
     this.#version += 1
-    return grant
   }
 
   close(): void {

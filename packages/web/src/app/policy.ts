@@ -1,5 +1,5 @@
 /**
- * The network's base policy in the tab (PROTOCOL.md §7): the committed bundle (`policies/bundle/`,
+ * The network's base policy in the tab (docs/PROTOCOL.md §10): the committed bundle (`policies/bundle/`,
  * the gas-metered WASM and its manifest) is fetched as two assets of the build, checked (the WASM
  * must hash to the manifest's `policyHash`, and every conformance vector must give the recorded
  * decision, gas units and eval digest on this browser's engine), and run at the agent's three
@@ -11,7 +11,14 @@
  * of peers that run only the built-in rules (Node peers without gates, `BUILTIN_POLICY_HASH`) are
  * accepted too, and evaluated under the base policy at ingress.
  */
-import { type BasePolicy, basePolicyGates, type BundleManifest, type PolicyReason } from '@can-swarm/peer'
+import {
+  type BasePolicy,
+  type BundleManifest,
+  basePolicyGates,
+  envelopeInput,
+  type PolicyReason,
+  type UnsignedEnvelope,
+} from '@can-swarm/peer'
 
 /** Where the bundle is served: the instrumented WASM and its JSON manifest. */
 export interface PolicyBundleSource {
@@ -85,6 +92,20 @@ export async function loadTabPolicy(
   } catch (error) {
     throw new PolicyLoadError(error instanceof Error ? error.message : String(error), { cause: error })
   }
+}
+
+/**
+ * The reasons the policy would deny `env` at the preflight gate, or undefined when it allows it;
+ * evaluated without counting (the agent's own preflight counts what it publishes). The tab uses it
+ * to order its refusals: a NEED the network's policy forbids is refused for that, in the policy's
+ * words, before anything is said about the person's credits.
+ */
+export function preflightDenial(
+  policy: TabPolicy,
+  env: Pick<UnsignedEnvelope, 'kind' | 'payload' | 'refs'>,
+): readonly PolicyReason[] | undefined {
+  const decision = policy.gates.engine.evaluate(envelopeInput(env as UnsignedEnvelope, 'preflight'))
+  return decision.allowed ? undefined : decision.reasons
 }
 
 /** What each rule of the base policy checks, in words (policies/README.md has the limits). */

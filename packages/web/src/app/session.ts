@@ -1,11 +1,15 @@
 /**
- * The tab's peer: identity from IndexedDB, network parameters and the anchor's WebSocket address
- * from the anchor that served the page (`/api/status`), a browser libp2p node (WebSockets to the
- * anchor, circuit relay reservation on it, direct WebRTC to other tabs), the gossip bus and an
- * agent with the roles the person chose. Everything it sees is kept in IndexedDB and folded again
- * on reload; after a reload or an outage it catches up through plan sync (each thread's Automerge
- * document, kept in IndexedDB too, synced with the anchor and other tabs) and from the anchor's log,
- * verifying every signature in the tab. Uses only the public API of `@can-swarm/peer`.
+ * The tab's peer: identity from IndexedDB; the network from the anchor that served the page (its
+ * signed genesis, verified in the tab with `fetchNetwork`: network id, anchors, parameters) and
+ * the pool the anchor decides under (`/api/status`, polled: a newer pool epoch becomes the agent's
+ * view); a browser libp2p node (WebSockets to the anchor, circuit relay reservation on it, direct
+ * WebRTC to other tabs), the gossip bus (envelopes of another network refused) and an agent with
+ * the roles the person chose. Credits come from the network's faucet (a signed grant, asked once
+ * when the person first needs more than they hold) and are read from the anchor's ledger.
+ * Everything it sees is kept in IndexedDB, scoped by network, and folded again on reload; after a
+ * reload or an outage it catches up through plan sync (each thread's Automerge document, kept in
+ * IndexedDB too, synced with the anchor and other tabs) and from the anchor's log, verifying every
+ * signature in the tab. Uses only the public API of `@can-swarm/peer`.
  */
 
 import {
@@ -15,16 +19,26 @@ import {
   type AnyEnvelope,
   CanSwarmError,
   createIdentity,
-  decodeEnvelope,
   encodeEnvelope,
   envelopeFromJson,
+  fetchNetwork,
+  GENESIS_EPOCH,
+  type Genesis,
+  genesisFromJson,
+  genesisToJson,
   type LocalIdentity,
   type NetworkParams,
-  networkParams,
   PolicyDeniedError,
   type PoolEntry,
+  type PoolSnapshot,
+  paramsFromGenesis,
+  poolSnapshotOf,
+  requestCredits,
   signManifest,
   verifyEnvelopes,
+  verifyGenesis,
+  verifyGrant,
+  withPool,
 } from '@can-swarm/peer'
 import { isEligibleVerifier } from '@can-swarm/peer/core'
 import {
@@ -41,8 +55,14 @@ import type { PlanSync, PlanSyncWasmSource } from '@can-swarm/peer/plan-sync'
 import { multiaddr } from '@multiformats/multiaddr'
 import { AnchorArtifactStore } from './artifacts.ts'
 import { TrafficSeries } from './metrics.ts'
-import { explainPolicyDenial, loadTabPolicy, type PolicyBundleSource, type TabPolicy } from './policy.ts'
-import type { StoredEnvelope, TabStorage } from './storage.ts'
+import {
+  explainPolicyDenial,
+  loadTabPolicy,
+  type PolicyBundleSource,
+  preflightDenial,
+  type TabPolicy,
+} from './policy.ts'
+import { readStoredEnvelopes, type StoredEnvelope, type TabStorage } from './storage.ts'
 import { TabArtifacts } from './tab-artifacts.ts'
 
 /** The IndexedDB database of the tab's plan documents. */
@@ -55,7 +75,46 @@ export interface AnchorStatus {
   did: string
   peerId: string
   multiaddrs: string[]
-  params: NetworkParams
+  /** The network id (its genesis id). */
+  network: string
+  /** The pool the anchor decides under now. */
+  pool: PoolSnapshot
+}
+
+/** The network this tab follows, as kept in its settings (`network`): the signed genesis and the latest pool. */
+interface SavedNetwork {
+  genesis: string
+  pool: PoolSnapshot
+}
+
+/**
+ * What the network's faucet said to this identity (A7: credits are minted only by the genesis
+ * and the faucet). `none`: not asked yet; `granted`: a grant signed by an anchor and checked in
+ * the tab; `had`: the faucet says this account had its grant already; `refused`: another answer
+ * (the network's faucet exhausted for now, the anchor unreachable, a grant that does not verify),
+ * so the tab may ask again later.
+ */
+export type FaucetState =
+  | { state: 'none' }
+  | { state: 'asking' }
+  | { state: 'granted'; amount: number; atMs: number }
+  | { state: 'had'; error: string }
+  | { state: 'refused'; status: number; error: string }
+
+/** The faucet's answer in words, for the person. */
+export function faucetWords(faucet: FaucetState): string {
+  switch (faucet.state) {
+    case 'none':
+      return 'Not asked the faucet yet.'
+    case 'asking':
+      return "Asking the network's faucet for credits…"
+    case 'granted':
+      return `Granted ${faucet.amount} credits by the network's faucet.`
+    case 'had':
+      return `The network's faucet gives one identity its credits once, and this one has had them (${faucet.error}).`
+    case 'refused':
+      return `The network's faucet refused: ${faucet.error.replace(/^the faucet refuses: /, '').replace(/\.$/, '')}.`
+  }
 }
 
 /** Whether the tab reaches the swarm through its anchor. */
@@ -127,6 +186,9 @@ export type Credits = AccountView & { atMs: number }
 /** How many credit samples the tab keeps for its chart. */
 export const CREDIT_SAMPLES = 120
 
+/** A draft-sized CID (for the policy preview of a NEED before its inputs are stored). */
+const PLACEHOLDER_CID = `bafkrei${'a'.repeat(52)}`
+
 /** The tab's peer session. Emits `change` whenever something shown may have changed. */
 export class SwarmSession extends EventTarget {
   readonly identity: LocalIdentity
@@ -143,7 +205,10 @@ export class SwarmSession extends EventTarget {
   readonly seenAt = new Map<string, number>()
   connectivity: Connectivity = 'starting'
   anchor: AnchorStatus | undefined
-  params: NetworkParams | undefined
+  /** The network this tab follows: its signed genesis, verified in the tab. */
+  genesis: Genesis | undefined
+  /** What the network's faucet said to this identity. */
+  faucet: FaucetState = { state: 'none' }
   roles: AgentRoles
   agent: Agent | undefined
   errors: ShownError[] = []
@@ -166,6 +231,10 @@ export class SwarmSession extends EventTarget {
   #attached: AttachedAgent | undefined
   #planSync: PlanSync | undefined
   #unsaved: StoredEnvelope[] = []
+  /** The network's parameters from its genesis, and the pool view to start an agent with. */
+  #genesisParams: NetworkParams | undefined
+  #view: NetworkParams | undefined
+  #asking: Promise<FaucetState> | undefined
   #manifestSeq = 0
   #timers: Array<ReturnType<typeof setInterval>> = []
   #checking = false
@@ -201,7 +270,18 @@ export class SwarmSession extends EventTarget {
         cache: { get: async () => undefined, set: async () => {} },
       }),
     })
-    this.bus = createBus(network)
+    // Gossip of another network is neither taken in nor forwarded: its signatures mean nothing here.
+    this.bus = createBus(network, {
+      ingress: (env) =>
+        env.net === this.genesis?.id
+          ? { allowed: true }
+          : {
+              allowed: false,
+              reason: this.genesis
+                ? `envelope of network ${env.net}, not ${this.genesis.id}`
+                : 'this tab has not learned its network yet',
+            },
+    })
     this.bus.onEnvelope((env) => {
       if (this.joinMs === undefined) this.joinMs = Math.round(performance.now())
       this.#record(env, 'received')
@@ -233,9 +313,20 @@ export class SwarmSession extends EventTarget {
         session.error(new Error(`the artifact store (IndexedDB) could not be opened: ${describe(error)}`)),
       )
     void session.#loadPolicy()
-    await session.#loadHistory()
-    const saved = await storage.setting<NetworkParams>('params')
-    if (saved) await session.#setParams(networkParams(saved))
+    // The network it followed last: history and agent at once, even while the anchor is away.
+    const saved = await storage.setting<SavedNetwork>('network')
+    if (saved) {
+      try {
+        const genesis = await verifyGenesis(genesisFromJson(saved.genesis))
+        await session.#join(genesis, withPool(paramsFromGenesis(genesis), saved.pool))
+      } catch (error) {
+        session.error(
+          new Error(
+            `the network kept in this browser could not be read (${describe(error)}); the anchor's is used`,
+          ),
+        )
+      }
+    }
     session.#watch()
     await session.check()
     return session
@@ -243,6 +334,12 @@ export class SwarmSession extends EventTarget {
 
   get did(): string {
     return this.identity.did
+  }
+
+  /** The network's parameters with the newest pool this tab knows (the agent's view once it runs). */
+  get params(): NetworkParams | undefined {
+    const running = this.agent?.params
+    return running && running.network === this.#view?.network ? running : this.#view
   }
 
   /** True when this tab may verify: its did is in the pool, or the pool is open (bootstrap, nobody listed). */
@@ -263,31 +360,45 @@ export class SwarmSession extends EventTarget {
 
   // ------------------------------------------------------------------ history
 
-  async #loadHistory(): Promise<void> {
-    const stored = await this.storage.envelopes()
-    const decoded: AnyEnvelope[] = []
-    for (const item of stored) {
-      try {
-        decoded.push(decodeEnvelope(item.bytes))
-        this.seenAt.set(item.id, item.atMs)
-      } catch (error) {
-        this.error(new Error(`a stored envelope could not be read and was skipped: ${describe(error)}`))
-      }
+  /** Reads back the stored envelopes of `network` (only), verifying each. */
+  async #loadHistory(network: string): Promise<void> {
+    const history = readStoredEnvelopes(await this.storage.envelopes(), network)
+    if (history.unreadable.length > 0) {
+      // Records of an earlier envelope format (before `net`) can never be read again.
+      await this.storage
+        .deleteEnvelopes(history.unreadable.map((item) => item.id))
+        .catch((error: unknown) => this.error(error))
+      this.error(
+        new Error(
+          `${history.unreadable.length} stored envelope(s) could not be read (an earlier envelope format, e.g. ${describe(history.unreadable[0]!.error)}) and were removed from this browser`,
+        ),
+      )
     }
+    const decoded = history.envelopes.map((item) => item.env)
     const results = await verifyEnvelopes(decoded)
-    for (const [index, env] of decoded.entries()) {
-      if (results[index] === undefined) this.envelopes.set(env.id, env)
+    for (const [index, { env, atMs }] of history.envelopes.entries()) {
+      if (results[index] !== undefined) continue
+      this.envelopes.set(env.id, env)
+      this.seenAt.set(env.id, atMs)
     }
   }
 
   #record(env: AnyEnvelope, how: 'received' | 'published' | 'caught-up'): boolean {
-    if (this.envelopes.has(env.id)) return false
+    // Only envelopes of the network this tab follows are kept (plan documents and the anchor's
+    // log are read through here too).
+    if (this.envelopes.has(env.id) || env.net !== this.genesis?.id) return false
     const now = Date.now()
     this.envelopes.set(env.id, env)
     this.seenAt.set(env.id, now)
     if (how === 'published') this.traffic.published(now)
     else if (how === 'received') this.traffic.received(now, now - env.ts)
-    this.#unsaved.push({ id: env.id, thread: env.thread, bytes: encodeEnvelope(env), atMs: now })
+    this.#unsaved.push({
+      id: env.id,
+      net: env.net,
+      thread: env.thread,
+      bytes: encodeEnvelope(env),
+      atMs: now,
+    })
     this.#changed()
     return true
   }
@@ -336,19 +447,66 @@ export class SwarmSession extends EventTarget {
     return this.#policyLoading
   }
 
-  async #setParams(params: NetworkParams): Promise<void> {
-    const changed = JSON.stringify(params) !== JSON.stringify(this.params)
-    if (!changed && this.agent) return
-    this.params = params
-    await this.storage.saveSetting('params', params)
+  /**
+   * Follows the network of `genesis` (verified) with the pool view `params`: the first time, or
+   * when the anchor serves another network than the one this tab followed (its data directory was
+   * reset). The old network's agent stops and its envelopes are no longer read; the new network's
+   * history (if any) is folded into a new agent.
+   */
+  async #join(genesis: Genesis, params: NetworkParams): Promise<void> {
+    const previous = this.genesis
+    if (previous?.id === genesis.id) return
+    this.genesis = genesis
+    this.#genesisParams = paramsFromGenesis(genesis)
+    this.#view = params
+    if (previous) {
+      this.#attached?.detach()
+      this.agent?.stop()
+      this.agent = undefined
+      await this.#persist()
+      this.envelopes.clear()
+      this.seenAt.clear()
+      this.credits = undefined
+      this.creditHistory.length = 0
+      this.poolEntry = undefined
+      this.#manifestSeq = 0
+      this.error(
+        new Error(
+          `The anchor now serves network ${genesis.id}, not ${previous.id} (its data was reset, or it is another network): this tab follows the new network; what it kept of the old one stays in this browser, unused.`,
+        ),
+      )
+    }
+    this.faucet = (await this.storage.setting<FaucetState>(`faucet:${genesis.id}`)) ?? { state: 'none' }
+    await this.#saveNetwork()
+    await this.#loadHistory(genesis.id)
     await this.#rebuild()
+  }
+
+  async #saveNetwork(): Promise<void> {
+    const genesis = this.genesis
+    const params = this.params
+    if (!genesis || !params) return
+    const saved: SavedNetwork = { genesis: genesisToJson(genesis), pool: poolSnapshotOf(params) }
+    await this.storage.saveSetting('network', saved).catch((error: unknown) => this.error(error))
+  }
+
+  /** Adopts a newer pool the anchor decides under (a verifier staked or left). */
+  async #adoptPool(pool: PoolSnapshot): Promise<void> {
+    const base = this.#genesisParams
+    if (!base || pool.epoch <= (this.params?.poolEpoch ?? 0)) return
+    this.#view = withPool(base, pool)
+    this.agent?.setParams(this.#view)
+    await this.#saveNetwork()
+    this.#changed()
   }
 
   /** Rebuilds the agent (roles or parameters changed) and folds the history into it again. */
   #rebuild(): Promise<void> {
     this.#rebuilding = this.#rebuilding.then(async () => {
+      // The newest pool view: the running agent may have learned one from a DECIDE.
       const params = this.params
       if (!params) return
+      this.#view = params
       this.#attached?.detach()
       await this.#planSync?.stop().catch((error: unknown) => this.error(error))
       this.#planSync = undefined
@@ -397,18 +555,21 @@ export class SwarmSession extends EventTarget {
     await this.#rebuild()
   }
 
-  /** Posts a NEED. Resolves to its id; errors are thrown in words. */
+  /**
+   * Posts a NEED. Resolves to its thread id, with the faucet's answer in words when the tab asked
+   * it for credits to fund the budget; errors are thrown in words.
+   */
   async post(request: {
     requires: string[]
     input: Uint8Array
     budget: number
     bidWindowMs?: number
-  }): Promise<string> {
+  }): Promise<{ thread: string; faucet?: string }> {
     await this.#rebuilding
     const agent = this.agent
     if (!agent) {
       throw new Error(
-        'not joined yet: the anchor has not told this tab the network parameters (is it reachable?)',
+        'not joined yet: the anchor has not told this tab its network (its signed genesis); is it reachable?',
       )
     }
     if (this.#options.policy && !this.policy) {
@@ -428,15 +589,6 @@ export class SwarmSession extends EventTarget {
         `insufficient budget: the chain ${request.requires.join(' → ')} costs ${price} credits at the built-in prices, the budget is ${request.budget}`,
       )
     }
-    const credits = this.credits
-    if (credits?.known && request.budget > credits.balance) {
-      throw new Error(
-        `insufficient credits: you hold ${credits.balance} spendable credits, the budget is ${request.budget}` +
-          (credits.pending > 0
-            ? ` (${credits.pending} more are owed to you once challenge windows close)`
-            : ''),
-      )
-    }
     const need = {
       requires: request.requires,
       inputs: [request.input],
@@ -444,8 +596,26 @@ export class SwarmSession extends EventTarget {
       bidWindowMs: request.bidWindowMs ?? 500,
       produces: 'text/plain',
     }
+    // A NEED the network's policy forbids is refused for that (by the agent's preflight below,
+    // before anything is published); only a NEED it allows is checked against the person's credits.
+    const forbidden =
+      this.policy &&
+      preflightDenial(this.policy, {
+        kind: 'NEED',
+        refs: [],
+        payload: {
+          ...need,
+          need: '',
+          epoch: GENESIS_EPOCH,
+          inputs: [PLACEHOLDER_CID],
+          deadlineMs: Date.now() + 60_000,
+        },
+      })
+    // A7: an anchor decides a NEED only if its requester can fund the budget.
+    const faucet = forbidden ? undefined : await this.#fund(request.budget, 'the budget')
     try {
-      return await agent.post(need)
+      const thread = await agent.post(need)
+      return faucet ? { thread, faucet } : { thread }
     } catch (error) {
       if (!(error instanceof PolicyDeniedError)) throw error
       // The NEED was never published: say which rule denied which field, with the value asked for.
@@ -457,6 +627,89 @@ export class SwarmSession extends EventTarget {
   priceOf(requires: readonly string[]): number {
     const registry = this.agent?.capabilities
     return requires.reduce((sum, name) => sum + (registry?.get(name)?.manifest.price ?? 0), 0)
+  }
+
+  // ------------------------------------------------------------------ credits
+
+  /**
+   * Asks the network's faucet for this identity's credits (`POST /api/faucet/<did>`), once: a
+   * grant is checked in the tab (signed by an anchor of the network, for this did) and kept; an
+   * answer that the account had its grant is kept too; any other refusal may be asked again.
+   * Resolves to the faucet's answer (see {@link faucetWords}).
+   */
+  askFaucet(): Promise<FaucetState> {
+    const genesis = this.genesis
+    if (!genesis) {
+      return Promise.reject(new Error('not joined yet: the anchor has not told this tab its network'))
+    }
+    if (this.faucet.state === 'granted' || this.faucet.state === 'had') return Promise.resolve(this.faucet)
+    this.#asking ??= (async () => {
+      this.faucet = { state: 'asking' }
+      this.#changed()
+      let answer: FaucetState
+      try {
+        const reply = await requestCredits(this.anchorUrl, this.did, { signal: AbortSignal.timeout(10_000) })
+        if (reply.granted) {
+          const grant = await verifyGrant(reply.grant, { network: genesis.id, anchors: genesis.body.anchors })
+          if (grant.to !== this.did) throw new Error(`the grant is for ${grant.to}, not for this tab`)
+          answer = { state: 'granted', amount: grant.amount, atMs: grant.atMs }
+        } else if (reply.status === 409) {
+          answer = { state: 'had', error: reply.error }
+        } else {
+          answer = { state: 'refused', status: reply.status, error: reply.error }
+        }
+      } catch (error) {
+        answer = { state: 'refused', status: 0, error: describe(error) }
+      }
+      if (this.genesis?.id !== genesis.id) return answer // the network changed meanwhile
+      this.faucet = answer
+      if (answer.state !== 'refused') {
+        await this.storage
+          .saveSetting(`faucet:${genesis.id}`, answer)
+          .catch((error: unknown) => this.error(error))
+      }
+      await this.#refreshCredits()
+      this.#changed()
+      return answer
+    })().finally(() => {
+      this.#asking = undefined
+    })
+    return this.#asking
+  }
+
+  /**
+   * Makes sure this identity can spend `amount` now: when its balance falls short and the faucet
+   * has not granted it its credits yet (and they would cover it), asks the faucet first. Resolves
+   * to the faucet's answer in words when it was asked; throws, in words, when the credits are not
+   * there.
+   */
+  async #fund(amount: number, what: string): Promise<string | undefined> {
+    await this.#refreshCredits()
+    let balance = this.credits?.balance ?? 0
+    if (amount <= balance) return undefined
+    const rule = this.genesis?.body.economy.faucet
+    const open = this.faucet.state === 'none' || this.faucet.state === 'refused'
+    let asked: string | undefined
+    if (open && rule && balance + rule.grantCredits >= amount) {
+      asked = faucetWords(await this.askFaucet())
+      balance = this.credits?.balance ?? 0
+      if (amount <= balance) return asked
+    }
+    const pending = this.credits?.pending ?? 0
+    const why =
+      asked ??
+      (this.faucet.state === 'granted'
+        ? `the network's faucet granted this identity its ${this.faucet.amount} credits already`
+        : this.faucet.state === 'had'
+          ? faucetWords(this.faucet)
+          : rule
+            ? `the network's faucet grants one identity at most ${rule.grantCredits} credits`
+            : undefined)
+    throw new Error(
+      `insufficient credits: you hold ${balance} spendable credits, ${what} is ${amount}` +
+        (pending > 0 ? `; ${pending} more are owed to you once challenge windows close` : '') +
+        (why ? `. ${why.replace(/\.$/, '')}.` : ''),
+    )
   }
 
   // ------------------------------------------------------------------ anchor
@@ -499,7 +752,18 @@ export class SwarmSession extends EventTarget {
         return
       }
       this.anchor = status
-      await this.#setParams(networkParams(status.params))
+      if (status.network !== this.genesis?.id) {
+        // A new tab, or an anchor that serves another network now: its signed genesis, verified here.
+        let joined: Awaited<ReturnType<typeof fetchNetwork>>
+        try {
+          joined = await fetchNetwork(this.anchorUrl, { signal: AbortSignal.timeout(5000) })
+        } catch (error) {
+          this.#goOffline(`The anchor's network could not be joined: ${describe(error)}`)
+          return
+        }
+        await this.#join(joined.genesis, joined.params)
+      }
+      if (status.pool) await this.#adoptPool(status.pool)
       const libp2p = this.network.libp2p
       const anchorPeer = libp2p.getPeers().find((peer) => peer.toString() === status.peerId)
       if (!anchorPeer || libp2p.getConnections(anchorPeer).length === 0) {
@@ -532,16 +796,26 @@ export class SwarmSession extends EventTarget {
    * signs a manifest with this tab's key and sends it (`PUT /api/pool/<did>`). The anchor's ledger
    * bonds the stake from this identity's credits. Errors are thrown in words.
    */
-  async declareStake(fields: { org: string; asn: string; region: string; stake: number }): Promise<void> {
+  async declareStake(fields: {
+    org: string
+    asn: string
+    region: string
+    stake: number
+  }): Promise<{ faucet?: string }> {
+    const net = this.genesis?.id
+    if (!net) throw new Error('not joined yet: the anchor has not told this tab its network')
     const seq = Math.max(Date.now(), this.#manifestSeq + 1)
     let manifest: Awaited<ReturnType<typeof signManifest>>
     try {
-      manifest = await signManifest(this.identity, { ...fields, seq })
+      manifest = await signManifest(this.identity, { ...fields, net, seq })
     } catch (error) {
       throw new Error(
         `the declaration is not valid: ${error instanceof Error ? error.message : String(error)}`,
       )
     }
+    // A manifest mints nothing: the stake must be this identity's credits already.
+    const more = fields.stake - (this.credits?.staked ?? 0)
+    const faucet = more > 0 ? await this.#fund(more, 'the stake to bond') : undefined
     let response: Response
     try {
       response = await fetch(`${this.anchorUrl}/api/pool/${encodeURIComponent(this.did)}`, {
@@ -564,6 +838,7 @@ export class SwarmSession extends EventTarget {
         `the manifest was accepted but ${fields.stake} credits could not be bonded: you hold ${this.credits?.balance ?? 0} spendable credits`,
       )
     }
+    return faucet ? { faucet } : {}
   }
 
   /** Reads this tab's account from the anchor's ledger; keeps the last answer when it fails. */

@@ -1,6 +1,7 @@
 /** The app shell: header, navigation, the Overview page (identity, credits, roles, post a NEED). */
 import type { AgentRoles } from '@can-swarm/peer'
-import type { SwarmSession } from '../app/session.ts'
+import { isOpenPool } from '@can-swarm/peer/core'
+import { faucetWords, type SwarmSession } from '../app/session.ts'
 import { lineChart } from './chart.ts'
 import { clock, h, shortId } from './dom.ts'
 import { AsyncCache, swarmView, threadsView, threadView, verifierView } from './views.ts'
@@ -217,10 +218,12 @@ function overviewForms(session: SwarmSession): Forms {
             if (input.length === 0) throw new Error('the input is empty: type a text or choose a file')
             const chain = requires.value.split(/[,→>\s]+/).filter((name) => name.length > 0)
             const started = performance.now()
-            const need = await session.post({ requires: chain, input, budget: Number(budget.value) })
+            const posted = await session.post({ requires: chain, input, budget: Number(budget.value) })
+            const need = posted.thread
             sessionStorage.setItem(`posted:${need}`, String(started))
             result.className = 'form-result ok'
             result.replaceChildren(
+              posted.faucet ? `${posted.faucet} ` : '',
               'Posted ',
               h('a', { href: `#/threads/${encodeURIComponent(need)}`, 'data-testid': 'posted-need' }, need),
               '. Follow it live →',
@@ -286,10 +289,13 @@ function stakeForm(session: SwarmSession): HTMLElement {
     result.textContent = stake > 0 ? 'Signing and sending your manifest…' : 'Leaving the pool…'
     session
       .declareStake({ org: org.value.trim(), asn: asn.value.trim(), region: region.value.trim(), stake })
-      .then(() => {
+      .then(({ faucet }) => {
         result.className = 'form-result ok'
         result.textContent =
-          stake > 0 ? `In the pool with ${stake} credits staked.` : 'Left the pool: your stake is unbonding.'
+          (faucet ? `${faucet} ` : '') +
+          (stake > 0
+            ? `In the pool with ${stake} credits staked; the anchor adopts the new pool at its next epoch boundary.`
+            : 'Left the pool: your stake is unbonding.')
       })
       .catch((error: unknown) => {
         result.className = 'form-result bad'
@@ -311,7 +317,7 @@ function stakeForm(session: SwarmSession): HTMLElement {
     h(
       'p',
       { class: 'muted' },
-      'Committees are drawn from staked verifiers, weighted by √stake × reputation × recency, at most one per org. Your manifest is signed with this tab’s key.',
+      'Committees are drawn from staked verifiers, weighted by √stake × reputation × recency, at most one per org. Your manifest is signed with this tab’s key for this network; it mints nothing: the stake is bonded from your credits (the faucet is asked first if you hold too few).',
     ),
     h('label', {}, 'Organisation', org),
     h('label', {}, 'Network (ASN)', asn),
@@ -325,7 +331,6 @@ function stakeForm(session: SwarmSession): HTMLElement {
 }
 
 function overview(session: SwarmSession, forms: Forms): HTMLElement {
-  const params = session.params
   return h(
     'section',
     { class: 'view', 'data-view': 'overview' },
@@ -342,24 +347,7 @@ function overview(session: SwarmSession, forms: Forms): HTMLElement {
           { class: 'muted' },
           'An Ed25519 key made in this browser and kept in IndexedDB; it signs every envelope you send. It never leaves this tab.',
         ),
-        h(
-          'p',
-          {},
-          'Verifier pool: ',
-          params === undefined
-            ? 'unknown until the anchor answers'
-            : session.inVerifierPool
-              ? h(
-                  'span',
-                  { class: 'pill ok', 'data-testid': 'pool-status', 'data-in-pool': 'yes' },
-                  'you are in it',
-                )
-              : h(
-                  'span',
-                  { class: 'pill', 'data-testid': 'pool-status', 'data-in-pool': 'no' },
-                  `not in it (${params.verifiers.length} verifier${params.verifiers.length === 1 ? '' : 's'})`,
-                ),
-        ),
+        h('p', {}, 'Verifier pool: ', poolStatus(session)),
       ),
       creditsCard(session),
     ),
@@ -372,6 +360,59 @@ function overview(session: SwarmSession, forms: Forms): HTMLElement {
   )
 }
 
+/** Where this tab stands in the pool the anchor decides under. */
+function poolStatus(session: SwarmSession): HTMLElement | string {
+  const params = session.params
+  if (params === undefined) return 'unknown until the anchor answers'
+  const pill = (state: string, text: string, ok = false) =>
+    h('span', { class: ok ? 'pill ok' : 'pill', 'data-testid': 'pool-status', 'data-in-pool': state }, text)
+  const count = `${params.verifiers.length} verifier${params.verifiers.length === 1 ? '' : 's'}`
+  if (isOpenPool(params))
+    return pill('open', 'open: nobody has staked yet, so any peer may verify (bootstrap, K = 1)')
+  if (params.verifiers.includes(session.did))
+    return pill('yes', `you are in it (${count}, pool epoch ${params.poolEpoch ?? 0})`, true)
+  if (session.poolEntry)
+    return pill('pending', 'staked: the anchor adopts the new pool at its next epoch boundary')
+  return pill('no', `not in it (${count})`)
+}
+
+/** What the network's faucet said to this identity, or what it offers, with a button to ask. */
+function faucetNotice(session: SwarmSession): HTMLElement {
+  const faucet = session.faucet
+  const rule = session.genesis?.body.economy.faucet
+  const ask = (label: string) =>
+    h(
+      'button',
+      {
+        type: 'button',
+        class: 'button small',
+        'data-testid': 'faucet-ask',
+        onclick: () => void session.askFaucet().catch((error: unknown) => session.error(error)),
+      },
+      label,
+    )
+  const text =
+    faucet.state === 'none'
+      ? [
+          `The network's faucet grants a new identity ${rule ? `${rule.grantCredits} credits` : 'its credits'}, once. This tab asks for them when you first post a NEED or stake beyond what you hold, or now: `,
+          ask('Ask the faucet'),
+        ]
+      : faucet.state === 'granted'
+        ? `${faucetWords(faucet).replace(/\.$/, '')} at ${clock(faucet.atMs)} (a grant signed by the anchor, checked in this tab).`
+        : faucet.state === 'refused'
+          ? [faucetWords(faucet), ' ', ask('Ask again')]
+          : faucetWords(faucet)
+  return h(
+    'p',
+    {
+      class: faucet.state === 'refused' ? 'bad' : 'muted',
+      'data-testid': 'faucet',
+      'data-state': faucet.state,
+    },
+    text,
+  )
+}
+
 function creditsCard(session: SwarmSession): HTMLElement {
   const credits = session.credits
   if (!credits) {
@@ -381,6 +422,7 @@ function creditsCard(session: SwarmSession): HTMLElement {
       h('h3', {}, 'Credits'),
       h('p', { class: 'big', 'data-testid': 'credits' }, '—'),
       h('p', { class: 'muted' }, 'Unknown until the anchor answers.'),
+      session.genesis ? faucetNotice(session) : '',
     )
   }
   const history = session.creditHistory
@@ -389,13 +431,7 @@ function creditsCard(session: SwarmSession): HTMLElement {
     { class: 'card' },
     h('h3', {}, 'Credits'),
     h('p', { class: 'big', 'data-testid': 'credits', 'data-balance': credits.balance }, credits.balance),
-    credits.known
-      ? ''
-      : h(
-          'p',
-          { class: 'muted', 'data-testid': 'faucet' },
-          'The faucet grants your first credits with your first signed envelope (e.g. posting a NEED).',
-        ),
+    faucetNotice(session),
     h(
       'dl',
       {},
@@ -447,7 +483,7 @@ function creditsCard(session: SwarmSession): HTMLElement {
     h(
       'p',
       { class: 'muted' },
-      "As the anchor's ledger derives them from signed threads: budgets and bounties are escrowed, paid after FINAL and the challenge period, slashed when a challenge is upheld.",
+      "As the anchor's ledger derives them from signed records: minted only by the network's genesis and its faucet; an anchor decides a NEED only if its budget is funded; budgets and bounties are escrowed, paid after FINAL and the challenge period, slashed when a challenge is upheld.",
     ),
   )
 }
@@ -461,6 +497,20 @@ function networkCard(session: SwarmSession): HTMLElement {
     h(
       'dl',
       {},
+      h('dt', {}, 'network'),
+      h(
+        'dd',
+        { 'data-testid': 'network-id', 'data-network': session.genesis?.id ?? '' },
+        session.genesis
+          ? h(
+              'code',
+              {
+                title: `${session.genesis.id} (${session.genesis.body.name}): the hash of its signed genesis, verified in this tab`,
+              },
+              shortId(session.genesis.id, 8),
+            )
+          : '—',
+      ),
       h('dt', {}, 'anchor'),
       h(
         'dd',
@@ -471,6 +521,14 @@ function networkCard(session: SwarmSession): HTMLElement {
       ),
       h('dt', {}, 'mode'),
       h('dd', {}, params ? (params.bootstrap ? 'bootstrap (K = 1)' : 'full') : '—'),
+      h('dt', {}, 'verifier pool'),
+      h(
+        'dd',
+        {},
+        params
+          ? `epoch ${params.poolEpoch ?? 0}, ${params.verifiers.length} staked verifier${params.verifiers.length === 1 ? '' : 's'}`
+          : '—',
+      ),
       h('dt', {}, 'challenge window'),
       h('dd', {}, params ? `${params.tChallengeMs / 1000} s` : '—'),
       h('dt', {}, 'peers connected'),

@@ -1,5 +1,8 @@
-/** The plan of a thread drawn as a DAG: input artifacts → tasks (coloured by state) → outputs. */
-import type { ThreadState } from '@can-swarm/peer'
+/**
+ * The plan of a thread drawn as a DAG: input artifacts → tasks (coloured by state, with their
+ * lease: granted to whom, or CLAIMs waiting for an anchor's GRANT) → outputs.
+ */
+import type { TaskInfo, ThreadState } from '@can-swarm/peer'
 import { s, shortId } from './dom.ts'
 import { finalOutputs, planTasks } from './model.ts'
 
@@ -15,6 +18,14 @@ interface Placed {
   cls: string
   column: number
   row: number
+}
+
+/** A task's lease in a few words: granted to whom, or how many CLAIMs wait for an anchor's GRANT. */
+function leaseText(task: TaskInfo): string {
+  if (task.lease) return ` · lease ${shortId(task.lease.worker.slice(8), 4)}`
+  if (task.state !== 'DECIDED') return ''
+  const asked = [...task.requests.values()].filter((round) => round === task.round).length
+  return asked > 0 ? ` · ${asked} CLAIM${asked === 1 ? '' : 's'}` : ''
 }
 
 /** An SVG of the thread's plan, or undefined when there is no plan yet. */
@@ -54,7 +65,7 @@ export function planDag(state: ThreadState): SVGElement | undefined {
     nodes.push({
       id: task.id,
       label: task.spec.capability,
-      sub: task.state + (task.lease ? ` · lease ${shortId(task.lease.worker.slice(8), 4)}` : ''),
+      sub: task.state + leaseText(task),
       cls: `task state-${task.state.toLowerCase()}`,
       column,
       row: place(column),

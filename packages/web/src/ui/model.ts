@@ -1,7 +1,7 @@
 /** Views of a thread's state for people: its position in the state machine and its plan. */
 import type { TaskInfo, ThreadState } from '@can-swarm/peer'
 
-/** The positions of a NEED's life, in order (PROTOCOL.md §4). */
+/** The positions of a NEED's life, in order (docs/PROTOCOL.md §5). */
 export const STAGES = [
   'NEED',
   'PROPOSED',
@@ -12,6 +12,18 @@ export const STAGES = [
   'VERIFIED',
   'FINAL',
 ] as const
+
+/** What each position means, in words (shown as the stepper's tooltips). */
+export const STAGE_WORDS: Readonly<Record<(typeof STAGES)[number], string>> = {
+  NEED: 'a requester signed the NEED (its thread id is the hash of the NEED)',
+  PROPOSED: 'a planner proposed a plan (named by its PROPOSE envelope)',
+  'PLAN QUORUM': 'enough verifiers of the pool accepted a plan',
+  DECIDED: 'an anchor decided the plan (only for a requester who can fund the budget)',
+  CLAIMED: 'a worker CLAIMed a task and an anchor GRANTed it the lease',
+  COMMITTED: 'the lease holder committed its outputs',
+  VERIFIED: "the commit's committee attested the result",
+  FINAL: 'an anchor signed FINALIZE after the challenge window',
+}
 
 const TASK_STAGE: Record<string, number> = {
   DRAFT: 3,
@@ -26,6 +38,14 @@ const TASK_STAGE: Record<string, number> = {
 export function planTasks(state: ThreadState): TaskInfo[] {
   const proposal = state.winner?.proposal ?? [...state.proposals.keys()][0]
   return [...state.tasks.values()].filter((task) => task.proposal === proposal)
+}
+
+/** A task id (`<PROPOSE id>/<name>`) for people: its name and a short form of its plan's id. */
+export function taskLabel(task: string): string {
+  const cut = task.lastIndexOf('/')
+  if (cut < 0) return task
+  const plan = task.slice(0, cut)
+  return `${task.slice(cut + 1)} (plan ${plan.length > 13 ? `${plan.slice(0, 6)}…${plan.slice(-6)}` : plan})`
 }
 
 /** Index in {@link STAGES} of where a thread is (the least advanced task once decided). */

@@ -7,13 +7,14 @@ import {
   verifyEnvelopes,
   writeTrace,
 } from '@can-swarm/peer'
+import { isOpenPool } from '@can-swarm/peer/core'
 import { allShardTopics, capabilityTopic } from '@can-swarm/peer/net'
 import { quantile } from '../app/metrics.ts'
 import type { SwarmSession } from '../app/session.ts'
 import { barChart, lineChart } from './chart.ts'
 import { planDag } from './dag.ts'
 import { clock, h, shortDid, shortId } from './dom.ts'
-import { finalOutputs, isFinal, STAGES, stageOf } from './model.ts'
+import { finalOutputs, isFinal, STAGE_WORDS, STAGES, stageOf, taskLabel } from './model.ts'
 
 /** Results of slow checks (audit verification, artifact fetches), cached between renders. */
 export class AsyncCache {
@@ -264,7 +265,11 @@ function stepper(stage: number): HTMLElement {
     'ol',
     { class: 'stepper', 'data-stage': STAGES[stage] },
     STAGES.map((label, index) =>
-      h('li', { class: index < stage ? 'done' : index === stage ? 'current' : 'todo' }, label),
+      h(
+        'li',
+        { class: index < stage ? 'done' : index === stage ? 'current' : 'todo', title: STAGE_WORDS[label] },
+        label,
+      ),
     ),
   )
 }
@@ -371,28 +376,45 @@ async function audit(
   return result
 }
 
-function describeEnvelope(env: AnyEnvelope): string {
+/** What an envelope says, in a line (`byId` finds the envelopes it names). */
+function describeEnvelope(env: AnyEnvelope, byId: ReadonlyMap<string, AnyEnvelope>): string {
   const p = env.payload as unknown as Record<string, unknown>
+  const task = () => taskLabel(String(p.task))
   switch (env.kind) {
     case 'NEED':
       return `requires ${(p.requires as string[]).join(' → ')}, budget ${String(p.budget)}`
-    case 'PROPOSE':
-      return `proposal ${String(p.proposal)}, price ${String(p.price)}`
+    case 'PROPOSE': {
+      const patch = p.patch as Array<{ name: string }>
+      return `plan ${shortId(env.id, 6)}: ${patch.map((spec) => spec.name).join(' → ')}, price ${String(p.price)}`
+    }
     case 'ATTEST_PLAN':
-      return `${String(p.verdict)} ${String(p.proposal)}`
-    case 'DECIDE':
-      return `proposal ${String(p.proposal)}, epoch ${String(p.epoch)}, K_plan ${String(p.kPlan)}`
+      return `${String(p.verdict)} plan ${shortId(String(p.proposal), 6)}`
+    case 'DECIDE': {
+      const pool = p.pool as { epoch: number; verifiers: string[] }
+      return `plan ${shortId(String(p.proposal), 6)}, epoch ${String(p.epoch)}, K_plan ${String(p.kPlan)}, pool epoch ${pool.epoch} (${pool.verifiers.length} verifier${pool.verifiers.length === 1 ? '' : 's'})`
+    }
     case 'CLAIM':
+      return `asks the lease of ${task()} for ${String(p.leaseTtlMs)} ms`
+    case 'GRANT': {
+      const claim = byId.get(String(p.claim))
+      return `leases ${task()} for ${String(p.leaseTtlMs)} ms to ${claim ? shortDid(claim.sender) : `CLAIM ${shortId(String(p.claim), 6)}`}`
+    }
     case 'HEARTBEAT':
+      return `${task()}, progress ${Math.round(Number(p.progress) / 10)} %`
     case 'RELEASE':
+      return `${task()} (${String(p.reason)})`
     case 'YIELD':
-      return `task ${String(p.task)}`
+      return task()
     case 'COMMIT':
-      return `task ${String(p.task)} → ${(p.outputs as string[]).map((cid) => shortId(cid, 6)).join(', ')}`
+      return `${task()} → ${(p.outputs as string[]).map((cid) => shortId(cid, 6)).join(', ')}`
     case 'ATTEST':
-      return `${String(p.verdict)} on task ${String(p.task)}`
+      return `${String(p.verdict)} on ${task()}`
     case 'FINALIZE':
-      return `task ${String(p.task)} with ${(p.attestations as unknown[]).length} attestation(s)`
+      return `${task()} with ${(p.attestations as unknown[]).length} attestation(s)`
+    case 'CHALLENGE':
+      return `${task()}, bond ${String(p.bond)}`
+    case 'INVALIDATE':
+      return `upholds the challenge of ${task()}`
     default:
       return ''
   }
@@ -411,6 +433,8 @@ export function threadView(session: SwarmSession, thread: string, cache: AsyncCa
     )
   }
   const envelopes = [...replica.envelopes()].sort(compareEnvelopes)
+  const byId = new Map(envelopes.map((env) => [env.id, env]))
+  const anchors = new Set(session.params?.anchors ?? [])
   const stage = stageOf(state)
   const final = isFinal(state)
   const outputs = finalOutputs(state)
@@ -533,8 +557,16 @@ export function threadView(session: SwarmSession, thread: string, cache: AsyncCa
               { 'data-kind': env.kind },
               h('td', {}, env.lamport),
               h('td', {}, h('span', { class: `verb verb-${env.kind.toLowerCase()}` }, env.kind)),
-              h('td', { title: env.sender }, env.sender === session.did ? 'you' : shortDid(env.sender)),
-              h('td', {}, describeEnvelope(env)),
+              h(
+                'td',
+                { title: env.sender },
+                env.sender === session.did
+                  ? 'you'
+                  : anchors.has(env.sender)
+                    ? `anchor ${shortDid(env.sender)}`
+                    : shortDid(env.sender),
+              ),
+              h('td', {}, describeEnvelope(env, byId)),
               h('td', { title: env.id }, auditResult === undefined ? '…' : bad ? `✘ ${bad.error}` : '✔'),
             )
           }),
@@ -550,18 +582,25 @@ function waitingHint(session: SwarmSession, thread: string): string | undefined 
   if (!state?.need || isFinal(state)) return undefined
   const params = session.params
   if (params && params.verifiers.length === 0 && !params.bootstrap) {
-    return 'This network has no verifier in its pool, so nothing can be attested or decided. The anchor operator adds verifiers with --verifiers did1,did2.'
+    return 'This network has no staked verifier, so nothing can be attested or decided. Verifiers join by staking (Overview → Stake as a verifier).'
   }
   const price = session.priceOf(state.need.requires)
   if (state.proposals.size === 0 && price > state.need.budget) {
     return `No planner will propose: the chain costs ${price} credits, the budget is ${state.need.budget}.`
   }
   if (state.proposals.size === 0) return 'Waiting for a planner with these capabilities to propose a plan.'
-  if (!state.winner) return 'Waiting for verifiers in the pool to attest a plan and for the anchor to DECIDE.'
+  if (!state.winner) {
+    const credits = session.credits
+    if (state.need.requester === session.did && credits && credits.balance < state.need.budget) {
+      return `Not decided: an anchor decides a NEED only if its requester can fund the budget (${state.need.budget}), and you hold ${credits.balance} spendable credits.`
+    }
+    return 'Waiting for verifiers in the pool to attest a plan and for the anchor to DECIDE (it decides only NEEDs whose requester can fund the budget).'
+  }
   const stage = stageOf(state)
-  if (stage === 3) return 'Waiting for a worker with the capability to claim the task.'
+  if (stage === 3)
+    return 'Waiting for a worker with the capability to CLAIM the task and for the anchor to GRANT it the lease.'
   if (stage === 6)
-    return `Result attested; FINALIZE follows after the challenge window (${Math.round((params?.tChallengeMs ?? 0) / 1000)} s).`
+    return `Result attested; an anchor signs FINALIZE once the challenge window (${Math.round((params?.tChallengeMs ?? 0) / 1000)} s) has passed.`
   return undefined
 }
 
@@ -590,9 +629,11 @@ export function verifierView(session: SwarmSession): HTMLElement {
       session.roles.verifier
         ? 'The verifier role is on. '
         : 'The verifier role is off (switch it on in Overview). ',
-      session.inVerifierPool
-        ? 'Your did is in the network’s verifier pool: you attest plans and re-execute committed work in this tab.'
-        : 'Your did is not in this network’s verifier pool, so your attestations would not count; the anchor operator adds it with --verifiers.',
+      session.params && isOpenPool(session.params)
+        ? 'The network’s verifier pool is open (nobody has staked yet, bootstrap): any peer’s attestations count, K = 1. Stake on the Overview page to be in the pool once it is not.'
+        : session.inVerifierPool
+          ? 'Your did is in the network’s staked verifier pool: you attest plans and re-execute committed work in this tab when a committee draws you.'
+          : 'Your did is not in this network’s verifier pool, so your attestations would not count; stake on the Overview page (a manifest signed in this tab) and the anchor adopts the new pool within seconds.',
     ),
     mine.length === 0
       ? h('p', { class: 'muted card' }, 'Nothing attested yet.')
