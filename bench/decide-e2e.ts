@@ -14,9 +14,9 @@ import {
   startAnchorProcess,
 } from '../packages/node/test/helpers/anchor-process.ts'
 import { planQuorum } from '../packages/node/test/helpers/quorum.ts'
-import type { AnyEnvelope } from '../packages/peer/src/core/types.ts'
 import { createIdentity } from '../packages/peer/src/crypto/ed25519.ts'
 import { requestDecide } from '../packages/peer/src/decide/client.ts'
+import { fetchNetwork, requestCredits } from '../packages/peer/src/join.ts'
 import { createBus } from '../packages/peer/src/net/bus.ts'
 import { createNetwork, type Network } from '../packages/peer/src/net/network.ts'
 import { makeIdentities } from '../packages/peer/test/helpers.ts'
@@ -67,15 +67,23 @@ async function measure(anchorArgs: string[], label: string, progress: (line: str
     })
     networks.push(client)
     await new Promise((resolve) => setTimeout(resolve, 2500))
-    const quorum = (need: string): Promise<AnyEnvelope[]> =>
-      planQuorum({ requester: requester!, planner: planner!, attester: verifier! }, need, 'p')
+    // Every NEED is funded (A7): the requester's faucet credits cover 500 budgets of 1.
+    const { genesis } = await fetchNetwork(anchor.url)
+    const granted = await requestCredits(anchor.url, requester!.did)
+    if (!granted.granted) throw new Error(`the faucet refused: ${granted.error}`)
+    let nonce = 0
+    const quorum = () =>
+      planQuorum({ requester: requester!, planner: planner!, attester: verifier! }, genesis.id, {
+        nonce: nonce++,
+        budget: 1,
+      })
     const address = multiaddr(tcp)
     const latencies: number[] = []
     for (let i = 0; i < LATENCY_NEEDS; i += 1) {
-      const need = `bench-${label}-lat-${i}`
-      const envelopes = await quorum(need)
+      const request = await quorum()
+      const need = request.need
       const started = performance.now()
-      const answer = await requestDecide(client.libp2p, address, { need, proposal: 'p', envelopes })
+      const answer = await requestDecide(client.libp2p, address, request)
       if (answer.outcome !== 'decided') throw new Error(`${need}: ${answer.outcome}`)
       const deadline = Date.now() + 10_000
       while (!arrivals.has(need) && Date.now() < deadline)
@@ -86,20 +94,15 @@ async function measure(anchorArgs: string[], label: string, progress: (line: str
     progress(
       `${label}: ${LATENCY_NEEDS} decisions, p50 ${percentile(latencies, 50).toFixed(2)} ms, p95 ${percentile(latencies, 95).toFixed(2)} ms`,
     )
-    const prepared = await Promise.all(
-      Array.from({ length: THROUGHPUT_NEEDS }, async (_, i) => {
-        const need = `bench-${label}-tput-${i}`
-        return { need, envelopes: await quorum(need) }
-      }),
-    )
+    const prepared = await Promise.all(Array.from({ length: THROUGHPUT_NEEDS }, () => quorum()))
     const started = performance.now()
     let next = 0
     await Promise.all(
       Array.from({ length: 16 }, async () => {
         while (next < prepared.length) {
-          const { need, envelopes } = prepared[next++]!
-          const answer = await requestDecide(client.libp2p, address, { need, proposal: 'p', envelopes })
-          if (answer.outcome !== 'decided') throw new Error(`${need}: ${answer.outcome}`)
+          const request = prepared[next++]!
+          const answer = await requestDecide(client.libp2p, address, request)
+          if (answer.outcome !== 'decided') throw new Error(`${request.need}: ${answer.outcome}`)
         }
       }),
     )

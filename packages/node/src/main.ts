@@ -24,9 +24,17 @@ if (process.argv[2] === 'genesis') {
     .requiredOption('--out <file>', 'where to write the genesis (dag-json)')
     .option('--verifiers <dids>', 'comma-separated did:key initial verifier pool')
     .option('--no-bootstrap-mode', 'start outside bootstrap mode (only with ≥ 10 verifiers)')
+    .option('--allocate <list>', 'comma-separated did=credits minted at genesis (beyond each verifier\'s stake)')
     .option('--name <name>', 'a label for people', 'can-swarm')
     .parse(process.argv.slice(1))
-  const options = command.opts<{ data: string; out: string; verifiers?: string; bootstrapMode: boolean; name: string }>()
+  const options = command.opts<{
+    data: string
+    out: string
+    verifiers?: string
+    bootstrapMode: boolean
+    allocate?: string
+    name: string
+  }>()
   try {
     const identities = []
     for (const dir of options.data.split(',').map((item) => resolve(item.trim())).filter(Boolean)) {
@@ -38,6 +46,17 @@ if (process.argv[2] === 'genesis') {
       out: resolve(options.out),
       verifiers: options.verifiers?.split(',').map((item) => item.trim()).filter(Boolean) ?? [],
       bootstrapMode: options.bootstrapMode,
+      allocations: (options.allocate ?? '')
+        .split(',')
+        .map((item) => item.trim())
+        .filter(Boolean)
+        .map((item) => {
+          const [did, amount] = item.split('=')
+          const credits = Number(amount)
+          if (!did || !Number.isSafeInteger(credits) || credits <= 0)
+            throw new Error(`--allocate ${item}: expected did:key:…=<positive credits>`)
+          return { did, amount: credits }
+        }),
       name: options.name,
     })
     console.log(JSON.stringify({ network: genesis.id, anchors: genesis.body.anchors, out: resolve(options.out) }))

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { networkParams } from '../../peer/src/core/thread/params.ts'
 import { createIdentity } from '../../peer/src/crypto/ed25519.ts'
+import { fetchNetwork, requestCredits } from '../../peer/src/join.ts'
 import { createPeer, type Peer } from '../../peer/src/peer.ts'
 import { until } from '../../peer/test/peers.ts'
 import { killAnchors, type StartedAnchor, startAnchorProcess } from './helpers/anchor-process.ts'
@@ -35,10 +35,13 @@ describe('the anchor’s WebRTC-direct listener', () => {
       /^\/ip4\/127\.0\.0\.1\/udp\/\d+\/webrtc-direct\/certhash\/u[\w-]+\/p2p\/12D3Koo/,
     )
 
-    // The peer is told only the WebRTC-direct address, and listens on nothing the anchor could dial back.
+    // The peer learns the network over HTTP, then is told only the WebRTC-direct address, and listens
+    // on nothing the anchor could dial back.
+    const { params } = await fetchNetwork(anchor.url)
+    expect((await requestCredits(anchor.url, identity.did)).granted).toBe(true)
     peer = await createPeer({
       identity,
-      params: networkParams({ verifiers: [identity.did], bootstrap: true }),
+      params,
       bootstrap: direct,
       roles: { planner: true, worker: true, verifier: true },
       network: { listen: [], webRTC: true },

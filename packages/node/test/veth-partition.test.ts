@@ -9,7 +9,7 @@
  * Needs root and iproute2 (`ip netns`): CI has both. Elsewhere the test is skipped with a notice.
  */
 import { execFileSync } from 'node:child_process'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -17,6 +17,7 @@ import { PeerProcess, randomSeedHex } from '../../peer/src/cli/mesh-cluster.ts'
 import { decodeEnvelope } from '../../peer/src/core/codec.ts'
 import { createIdentity } from '../../peer/src/crypto/ed25519.ts'
 import { killAnchors, type StartedAnchor, startAnchorProcess } from './helpers/anchor-process.ts'
+import { groupGenesis } from './helpers/group.ts'
 
 interface ThreadView {
   tasks: string[]
@@ -118,18 +119,15 @@ describe.skipIf(!supported)('a partition of two network namespaces over a veth l
       seeds.map(async (hex) => (await createIdentity({ seed: Buffer.from(hex, 'hex') })).did),
     )
     const verifiers = [dids[1]!, dids[3]!]
+    // One network, two anchors (one per side), the requesters allocated credits at genesis.
+    const file = await groupGenesis([join(dir, 'a'), join(dir, 'b')], join(dir, 'genesis.json'), {
+      verifiers,
+      allocations: [dids[0]!, dids[2]!].map((did) => ({ did, amount: 1000 })),
+    })
+    const genesis = await readFile(file, 'utf8')
 
     const anchorA = await startAnchorProcess(
-      [
-        '--host',
-        ADDRESS.a,
-        '--webrtc-port',
-        '-1',
-        '--data',
-        join(dir, 'a'),
-        '--verifiers',
-        verifiers.join(','),
-      ],
+      ['--host', ADDRESS.a, '--webrtc-port', '-1', '--data', join(dir, 'a'), '--genesis', file],
       { netns: NS.a },
     )
     anchors.push(anchorA)
@@ -137,18 +135,7 @@ describe.skipIf(!supported)('a partition of two network namespaces over a veth l
       (address) => address.includes(`/ip4/${ADDRESS.a}/tcp/`) && !address.includes('/ws'),
     )!
     const anchorB = await startAnchorProcess(
-      [
-        '--host',
-        ADDRESS.b,
-        '--webrtc-port',
-        '-1',
-        '--data',
-        join(dir, 'b'),
-        '--verifiers',
-        verifiers.join(','),
-        '--peers',
-        tcpA,
-      ],
+      ['--host', ADDRESS.b, '--webrtc-port', '-1', '--data', join(dir, 'b'), '--genesis', file, '--peers', tcpA],
       { netns: NS.b },
     )
     anchors.push(anchorB)
@@ -166,11 +153,9 @@ describe.skipIf(!supported)('a partition of two network namespaces over a veth l
             listen: [`/ip4/${ADDRESS[side]}/tcp/0`],
             bootstrap: [side === 'a' ? tcpA : tcpB],
             webRTC: false,
+            genesis,
             agent: {
               roles: index % 2 === 0 ? { planner: true, worker: true } : { verifier: true, worker: true },
-              verifiers,
-              bootstrap: true,
-              tChallengeMs: 1000,
               inputs: INPUTS,
               randomSeed: index + 1,
               // the anti-entropy every real peer runs (createPeer): gossip alone misses what is

@@ -159,6 +159,8 @@ export async function createGenesisFile(input: {
   out: string
   verifiers?: readonly string[]
   bootstrapMode?: boolean
+  /** Credits minted at genesis, beyond each initial verifier's stake. */
+  allocations?: readonly { did: string; amount: number }[]
   name?: string
   nowMs?: number
 }): Promise<Genesis> {
@@ -167,7 +169,7 @@ export async function createGenesisFile(input: {
     createdMs: input.nowMs ?? Date.now(),
     anchors: input.identities.map((identity) => identity.did),
     pool: { bootstrap: input.bootstrapMode ?? true, verifiers: [...(input.verifiers ?? [])] },
-    economy: { allocations: stakeAllocations(input.verifiers ?? []) },
+    economy: { allocations: [...stakeAllocations(input.verifiers ?? []), ...(input.allocations ?? [])] },
   })
   const genesis = await signGenesis(body, input.identities)
   writeFileDurably(input.out, `${genesisToJson(genesis)}\n`, 0o644)

@@ -7,7 +7,11 @@ import { loadOrCreateIdentity } from '../../src/anchor/identity.ts'
 export async function groupGenesis(
   dataDirs: readonly string[],
   out: string,
-  options: { verifiers?: readonly string[]; bootstrapMode?: boolean } = {},
+  options: {
+    verifiers?: readonly string[]
+    bootstrapMode?: boolean
+    allocations?: readonly { did: string; amount: number }[]
+  } = {},
 ): Promise<string> {
   const identities = []
   for (const dir of dataDirs) {
@@ -18,6 +22,7 @@ export async function groupGenesis(
     identities,
     out,
     ...(options.verifiers ? { verifiers: options.verifiers } : {}),
+    ...(options.allocations ? { allocations: options.allocations } : {}),
     ...(options.bootstrapMode === undefined ? {} : { bootstrapMode: options.bootstrapMode }),
   })
   return out

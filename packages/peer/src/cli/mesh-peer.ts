@@ -14,7 +14,8 @@ import { MemoryArtifactStore } from '../core/artifacts.ts'
 import { decodeEnvelope, encodeEnvelope } from '../core/codec.ts'
 import { MemoryConsensusStore } from '../core/consensus.ts'
 import { BUILTIN_POLICY_HASH } from '../core/digest.ts'
-import { networkParams } from '../core/thread/params.ts'
+import { genesisFromJson, paramsFromGenesis } from '../core/genesis.ts'
+import { verifyGenesis } from '../crypto/genesis.ts'
 import { type AnyEnvelope, type Envelope, PROTOCOL_VERSION } from '../core/types.ts'
 import { createIdentity, type LocalIdentity } from '../crypto/ed25519.ts'
 import { signEnvelope } from '../crypto/envelopes.ts'
@@ -46,12 +47,11 @@ export interface MeshPeerConfig {
   record?: boolean
   /** Keep the wire bytes of the last delivered envelopes (for replays in tests). */
   keepBytes?: boolean
-  /** Run an agent. */
+  /** The network's signed genesis (dag-json): envelopes carry its id. */
+  genesis?: string
+  /** Run an agent (needs `genesis`). */
   agent?: {
     roles: { planner?: boolean; verifier?: boolean; worker?: boolean; decider?: boolean }
-    verifiers: string[]
-    bootstrap: boolean
-    tChallengeMs: number
     /** Input texts every peer holds (a stand-in for the artifact network). */
     inputs: string[]
     randomSeed: number
@@ -76,6 +76,8 @@ const deliveries: Array<[string, number]> = []
 const kept = new Map<string, Uint8Array>()
 const prepared: AnyEnvelope[] = []
 let lamport = 0
+/** The network id envelopes carry (the genesis id; a fixed test id without a genesis). */
+let net = 'bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'
 /** The NATS baseline's connection (benchmarks only). */
 let nats:
   | { close(): Promise<void>; publish(subject: string, data: Uint8Array): void; flush(): Promise<void> }
@@ -118,17 +120,16 @@ async function start(config: MeshPeerConfig): Promise<unknown> {
       }
     })
   }
+  const genesis = config.genesis === undefined ? undefined : await verifyGenesis(genesisFromJson(config.genesis))
+  if (genesis) net = genesis.id
   if (config.agent) {
+    if (!genesis) throw new Error('an agent needs the network genesis (config.genesis)')
     const spec = config.agent
     const artifacts = new MemoryArtifactStore()
     for (const text of spec.inputs) artifacts.putSync(new TextEncoder().encode(text))
     agent = new Agent({
       identity,
-      params: networkParams({
-        verifiers: spec.verifiers,
-        bootstrap: spec.bootstrap,
-        tChallengeMs: spec.tChallengeMs,
-      }),
+      params: paramsFromGenesis(genesis),
       bus,
       clock: systemClock(),
       random: new SeededRandom(spec.randomSeed),
@@ -179,6 +180,7 @@ async function heartbeat(thread: string, index: number, ts = Date.now()): Promis
   return (await signEnvelope(
     {
       v: PROTOCOL_VERSION,
+      net,
       kind: 'HEARTBEAT',
       thread,
       sender: identity.did,

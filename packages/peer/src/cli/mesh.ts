@@ -16,7 +16,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Command, InvalidArgumentError, Option } from 'commander'
+import { genesisBody, genesisToJson } from '../core/genesis.ts'
 import { createIdentity } from '../crypto/ed25519.ts'
+import { signGenesis } from '../crypto/genesis.ts'
 import {
   inPrivateNetns,
   netnsCommand,
@@ -74,13 +76,26 @@ export async function runMesh(options: MeshOptions): Promise<Record<string, unkn
     const relayAddress = relay.multiaddrs.find((address) => !address.includes('/ws'))!
     log(`relay ${relay.peerId} at ${relayAddress}`)
     const seeds = Array.from({ length: options.peers }, () => randomSeedHex())
-    const dids = await Promise.all(
-      seeds.map(
-        async (seed) => (await createIdentity({ seed: Uint8Array.from(Buffer.from(seed, 'hex')) })).did,
-      ),
+    const identities = await Promise.all(
+      seeds.map((seed) => createIdentity({ seed: Uint8Array.from(Buffer.from(seed, 'hex')) })),
     )
+    const dids = identities.map((identity) => identity.did)
     const verifiers = dids.slice(1)
     const bootstrap = verifiers.length < 4
+    // The mesh's network: peer 0 its anchor, the others its verifiers, everyone allocated credits.
+    const genesis = genesisToJson(
+      await signGenesis(
+        genesisBody({
+          name: 'mesh',
+          createdMs: Date.now(),
+          anchors: [dids[0]!],
+          params: { tChallengeMs: options.challengeMs },
+          pool: { bootstrap, verifiers },
+          economy: { allocations: dids.map((did) => ({ did, amount: 1_000_000 })) },
+        }),
+        [identities[0]!],
+      ),
+    )
     const inputs = Array.from(
       { length: options.needs },
       (_, i) => `need ${i}: the swarm plans the work, the work is done, the result is checked ${i % 7}\n`,
@@ -95,11 +110,9 @@ export async function runMesh(options: MeshOptions): Promise<Record<string, unkn
       pubsubDiscovery: true,
       dialDiscoveredBelow: 8,
       ...(options.windowMs === undefined ? {} : { publishWindowMs: options.windowMs }),
+      genesis,
       agent: {
         roles: index === 0 ? { decider: true } : { planner: true, worker: true, verifier: true },
-        verifiers,
-        bootstrap,
-        tChallengeMs: options.challengeMs,
         inputs,
         randomSeed: index + 1,
       },
