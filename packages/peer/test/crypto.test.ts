@@ -11,7 +11,9 @@ import {
   SchemaViolationError,
   WrongIdError,
 } from '../src/core/errors.ts'
+import { genesisBody, genesisFromJson, genesisToJson, paramsFromGenesis } from '../src/core/genesis.ts'
 import { LIMITS } from '../src/core/schemas.ts'
+import { poolSnapshotOf } from '../src/core/thread/params.ts'
 import {
   type AnyEnvelope,
   type Envelope,
@@ -28,7 +30,15 @@ import {
   verifySignature,
 } from '../src/crypto/ed25519.ts'
 import { signEnvelope, verifyEnvelope, verifyEnvelopes } from '../src/crypto/envelopes.ts'
+import { addGenesisSignature, signGenesis, verifyGenesis } from '../src/crypto/genesis.ts'
+import { signGrant, verifyGrant } from '../src/crypto/grants.ts'
 import { arbEnvelopeUnsigned } from './arbitraries.ts'
+import { TEST_NET, testParams } from './helpers.ts'
+
+/** An envelope id standing for the PROPOSE that embedded plan votes name. */
+const PROPOSAL = 'bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku'
+/** The id of a network other than {@link TEST_NET}. */
+const OTHER_NET = 'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'
 
 const BACKENDS: CryptoBackend[] = ['webcrypto', 'noble']
 const hex = (text: string) => ed.etc.hexToBytes(text)
@@ -392,13 +402,31 @@ describe('signEnvelope / verifyEnvelope', () => {
     expect((await rejection(verifyEnvelope(noKey))).field).toBe('sender')
   })
 
+  it('a signature is bound to its network: the same envelope moved to another net does not verify', async () => {
+    const env = await signEnvelope(unsignedOf('CLAIM', alice), alice)
+    const moved = reId({ ...env, net: env.net === OTHER_NET ? TEST_NET : OTHER_NET })
+    expect(moved.id).not.toBe(env.id)
+    const error = await rejection(verifyEnvelope(moved))
+    expect(error).toBeInstanceOf(BadSignatureError)
+    expect(error.field).toBe('sig')
+  })
+
   describe('embedded attestations', () => {
     /** A DECIDE whose ATTEST_PLAN attestations are really signed; `edit` may spoil some before the DECIDE is signed. */
     async function decide(
       edit: (attestations: Envelope[]) => Envelope[] = (a) => a,
     ): Promise<Envelope<'DECIDE'>> {
       const thread = 'need-embedded'
-      const base = { v: 1 as const, thread, lamport: 5, ts: 0, refs: [], policy: 'p', epoch: 0 }
+      const base = {
+        v: 2 as const,
+        net: TEST_NET,
+        thread,
+        lamport: 5,
+        ts: 0,
+        refs: [],
+        policy: 'p',
+        epoch: 0,
+      }
       const attestations: Envelope[] = []
       for (const voter of [alice, bob, carol]) {
         attestations.push(
@@ -407,7 +435,7 @@ describe('signEnvelope / verifyEnvelope', () => {
               ...base,
               kind: 'ATTEST_PLAN',
               sender: voter.did,
-              payload: { need: thread, proposal: 'prop-1', verdict: 'accept' },
+              payload: { need: thread, proposal: PROPOSAL, verdict: 'accept' },
             },
             voter,
           ),
@@ -420,12 +448,13 @@ describe('signEnvelope / verifyEnvelope', () => {
           sender: alice.did,
           payload: {
             need: thread,
-            proposal: 'prop-1',
+            proposal: PROPOSAL,
             epoch: 0,
             lamport: 5,
             kPlan: 3,
             decider: alice.did,
             attestations: edit(attestations),
+            pool: poolSnapshotOf(testParams({ verifiers: [alice.did, bob.did, carol.did] })),
           },
         },
         alice,
@@ -458,7 +487,16 @@ describe('signEnvelope / verifyEnvelope', () => {
     it('a FINALIZE verifies its ATTEST envelopes too', async () => {
       const thread = 'need-final'
       const commit = 'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'
-      const base = { v: 1 as const, thread, lamport: 9, ts: 0, refs: [], policy: 'p', epoch: 0 }
+      const base = {
+        v: 2 as const,
+        net: TEST_NET,
+        thread,
+        lamport: 9,
+        ts: 0,
+        refs: [],
+        policy: 'p',
+        epoch: 0,
+      }
       const attest = await signEnvelope(
         {
           ...base,
@@ -529,5 +567,101 @@ describe('verifyEnvelopes', () => {
     const controller = new AbortController()
     controller.abort(new Error('stop'))
     await expect(verifyEnvelopes(envs, { signal: controller.signal })).rejects.toThrow('stop')
+  })
+})
+
+describe('network genesis', () => {
+  const body = () =>
+    genesisBody({
+      name: 'test',
+      createdMs: 1_000,
+      anchors: [bob.did, alice.did],
+      pool: { bootstrap: true, verifiers: [carol.did] },
+      economy: { allocations: [{ did: carol.did, amount: 500 }] },
+    })
+
+  it('is signed by every anchor, verifies, and round-trips through its JSON', async () => {
+    const genesis = await signGenesis(body(), [alice, bob])
+    expect(genesis.body.anchors).toEqual([alice.did, bob.did].sort())
+    expect(await verifyGenesis(genesis)).toEqual(genesis)
+    const read = genesisFromJson(genesisToJson(genesis))
+    expect(read).toEqual(genesis)
+    await verifyGenesis(read)
+    const params = paramsFromGenesis(read)
+    expect(params).toMatchObject({
+      network: genesis.id,
+      bootstrap: true,
+      poolEpoch: 0,
+      poolSnapshotMs: 1_000,
+    })
+    expect(params.anchors).toEqual(genesis.body.anchors)
+    expect(params.verifiers).toEqual([carol.did])
+  })
+
+  it('the network id is the hash of the body: any change makes another network', async () => {
+    const genesis = await signGenesis(body(), [alice, bob])
+    const other = await signGenesis(
+      genesisBody({ ...body(), economy: { allocations: [{ did: carol.did, amount: 501 }] } }),
+      [alice, bob],
+    )
+    expect(other.id).not.toBe(genesis.id)
+    // A body edited under the old id is refused, in JSON and when verified.
+    const edited = { ...genesis, body: { ...genesis.body, name: 'edited' } }
+    expect((await rejection(verifyGenesis(edited))).field).toBe('id')
+    const text = genesisToJson(genesis).replace('"name":"test"', '"name":"edited"')
+    expect(() => genesisFromJson(text)).toThrow(/not the hash of its body/)
+    // The anchors' signatures of one network do not carry over to another.
+    const carried = { ...other, signatures: genesis.signatures }
+    expect(await rejection(verifyGenesis(carried))).toBeInstanceOf(BadSignatureError)
+  })
+
+  it('needs a valid signature of every anchor and of nobody else', async () => {
+    const partial = await signGenesis(body(), [alice])
+    const missing = await rejection(verifyGenesis(partial))
+    expect(missing).toBeInstanceOf(BadSignatureError)
+    expect(missing.message).toContain(bob.did)
+    const complete = await addGenesisSignature(partial, bob)
+    await verifyGenesis(complete)
+    expect(await rejection(addGenesisSignature(complete, carol))).toBeInstanceOf(InvalidArgumentError)
+    const stranger = {
+      ...complete,
+      signatures: [...complete.signatures, { did: carol.did, sig: new Uint8Array(64) }],
+    }
+    expect((await rejection(verifyGenesis(stranger))).message).toContain('not an anchor')
+    const swapped = {
+      ...complete,
+      signatures: complete.signatures.map((entry) => ({ did: entry.did, sig: complete.signatures[0]!.sig })),
+    }
+    expect(await rejection(verifyGenesis(swapped))).toBeInstanceOf(BadSignatureError)
+  })
+})
+
+describe('faucet grants', () => {
+  const network = { network: TEST_NET, anchors: [alice.did] }
+
+  it('an anchor signs a grant of its network; it verifies after a trip through JSON', async () => {
+    const grant = await signGrant(alice, { net: TEST_NET, to: carol.did, amount: 1000, atMs: 5 })
+    expect(grant).toMatchObject({ v: 1, anchor: alice.did, to: carol.did, amount: 1000 })
+    expect(await verifyGrant(JSON.parse(JSON.stringify(grant)), network)).toEqual(grant)
+  })
+
+  it('refuses a grant of another network, by a non-anchor, or edited after signing', async () => {
+    const grant = await signGrant(alice, { net: TEST_NET, to: carol.did, amount: 1000, atMs: 5 })
+    const foreign = await signGrant(alice, { net: OTHER_NET, to: carol.did, amount: 1000, atMs: 5 })
+    expect((await rejection(verifyGrant(foreign, network))).field).toBe('net')
+    const byBob = await signGrant(bob, { net: TEST_NET, to: bob.did, amount: 1000, atMs: 5 })
+    const notAnchor = await rejection(verifyGrant(byBob, network))
+    expect(notAnchor).toBeInstanceOf(BadSignatureError)
+    expect(notAnchor.field).toBe('anchor')
+    // Claiming an anchor signed it, or raising the amount, breaks the signature.
+    expect((await rejection(verifyGrant({ ...byBob, anchor: alice.did }, network))).field).toBe('sig')
+    expect((await rejection(verifyGrant({ ...grant, amount: 1001 }, network))).field).toBe('sig')
+    expect(
+      (await rejection(verifyGrant({ ...grant, net: OTHER_NET }, { ...network, network: OTHER_NET }))).field,
+    ).toBe('sig')
+    expect(await rejection(verifyGrant({ ...grant, amount: 0 }, network))).toBeInstanceOf(
+      SchemaViolationError,
+    )
+    expect(await rejection(verifyGrant({ ...grant, extra: 1 }, network))).toBeInstanceOf(SchemaViolationError)
   })
 })
