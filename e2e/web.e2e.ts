@@ -192,6 +192,7 @@ describe.skipIf(!hasChromium())('the web app in two tabs', () => {
     })
     expect(adopted.verifiers).toEqual([didB])
     expect(adopted.epoch).toBeGreaterThanOrEqual(1)
+    await pageA.goto(`${anchor.url}/#/overview`)
     for (const [page, state] of [
       [pageB, 'yes'],
       [pageA, 'no'],
