@@ -9,7 +9,8 @@ import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { fileURLToPath } from 'node:url'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
-import { MemoryConsensusStore } from '../../../peer/src/core/consensus.ts'
+import { MAX_EPOCH_STEP, MemoryConsensusStore } from '../../../peer/src/core/consensus.ts'
+import { MAX_EPOCH, MAX_LAMPORT } from '../../../peer/src/core/types.ts'
 import { EmbeddedConsensusStore } from '../../src/consensus/embedded.ts'
 import { eventually } from './helpers/anchors.ts'
 
@@ -183,6 +184,25 @@ describe('embedded store', () => {
       await expect(again.tryDecide(request('n1', 'p1', 1))).rejects.toMatchObject({ code: 'STALE_EPOCH' })
     } finally {
       await again.close()
+    }
+  })
+
+  it('raises its epoch only by bounded steps, never past MAX_EPOCH (A3), and refuses requests past the bounds', async () => {
+    const store = await EmbeddedConsensusStore.open({ path: freshPath() })
+    try {
+      // A heal or a pool adoption may fence ahead by a little; a record claiming 2^53 − 1 may not.
+      await expect(store.fenceEpoch(Number.MAX_SAFE_INTEGER)).rejects.toMatchObject({ field: 'epoch' })
+      await expect(store.fenceEpoch(1 + MAX_EPOCH_STEP + 1)).rejects.toMatchObject({ field: 'epoch' })
+      expect(await store.currentEpoch()).toBe(1)
+      expect(await store.fenceEpoch(1 + MAX_EPOCH_STEP)).toBe(1 + MAX_EPOCH_STEP)
+      await expect(store.advanceEpoch(MAX_EPOCH + 1)).rejects.toMatchObject({ field: 'epoch' })
+      // The store still decides afterwards: nothing it was offered wedged it.
+      expect((await store.tryDecide(request('n1', 'p1', 1 + MAX_EPOCH_STEP))).outcome).toBe('decided')
+      await expect(store.tryDecide({ ...request('n2', 'p2', 1 + MAX_EPOCH_STEP), lamport: MAX_LAMPORT + 1 })).rejects.toMatchObject({
+        field: 'lamport',
+      })
+    } finally {
+      await store.close()
     }
   })
 
