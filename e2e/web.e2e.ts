@@ -6,8 +6,9 @@
  * so) and returns on the same data; tab A gets its credits from the faucet and posts a NEED, a
  * Node worker does the work, tab B's verifier (the only staked one, so the committee) attests, the
  * anchor grants the leases and finalizes; tab A sees FINAL, the result artifact and a verified
- * audit trail; a reload keeps identity and history. Screenshots of the main views go to
- * test-results/e2e/.
+ * audit trail; a reload keeps identity and history; an anchor whose data directory was reset
+ * serves another network, which tab A follows without replaying the old one's envelopes into it.
+ * Screenshots of the main views go to test-results/e2e/.
  */
 import { mkdirSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -73,7 +74,7 @@ async function connectivity(page: Page): Promise<string | null> {
 }
 
 describe.skipIf(!hasChromium())('the web app in two tabs', () => {
-  it('joins the network, stakes a tab into the pool, survives an anchor outage, runs a NEED to FINALIZE and keeps it across a reload', async () => {
+  it('joins the network, stakes a tab into the pool, survives an anchor outage, runs a NEED to FINALIZE, keeps it across a reload and follows a reset anchor to its new network', async () => {
     const ports = { port: await freePort(), p2pPort: await freePort(), wsPort: await freePort() }
     const data = join(dir, 'anchor')
     // A new network: its genesis (an open bootstrap pool, nobody staked) is created in `data`.
@@ -488,6 +489,39 @@ describe.skipIf(!hasChromium())('the web app in two tabs', () => {
         .catch(() => false),
     )
     expect(await pageA.locator('[data-testid=result-text]').textContent()).toBe(expected)
+
+    // The anchor's data directory is reset: another network on the same address. Tab A follows it
+    // and says so; it holds nothing there (no credits, the faucet not asked), and the old network's
+    // envelopes are not replayed into the new one, not even after a reload.
+    await anchor.stop('SIGKILL')
+    anchor = await startAnchorProcess({ data: join(dir, 'anchor-reset'), ...ports })
+    const reset = (await (await fetch(`${anchor.url}/api/genesis`)).json()) as { id: string }
+    expect(reset.id).not.toBe(network.id)
+    await pageA.goto(`${anchor.url}/#/overview`)
+    await until('tab A on the new network', () =>
+      pageA
+        .locator('[data-testid=network-id]')
+        .getAttribute('data-network')
+        .then((id) => id === reset.id),
+    )
+    expect(await pageA.locator('[data-testid=errors]').textContent()).toContain(
+      `The anchor now serves network ${reset.id}, not ${network.id}`,
+    )
+    await until('tab A online on the new network, holding nothing', async () => {
+      const balance = await pageA.locator('[data-testid=credits]').getAttribute('data-balance')
+      const faucet = await pageA.locator('[data-testid=faucet]').getAttribute('data-state')
+      return (await connectivity(pageA)) === 'online' && balance === '0' && faucet === 'none'
+    })
+    expect(await pageA.locator('[data-testid=pool-status]').getAttribute('data-in-pool')).toBe('open')
+    await pageA.reload()
+    await until('tab A online again', async () => (await connectivity(pageA)) === 'online')
+    expect(await pageA.locator('[data-testid=network-id]').getAttribute('data-network')).toBe(reset.id)
+    await pageA.goto(`${anchor.url}/#/threads`)
+    expect(await pageA.locator('[data-testid=threads]').count()).toBe(0)
+    expect(await pageA.locator('section[data-view=threads]').textContent()).toContain('No thread yet')
+    const fresh = (await (await fetch(`${anchor.url}/api/status`)).json()) as { threads: number }
+    expect(fresh.threads).toBe(0)
+    await shot(pageA, '9-new-network')
     expect(problems).toEqual([])
   }, 420_000)
 })
