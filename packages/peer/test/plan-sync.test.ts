@@ -54,15 +54,19 @@ function holds(peer: Peer, thread: string, count: number): true | undefined {
 
 describe('plan sync (Automerge-repo over libp2p)', () => {
   it('three followers holding different parts of a thread converge to the same plan', async () => {
-    const thread = 'need-plan-converge'
-    const { params, log } = await claimedThread(thread, 211)
+    const { params, log, thread } = await claimedThread(211)
     const reference = referencePlan(thread, params, log)
     const a = await planPeer(params)
     const b = await planPeer(params, [a])
     const c = await planPeer(params, [a, b])
     const half = Math.floor(log.length / 2)
     for (const env of log.slice(0, half)) await a.agent.deliver(env)
-    for (const env of log.slice(half)) await b.agent.deliver(env)
+    // b holds the second half without the NEED: orphans, folded once the NEED arrives (A1).
+    for (const env of log.slice(half)) expect(await b.agent.deliver(env)).toBe('pending:no-need')
+    expect(b.agent.orphanCount).toBe(log.length - half)
+    expect(b.agent.replica(thread)).toBeUndefined()
+    // Orphans are not placed, so nothing makes b follow the thread's document: it follows it, as c does.
+    await b.planSync!.follow(thread)
     await c.planSync!.follow(thread)
 
     for (const peer of [a, b, c])
@@ -78,8 +82,7 @@ describe('plan sync (Automerge-repo over libp2p)', () => {
   })
 
   it('a late joiner catches up with a 1 000-envelope thread through Automerge alone', async () => {
-    const thread = 'need-plan-late-join'
-    const { params, log } = await claimedThread(thread, 212)
+    const { params, log, thread } = await claimedThread(212)
     expect(log.length).toBeGreaterThanOrEqual(1000)
     const holder = await planPeer(params)
     for (const env of log) await holder.agent.deliver(env)
@@ -98,8 +101,7 @@ describe('plan sync (Automerge-repo over libp2p)', () => {
   })
 
   it('folds no forged entry and refuses a peer that sends a tampered one', async () => {
-    const thread = 'need-plan-forged'
-    const { params, log } = await claimedThread(thread, 213)
+    const { params, log, thread } = await claimedThread(213)
     const honestLog = log.slice(0, 4) // NEED, PROPOSE, ATTEST_PLAN, DECIDE
     const liar = await planPeer(params)
     for (const env of honestLog) await liar.agent.deliver(env)
@@ -141,8 +143,7 @@ describe('plan sync (Automerge-repo over libp2p)', () => {
   })
 
   it('a document kept on disk reproduces the plan after a restart, without network', async () => {
-    const thread = 'need-plan-restart'
-    const { params, log } = await claimedThread(thread, 214)
+    const { params, log, thread } = await claimedThread(214)
     const dir = mkdtempSync(join(tmpdir(), 'can-swarm-plan-'))
     dirs.push(dir)
     const first = await planPeer(params, [], { planSync: { storage: dir, relayDelayMs: 50 } })
