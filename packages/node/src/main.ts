@@ -124,6 +124,10 @@ const program = new Command()
     'create the network outside bootstrap mode (K = 1 otherwise); only with ≥ 10 verifiers [env CAN_SWARM_BOOTSTRAP_MODE=false]',
   )
   .option(
+    '--challenge-window-ms <ms>',
+    'T_challenge of a network created here (its genesis; default 10 000) [env CAN_SWARM_CHALLENGE_WINDOW_MS]',
+  )
+  .option(
     '--shutdown-timeout-ms <ms>',
     `longest graceful shutdown [env CAN_SWARM_SHUTDOWN_TIMEOUT_MS] (default ${DEFAULT_CONFIG.shutdownTimeoutMs})`,
   )
@@ -159,6 +163,7 @@ try {
       peers: options.peers,
       verifiers: options.verifiers,
       genesis: options.genesis,
+      challengeWindowMs: options.challengeWindowMs,
       bootstrapMode: process.argv.includes('--no-bootstrap-mode') ? false : undefined,
     },
     process.env,

@@ -82,6 +82,7 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
     genesisFile: config.genesis,
     verifiers: config.verifiers,
     bootstrapMode: config.bootstrapMode,
+    challengeWindowMs: config.challengeWindowMs,
   })
   logger.info(
     { network: genesis.id, anchors: genesis.body.anchors.length, created: newNetwork },
@@ -276,6 +277,13 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
       epoch: await store.currentEpoch(),
       pool: adopter.adopted,
       refusals: swarm.agent.refusals(),
+      /** Gossip frames the bus refused before the agent saw them (malformed, stale, bad signature, denied). */
+      gossipRejected: swarm.bus.stats().rejected,
+      /** Envelopes held but not folded (A4): waiting for their place, or for their thread's NEED. */
+      held: {
+        pending: swarm.agent.threads().reduce((sum, thread) => sum + swarm.agent.replica(thread)!.pendingSize, 0),
+        orphans: swarm.agent.orphanCount,
+      },
       policy: { policyHash: policy.manifest.policyHash, ingress: policy.gates.stats().ingress },
       bootstrapMonitor: monitorReport,
       peerId: swarm.network.peerId.toString(),

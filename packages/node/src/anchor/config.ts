@@ -44,6 +44,8 @@ const configSchema = z
     bootstrapMode: z.boolean().optional(),
     /** A signed genesis file to join (a network of several anchors); it must name this anchor. */
     genesis: z.string().min(1).optional(),
+    /** T_challenge of a network created here (a genesis parameter, kept for the network's life). */
+    challengeWindowMs: z.number().int().min(0).max(86_400_000).optional(),
     /** How long a graceful shutdown may take before the process exits anyway. */
     shutdownTimeoutMs: z.number().int().min(100).max(600_000),
   })
@@ -84,9 +86,17 @@ export const ENVIRONMENT: Readonly<Record<string, keyof AnchorConfig>> = Object.
   CAN_SWARM_VERIFIERS: 'verifiers',
   CAN_SWARM_BOOTSTRAP_MODE: 'bootstrapMode',
   CAN_SWARM_GENESIS: 'genesis',
+  CAN_SWARM_CHALLENGE_WINDOW_MS: 'challengeWindowMs',
 })
 
-const NUMERIC = new Set<keyof AnchorConfig>(['port', 'shutdownTimeoutMs', 'p2pPort', 'wsPort', 'webrtcPort'])
+const NUMERIC = new Set<keyof AnchorConfig>([
+  'port',
+  'shutdownTimeoutMs',
+  'p2pPort',
+  'wsPort',
+  'webrtcPort',
+  'challengeWindowMs',
+])
 const LISTS = new Set<keyof AnchorConfig>(['etcd', 'peers', 'verifiers'])
 
 function coerce(key: keyof AnchorConfig, raw: string, source: string): unknown {

@@ -64,6 +64,8 @@ export interface GenesisConfig {
   verifiers?: readonly string[] | undefined
   /** Bootstrap mode at genesis (given explicitly: checked against a kept genesis). */
   bootstrapMode?: boolean | undefined
+  /** T_challenge of a new genesis (given explicitly: checked against a kept genesis). */
+  challengeWindowMs?: number | undefined
   /** Network name for a new genesis. @default 'can-swarm' */
   name?: string
   /** Clock of a new genesis. @default Date.now */
@@ -105,6 +107,7 @@ export async function loadOrCreateGenesis(
     anchors: [identity.did],
     pool: { bootstrap: config.bootstrapMode ?? true, verifiers: [...(config.verifiers ?? [])] },
     economy: { allocations: stakeAllocations(config.verifiers ?? []) },
+    ...(config.challengeWindowMs === undefined ? {} : { params: { tChallengeMs: config.challengeWindowMs } }),
   })
   const genesis = await signGenesis(body, [identity])
   writeFileDurably(path, `${genesisToJson(genesis)}\n`)
@@ -141,6 +144,12 @@ function checkAgrees(genesis: Genesis, config: GenesisConfig): void {
         'verifiers',
       )
     }
+  }
+  if (config.challengeWindowMs !== undefined && config.challengeWindowMs !== genesis.body.params.tChallengeMs) {
+    throw new InvalidArgumentError(
+      `this network's challenge window is ${genesis.body.params.tChallengeMs} ms (its genesis); the genesis is kept for the life of the network`,
+      'challengeWindowMs',
+    )
   }
   if (config.bootstrapMode !== undefined && config.bootstrapMode !== pool.bootstrap) {
     throw new InvalidArgumentError(
