@@ -1,5 +1,5 @@
 /**
- * The bootstrap monitor (PROTOCOL.md §6): counts the verifiers of the pool that were active
+ * The bootstrap monitor (docs/PROTOCOL.md §7): counts the verifiers of the pool that were active
  * recently (an ATTEST or ATTEST_PLAN seen within `activeWindowMs`) and feeds the count to the
  * pure `observeVerifiers` rule: bootstrap mode (K = 1) while fewer than 10 are active, left after
  * ≥ 10 for 24 consecutive hours. It reports the mode and the K values that the live count implies.

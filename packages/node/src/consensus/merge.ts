@@ -1,5 +1,5 @@
 /**
- * Healing a split (PROTOCOL.md §6): the decisions of one side are merged into the other by the
+ * Healing a split (docs/PROTOCOL.md §7): the decisions of one side are merged into the other by the
  * merge rule ({@link mergeWinner}), the epoch advances past both sides, and the records that lost
  * are returned so that the anchor can annotate them `orphanedByEpoch` and publish a RECONCILE.
  */

@@ -1,7 +1,7 @@
 /**
  * The agent SDK: one object that holds a peer's identity, its thread replicas and its roles —
  * requester, planner, verifier, worker, anchor (decider) — and turns thread effects into signed
- * envelopes (docs/PROTOCOL.md §4, §15).
+ * envelopes (docs/PROTOCOL.md §5, §11).
  *
  * The agent does no I/O of its own: envelopes leave through an {@link EnvelopeSink}, arrive
  * (already verified) through {@link Agent.deliver}, and time comes from an {@link AgentClock}.
@@ -157,7 +157,7 @@ export interface AgentOptions {
   /** Hash of the policy capsule this agent evaluates. @default BUILTIN_POLICY_HASH, or the gates' capsule */
   policyHash?: string
   /**
-   * Policy gates (PROTOCOL.md §7): preflight before every publish (a denial throws), ingress on
+   * Policy gates (docs/PROTOCOL.md §10): preflight before every publish (a denial throws), ingress on
    * every delivered envelope (a denial drops it), commit gate in the verifier's result check (its
    * decision is the verdict and its digest the ATTEST's evalDigest). @default none
    */

@@ -1,5 +1,5 @@
 /**
- * Artifacts are content-addressed blobs (PROTOCOL.md §2: blobs never travel inside envelopes).
+ * Artifacts are content-addressed blobs (docs/PROTOCOL.md §2: blobs never travel inside envelopes).
  * Their id is a CIDv1 with the `raw` codec and a SHA-256 multihash — the same id Helia gives a
  * single-block raw artifact, so ids stay valid when the artifact store becomes IPFS.
  */

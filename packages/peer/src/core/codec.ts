@@ -1,5 +1,5 @@
 /**
- * Canonical encoding of envelopes (PROTOCOL.md §2): DAG-CBOR bytes, CIDv1 ids, `did:key`
+ * Canonical encoding of envelopes (docs/PROTOCOL.md §2): DAG-CBOR bytes, CIDv1 ids, `did:key`
  * identifiers, dag-json text, and the protocol's total order.
  *
  * Pure and isomorphic: no `node:` modules, no DOM, no WebCrypto. SHA-256 comes from
@@ -29,7 +29,7 @@ import {
 import { validateEnvelopeStructure } from './schemas.ts'
 import type { AnyEnvelope, Cid, Did, Envelope, UnsignedEnvelope } from './types.ts'
 
-/** Largest canonical (DAG-CBOR) encoding of an envelope's `payload`, in bytes (1 MiB, PROTOCOL.md §7). */
+/** Largest canonical (DAG-CBOR) encoding of an envelope's `payload`, in bytes (1 MiB, docs/PROTOCOL.md §10). */
 export const MAX_PAYLOAD_BYTES = 1_048_576
 
 /** Largest wire encoding of a whole envelope, in bytes: the payload limit plus 64 KiB for the header. */
@@ -317,7 +317,7 @@ export function envelopeFromJson(text: string): AnyEnvelope {
 }
 
 /**
- * The protocol's total order (PROTOCOL.md §2): by `lamport`, then `sender`, then `id`, comparing
+ * The protocol's total order (docs/PROTOCOL.md §2): by `lamport`, then `sender`, then `id`, comparing
  * strings by UTF-16 code units (`<`), never by locale. Returns a negative number, zero or a
  * positive number, as `Array.prototype.sort` expects.
  */

@@ -1,5 +1,5 @@
 /**
- * Scoped consensus (PROTOCOL.md §6): the contract every DECIDE store keeps, the merge rule for
+ * Scoped consensus (docs/PROTOCOL.md §7): the contract every DECIDE store keeps, the merge rule for
  * conflicting DECIDEs, and the quorum sizes.
  *
  * The unit of exclusivity is one NEED. A store offers an atomic create-if-absent keyed by the
@@ -233,7 +233,7 @@ export interface DecideRank {
 }
 
 /**
- * The merge rule for conflicting DECIDEs of one NEED (PROTOCOL.md §6): the higher epoch wins,
+ * The merge rule for conflicting DECIDEs of one NEED (docs/PROTOCOL.md §7): the higher epoch wins,
  * then the higher lamport, then the lexicographically lower decider id; the proposal id breaks a
  * last tie so that the rule is a total order. Returns a negative number when `a` wins.
  */
@@ -252,7 +252,7 @@ export function mergeWinner<T extends DecideRank>(a: T, b: T): T {
 
 // ---------------------------------------------------------------- quorum sizes
 
-/** Parameters of the quorum rules (PROTOCOL.md §6). */
+/** Parameters of the quorum rules (docs/PROTOCOL.md §7). */
 export interface QuorumParams {
   /** Target quorum size. @default 5 */
   kTarget: number

@@ -1,5 +1,5 @@
 /**
- * Policy evaluation digests (PROTOCOL.md §7): `evalDigest = H(input ‖ decision ‖ policyHash)`.
+ * Policy evaluation digests (docs/PROTOCOL.md §10): `evalDigest = H(input ‖ decision ‖ policyHash)`.
  * Verifiers attach one to every ATTEST; two verifiers that evaluated the same input under the same
  * policy must produce the same digest, so a mismatch surfaces policy divergence at once.
  */

@@ -1,5 +1,5 @@
 /**
- * Network genesis (docs/PROTOCOL.md §15): the record that names a network. It holds the anchor
+ * Network genesis (docs/PROTOCOL.md §3): the record that names a network. It holds the anchor
  * set, the protocol parameters, the initial verifier pool (or bootstrap) and the economy's genesis
  * rule; its id — the CID of its canonical body — is the network id every envelope carries in
  * `net` and every signature covers, so an envelope signed for one network is worthless in

@@ -1,5 +1,5 @@
 /**
- * Lamport clock (PROTOCOL.md §2): on send `lamport = local + 1`; on receive
+ * Lamport clock (docs/PROTOCOL.md §2): on send `lamport = local + 1`; on receive
  * `local = max(local, msg.lamport)`.
  *
  * @example

@@ -1,6 +1,6 @@
 /**
  * Runtime schemas (zod v4) for every payload of the protocol and for the envelope around it
- * (PROTOCOL.md §2, §3). Every number is a non-negative safe integer, every string and list is
+ * (docs/PROTOCOL.md §2, §4). Every number is a non-negative safe integer, every string and list is
  * bounded ({@link LIMITS}), objects are strict (unknown fields are rejected, so what is validated
  * is exactly what is signed).
  *

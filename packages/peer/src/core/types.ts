@@ -1,5 +1,5 @@
 /**
- * The vocabulary of the protocol (PROTOCOL.md §2, §3, §5): envelope fields, verbs and their
+ * The vocabulary of the protocol (docs/PROTOCOL.md §2, §4, §6.7): envelope fields, verbs and their
  * payloads, plan facts. Types only; runtime checks live in `schemas.ts`, encoding in `codec.ts`.
  *
  * Units are in the names (`leaseTtlMs`, `budget` in credits). Every number in a payload is an
@@ -14,7 +14,7 @@ export const PROTOCOL_VERSION = 2 as const
 
 /**
  * Largest `lamport` an envelope may carry: far below `Number.MAX_SAFE_INTEGER`, so that no sender
- * can push a Lamport clock to the point where it cannot advance (docs/PROTOCOL.md §15, A4).
+ * can push a Lamport clock to the point where it cannot advance (docs/PROTOCOL.md §11, A4).
  */
 export const MAX_LAMPORT = 2 ** 40
 
@@ -24,7 +24,7 @@ export const MAX_EPOCH = 2 ** 32
 /** The epoch every thread starts in: the network's genesis epoch (A3). */
 export const GENESIS_EPOCH = 1
 
-/** Every verb of the protocol, in the order PROTOCOL.md §3 lists them. */
+/** Every verb of the protocol, in the order docs/PROTOCOL.md §4 lists them. */
 export const KINDS = [
   'NEED',
   'PROPOSE',
@@ -66,7 +66,7 @@ export interface TaskSpec {
   produces: string
 }
 
-/** A plan fact (PROTOCOL.md §5). Facts are grow-only; the task graph is derived from them. */
+/** A plan fact (docs/PROTOCOL.md §6.7). Facts are grow-only; the task graph is derived from them. */
 export type PlanOp =
   | { op: 'ADD_TASK'; task: string; capability: string; requires: string[]; produces: string }
   | { op: 'REQUIRES'; task: string; artifactType: string }
@@ -118,7 +118,7 @@ export interface ProposePayload {
   /** Price in credits for the whole plan. */
   price: number
   etaMs: number
-  /** Commitment CIDs of other shards' DECIDEs this plan depends on (PROTOCOL.md §10). */
+  /** Commitment CIDs of other shards' DECIDEs this plan depends on (docs/PROTOCOL.md §10). */
   shardDependencies: Cid[]
 }
 

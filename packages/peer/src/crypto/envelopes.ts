@@ -1,5 +1,5 @@
 /**
- * Signing and verifying envelopes (PROTOCOL.md §2): `sig` is Ed25519 over {@link signingBytes},
+ * Signing and verifying envelopes (docs/PROTOCOL.md §2): `sig` is Ed25519 over {@link signingBytes},
  * `id` the CID of the wire form. DECIDE and FINALIZE carry their quorum's signed attestations,
  * which are verified with them.
  *

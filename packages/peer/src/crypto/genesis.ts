@@ -1,5 +1,5 @@
 /**
- * Signing and verifying genesis records (docs/PROTOCOL.md §15): every anchor of the set signs the
+ * Signing and verifying genesis records (docs/PROTOCOL.md §3): every anchor of the set signs the
  * network id (under a domain tag, so a genesis signature is never an envelope signature).
  *
  * @example

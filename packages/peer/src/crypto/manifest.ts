@@ -1,5 +1,5 @@
 /**
- * Verifier manifests (PROTOCOL.md §8): how a verifier joins the pool. A manifest is signed by the
+ * Verifier manifests (docs/PROTOCOL.md §9): how a verifier joins the pool. A manifest is signed by the
  * verifier's own key and declares its org, ASN and region (what the diversity caps of committee
  * selection count) and the stake it keeps bonded while in the pool; `stake: 0` leaves the pool
  * (its stake goes through unbonding). A newer manifest (higher `seq`) replaces an older one.

@@ -1,5 +1,5 @@
 /**
- * Policy capsules (PROTOCOL.md §7): a compiled policy with what a stranger needs to trust it — the
+ * Policy capsules (docs/PROTOCOL.md §10): a compiled policy with what a stranger needs to trust it — the
  * WASM bytes and their hash, the engine hash, the input schema version, the conformance vector
  * (ids of the conformance tests it passed) with the vectors themselves, and the author's Ed25519
  * signature over all of that.
@@ -9,7 +9,7 @@
  * their `policy` field. A peer that meets an unknown capsule hash fetches the artifact and accepts
  * it only when the bytes hash to the CID, the author is trusted, the signature verifies, and every
  * conformance vector passes on the peer's own engine. No new envelope kind is needed, and the
- * capsule's bytes never travel inside envelopes (PROTOCOL.md §2).
+ * capsule's bytes never travel inside envelopes (docs/PROTOCOL.md §2).
  *
  * @example
  * ```ts

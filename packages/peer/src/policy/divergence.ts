@@ -1,5 +1,5 @@
 /**
- * Divergence detection (PROTOCOL.md §7): verifiers of one COMMIT evaluate the same commit-gate
+ * Divergence detection (docs/PROTOCOL.md §10): verifiers of one COMMIT evaluate the same commit-gate
  * input, so under the same capsule their ATTESTs must carry the same eval digest. Feed every ATTEST
  * to a {@link DivergenceDetector}; it reports each (commit, capsule) whose verifiers disagree, with
  * the verifiers behind each digest — a verifier running a tampered policy (a different policy hash

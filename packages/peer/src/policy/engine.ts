@@ -23,7 +23,7 @@ import { sha256Hex } from '../core/codec.ts'
 import { evalDigestOf } from '../core/digest.ts'
 import { GasExceededError, InvalidArgumentError, type PolicyReason } from '../core/errors.ts'
 
-/** Default gas limit of one evaluation, in units (PROTOCOL.md §7). */
+/** Default gas limit of one evaluation, in units (docs/PROTOCOL.md §10). */
 export const DEFAULT_GAS_LIMIT = 100_000
 
 /** Name of the exported gas counter that `tools/wasm-gas` injects. */
@@ -71,7 +71,7 @@ interface LoadedPolicy {
 
 /** A loaded, gas-metered policy module. Evaluation is synchronous and stateless between calls. */
 export class PolicyEngine {
-  /** SHA-256 (hex) of the WASM bytes: the policy hash of PROTOCOL.md §7. */
+  /** SHA-256 (hex) of the WASM bytes: the policy hash of docs/PROTOCOL.md §10. */
   readonly policyHash: string
   /** The entrypoint evaluated. */
   readonly entrypoint: string

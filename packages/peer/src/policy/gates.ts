@@ -1,5 +1,5 @@
 /**
- * The three policy gates of PROTOCOL.md §7, around one {@link PolicyEngine}:
+ * The three policy gates of docs/PROTOCOL.md §10, around one {@link PolicyEngine}:
  * - preflight: a sender evaluates every envelope before publishing it (decisions cached by the
  *   input document, which is derived from the envelope's content);
  * - ingress: a receiver evaluates every envelope before its core sees it, after checking that the

@@ -1,5 +1,5 @@
 /**
- * Policy capsules (PROTOCOL.md §7): Rego compiled to gas-metered WebAssembly, capsules that carry
+ * Policy capsules (docs/PROTOCOL.md §10): Rego compiled to gas-metered WebAssembly, capsules that carry
  * it with a signature and a conformance vector, the three gates, and divergence detection.
  * Isomorphic; the Node helper that reads the committed bundle is `./node.ts`.
  */

@@ -10,7 +10,7 @@ import type { Envelope, Telemetry, UnsignedEnvelope } from '../core/types.ts'
 /** Version of the input document built here; the policy denies any other (`schema-version`). */
 export const POLICY_SCHEMA_VERSION = 1
 
-/** The three gates of PROTOCOL.md §7. */
+/** The three gates of docs/PROTOCOL.md §10. */
 export type PolicyGate = 'preflight' | 'ingress' | 'commit'
 
 /** Payload numbers the budgets cover, by payload field name. */

@@ -1,6 +1,6 @@
 /**
  * The simulator's attacker (fault class `attacker`): a generated adversary that, from its own
- * random stream, keeps choosing among a catalogue of violations of docs/PROTOCOL.md §15 and
+ * random stream, keeps choosing among a catalogue of violations of docs/PROTOCOL.md §11 and
  * aims each at what it has seen on the network. It holds Sybil keys (fresh identities, one of them
  * funded at genesis), and outside bootstrap the key of one verifier; it sees every envelope honest
  * peers publish; it chooses every field it signs — ids, lamport, epoch, ts, references, budgets —

@@ -1,5 +1,5 @@
 /**
- * Property checkers of the simulator (docs/PROTOCOL.md §13). They read what the core produced —
+ * Property checkers of the simulator (docs/PROTOCOL.md §12). They read what the core produced —
  * logs, accepted envelopes, store histories — and judge it with rules written independently of the
  * fold, so that a bug in the core shows up as a violation rather than agreeing with itself.
  */
@@ -227,7 +227,7 @@ export function checkReplica(
 }
 
 /**
- * P9, second half: an envelope the fold accepted had the authority of docs/PROTOCOL.md §15. Written
+ * P9, second half: an envelope the fold accepted had the authority of docs/PROTOCOL.md §11. Written
  * from the rules, not from the fold: anchors alone decide, grant, scavenge, finalize, reconcile and
  * checkpoint; only a lease's holder heartbeats, yields or commits it; only the committee attests;
  * judges are anchors, or outside bootstrap eligible verifiers other than the challenger, the worker

@@ -107,7 +107,7 @@ export interface SimOptions {
   /** Receives each peer's thread logs at the end (for signed traces). */
   onTrace?: (trace: PeerThreadLog) => void | Promise<void>
   /**
-   * Policy gates for each peer (PROTOCOL.md §7), created once per peer and kept across restarts;
+   * Policy gates for each peer (docs/PROTOCOL.md §10), created once per peer and kept across restarts;
    * a peer given none runs the built-in rules. With gates, the result reports `policy`. @default none
    */
   policy?: (peer: number, identity: Identity) => Promise<PolicyGates | undefined>

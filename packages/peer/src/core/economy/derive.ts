@@ -3,7 +3,7 @@
  * computes to show credits, stake and pending payouts. Replayable by construction — the same
  * threads, grants, manifests, parameters and `nowMs` give the same ledger on every peer.
  *
- * Order (A7, docs/PROTOCOL.md §15) is the anchors' sequence, never one a sender can pick: the
+ * Order (A7, docs/PROTOCOL.md §9.2) is the anchors' sequence, never one a sender can pick: the
  * genesis allocations first, then every anchor act on one timeline by the anchor's clock — faucet
  * grants (`atMs`), verifier manifests (when an anchor accepted them) and decided threads (their
  * winning DECIDE's `ts`). A thread settles as a whole at its DECIDE: its budget is escrowed there,

@@ -1,5 +1,5 @@
 /**
- * Faucet grants (A7, docs/PROTOCOL.md §15): the only credits minted after genesis. An anchor
+ * Faucet grants (A7, docs/PROTOCOL.md §9.3): the only credits minted after genesis. An anchor
  * grants on request and signs the grant (`crypto/records.ts`); every ledger that derives from the
  * grants applies the same bounds, so an anchor that granted too much changes nothing:
  * - one account receives at most `grantCredits` from the faucet over its whole life;

@@ -1,5 +1,5 @@
 /**
- * The credit ledger (PROTOCOL.md §8): accounts, transfers, escrow and release, stake with an
+ * The credit ledger (docs/PROTOCOL.md §9): accounts, transfers, escrow and release, stake with an
  * unbonding period, slashing, burns, and minting for a new network (genesis and a capped faucet).
  *
  * The ledger is a pure state machine: the same operations in the same order give the same state

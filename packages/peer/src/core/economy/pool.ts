@@ -1,5 +1,5 @@
 /**
- * The verifier pool from signed manifests and the ledger (PROTOCOL.md §8): a verifier joins by
+ * The verifier pool from signed manifests and the ledger (docs/PROTOCOL.md §9): a verifier joins by
  * declaring its org, ASN and region and a stake in a manifest it signs (see `crypto/manifest.ts`),
  * and the stake is bonded from its balance; a manifest with `stake: 0` leaves, and the stake goes
  * through unbonding. The pool snapshot — stake from the ledger, reputation from outcomes, recency

@@ -1,5 +1,5 @@
 /**
- * Reputation from outcomes (PROTOCOL.md §8): each outcome moves a verifier's or worker's score,
+ * Reputation from outcomes (docs/PROTOCOL.md §9): each outcome moves a verifier's or worker's score,
  * with a half-life so that old behaviour fades, and abuse patterns weigh heavily. Integer
  * arithmetic only: every peer computes the same score from the same outcomes.
  */

@@ -1,5 +1,5 @@
 /**
- * Ordering balance-changing operations through scoped consensus (PROTOCOL.md §6, §8): every
+ * Ordering balance-changing operations through scoped consensus (docs/PROTOCOL.md §7, §9): every
  * operation that takes credits from an account claims that account's next sequence slot with the
  * same atomic create-if-absent that DECIDE uses (`ledger/<account>/<seq>` in place of a NEED). Two
  * operations racing for one slot — on two anchors, or on the two sides of a partition — cannot both

@@ -1,5 +1,5 @@
 /**
- * Who gets paid, slashed or burned when work settles (PROTOCOL.md §4 steps 7–8, §8). Each function
+ * Who gets paid, slashed or burned when work settles (docs/PROTOCOL.md §5 steps 9–11, §9). Each function
  * turns one settled fact into ledger operations; the ledger then checks that every escrow closes
  * exactly (payouts + burn + refund = escrowed), so credits are conserved by construction.
  *

@@ -1,5 +1,5 @@
 /**
- * What a thread's signed envelopes mean for the credit ledger (PROTOCOL.md §4 steps 5–8, §8): the
+ * What a thread's signed envelopes mean for the credit ledger (docs/PROTOCOL.md §5 steps 6–11, §9): the
  * escrows they open (the NEED's budget, each COMMIT's verify bounty, each CHALLENGE's bond) and how
  * each closes — bounties paid to the verifiers that passed a FINAL result, budgets paid to workers,
  * upheld challenges slashing the wrong verifiers and the worker, frivolous challengers losing their
@@ -69,7 +69,7 @@ export interface ThreadSettlementReport {
 }
 
 /**
- * Related parties by a pool's entries (PROTOCOL.md §8): one identity, or the same entity or org
+ * Related parties by a pool's entries (docs/PROTOCOL.md §9): one identity, or the same entity or org
  * among the pool's verifiers. A thread settles with the pool its DECIDE was taken under.
  */
 export function relatedByPool(entries: readonly PoolEntry[]): RelatedParties {

@@ -2,7 +2,7 @@ import { InvalidArgumentError } from '../errors.ts'
 import { type PlanFact, TASK_STATES } from '../types.ts'
 import { compareStrings } from './order.ts'
 
-/** Every plan op (PROTOCOL.md §5), in the order the protocol lists them. */
+/** Every plan op (docs/PROTOCOL.md §6.7), in the order the protocol lists them. */
 export const PLAN_OPS = ['ADD_TASK', 'REQUIRES', 'PRODUCES', 'LINK', 'STATE', 'ANNOTATE'] as const
 
 /** The plan fact of one op, e.g. `PlanFactOf<'LINK'>`. */

@@ -1,7 +1,7 @@
 /**
  * @packageDocumentation
  *
- * The plan store (PROTOCOL.md §5): a pure, deterministic CRDT of typed plan facts from which the
+ * The plan store (docs/PROTOCOL.md §6.7): a pure, deterministic CRDT of typed plan facts from which the
  * task graph is derived, never edited. Replicas that hold the same facts compute the same graph,
  * the same views and the same canonical state, whatever order the facts arrived in.
  *

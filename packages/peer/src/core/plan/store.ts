@@ -12,7 +12,7 @@ interface KeyedFact {
 }
 
 /**
- * The plan store (PROTOCOL.md §5): a grow-only set of plan facts and the task graph derived from it.
+ * The plan store (docs/PROTOCOL.md §6.7): a grow-only set of plan facts and the task graph derived from it.
  * A state-based CRDT: {@link PlanStore.apply} and {@link PlanStore.merge} are commutative, associative
  * and idempotent, so replicas holding the same facts derive the same graph, whatever the order the
  * facts arrived in. Pure and deterministic: no clock, no randomness, no I/O.

@@ -1,6 +1,6 @@
 /**
  * Network parameters every replica of a thread must share so that it reaches the same state
- * (docs/PROTOCOL.md §6, §15): the network id and its anchor set, the quorum, window, lease and
+ * (docs/PROTOCOL.md §7, §8, §11): the network id and its anchor set, the quorum, window, lease and
  * clock bounds from the genesis record, and a verifier pool.
  *
  * Two kinds of pool live here. The fold of a thread never reads `verifiers`, `pool` or
@@ -36,7 +36,7 @@ export interface NetworkParams {
   poolSnapshotMs?: number
   /** Epoch of the pool snapshot (0: the genesis pool). @default 0 */
   poolEpoch?: number
-  /** Bootstrap mode (PROTOCOL.md §6): K_plan = K_result = 1 and self-attestation is allowed. */
+  /** Bootstrap mode (docs/PROTOCOL.md §7): K_plan = K_result = 1 and self-attestation is allowed. */
   bootstrap: boolean
   quorum: QuorumParams
   /** Challenge window after a result quorum before an anchor may FINALIZE. @default 10 000 */

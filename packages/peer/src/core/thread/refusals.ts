@@ -1,5 +1,5 @@
 /**
- * Why the fold refuses an envelope, and which rule of docs/PROTOCOL.md §15 the refusal enforces.
+ * Why the fold refuses an envelope, and which rule of docs/PROTOCOL.md §11 the refusal enforces.
  * Every refusal of the fold is one of these codes (some carry a `:detail` suffix, such as
  * `not-claimable:CLAIMED`); peers count refusals per code and per rule.
  *

@@ -2,7 +2,7 @@
  * A replica of one thread: its envelope log (a set, kept sorted in the protocol's total order),
  * the folded state, the effects of each change, and the time-driven duties of a peer.
  *
- * Placement (A2, A4, docs/PROTOCOL.md §15): Lamport time is per thread. An envelope whose
+ * Placement (A2, A4, docs/PROTOCOL.md §6.2): Lamport time is per thread. An envelope whose
  * `lamport` lies more than `maxLamportStep` above every lamport already placed in the log (above 0,
  * for the NEED), or that names by id an envelope not placed yet, cannot be placed: it waits,
  * unfolded and invisible to the state, in a bounded pending pool until the gap closes. Honest
@@ -488,7 +488,7 @@ export class ThreadReplica {
   }
 
   /**
-   * The thread's plan store (PROTOCOL.md §5): the facts the fold produced plus, for every task of
+   * The thread's plan store (docs/PROTOCOL.md §6.7): the facts the fold produced plus, for every task of
    * a proposal that lost the merge, an `orphanedByEpoch` annotation naming the winning epoch.
    */
   plan(): PlanStore {

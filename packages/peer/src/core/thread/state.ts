@@ -1,6 +1,6 @@
 /**
  * The state of one thread (one NEED) and the rule that applies one envelope to it
- * (docs/PROTOCOL.md §4, §5, §15).
+ * (docs/PROTOCOL.md §4–§6, §11).
  *
  * A thread's state is a pure function of its envelope SET: replicas sort the set in the
  * protocol's total order `(lamport, sender, id)` and fold {@link applyEnvelope} over it. Causal
@@ -166,7 +166,7 @@ export interface ThreadState {
   /** The highest epoch an anchor has issued into this thread so far in the fold (A3). */
   issuedEpoch: number
   tasks: Map<string, TaskInfo>
-  /** Plan facts produced by the fold (PROTOCOL.md §5), in fold order. */
+  /** Plan facts produced by the fold (docs/PROTOCOL.md §6.7), in fold order. */
   facts: PlanFact[]
   reconciles: Cid[]
   checkpoints: Cid[]
