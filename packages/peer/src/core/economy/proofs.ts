@@ -1,5 +1,5 @@
 /**
- * Typed, bounded challenge proofs (docs/PROTOCOL.md §5 step 8): each proof type has a fixed cost of
+ * Typed, bounded challenge proofs (docs/PROTOCOL.md §5 step 10): each proof type has a fixed cost of
  * checking it, and a challenger's bond must cover that cost (so a flood of challenges costs the
  * flooder, not the judges). The pure checks live here; checks that need artifacts or re-execution
  * are the judging agent's (it fetches, then calls these).

@@ -1,5 +1,5 @@
 /**
- * Verifier committees chosen by stake, reputation, recency and diversity (docs/PROTOCOL.md §9):
+ * Verifier committees chosen by stake, reputation, recency and diversity (docs/PROTOCOL.md §8.3):
  * weight = ⌊√stake⌋ × reputation × recency, a cap per entity, caps per org / ASN / region, and no
  * verifier related to the worker. The draw is deterministic and checkable by every peer from
  * public inputs (a seed such as the COMMIT id, and the pool snapshot): integer arithmetic only
