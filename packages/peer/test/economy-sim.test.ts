@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { builtinCapabilities } from '../src/agent/capabilities.ts'
 import { artifactCid } from '../src/core/artifacts.ts'
+import { DEFAULT_GENESIS } from '../src/core/economy/derive.ts'
 import type { Violation } from '../src/sim/checkers.ts'
 import { settleEconomy } from '../src/sim/economy.ts'
 import { runSimulation } from '../src/sim/world.ts'
@@ -30,15 +31,22 @@ describe('the simulator with its economy', () => {
   })
 
   it('flags an invalid FINALIZE that nobody challenged (the P3 checker can fail)', async () => {
-    const { requester, planner, worker, verifier, decider, params, artifacts, replica } = await finalThread({
-      thread: 'need-p3',
-      output: new TextEncoder().encode('[["a",1]]'),
-    })
-    expect(replica.state.tasks.get('p/count')?.state).toBe('FINAL')
+    const { requester, planner, worker, verifier, decider, params, artifacts, replica, task } =
+      await finalThread({
+        output: new TextEncoder().encode('[["a",1]]'),
+      })
+    expect(replica.state.tasks.get(task)?.state).toBe('FINAL')
     const violations: Violation[] = []
     const report = await settleEconomy({
-      peers: [requester, planner, worker, verifier, decider].map((i) => i.did),
       params,
+      genesis: {
+        ...DEFAULT_GENESIS,
+        allocations: [requester, planner, worker, verifier, decider].map((i) => ({
+          did: i.did,
+          amount: 1_000,
+        })),
+      },
+      genesisVerifiers: [verifier.did],
       replicas: [replica],
       artifacts,
       capabilities: builtinCapabilities(),
@@ -46,12 +54,13 @@ describe('the simulator with its economy', () => {
       violations,
     })
     expect(violations.map((v) => v.property)).toEqual(['P3'])
-    expect(violations[0]!.message).toMatch(/invalid FINALIZE of p\/count survived/)
+    expect(violations[0]!.message).toContain(`invalid FINALIZE of ${task} survived`)
+    expect(report.unfunded).toBe(0)
     expect(report.operations).toBeGreaterThan(5)
     // The honest output differs from what was committed.
     const honest = artifactCid(
       await builtinCapabilities().run('word-frequency', [new TextEncoder().encode('a b a')]),
     )
-    expect(honest).not.toBe(replica.state.tasks.get('p/count')?.commit?.outputs[0])
+    expect(honest).not.toBe(replica.state.tasks.get(task)?.commit?.outputs[0])
   })
 })
