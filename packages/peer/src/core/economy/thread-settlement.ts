@@ -209,7 +209,7 @@ export function settleThread(
           worker: { did: commit.worker, staked: ledger.account(commit.worker).staked },
           wrongVerifiers: passVoters.map((did) => ({ did, staked: ledger.account(did).staked })),
           honestVerifiers: [...new Set([...failVoters, ...voters])].filter((did) => did !== challenger),
-          bootstrap: params.bootstrap,
+          bootstrap: state.winner?.pool.bootstrap ?? params.bootstrap,
         })
         for (const op of ops) {
           if (op.op === 'release' && !ledger.escrow(op.id)) continue
