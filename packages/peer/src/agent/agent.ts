@@ -989,8 +989,9 @@ export class Agent {
   async #commit(replica: ThreadReplica, taskId: string, claim: Cid): Promise<void> {
     const task = replica.state.tasks.get(taskId)
     if (task?.lease?.claim !== claim) return
+    const refs = taskInputRefs(replica.state, task)
     const inputs = await this.#inputsOf(replica, task)
-    if (!inputs) return
+    if (!inputs || !refs) return
     let output = await this.capabilities.run(task.spec.capability, inputs)
     if (this.#options.adversary?.corruptOutputs) output = new TextEncoder().encode(`forged ${claim}`)
     const cid = await this.#options.artifacts.put(output)
@@ -1001,6 +1002,7 @@ export class Agent {
       {
         task: taskId,
         claim,
+        inputs: refs,
         outputs: [cid],
         telemetry: {
           cpuMs: 1,
@@ -1015,6 +1017,16 @@ export class Agent {
     )
   }
 
+  async #fetchAll(refs: readonly Cid[]): Promise<Uint8Array[] | undefined> {
+    const result: Uint8Array[] = []
+    for (const ref of refs) {
+      const bytes = await this.#options.artifacts.get(ref)
+      if (!bytes) return undefined
+      result.push(bytes)
+    }
+    return result
+  }
+
   /** Input bytes of a task: NEED inputs by CID, `task:x` as the final outputs of task x. */
   #inputsOf(replica: ThreadReplica, task: TaskInfo): Promise<Uint8Array[] | undefined> {
     return fetchTaskInputs(replica.state, task, (cid) => this.#options.artifacts.get(cid))
@@ -1026,14 +1038,16 @@ export class Agent {
   async #expectedOutputs(replica: ThreadReplica, task: TaskInfo): Promise<Cid[] | undefined> {
     const commit = task.commit
     if (!commit) return undefined
-    // Keyed by the inputs too: a parent reopened and finalized again changes what the task should give.
-    const refs = taskInputRefs(replica.state, task)
+    // A commit that names its inputs is judged on exactly those (whatever this peer's view of the
+    // parents now); one that does not, on the task's inputs as this peer sees them. Keyed by the
+    // inputs: a parent reopened and finalized again changes what the task should give.
+    const refs = commit.inputs ? [...commit.inputs] : taskInputRefs(replica.state, task)
     if (!refs) return undefined
     const key = `${commit.id}|${refs.join(',')}`
     const cached = this.#expected.get(key)
     if (cached) return cached
     if (!this.capabilities.has(task.spec.capability)) return undefined
-    const inputs = await this.#inputsOf(replica, task)
+    const inputs = await this.#fetchAll(refs)
     if (!inputs) return undefined
     const output = await this.capabilities.run(task.spec.capability, inputs)
     const expected = [artifactCid(output)]

@@ -438,6 +438,7 @@ export const telemetrySchema = z.strictObject({
 export const commitPayloadSchema = z.strictObject({
   task: id,
   claim: cid,
+  inputs: list(cid).exactOptional(),
   outputs: list(cid),
   telemetry: telemetrySchema,
   verifyBounty: count,

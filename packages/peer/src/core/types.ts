@@ -244,6 +244,13 @@ export interface CommitPayload {
   task: string
   /** Envelope id of the CLAIM under whose lease the work was done (the fence token). */
   claim: Cid
+  /**
+   * The artifacts the work was computed from, in the task's input order (the NEED's inputs and the
+   * parents' FINAL outputs). A result is bound to its inputs: the fold refuses a COMMIT whose inputs
+   * are not the task's inputs at that point, and verifiers and judges re-run the task on exactly
+   * these, whatever their own view of the parents.
+   */
+  inputs?: Cid[]
   outputs: Cid[]
   telemetry: Telemetry
   /** Credits escrowed for the verifiers. */

@@ -32,15 +32,32 @@ export interface EconomyReport {
   unfunded: number
 }
 
+/**
+ * What the task's capability gives on the commit's inputs: those it declares (a result is judged on
+ * what it was computed from), else the task's inputs in the final state.
+ */
 async function honestOutputs(
   replica: ThreadReplica,
   task: TaskInfo,
   artifacts: ArtifactStore,
   capabilities: CapabilityRegistry,
 ): Promise<Cid[] | undefined> {
-  const inputs = await fetchTaskInputs(replica.state, task, (cid) => artifacts.get(cid))
+  const declared = task.commit?.inputs
+  const inputs = declared
+    ? await fetchAll(declared, artifacts)
+    : await fetchTaskInputs(replica.state, task, (cid) => artifacts.get(cid))
   if (!inputs || !capabilities.has(task.spec.capability)) return undefined
   return [artifactCid(await capabilities.run(task.spec.capability, inputs))]
+}
+
+async function fetchAll(refs: readonly Cid[], artifacts: ArtifactStore): Promise<Uint8Array[] | undefined> {
+  const result: Uint8Array[] = []
+  for (const ref of refs) {
+    const bytes = await artifacts.get(ref)
+    if (!bytes) return undefined
+    result.push(bytes)
+  }
+  return result
 }
 
 function same(a: readonly Cid[], b: readonly Cid[]): boolean {

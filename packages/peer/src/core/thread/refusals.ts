@@ -70,6 +70,7 @@ export const REFUSALS = {
   'stale-lease': 'state',
   'bad-fence': 'state',
   'no-outputs': 'state',
+  'stale-inputs': 'state',
   'already-final': 'state',
   'duplicate-challenge': 'state',
   'bond-too-small': 'state',

@@ -563,6 +563,7 @@ function canonicalTask(task: TaskInfo): unknown {
     id: c.id,
     worker: c.worker,
     claim: c.claim,
+    inputs: c.inputs ? [...c.inputs] : null,
     outputs: [...c.outputs],
     round: c.round,
     committee: [...c.committee],

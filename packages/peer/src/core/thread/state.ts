@@ -36,6 +36,7 @@ import {
   type Verdict,
 } from '../types.ts'
 import { committeeFor } from './committee.ts'
+import { taskInputRefs } from './inputs.ts'
 import {
   inCommittee,
   isAnchor,
@@ -102,6 +103,8 @@ export interface CommitInfo {
   id: Cid
   worker: Did
   claim: Cid
+  /** The inputs the result was computed from, when the COMMIT declares them. */
+  inputs?: readonly Cid[]
   outputs: readonly Cid[]
   round: number
   committee: readonly Did[]
@@ -505,11 +508,20 @@ export function applyEnvelope(
       if (env.fence !== lease.claim) return 'bad-fence'
       if (isFenced(state, env)) return 'stale-epoch'
       if (env.payload.outputs.length === 0) return 'no-outputs'
+      const inputs = env.payload.inputs
+      if (inputs !== undefined) {
+        // A result computed from other inputs than the task's now (a parent since redone) is stale.
+        const current = taskInputRefs(state, task)
+        if (!current || current.length !== inputs.length || current.some((ref, i) => ref !== inputs[i])) {
+          return 'stale-inputs'
+        }
+      }
       delete task.lease
       task.commit = {
         id: env.id,
         worker: env.sender,
         claim: lease.claim,
+        ...(inputs === undefined ? {} : { inputs }),
         outputs: env.payload.outputs,
         round: task.round,
         committee: committeeFor(env.id, env.sender, task.kResult, threadParams(state, params)),
