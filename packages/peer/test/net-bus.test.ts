@@ -4,13 +4,12 @@
  * batched frames arrive whole; close() stops delivery.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { BUILTIN_POLICY_HASH } from '../src/core/digest.ts'
-import { type AnyEnvelope, PROTOCOL_VERSION } from '../src/core/types.ts'
+import type { AnyEnvelope } from '../src/core/types.ts'
 import { createIdentity, type LocalIdentity } from '../src/crypto/ed25519.ts'
-import { signEnvelope } from '../src/crypto/envelopes.ts'
 import { createBus, type GossipBus } from '../src/net/bus.ts'
 import { createNetwork, type Network } from '../src/net/network.ts'
 import { capabilityTopic } from '../src/net/topics.ts'
+import { sign, signNeed } from './helpers.ts'
 
 const base = { webRTC: false, pubsubDiscovery: false, reputationPingMs: 0, listen: ['/ip4/127.0.0.1/tcp/0'] }
 
@@ -22,49 +21,34 @@ async function until(condition: () => boolean, what: string, timeoutMs = 20_000)
   }
 }
 
-async function need(identity: LocalIdentity, name: string): Promise<AnyEnvelope> {
-  return (await signEnvelope(
-    {
-      v: PROTOCOL_VERSION,
-      kind: 'NEED',
-      thread: name,
-      sender: identity.did,
-      lamport: 1,
-      ts: Date.now(),
-      payload: {
-        need: name,
-        epoch: 1,
-        requires: ['sha256'],
-        inputs: ['bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'],
-        produces: 'text/plain',
-        budget: 5,
-        deadlineMs: Date.now() + 60_000,
-        bidWindowMs: 500,
-      },
-      refs: [],
-      policy: BUILTIN_POLICY_HASH,
-      epoch: 1,
-    },
+/** An envelope id standing for a PROPOSE. */
+const PROPOSAL = 'bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'
+
+/** A fresh NEED (its thread id bound to it, A1); `budget` tells NEEDs apart. */
+async function need(identity: LocalIdentity, budget: number): Promise<AnyEnvelope> {
+  return (await signNeed(
     identity,
+    {
+      epoch: 1,
+      requires: ['sha256'],
+      inputs: ['bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'],
+      produces: 'text/plain',
+      budget,
+      deadlineMs: Date.now() + 60_000,
+      bidWindowMs: 500,
+    },
+    { ts: Date.now() },
   )) as AnyEnvelope
 }
 
-async function attest(identity: LocalIdentity, thread: string, lamport: number): Promise<AnyEnvelope> {
-  return (await signEnvelope(
-    {
-      v: PROTOCOL_VERSION,
-      kind: 'ATTEST_PLAN',
-      thread,
-      sender: identity.did,
-      lamport,
-      ts: Date.now(),
-      payload: { need: thread, proposal: 'p-1', verdict: 'accept' },
-      refs: [],
-      policy: BUILTIN_POLICY_HASH,
-      epoch: 1,
-    },
+function attest(identity: LocalIdentity, thread: string, lamport: number): Promise<AnyEnvelope> {
+  return sign(
     identity,
-  )) as AnyEnvelope
+    'ATTEST_PLAN',
+    thread,
+    { need: thread, proposal: PROPOSAL, verdict: 'accept' },
+    { lamport, ts: Date.now() },
+  )
 }
 
 describe('gossip bus between two nodes', () => {
@@ -114,8 +98,8 @@ describe('gossip bus between two nodes', () => {
   })
 
   it('announces NEEDs on capability topics and delivers each envelope once', async () => {
-    const env = await need(publisherIdentity, 'need-cap-1')
-    const other = await attest(publisherIdentity, 'need-cap-1', 2)
+    const env = await need(publisherIdentity, 5)
+    const other = await attest(publisherIdentity, env.thread, 2)
     publisherBus.publish(env)
     publisherBus.publish(other)
     await until(() => heardByFull.length >= 2 && heardByWorker.length >= 1, 'deliveries')
@@ -130,7 +114,7 @@ describe('gossip bus between two nodes', () => {
 
   it('batches envelopes published within the window into fewer gossip messages', async () => {
     const before = publisherBus.stats().framesPublished
-    const thread = 'need-batch'
+    const { thread } = await need(publisherIdentity, 6)
     const envs: AnyEnvelope[] = []
     for (let i = 0; i < 10; i += 1) envs.push(await attest(publisherIdentity, thread, 10 + i))
     for (const env of envs) publisherBus.publish(env)
@@ -142,7 +126,7 @@ describe('gossip bus between two nodes', () => {
   it('stops delivering after close()', async () => {
     workerBus.close()
     const count = heardByWorker.length
-    const late = await need(publisherIdentity, 'need-after-close')
+    const late = await need(publisherIdentity, 7)
     publisherBus.publish(late)
     await publisherBus.flush()
     await until(() => heardByFull.includes(late.id), 'full peer delivery')

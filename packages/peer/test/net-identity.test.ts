@@ -8,6 +8,7 @@ import { createIdentity } from '../src/crypto/ed25519.ts'
 import { signEnvelope } from '../src/crypto/envelopes.ts'
 import { didFromPeerId, libp2pKeyFromIdentity, peerIdFromDid } from '../src/net/identity.ts'
 import { createNetwork } from '../src/net/network.ts'
+import { TEST_NET } from './helpers.ts'
 
 describe('peer identity', () => {
   it('derives the libp2p key from the agent seed', async () => {
@@ -46,12 +47,17 @@ describe('peer identity', () => {
       const env = await signEnvelope(
         {
           v: PROTOCOL_VERSION,
+          net: TEST_NET,
           kind: 'ATTEST_PLAN',
           thread: 'need-x',
           sender: identity.did,
           lamport: 1,
           ts: 0,
-          payload: { need: 'need-x', proposal: 'p', verdict: 'accept' },
+          payload: {
+            need: 'need-x',
+            proposal: 'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy',
+            verdict: 'accept',
+          },
           refs: [],
           policy: BUILTIN_POLICY_HASH,
           epoch: 1,

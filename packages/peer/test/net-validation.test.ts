@@ -1,7 +1,8 @@
 /** The bus's building blocks without a network: frames, topics, frame validation, reputation. */
 import { describe, expect, it } from 'vitest'
-import { decodeEnvelope, encodeEnvelope } from '../src/core/codec.ts'
+import { computeEnvelopeId, decodeEnvelope, encodeEnvelope, signingBytes } from '../src/core/codec.ts'
 import { BUILTIN_POLICY_HASH } from '../src/core/digest.ts'
+import { poolSnapshotOf } from '../src/core/thread/params.ts'
 import { type AnyEnvelope, PROTOCOL_VERSION } from '../src/core/types.ts'
 import { createIdentity, type LocalIdentity } from '../src/crypto/ed25519.ts'
 import { signEnvelope } from '../src/crypto/envelopes.ts'
@@ -9,20 +10,24 @@ import { decodeFrame, encodeFrame, frameId, isBatchFrame } from '../src/net/fram
 import { PeerReputation } from '../src/net/reputation.ts'
 import { allShardTopics, capabilityTopic, shardOf, threadTopic } from '../src/net/topics.ts'
 import { validateFrame } from '../src/net/validation.ts'
+import { TEST_NET, testParams } from './helpers.ts'
 
 const NOW = 1_700_000_000_000
+/** An envelope id standing for a PROPOSE. */
+const PROPOSAL = 'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'
 const context = { from: 'peer-a', topic: 'can-swarm/1/shard/0' }
 
 async function envelope(identity: LocalIdentity, ts = NOW, thread = 'need-1'): Promise<AnyEnvelope> {
   return (await signEnvelope(
     {
       v: PROTOCOL_VERSION,
+      net: TEST_NET,
       kind: 'ATTEST_PLAN',
       thread,
       sender: identity.did,
       lamport: 1,
       ts,
-      payload: { need: thread, proposal: 'p-1', verdict: 'accept' },
+      payload: { need: thread, proposal: PROPOSAL, verdict: 'accept' },
       refs: [],
       policy: BUILTIN_POLICY_HASH,
       epoch: 1,
@@ -90,6 +95,9 @@ describe('validateFrame', () => {
       ok: false,
       reason: 'bad-signature',
     })
+    // Moved to another network: its signature covers net.
+    const moved = encodeEnvelope({ ...good, net: PROPOSAL } as AnyEnvelope)
+    expect(await validateFrame(moved, context, { now })).toMatchObject({ ok: false, reason: 'bad-signature' })
     const old = encodeEnvelope(await envelope(identity, NOW - 200_000))
     expect(await validateFrame(old, context, { now })).toMatchObject({ ok: false, reason: 'stale' })
     const ahead = encodeEnvelope(await envelope(identity, NOW + 60_000))
@@ -118,11 +126,12 @@ describe('validateFrame', () => {
 
 describe('validateFrame with embedded attestations', () => {
   /** A DECIDE signed by its decider, carrying two ATTEST_PLANs; `spoil` breaks the second one. */
-  async function decide(spoil: boolean): Promise<Uint8Array> {
+  async function decide(spoil: boolean, voterNet = TEST_NET): Promise<Uint8Array> {
     const [decider, voter] = [await createIdentity(), await createIdentity()]
     const thread = 'need-embedded'
     const base = {
       v: PROTOCOL_VERSION,
+      net: TEST_NET,
       thread,
       lamport: 5,
       ts: NOW,
@@ -136,9 +145,10 @@ describe('validateFrame with embedded attestations', () => {
         await signEnvelope(
           {
             ...base,
+            net: signer === voter ? voterNet : TEST_NET,
             kind: 'ATTEST_PLAN',
             sender: signer.did,
-            payload: { need: thread, proposal: 'p-1', verdict: 'accept' },
+            payload: { need: thread, proposal: PROPOSAL, verdict: 'accept' },
           },
           signer,
         ),
@@ -149,27 +159,27 @@ describe('validateFrame with embedded attestations', () => {
         ...attestations[1]!,
         payload: { ...attestations[1]!.payload, verdict: 'reject' as const },
       }
-      const { computeEnvelopeId } = await import('../src/core/codec.ts')
       attestations[1] = { ...forged, id: computeEnvelopeId(forged) }
     }
-    const env = await signEnvelope(
-      {
-        ...base,
-        kind: 'DECIDE',
-        sender: decider.did,
-        payload: {
-          need: thread,
-          proposal: 'p-1',
-          epoch: 1,
-          lamport: 5,
-          kPlan: 2,
-          decider: decider.did,
-          attestations,
-        },
+    const unsigned = {
+      ...base,
+      kind: 'DECIDE' as const,
+      sender: decider.did,
+      payload: {
+        need: thread,
+        proposal: PROPOSAL,
+        epoch: 1,
+        lamport: 5,
+        kPlan: 2,
+        decider: decider.did,
+        attestations,
+        pool: poolSnapshotOf(testParams()),
       },
-      decider,
-    )
-    return encodeEnvelope(env)
+    }
+    if (voterNet === TEST_NET) return encodeEnvelope(await signEnvelope(unsigned, decider))
+    // signEnvelope refuses to sign a DECIDE whose attestations are of another network: sign it by hand.
+    const signed = { ...unsigned, sig: await decider.sign(signingBytes(unsigned)) }
+    return encodeEnvelope({ ...signed, id: computeEnvelopeId(signed) })
   }
 
   it('verifies the attestations a DECIDE embeds, not only its own signature', async () => {
@@ -178,6 +188,13 @@ describe('validateFrame with embedded attestations', () => {
     const spoiled = await validateFrame(await decide(true), context, { now })
     expect(spoiled).toMatchObject({ ok: false, reason: 'bad-signature' })
     expect(spoiled.ok === false && spoiled.detail).toMatch(/attestations\.1/)
+  })
+
+  it('refuses as malformed a DECIDE embedding an attestation of another network', async () => {
+    const now = () => NOW
+    const foreign = await validateFrame(await decide(false, PROPOSAL), context, { now })
+    expect(foreign).toMatchObject({ ok: false, reason: 'malformed' })
+    expect(foreign.ok === false && foreign.detail).toMatch(/attestations\.1\.net/)
   })
 })
 
