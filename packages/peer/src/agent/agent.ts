@@ -187,6 +187,9 @@ export interface NeedRequest {
   deadlineMs?: number
 }
 
+/** Most times an anchor duty is checked and acted on again (its envelope refused each time). */
+const MAX_DUTY_ROUNDS = 20
+
 /** Default of {@link AgentOptions.maxOrphanEnvelopes}. */
 export const DEFAULT_MAX_ORPHAN_ENVELOPES = 4_096
 
@@ -202,6 +205,8 @@ export class Agent {
   #orphans = new Map<string, AnyEnvelope[]>()
   #orphanCount = 0
   #done = new Set<string>()
+  /** Anchor duties and claim attempts with a timer armed (one per key). */
+  #duties = new Set<string>()
   #timers = new Set<() => void>()
   /** The duty timer armed per thread, with the time it is due. */
   #armed = new Map<string, { dueMs: number; cancel: () => void }>()
@@ -837,7 +842,23 @@ export class Agent {
     })
   }
 
-  // anchor: leases ---------------------------------------------------------
+  // anchor: duties -----------------------------------------------------------
+
+  /**
+   * Runs an anchor duty driven by the thread's state: `act` looks at the state and publishes what
+   * it calls for (a GRANT, a RELEASE, a FINALIZE), answering whether it did. A duty that acted is
+   * checked again after `anchorBackupMs` — an envelope the log later refuses (a re-fold after a
+   * heal placed it where it no longer applies) is then sent anew — until the state no longer calls
+   * for it, at most `MAX_DUTY_ROUNDS` times. One timer per duty key at a time.
+   */
+  #duty(key: string, delayMs: number, act: () => Promise<boolean>, round = 1): void {
+    if (this.#duties.has(key)) return
+    this.#duties.add(key)
+    this.#after(delayMs, async () => {
+      this.#duties.delete(key)
+      if ((await act()) && round < MAX_DUTY_ROUNDS) this.#duty(key, this.tuning.anchorBackupMs, act, round + 1)
+    })
+  }
 
   /**
    * Grants the lease of a claimable task to the CLAIM of its current round this anchor received
@@ -845,17 +866,10 @@ export class Agent {
    * grants at once; other anchors only after a back-off, when no grant has come.
    */
   #grantLater(replica: ThreadReplica, taskId: string): void {
-    const task = replica.state.tasks.get(taskId)
-    if (!task) return
-    const key = `grant:${taskId}:${task.round}`
-    if (this.#done.has(key)) return
-    this.#done.add(key)
-    this.#after(this.#anchorDelay(replica), async () => {
+    this.#duty(`grant:${replica.thread}:${taskId}`, this.#anchorDelay(replica), async () => {
       const current = replica.state.tasks.get(taskId)
-      if (!current || current.state !== 'DECIDED' || current.lease) {
-        this.#done.delete(key)
-        return
-      }
+      if (!current || current.state !== 'DECIDED' || current.lease) return false
+      if (!current.parents.every((parent) => replica.state.tasks.get(parent)?.state === 'FINAL')) return false
       const timedOut = new Set(this.#timedOutWorkers(replica, current))
       const candidates = [...current.requests]
         .filter(([, round]) => round === current.round)
@@ -866,10 +880,7 @@ export class Agent {
             (replica.receivedAt(a.id) ?? 0) - (replica.receivedAt(b.id) ?? 0) || (a.id < b.id ? -1 : 1),
         )
       const chosen = candidates[0]
-      if (!chosen) {
-        this.#done.delete(key)
-        return
-      }
+      if (!chosen) return false
       await this.publish('GRANT', replica.thread, {
         task: taskId,
         claim: chosen.id,
@@ -878,6 +889,7 @@ export class Agent {
           Math.min(chosen.payload.leaseTtlMs, this.tuning.maxGrantTtlMs),
         ),
       })
+      return true
     })
   }
 
@@ -899,11 +911,11 @@ export class Agent {
    */
   #scavengeLater(replica: ThreadReplica, taskId: string, claim: Cid): void {
     const renewedBy = replica.state.tasks.get(taskId)?.lease?.renewedBy
-    this.#after(this.#anchorDelay(replica), async () => {
+    this.#duty(`release:${claim}:${renewedBy}`, this.#anchorDelay(replica), async () => {
       const lease = replica.state.tasks.get(taskId)?.lease
-      if (lease?.claim !== claim || lease.renewedBy !== renewedBy) return
-      if (!this.#once(`release:${claim}:${renewedBy}`)) return
+      if (lease?.claim !== claim || lease.renewedBy !== renewedBy) return false
       await this.publish('RELEASE', replica.thread, { task: taskId, claim, reason: 'lease-expired' })
+      return true
     })
   }
 
@@ -911,24 +923,22 @@ export class Agent {
   #watchHold(replica: ThreadReplica, taskId: string, claim: Cid): void {
     if (!this.#once(`hold:${claim}`)) return
     this.#after(this.tuning.maxLeaseHoldMs, async () => {
-      const lease = replica.state.tasks.get(taskId)?.lease
-      if (lease?.claim !== claim) return
-      if (!this.#once(`release:${claim}:hold`)) return
-      await this.publish('RELEASE', replica.thread, { task: taskId, claim, reason: 'lease-expired' })
+      this.#duty(`release:${claim}:hold`, 0, async () => {
+        if (replica.state.tasks.get(taskId)?.lease?.claim !== claim) return false
+        await this.publish('RELEASE', replica.thread, { task: taskId, claim, reason: 'lease-expired' })
+        return true
+      })
     })
   }
-
-  // anchor: results ---------------------------------------------------------
 
   /** Finalizes a verified result once the challenge window has passed by this anchor's clock (A6). */
   #finalizeLater(replica: ThreadReplica, taskId: string, commitId: Cid): void {
     const task = replica.state.tasks.get(taskId)
     if (task?.commit?.id !== commitId) return
-    this.#after(this.#anchorDelay(replica), async () => {
+    this.#duty(`finalize:${commitId}`, this.#anchorDelay(replica), async () => {
       const current = replica.state.tasks.get(taskId)
       const commit = current?.commit
-      if (!current || commit?.id !== commitId || current.state !== 'VERIFIED') return
-      if (!this.#once(`finalize:${commitId}`)) return
+      if (!current || commit?.id !== commitId || current.state !== 'VERIFIED') return false
       const passing = [...commit.votes.values()]
         .filter((vote) => vote.verdict === 'pass')
         .map((vote) => replica.get(vote.env)!)
@@ -937,24 +947,32 @@ export class Agent {
         commit: commitId,
         attestations: passing as Envelope[],
       })
+      return true
     })
   }
 
   // worker ----------------------------------------------------------------
 
   /**
-   * Arms one claim attempt after a random back-off (once per round of the task). The CLAIM is a
-   * request: the lease starts with the anchor's GRANT.
+   * Arms a claim attempt after a random back-off whenever the task is ready, unless this worker
+   * already has a CLAIM of the task's current round in the log (a CLAIM the log refused — a re-fold
+   * placed it before the task was claimable — does not count). The CLAIM is a request: the lease
+   * starts with the anchor's GRANT.
    */
   #claimLater(replica: ThreadReplica, taskId: string): void {
     const task = replica.state.tasks.get(taskId)
     if (!task || !this.capabilities.has(task.spec.capability)) return
-    if (!this.#once(`claim:${taskId}:${task.round}`)) return
-    const round = task.round
+    const key = `claim:${replica.thread}:${taskId}`
+    if (this.#duties.has(key)) return
+    this.#duties.add(key)
     this.#after(this.#options.random.next() * this.tuning.claimBackoffMs, async () => {
+      this.#duties.delete(key)
       const current = replica.state.tasks.get(taskId)
-      if (current?.state !== 'DECIDED' || current.lease || current.round !== round) return
+      if (current?.state !== 'DECIDED' || current.lease) return
       if (!current.parents.every((parent) => replica.state.tasks.get(parent)?.state === 'FINAL')) return
+      for (const [id, round] of current.requests) {
+        if (round === current.round && replica.get(id)?.sender === this.did) return
+      }
       const cost = this.capabilities.get(current.spec.capability)!.manifest.price
       const payload = { task: taskId, leaseTtlMs: this.tuning.leaseTtlMs, cost, etaMs: this.tuning.workMs }
       await this.publish('CLAIM', replica.thread, payload)
