@@ -17,7 +17,6 @@ import {
   PolicyDeniedError,
   UnknownCapsuleError,
 } from '../src/core/errors.ts'
-import { networkParams } from '../src/core/thread/params.ts'
 import type { AnyEnvelope, Envelope, UnsignedEnvelope } from '../src/core/types.ts'
 import { PROTOCOL_VERSION } from '../src/core/types.ts'
 import type { Identity } from '../src/crypto/ed25519.ts'
@@ -41,7 +40,7 @@ import {
   verifyCapsule,
 } from '../src/policy/index.ts'
 import { readPolicyBundle, readPolicyWasm } from '../src/policy/node.ts'
-import { makeIdentities } from './helpers.ts'
+import { makeIdentities, TEST_NET, testParams } from './helpers.ts'
 
 let bundle: { wasm: Uint8Array; manifest: BundleManifest }
 let author: Identity
@@ -66,6 +65,7 @@ function unsigned<K extends AnyEnvelope['kind']>(
 ): UnsignedEnvelope {
   return {
     v: PROTOCOL_VERSION,
+    net: TEST_NET,
     kind,
     thread: 'need-policy',
     sender: peer.did,
@@ -242,6 +242,13 @@ describe('ingress gate', () => {
     const bogus = gates.ingress(received('SPAM', heartbeat))
     expect(bogus.allowed).toBe(false)
     expect(bogus.reasons).toEqual([{ rule: 'kind-allowed', field: 'kind' }])
+  })
+
+  it('lets an anchor’s GRANT through, at ingress and at preflight (no lease could start otherwise)', () => {
+    const gates = gatesFor()
+    const grant = { task: 'p/t0', claim: CLAIM_ID, leaseTtlMs: 2_000 }
+    expect(gates.ingress(received('GRANT', grant)).allowed).toBe(true)
+    expect(gates.preflight(unsigned('GRANT', grant)).allowed).toBe(true)
   })
 
   it('denies an oversize payload', () => {
@@ -461,7 +468,7 @@ describe('agent with policy gates', () => {
     const published: AnyEnvelope[] = []
     const agent = new Agent({
       identity: peer,
-      params: networkParams({ verifiers: [peer.did], bootstrap: true }),
+      params: testParams({ verifiers: [peer.did], bootstrap: true }),
       bus: { publish: (env) => published.push(env) },
       clock: { now: () => 0, setTimer: () => () => {} },
       random: new SeededRandom(1),
