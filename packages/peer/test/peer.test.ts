@@ -8,10 +8,14 @@ import type { HeliaArtifacts } from '../src/artifacts/helia.ts'
 import { artifactCid } from '../src/core/artifacts.ts'
 import { MemoryConsensusStore } from '../src/core/consensus.ts'
 import { fetchTaskInputs } from '../src/core/thread/inputs.ts'
-import { networkParams } from '../src/core/thread/params.ts'
+import { createIdentity } from '../src/crypto/ed25519.ts'
 import { createPeer, type Peer } from '../src/peer.ts'
 import { claimedThread } from './claimed-thread.ts'
+import { testParams } from './helpers.ts'
 import { tcpOf, until } from './peers.ts'
+
+/** The id of a network other than the test network. */
+const OTHER_NET = 'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'
 
 const peers: Peer[] = []
 afterAll(async () => {
@@ -20,9 +24,12 @@ afterAll(async () => {
 
 describe('createPeer', () => {
   it('runs a NEED to FINAL between two peers over libp2p', async () => {
-    const params = networkParams({ verifiers: [], bootstrap: true, tChallengeMs: 300 })
+    // The worker is the network's anchor too: it decides, grants and finalizes (A3, A5, A6).
+    const identity = await createIdentity()
+    const params = testParams({ anchors: [identity.did], verifiers: [], bootstrap: true, tChallengeMs: 300 })
     // Each peer has its own default Helia store: the worker fetches the input from the requester.
     const worker = await createPeer({
+      identity,
       params,
       roles: { planner: true, worker: true, verifier: true, decider: true },
       consensus: new MemoryConsensusStore(),
@@ -37,6 +44,14 @@ describe('createPeer', () => {
       syncIntervalMs: 1000,
     })
     peers.push(requester)
+    // A peer of another network, connected to both: their envelopes are worthless to it.
+    const outsider = await createPeer({
+      params: testParams({ network: OTHER_NET, anchors: [identity.did], verifiers: [], bootstrap: true }),
+      bootstrap: [tcpOf(worker)],
+      network: { webRTC: false },
+      syncIntervalMs: 1000,
+    })
+    peers.push(outsider)
     await new Promise((resolve) => setTimeout(resolve, 1500))
     const need = await requester.post({
       requires: ['sort-dedupe', 'sha256'],
@@ -55,6 +70,16 @@ describe('createPeer', () => {
       })
     }
     expect(requester.agent.replica(need)!.stateHash()).toBe(worker.agent.replica(need)!.stateHash())
+    // Leases were granted by the anchor, and nothing was refused on the way.
+    const log = worker.agent.replica(need)!.envelopes()
+    expect(log.filter((env) => env.kind === 'GRANT').every((env) => env.sender === identity.did)).toBe(true)
+    expect(log.filter((env) => env.kind === 'GRANT').length).toBeGreaterThanOrEqual(2)
+    expect([...worker.agent.replica(need)!.state.rejected.values()]).toEqual([])
+    // It heard them (by gossip or sync) and refused every one.
+    const heard = outsider.bus.stats().rejected.denied + (outsider.agent.refusals()['wrong-network'] ?? 0)
+    expect(heard).toBeGreaterThan(0)
+    expect(outsider.agent.threads()).toEqual([])
+    expect(outsider.agent.orphanCount).toBe(0)
     // The worker's outputs reach the requester from the worker's store.
     const state = requester.agent.replica(need)!.state
     const outputs = [...state.tasks.values()].flatMap((task) => task.commit?.outputs ?? [])
@@ -66,9 +91,8 @@ describe('createPeer', () => {
   })
 
   it('a late joiner catches up with a 1 000-envelope thread through sync', async () => {
-    const thread = 'need-late-join'
     const input = new TextEncoder().encode('the one input every task of the thread reads')
-    const { params, log } = await claimedThread(thread, 201, artifactCid(input))
+    const { params, log, thread } = await claimedThread(201, artifactCid(input))
     expect(log.length).toBeGreaterThanOrEqual(1000)
 
     // Plan sync off: this is about envelope sync (test/plan-sync.test.ts covers the Automerge path).
