@@ -3,6 +3,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { isAuthorityRefusal } from '../src/core/thread/refusals.ts'
 
 const root = join(import.meta.dirname, '..', '..', '..')
 const node = process.execPath
@@ -47,7 +48,7 @@ describe('npm run sim', () => {
     const summary = JSON.parse(result.last)
     expect(summary).toMatchObject({ seeds: 2, violations: 0 })
     expect(summary.finalized).toBeGreaterThan(0)
-    expect(summary.properties).toEqual(['P1', 'P2', 'P4', 'P5', 'P6', 'no-agent-error'])
+    expect(summary.properties).toEqual(['P1', 'P2', 'P4', 'P5', 'P6', 'P9', 'P10', 'no-agent-error'])
     expect(summary.byFault.partition.seeds).toBe(2)
     expect(await readdir(dir)).toEqual(['seed-5', 'seed-6'])
   })
@@ -57,9 +58,37 @@ describe('npm run sim', () => {
     expect(result.status, result.stderr).toBe(0)
     const summary = JSON.parse(result.last)
     expect(summary.violations).toBe(0)
-    expect(summary.properties).toEqual(['P1', 'P2', 'P4', 'P5', 'P6', 'no-agent-error', 'P3', 'conservation'])
+    expect(summary.properties).toEqual([
+      'P1',
+      'P2',
+      'P4',
+      'P5',
+      'P6',
+      'P9',
+      'P10',
+      'no-agent-error',
+      'P3',
+      'conservation',
+    ])
     expect(summary.policy.evaluations).toBeGreaterThan(100)
     expect(summary.economy.operations).toBeGreaterThan(10)
+  })
+
+  it('runs the attacker and reports every attack it tried as refused or contained', () => {
+    const result = run('sim.ts', ['--seed', '3', '--faults', 'attacker', '--quiet'])
+    expect(result.status, result.stderr).toBe(0)
+    const summary = JSON.parse(result.last)
+    expect(summary.violations).toBe(0)
+    expect(summary.properties).toContain('P9')
+    expect(summary.attacker.tried).toBeGreaterThan(10)
+    expect(summary.attacker.refused).toBe(summary.attacker.tried)
+    const catalogue = summary.attacker.catalogue as Record<string, { tried: number; refused: number }>
+    expect(Object.keys(catalogue).length).toBeGreaterThan(5)
+    for (const [attack, counts] of Object.entries(catalogue))
+      expect(counts.refused, attack).toBe(counts.tried)
+    // The honest peers refused by authority codes, not only by the races of the protocol.
+    const authority = Object.keys(summary.refusals).filter((code) => isAuthorityRefusal(code))
+    expect(authority.length).toBeGreaterThan(3)
   })
 
   it('explains bad options and has --help', () => {
