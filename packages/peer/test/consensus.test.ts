@@ -3,15 +3,18 @@ import { describe, expect, it } from 'vitest'
 import {
   bucketOf,
   challengeRewardFor,
+  checkEpochStep,
   compareDecides,
   INITIAL_BOOTSTRAP_STATE,
   kPlanFor,
   kResultFor,
+  MAX_EPOCH_STEP,
   MemoryConsensusStore,
   mergeWinner,
   observeVerifiers,
 } from '../src/core/consensus.ts'
-import { StaleEpochError } from '../src/core/errors.ts'
+import { InvalidArgumentError, StaleEpochError } from '../src/core/errors.ts'
+import { MAX_EPOCH, MAX_LAMPORT } from '../src/core/types.ts'
 
 const decider = 'did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK'
 const other = 'did:key:z6MkpTHR8VNsBxYAAWHut2Geadd9jSwuBV8xRoAnwWsdvktH'
@@ -59,6 +62,25 @@ describe('MemoryConsensusStore', () => {
     await expect(
       store.tryDecide({ need: 'n', proposal: 'p', epoch: 1, lamport: 1.5, kPlan: 1, decider }),
     ).rejects.toMatchObject({ field: 'lamport' })
+  })
+
+  it('bounds epochs and lamports (A4) and raises the epoch only by bounded steps (A3)', async () => {
+    const store = new MemoryConsensusStore({ epoch: 1 })
+    const request = { need: 'n', proposal: 'p', epoch: 1, lamport: 1, kPlan: 1, decider }
+    await expect(store.tryDecide({ ...request, epoch: MAX_EPOCH + 1 })).rejects.toMatchObject({
+      field: 'epoch',
+    })
+    await expect(store.tryDecide({ ...request, lamport: MAX_LAMPORT + 1 })).rejects.toMatchObject({
+      field: 'lamport',
+    })
+    expect(store.advanceEpoch()).toBe(2)
+    expect(store.advanceEpoch(2 + MAX_EPOCH_STEP)).toBe(2 + MAX_EPOCH_STEP)
+    for (const to of [store.epoch, store.epoch - 1, store.epoch + MAX_EPOCH_STEP + 1, MAX_EPOCH + 1, 1.5]) {
+      expect(() => store.advanceEpoch(to)).toThrow(InvalidArgumentError)
+    }
+    expect(store.epoch).toBe(2 + MAX_EPOCH_STEP)
+    expect(() => checkEpochStep(MAX_EPOCH, MAX_EPOCH - 1)).not.toThrow()
+    expect(() => checkEpochStep(MAX_EPOCH + 1, MAX_EPOCH)).toThrow(/bounded steps/)
   })
 
   it('forks for a split and merges by the rule on heal', async () => {
