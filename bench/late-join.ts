@@ -21,11 +21,10 @@ function only(path: Path): Partial<PeerOptions> {
 
 async function measure(
   path: Path,
-  thread: string,
   tag: number,
   peers: Peer[],
 ): Promise<{ samples: number[]; envelopes: number }> {
-  const { params, log } = await claimedThread(thread, tag)
+  const { params, log, thread } = await claimedThread(tag)
   const holder = await createPeer({ params, network: { webRTC: false }, ...only(path) })
   peers.push(holder)
   for (const env of log) await holder.agent.deliver(env)
@@ -56,11 +55,11 @@ export async function runLateJoinBenchmark(
 ): Promise<Record<string, Metric>> {
   const peers: Peer[] = []
   try {
-    const plan = await measure('plan', 'need-bench-late-join-plan', 202, peers)
+    const plan = await measure('plan', 202, peers)
     progress(
       `plan sync: ${plan.envelopes} envelopes caught up in ${plan.samples.map((s) => s.toFixed(0)).join(', ')} ms`,
     )
-    const envelope = await measure('envelope', 'need-bench-late-join-envelope', 203, peers)
+    const envelope = await measure('envelope', 203, peers)
     progress(
       `envelope sync: ${envelope.envelopes} envelopes caught up in ${envelope.samples.map((s) => s.toFixed(0)).join(', ')} ms`,
     )

@@ -22,6 +22,9 @@ interface Metric {
   unit: string
 }
 
+/** The network the benchmark envelopes belong to. */
+const BENCH_NET = artifactCid(new TextEncoder().encode('can-swarm benchmark network'))
+
 /** Evaluations timed one by one for the latency percentiles. */
 const EVALUATIONS = 20_000
 /** Envelopes verified and gated for the overhead ratio. */
@@ -45,6 +48,7 @@ export async function runPolicyBenchmark(progress: (line: string) => void): Prom
       await signEnvelope(
         {
           v: PROTOCOL_VERSION,
+          net: BENCH_NET,
           kind: 'HEARTBEAT',
           thread: `need-bench-${i % 8}`,
           sender: signer.did,

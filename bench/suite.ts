@@ -5,9 +5,9 @@
 
 import { replayTrace, writeTrace } from '../packages/peer/src/audit/trace.ts'
 import { artifactCid } from '../packages/peer/src/core/artifacts.ts'
-import { decodeEnvelope, encodeEnvelope, signingBytes } from '../packages/peer/src/core/codec.ts'
+import { decodeEnvelope, encodeEnvelope, signingBytes, threadIdOf } from '../packages/peer/src/core/codec.ts'
 import { BUILTIN_POLICY_HASH } from '../packages/peer/src/core/digest.ts'
-import { networkParams } from '../packages/peer/src/core/thread/params.ts'
+import { networkParams, poolSnapshotOf } from '../packages/peer/src/core/thread/params.ts'
 import { ThreadReplica } from '../packages/peer/src/core/thread/replica.ts'
 import {
   type AnyEnvelope,
@@ -43,6 +43,9 @@ async function identity(tag: number): Promise<Identity> {
   return createIdentity({ seed })
 }
 
+/** The network the benchmark envelopes belong to (no genesis is needed to fold them). */
+const BENCH_NET = artifactCid(new TextEncoder().encode('can-swarm benchmark network'))
+
 let lamport = 0
 async function envelope(
   signer: Identity,
@@ -55,6 +58,7 @@ async function envelope(
   return (await signEnvelope(
     {
       v: PROTOCOL_VERSION,
+      net: BENCH_NET,
       kind,
       thread,
       sender: signer.did,
@@ -85,69 +89,101 @@ async function sampleEnvelopes(count: number): Promise<AnyEnvelope[]> {
   return result
 }
 
-/** A 10 000-envelope thread: 250 independent tasks, each claimed, heartbeated, committed, attested, finalized. */
+/**
+ * A 10 000-envelope thread: 250 independent tasks, each claimed, granted by the anchor, heartbeated,
+ * committed, attested and finalized by the anchor.
+ */
 async function bigThread(progress: (line: string) => void): Promise<{ text: string; count: number }> {
   const requester = await identity(2)
   const planner = await identity(3)
   const decider = await identity(4)
   const worker = await identity(5)
   const verifiers = await Promise.all([10, 11, 12, 13, 14, 15, 16, 17, 18, 19].map(identity))
-  const params = networkParams({ verifiers: verifiers.map((v) => v.did), bootstrap: false, tChallengeMs: 10 })
-  const thread = 'need-replay-10k'
+  const params = networkParams({
+    network: BENCH_NET,
+    anchors: [decider.did],
+    verifiers: verifiers.map((v) => v.did),
+    bootstrap: false,
+    tChallengeMs: 10,
+  })
   const input = artifactCid(new TextEncoder().encode('input'))
   const taskCount = 250
   const log: AnyEnvelope[] = []
+  // The NEED opens the thread's own Lamport time (1) under its own id (A1).
+  const needPayload = {
+    need: '',
+    epoch: 1,
+    requires: ['sha256'],
+    inputs: [input],
+    produces: 'text/plain',
+    budget: 1_000_000,
+    deadlineMs: 0,
+    bidWindowMs: 10,
+  }
+  lamport = 1
+  const draft = {
+    v: PROTOCOL_VERSION,
+    net: BENCH_NET,
+    kind: 'NEED' as const,
+    thread: '',
+    sender: requester.did,
+    lamport,
+    ts: 0,
+    payload: needPayload,
+    refs: [],
+    policy: BUILTIN_POLICY_HASH,
+    epoch: 1,
+  }
+  const thread = threadIdOf(draft)
   log.push(
-    await envelope(requester, 'NEED', thread, {
-      need: thread,
-      epoch: 1,
-      requires: ['sha256'],
-      inputs: [input],
-      produces: 'text/plain',
-      budget: 1_000_000,
-      deadlineMs: 0,
-      bidWindowMs: 10,
-    }),
+    (await signEnvelope(
+      { ...draft, thread, payload: { ...needPayload, need: thread } },
+      requester,
+    )) as AnyEnvelope,
   )
   const patch: TaskSpec[] = []
   for (let i = 0; i < taskCount; i += 1)
     patch.push({ name: `t${i}`, capability: 'sha256', inputs: [input], produces: 'text/plain' })
-  log.push(
-    await envelope(planner, 'PROPOSE', thread, {
-      need: thread,
-      proposal: 'p',
-      patch,
-      ballot: 1,
-      price: taskCount,
-      etaMs: 1,
-      shardDependencies: [],
-    }),
-  )
+  const propose = await envelope(planner, 'PROPOSE', thread, {
+    need: thread,
+    patch,
+    ballot: 1,
+    price: taskCount,
+    etaMs: 1,
+    shardDependencies: [],
+  })
+  log.push(propose)
   const attestations: AnyEnvelope[] = []
   for (const verifier of verifiers.slice(0, 3)) {
     attestations.push(
-      await envelope(verifier, 'ATTEST_PLAN', thread, { need: thread, proposal: 'p', verdict: 'accept' }),
+      await envelope(verifier, 'ATTEST_PLAN', thread, {
+        need: thread,
+        proposal: propose.id,
+        verdict: 'accept',
+      }),
     )
   }
   log.push(...attestations)
   log.push(
     await envelope(decider, 'DECIDE', thread, {
       need: thread,
-      proposal: 'p',
+      proposal: propose.id,
       epoch: 1,
       lamport: lamport + 1,
       kPlan: 3,
       decider: decider.did,
       attestations: attestations as Envelope[],
+      pool: poolSnapshotOf(params),
     }),
   )
   const replica = new ThreadReplica(thread, params)
   replica.receiveAll(log, 0)
-  const heartbeats = Math.floor((10_000 - log.length) / taskCount) - 6
+  const heartbeats = Math.floor((10_000 - log.length) / taskCount) - 7
   for (let i = 0; i < taskCount; i += 1) {
-    const task = `p/t${i}`
+    const task = `${propose.id}/t${i}`
     const claim = await envelope(worker, 'CLAIM', thread, { task, leaseTtlMs: 1000, cost: 1, etaMs: 1 })
-    log.push(claim)
+    const grant = await envelope(decider, 'GRANT', thread, { task, claim: claim.id, leaseTtlMs: 1000 })
+    log.push(claim, grant)
     for (let h = 0; h < heartbeats; h += 1) {
       log.push(
         await envelope(
@@ -175,6 +211,7 @@ async function bigThread(progress: (line: string) => void): Promise<{ text: stri
     )
     log.push(commit)
     replica.receive(claim, 0)
+    replica.receive(grant, 0)
     replica.receive(commit, 0)
     const committee = replica.state.tasks.get(task)!.commit!.committee
     const passes: AnyEnvelope[] = []
@@ -191,7 +228,7 @@ async function bigThread(progress: (line: string) => void): Promise<{ text: stri
     }
     log.push(...passes)
     log.push(
-      await envelope(worker, 'FINALIZE', thread, {
+      await envelope(decider, 'FINALIZE', thread, {
         task,
         commit: commit.id,
         attestations: passes as Envelope[],
@@ -201,10 +238,10 @@ async function bigThread(progress: (line: string) => void): Promise<{ text: stri
   }
   while (log.length < 10_000) {
     log.push(
-      await envelope(requester, 'CHECKPOINT', thread, {
+      await envelope(decider, 'CHECKPOINT', thread, {
         epoch: 1,
         merkleRoot: `${log.length}`.padStart(64, '0'),
-        signers: [requester.did],
+        signers: [decider.did],
       }),
     )
   }
