@@ -37,8 +37,20 @@ export async function claimedThread(
   let lamport = 4
   for (let i = 0; i < 250; i += 1) {
     const task = taskOf(opening, `t${i}`)
-    const claim = await sign(worker!, 'CLAIM', opening.thread, { task, leaseTtlMs: 60_000, cost: 1, etaMs: 1 }, { lamport: ++lamport })
-    const grant = await sign(decider!, 'GRANT', opening.thread, { task, claim: claim.id, leaseTtlMs: 60_000 }, { lamport: ++lamport })
+    const claim = await sign(
+      worker!,
+      'CLAIM',
+      opening.thread,
+      { task, leaseTtlMs: 60_000, cost: 1, etaMs: 1 },
+      { lamport: ++lamport },
+    )
+    const grant = await sign(
+      decider!,
+      'GRANT',
+      opening.thread,
+      { task, claim: claim.id, leaseTtlMs: 60_000 },
+      { lamport: ++lamport },
+    )
     log.push(claim, grant)
     for (let h = 0; h < 2; h += 1) {
       log.push(

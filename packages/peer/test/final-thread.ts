@@ -71,8 +71,20 @@ export async function finalThread(options: {
   })
   const { thread } = opening
   const task = taskOf(opening, 'count')
-  const claim = await sign(worker!, 'CLAIM', thread, { task, leaseTtlMs: 1000, cost: options.cost ?? 3, etaMs: 1 }, { lamport: 5 })
-  const grant = await sign(decider!, 'GRANT', thread, { task, claim: claim.id, leaseTtlMs: 1000 }, { lamport: 6 })
+  const claim = await sign(
+    worker!,
+    'CLAIM',
+    thread,
+    { task, leaseTtlMs: 1000, cost: options.cost ?? 3, etaMs: 1 },
+    { lamport: 5 },
+  )
+  const grant = await sign(
+    decider!,
+    'GRANT',
+    thread,
+    { task, claim: claim.id, leaseTtlMs: 1000 },
+    { lamport: 6 },
+  )
   const commit = await sign(
     worker!,
     'COMMIT',
