@@ -7,10 +7,12 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { Command } from 'commander'
+import { versionLine } from '../packages/peer/src/cli/version.ts'
 import { BENCHMARKS, type Metric } from './suite.ts'
 
 const program = new Command()
   .name('npm run bench --')
+  .version(versionLine(new URL('../package.json', import.meta.url)))
   .description('CAN Swarm benchmarks. With no names, runs them all.')
   .argument('[names...]', `benchmarks to run: ${Object.keys(BENCHMARKS).join(', ')}`)
   .option('--json <file>', 'write the metrics as JSON to FILE', 'bench-results/latest.json')

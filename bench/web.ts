@@ -16,8 +16,8 @@ import { hasChromium, launchChromium } from '../e2e/support/chromium.ts'
 import { ensureWebBuilt } from '../e2e/support/web.ts'
 import { Agent } from '../packages/peer/src/agent/agent.ts'
 import { createHeliaArtifacts, type HeliaArtifacts } from '../packages/peer/src/artifacts/helia.ts'
-import { networkParams } from '../packages/peer/src/core/thread/params.ts'
 import { createIdentity } from '../packages/peer/src/crypto/ed25519.ts'
+import { fetchNetwork, requestCredits } from '../packages/peer/src/join.ts'
 import { attachAgent, systemClock } from '../packages/peer/src/net/agent-bus.ts'
 import { createBus } from '../packages/peer/src/net/bus.ts'
 import { createNetwork, type Network } from '../packages/peer/src/net/network.ts'
@@ -69,7 +69,8 @@ export async function runWebBenchmark(progress: (line: string) => void): Promise
   let ticker: ReturnType<typeof setInterval> | undefined
   try {
     const tcp = anchor.multiaddrs.filter((address) => !address.includes('/ws'))
-    const params = networkParams({ verifiers: [identity.did], bootstrap: true })
+    // The anchor's own network (its genesis and current pool): envelopes of any other are refused.
+    const { params } = await fetchNetwork(anchor.url)
     const peer = async (roles: Agent['roles'], id = identity) => {
       const network = await createNetwork({ identity: id, bootstrap: tcp, webRTC: false })
       networks.push(network)
@@ -98,6 +99,9 @@ export async function runWebBenchmark(progress: (line: string) => void): Promise
     }
     await peer({ planner: true, worker: true, verifier: true })
     const talker = await peer({}, await createIdentity())
+    // Budgets are escrowed from credits held (A7): the talker asks the faucet once.
+    const credits = await requestCredits(anchor.url, talker.did)
+    if (!credits.granted) throw new Error(`the faucet refused the talker: ${credits.error}`)
     ticker = setInterval(() => {
       void talker
         .post({ requires: ['bench-ping'], inputs: [new TextEncoder().encode(String(Date.now()))], budget: 1 })

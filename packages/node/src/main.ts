@@ -8,6 +8,7 @@ import { mkdirSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { Command, Option } from 'commander'
 import pino from 'pino'
+import { versionLine } from '../../peer/src/cli/version.ts'
 import { CanSwarmError } from '../../peer/src/core/errors.ts'
 import { startAnchor } from './anchor/anchor.ts'
 import { DEFAULT_CONFIG, LOG_LEVELS, resolveConfig } from './anchor/config.ts'
@@ -17,6 +18,7 @@ import { loadOrCreateIdentity } from './anchor/identity.ts'
 if (process.argv[2] === 'genesis') {
   const command = new Command()
     .name('node packages/node genesis')
+    .version(versionLine(new URL('../package.json', import.meta.url)))
     .description(
       'Writes the signed genesis of a new network whose anchors are the identities of the given data directories (each created when absent). Start every anchor with --genesis FILE and its own --data.',
     )
@@ -24,7 +26,10 @@ if (process.argv[2] === 'genesis') {
     .requiredOption('--out <file>', 'where to write the genesis (dag-json)')
     .option('--verifiers <dids>', 'comma-separated did:key initial verifier pool')
     .option('--no-bootstrap-mode', 'start outside bootstrap mode (only with ≥ 10 verifiers)')
-    .option('--allocate <list>', 'comma-separated did=credits minted at genesis (beyond each verifier\'s stake)')
+    .option(
+      '--allocate <list>',
+      "comma-separated did=credits minted at genesis (beyond each verifier's stake)",
+    )
     .option('--name <name>', 'a label for people', 'can-swarm')
     .parse(process.argv.slice(1))
   const options = command.opts<{
@@ -37,14 +42,21 @@ if (process.argv[2] === 'genesis') {
   }>()
   try {
     const identities = []
-    for (const dir of options.data.split(',').map((item) => resolve(item.trim())).filter(Boolean)) {
+    for (const dir of options.data
+      .split(',')
+      .map((item) => resolve(item.trim()))
+      .filter(Boolean)) {
       mkdirSync(dir, { recursive: true, mode: 0o700 })
       identities.push((await loadOrCreateIdentity(dir)).identity)
     }
     const genesis = await createGenesisFile({
       identities,
       out: resolve(options.out),
-      verifiers: options.verifiers?.split(',').map((item) => item.trim()).filter(Boolean) ?? [],
+      verifiers:
+        options.verifiers
+          ?.split(',')
+          .map((item) => item.trim())
+          .filter(Boolean) ?? [],
       bootstrapMode: options.bootstrapMode,
       allocations: (options.allocate ?? '')
         .split(',')
@@ -59,7 +71,9 @@ if (process.argv[2] === 'genesis') {
         }),
       name: options.name,
     })
-    console.log(JSON.stringify({ network: genesis.id, anchors: genesis.body.anchors, out: resolve(options.out) }))
+    console.log(
+      JSON.stringify({ network: genesis.id, anchors: genesis.body.anchors, out: resolve(options.out) }),
+    )
     process.exit(0)
   } catch (error) {
     console.error(`node packages/node genesis: ${(error as Error).message}`)
@@ -69,6 +83,7 @@ if (process.argv[2] === 'genesis') {
 
 const program = new Command()
   .name('node packages/node')
+  .version(versionLine(new URL('../package.json', import.meta.url)))
   .description(
     'CAN Swarm anchor node: libp2p relay + gossip + DECIDE service on a durable consensus store, and HTTP health/metrics/status.',
   )

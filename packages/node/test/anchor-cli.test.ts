@@ -19,6 +19,9 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true })
 })
 
+/** Every listener on a free port (a process that must not start, or must not clash). */
+const ANY_PORTS = ['--port', '0', '--p2p-port', '0', '--ws-port', '0']
+
 function runSync(args: string[], env: Record<string, string> = {}) {
   return spawnSync(node, ['packages/node', ...args], {
     cwd: root,
@@ -63,6 +66,9 @@ describe('node packages/node', () => {
     for (const option of ['--data', '--out', '--verifiers', '--no-bootstrap-mode']) {
       expect(genesisHelp.stdout).toContain(option)
     }
+    const version = runSync(['--version'])
+    expect(version.status).toBe(0)
+    expect(version.stdout.trim()).toMatch(/^@can-swarm\/node \d+\.\d+\.\d+ \(protocol v2\)$/)
   })
 
   it('keeps its network genesis, refuses a configuration that contradicts it, and joins a network of several anchors', async () => {
@@ -84,7 +90,7 @@ describe('node packages/node', () => {
     again.child.kill('SIGTERM')
     expect(await exited(again.child)).toBe(0)
     // Another initial pool on an existing network is refused in words (exit 1), nothing started.
-    const contradicting = runSync(['--data', data, '--port', '0', '--p2p-port', '0', '--ws-port', '0', '--verifiers', again.did])
+    const contradicting = runSync(['--data', data, ...ANY_PORTS, '--verifiers', again.did])
     expect(contradicting.status).toBe(1)
     expect(contradicting.stdout).toMatch(/--verifiers differs from this network's genesis pool/)
 
@@ -99,12 +105,15 @@ describe('node packages/node', () => {
     const anchorA = await startAnchorProcess(['--data', a, '--genesis', file])
     const anchorB = await startAnchorProcess(['--data', b, '--genesis', file])
     for (const anchor of [anchorA, anchorB]) {
-      const served = (await (await fetch(`${anchor.url}/api/genesis`)).json()) as { id: string; body: { anchors: string[] } }
+      const served = (await (await fetch(`${anchor.url}/api/genesis`)).json()) as {
+        id: string
+        body: { anchors: string[] }
+      }
       expect(served.id).toBe(group.network)
       expect(served.body.anchors).toContain(anchor.did)
     }
     // A genesis that does not name this anchor is refused.
-    const stranger = runSync(['--data', join(dir, 'not-in-group'), '--port', '0', '--p2p-port', '0', '--ws-port', '0', '--genesis', file])
+    const stranger = runSync(['--data', join(dir, 'not-in-group'), ...ANY_PORTS, '--genesis', file])
     expect(stranger.status).toBe(1)
     expect(stranger.stdout).toMatch(/does not name this anchor/)
   })

@@ -5,6 +5,8 @@
  *
  * @packageDocumentation
  */
+import { readFileSync } from 'node:fs'
+import { PROTOCOL_VERSION } from '@can-swarm/peer/core'
 import { Command, InvalidArgumentError } from 'commander'
 import { startRelay } from './relay.ts'
 
@@ -26,9 +28,18 @@ function positive(value: string): number {
   return parsed
 }
 
+/** `--version`: this package's version and the envelope protocol version it speaks. */
+function versionLine(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+    version: string
+  }
+  return `@can-swarm/relay ${pkg.version} (protocol v${PROTOCOL_VERSION})`
+}
+
 async function main(argv: string[]): Promise<void> {
   const program = new Command()
     .name('node packages/relay')
+    .version(versionLine())
     .description(
       'CAN Swarm relay and bootstrap node: circuit relay v2 server, WebSocket listener, pubsub peer discovery.\n' +
         'Listens on 127.0.0.1 unless told otherwise; prints its multiaddrs and a JSON line.',

@@ -12,9 +12,11 @@ import { resolve } from 'node:path'
 import { Command } from 'commander'
 import { type CasImportEvent, casImport } from '../artifacts/cas-import.ts'
 import { MAX_ARTIFACT_BYTES } from '../artifacts/helia.ts'
+import { peerVersionLine } from './version.ts'
 
 const program = new Command()
   .name('npm run cas:import --')
+  .version(peerVersionLine())
   .description(
     'Import a directory of content-addressed files (named by their SHA-256 hex) into a Helia blockstore: verify, pin, map, resume.',
   )

@@ -27,6 +27,7 @@ import {
   startRelayProcess,
 } from './mesh-cluster.ts'
 import type { MeshPeerConfig } from './mesh-peer.ts'
+import { peerVersionLine } from './version.ts'
 
 const CAPABILITIES = ['word-frequency', 'sha256', 'sort-dedupe'] as const
 
@@ -200,6 +201,7 @@ export async function runMesh(options: MeshOptions): Promise<Record<string, unkn
 async function main(argv: string[]): Promise<number> {
   const program = new Command()
     .name('npm run mesh --')
+    .version(peerVersionLine())
     .description(
       'Start a relay and N peer processes on loopback (in a private network namespace when possible),\n' +
         'post NEEDs through the real libp2p network and report JSON (finalized, envelopes, latencies).',

@@ -11,9 +11,11 @@ import { Command } from 'commander'
 import { replayTrace } from '../audit/trace.ts'
 import { hashCanonical } from '../core/codec.ts'
 import { CanSwarmError } from '../core/errors.ts'
+import { peerVersionLine } from './version.ts'
 
 const program = new Command()
   .name('npm run replay --')
+  .version(peerVersionLine())
   .description(
     'Verify and replay signed CAN Swarm thread traces (.jsonl); directories are searched recursively.',
   )

@@ -19,6 +19,7 @@ import {
   type SimOptions,
   type SimResult,
 } from '../sim/world.ts'
+import { peerVersionLine } from './version.ts'
 
 function positiveInt(name: string) {
   return (value: string): number => {
@@ -45,6 +46,7 @@ function faultList(value: string): FaultClass[] {
 
 const program = new Command()
   .name('npm run sim --')
+  .version(peerVersionLine())
   .description(
     'Deterministic CAN Swarm simulator: many agents, virtual time, a seeded faulty network and a generated attacker. Checks P1, P2, P4, P5, P6 and P9 after every delivery, P10 at the end of every run (P3 and conservation with --economy).',
   )
@@ -171,7 +173,8 @@ for (let index = 0; index < count; index += 1) {
     economy[key] = (economy[key] ?? 0) + (value as number)
   observed.forgedDropped = (observed.forgedDropped ?? 0) + result.droppedForged
   for (const [name, counts] of Object.entries(result.attacks ?? {})) {
-    const total = (attacks[name] ??= { tried: 0, refused: 0 })
+    attacks[name] ??= { tried: 0, refused: 0 }
+    const total = attacks[name]
     total.tried += counts.tried
     total.refused += counts.refused
   }
@@ -192,7 +195,9 @@ for (let index = 0; index < count; index += 1) {
       `VIOLATION ${violation.property} seed=${seed} faults=${faults}${where}: ${violation.message}`,
     )
     console.error(
-      `  reproduce: npm run sim -- --seed ${seed} --faults ${faults}${options.peers ? ` --peers ${options.peers}` : ''}`,
+      `  reproduce: npm run sim -- --seed ${seed} --faults ${faults}${options.peers ? ` --peers ${options.peers}` : ''}${
+        options.needs !== 2 ? ` --needs ${options.needs}` : ''
+      }${options.economy ? ' --economy' : ''}${options.policy ? ' --policy' : ''}`,
     )
   }
   if (!options.quiet && ((index + 1) % 25 === 0 || index + 1 === count)) {

@@ -1,8 +1,8 @@
 /**
  * The simulator's attacker (fault class `attacker`): a generated adversary that, from its own
  * random stream, keeps choosing among a catalogue of violations of docs/PROTOCOL.md §11 and
- * aims each at what it has seen on the network. It holds Sybil keys (fresh identities, one of them
- * funded at genesis), and outside bootstrap the key of one verifier; it sees every envelope honest
+ * aims each at what it has seen on the network. It holds Sybil keys (fresh identities, three of
+ * them funded at genesis), and outside bootstrap the key of one verifier; it sees every envelope honest
  * peers publish; it chooses every field it signs — ids, lamport, epoch, ts, references, budgets —
  * and may sign what no honest peer would (values past the schema's bounds, other networks).
  *
@@ -11,6 +11,8 @@
  * fold, or left waiting) or contained (allowed as a request, and shown harmless by a check on the
  * honest replicas at the end). The summary counts, per entry, how often it was tried and refused.
  */
+
+import type { SeededRandom } from '../agent/ports.ts'
 import { computeEnvelopeId, encodeEnvelope, signingBytes, threadIdOf } from '../core/codec.ts'
 import { BUILTIN_POLICY_HASH } from '../core/digest.ts'
 import type { NetworkParams } from '../core/thread/params.ts'
@@ -26,7 +28,6 @@ import {
   PROTOCOL_VERSION,
 } from '../core/types.ts'
 import type { Identity } from '../crypto/ed25519.ts'
-import type { SeededRandom } from '../agent/ports.ts'
 
 /** The catalogue: every violation the attacker generates, by name. */
 export const ATTACKS = [
@@ -106,15 +107,15 @@ export class Attacker {
   readonly #world: AttackerWorld
   readonly #random: SeededRandom
   readonly #sybils: readonly Identity[]
-  readonly #funded: Identity
+  readonly #funded: readonly Identity[]
   readonly #verifier: Identity | undefined
   readonly #instances: Instance[] = []
   readonly #otherNetwork: string
-  readonly #doubleSpends: { instance: number; first: string; second?: string }[] = []
+  readonly #doubleSpends: { instance: number; key: Identity; first: string; second?: string }[] = []
 
   /**
    * @param sybils fresh keys with nothing at genesis
-   * @param funded a key with a small genesis allocation (for double spends)
+   * @param funded keys with a small genesis allocation, one double spend each
    * @param verifier the key of one verifier, outside bootstrap (a compromised minority)
    * @param otherNetwork the id of another network (for cross-network replays)
    */
@@ -122,7 +123,7 @@ export class Attacker {
     world: AttackerWorld
     random: SeededRandom
     sybils: readonly Identity[]
-    funded: Identity
+    funded: readonly Identity[]
     verifier?: Identity
     otherNetwork: string
   }) {
@@ -154,7 +155,8 @@ export class Attacker {
   report(): AttackReport {
     const report: AttackReport = {}
     for (const instance of this.#instances) {
-      const entry = (report[instance.name] ??= { tried: 0, refused: 0 })
+      report[instance.name] ??= { tried: 0, refused: 0 }
+      const entry = report[instance.name]
       entry.tried += 1
       if (this.#refused(instance)) entry.refused += 1
     }
@@ -190,7 +192,10 @@ export class Attacker {
   }
 
   /** Signs anything, valid or not: the attacker is not bound by the schema a sender's preflight applies. */
-  async #sign<K extends Kind>(identity: Identity, draft: Draft<K>): Promise<{ env: AnyEnvelope; bytes: Uint8Array }> {
+  async #sign<K extends Kind>(
+    identity: Identity,
+    draft: Draft<K>,
+  ): Promise<{ env: AnyEnvelope; bytes: Uint8Array }> {
     const unsigned = {
       v: PROTOCOL_VERSION,
       net: draft.net ?? this.#world.params.network,
@@ -233,7 +238,8 @@ export class Attacker {
     const thread = need?.thread
     const top = thread === undefined ? 0 : this.#maxLamport(thread)
     // A lamport the attacker chooses: anywhere from just after the NEED to just past the thread's top.
-    const anyLamport = () => (need ? need.lamport + 1 + this.#random.int(0, Math.max(1, top - need.lamport + 2)) : 2)
+    const anyLamport = () =>
+      need ? need.lamport + 1 + this.#random.int(0, Math.max(1, top - need.lamport + 2)) : 2
     switch (name) {
       case 'forged-decide': {
         const propose = this.#pick(this.#seenOf('PROPOSE'))
@@ -310,7 +316,14 @@ export class Attacker {
             thread,
             payload: {
               need: thread,
-              patch: [{ name: 'x', capability: need!.payload.requires[0]!, inputs: [...need!.payload.inputs], produces: 'text/plain' }],
+              patch: [
+                {
+                  name: 'x',
+                  capability: need!.payload.requires[0]!,
+                  inputs: [...need!.payload.inputs],
+                  produces: 'text/plain',
+                },
+              ],
               ballot: 1,
               price: 0,
               etaMs: 1,
@@ -393,23 +406,43 @@ export class Attacker {
       case 'stranger-yield': {
         const grant = this.#pick(this.#seenOf('GRANT'))
         if (!grant) return
-        const claim = this.#world.seen().find((env) => env.id === grant.payload.claim) as Envelope<'CLAIM'> | undefined
+        const claim = this.#world.seen().find((env) => env.id === grant.payload.claim) as
+          | Envelope<'CLAIM'>
+          | undefined
         const sybil = this.#sybil()
         const instance = this.#record(name)
-        const base = { thread: grant.thread, lamport: grant.lamport + 1 + this.#random.int(0, 4), fence: grant.payload.claim }
+        const base = {
+          thread: grant.thread,
+          lamport: grant.lamport + 1 + this.#random.int(0, 4),
+          fence: grant.payload.claim,
+        }
         const task = grant.payload.task
-        const output = this.#seenOf('COMMIT').find((c) => c.payload.task === task)?.payload.outputs ?? [grant.payload.claim]
+        const output = this.#seenOf('COMMIT').find((c) => c.payload.task === task)?.payload.outputs ?? [
+          grant.payload.claim,
+        ]
         const signed =
           name === 'stranger-release'
             ? await this.#sign(sybil, {
                 kind: 'RELEASE',
                 ...base,
-                payload: { task, claim: grant.payload.claim, reason: this.#random.chance(0.5) ? 'lease-expired' : 'orphaned' },
+                payload: {
+                  task,
+                  claim: grant.payload.claim,
+                  reason: this.#random.chance(0.5) ? 'lease-expired' : 'orphaned',
+                },
               })
             : name === 'stranger-heartbeat'
-              ? await this.#sign(sybil, { kind: 'HEARTBEAT', ...base, payload: { task, claim: grant.payload.claim, progress: 999 } })
+              ? await this.#sign(sybil, {
+                  kind: 'HEARTBEAT',
+                  ...base,
+                  payload: { task, claim: grant.payload.claim, progress: 999 },
+                })
               : name === 'stranger-yield'
-                ? await this.#sign(sybil, { kind: 'YIELD', ...base, payload: { task, claim: grant.payload.claim } })
+                ? await this.#sign(sybil, {
+                    kind: 'YIELD',
+                    ...base,
+                    payload: { task, claim: grant.payload.claim },
+                  })
                 : await this.#sign(sybil, {
                     kind: 'COMMIT',
                     ...base,
@@ -468,7 +501,11 @@ export class Attacker {
           await this.#sign(this.#sybil(), {
             kind: 'FINALIZE',
             thread: attest.thread,
-            payload: { task: attest.payload.task, commit: attest.payload.commit, attestations: [attest as Envelope] },
+            payload: {
+              task: attest.payload.task,
+              commit: attest.payload.commit,
+              attestations: [attest as Envelope],
+            },
             lamport: attest.lamport + 1,
             // Back-dated, so that a payout timed by the sender's clock would fall due at once.
             ts: 0,
@@ -576,7 +613,12 @@ export class Attacker {
             kind: 'UPDATE_PLAN',
             thread,
             payload: {
-              ops: Array.from({ length: 300 }, (_, i) => ({ op: 'ANNOTATE' as const, task: `t${i}`, key: 'k', value: 'x'.repeat(4000) })),
+              ops: Array.from({ length: 300 }, (_, i) => ({
+                op: 'ANNOTATE' as const,
+                task: `t${i}`,
+                key: 'k',
+                value: 'x'.repeat(4000),
+              })),
             },
             lamport: anyLamport(),
           }),
@@ -588,7 +630,10 @@ export class Attacker {
         if (!grant || !need) return
         const instance = this.#record(name)
         // A lease verb whose "claim" is some other envelope the attacker signed itself.
-        const decoy = this.#pick(this.#world.seen().filter((env) => env.kind !== 'CLAIM' && env.thread === grant.thread)) ?? need
+        const decoy =
+          this.#pick(
+            this.#world.seen().filter((env) => env.kind !== 'CLAIM' && env.thread === grant.thread),
+          ) ?? need
         this.#send(
           instance,
           await this.#sign(this.#sybil(), {
@@ -642,11 +687,16 @@ export class Attacker {
         })
         const id = signed.env.id
         const instance = this.#record(name, () =>
-          this.#world.honestReplicas(grant.thread).every((replica) =>
-            replica
-              .envelopes()
-              .every((env) => env.kind !== 'GRANT' || env.payload.claim !== id || replica.state.rejected.has(env.id)),
-          ),
+          this.#world
+            .honestReplicas(grant.thread)
+            .every((replica) =>
+              replica
+                .envelopes()
+                .every(
+                  (env) =>
+                    env.kind !== 'GRANT' || env.payload.claim !== id || replica.state.rejected.has(env.id),
+                ),
+            ),
         )
         this.#send(instance, signed, false)
         return
@@ -656,37 +706,46 @@ export class Attacker {
         const signed = await this.#postNeed(sybil, 10 + this.#random.int(0, 500))
         if (!signed) return
         const instance = this.#record(name, () =>
-          this.#world.honestReplicas(signed.env.thread).every((replica) => replica.state.winner === undefined),
+          this.#world
+            .honestReplicas(signed.env.thread)
+            .every((replica) => replica.state.winner === undefined),
         )
         this.#send(instance, signed, false)
         return
       }
       case 'double-spend': {
-        // Retroactive double spend: the funded key (100 credits) posts NEED A (80); once A is decided
-        // it posts NEED B (80). Whatever B's id and clock, B must never take A's budget: A, decided
-        // first, stays funded in every ledger derived later (A7).
+        // Retroactive double spend: a funded key (100 credits, used for nothing else) posts NEED A
+        // (80); once A is decided it posts NEED B (80). Whatever B's id and clock, B must never take
+        // A's budget: A, decided first, stays funded in every ledger derived later (A7).
         const open = this.#doubleSpends.find(
-          (pending) => pending.second === undefined && this.#seenOf('DECIDE').some((d) => d.thread === pending.first),
+          (pending) =>
+            pending.second === undefined && this.#seenOf('DECIDE').some((d) => d.thread === pending.first),
         )
         if (open) {
-          const second = await this.#postNeed(this.#funded, 80)
+          const second = await this.#postNeed(open.key, 80)
           if (!second) return
           open.second = second.env.thread
           this.#send(open.instance, second, false)
           return
         }
-        const first = await this.#postNeed(this.#funded, 80)
+        // Each key spends once: a key's second A would be an overdraft, not a double spend.
+        const key = this.#funded[this.#doubleSpends.length]
+        if (!key) return
+        const first = await this.#postNeed(key, 80)
         if (!first) return
         const thread = first.env.thread
         const instance = this.#record(name, () => !this.#world.unfundedThreads().has(thread))
-        this.#doubleSpends.push({ instance, first: thread })
+        this.#doubleSpends.push({ instance, key, first: thread })
         this.#send(instance, first, false)
         return
       }
     }
   }
 
-  async #postNeed(identity: Identity, budget: number): Promise<{ env: AnyEnvelope; bytes: Uint8Array } | undefined> {
+  async #postNeed(
+    identity: Identity,
+    budget: number,
+  ): Promise<{ env: AnyEnvelope; bytes: Uint8Array } | undefined> {
     const template = this.#pick(this.#seenOf('NEED'))
     if (!template) return undefined
     const payload = { ...template.payload, need: '', budget, bidWindowMs: 300 }
@@ -704,6 +763,12 @@ export class Attacker {
       epoch: GENESIS_EPOCH,
     }
     const thread = threadIdOf(draft)
-    return this.#sign(identity, { kind: 'NEED', thread, payload: { ...payload, need: thread }, lamport: 1, ts: draft.ts })
+    return this.#sign(identity, {
+      kind: 'NEED',
+      thread,
+      payload: { ...payload, need: thread },
+      lamport: 1,
+      ts: draft.ts,
+    })
   }
 }

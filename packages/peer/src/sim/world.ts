@@ -18,15 +18,14 @@ import { deriveLedger } from '../core/economy/derive.ts'
 import { CanSwarmError, InvalidArgumentError } from '../core/errors.ts'
 import { type Genesis, genesisBody, paramsFromGenesis } from '../core/genesis.ts'
 import type { NetworkParams } from '../core/thread/params.ts'
-import { isAuthorityRefusal } from '../core/thread/refusals.ts'
 import { ThreadReplica } from '../core/thread/replica.ts'
 import type { AnyEnvelope, Cid } from '../core/types.ts'
 import { createIdentity, type Identity } from '../crypto/ed25519.ts'
-import { signGenesis } from '../crypto/genesis.ts'
 import { signEnvelope, verifyEnvelope } from '../crypto/envelopes.ts'
+import { signGenesis } from '../crypto/genesis.ts'
 import { type Divergence, DivergenceDetector } from '../policy/divergence.ts'
 import type { PolicyGates, PolicyStats } from '../policy/gates.ts'
-import { type AttackReport, Attacker } from './attacker.ts'
+import { Attacker, type AttackReport } from './attacker.ts'
 import {
   CHECKED_PROPERTIES,
   checkDelivery,
@@ -318,7 +317,12 @@ class World {
       delay += this.random.next() * this.plan.jitterMs
       if (this.random.chance(0.3)) delay += this.random.next() * this.plan.extraDelayMs
     }
-    this.at(this.nowMs + delay, { type: 'deliver', to, bytes, ...(instance === undefined ? {} : { instance }) })
+    this.at(this.nowMs + delay, {
+      type: 'deliver',
+      to,
+      bytes,
+      ...(instance === undefined ? {} : { instance }),
+    })
   }
 
   decode(bytes: Uint8Array): AnyEnvelope | CanSwarmError {
@@ -374,12 +378,16 @@ class World {
     // P9's first half costs a state hash per delivery: it is checked on every attacker delivery and on
     // one in P9_SAMPLE of the others (its second half, authority, on every delivery).
     const before = agent.replica(env.thread)
-    const hashBefore = instance !== undefined || this.deliveries % P9_SAMPLE === 0 ? before?.stateHash() : undefined
+    const hashBefore =
+      instance !== undefined || this.deliveries % P9_SAMPLE === 0 ? before?.stateHash() : undefined
     const outcome = await agent.deliver(env)
     const replica = agent.replica(env.thread)
     if (!replica) return
     const refused =
-      outcome !== undefined && outcome !== 'duplicate' && !outcome.startsWith('pending') && !outcome.startsWith('policy')
+      outcome !== undefined &&
+      outcome !== 'duplicate' &&
+      !outcome.startsWith('pending') &&
+      !outcome.startsWith('policy')
         ? outcome
         : undefined
     // P9: a refused envelope left the state as it was; an accepted one had authority.
@@ -388,10 +396,14 @@ class World {
       env,
       replica,
       this.params,
-      { ...(refused === undefined ? {} : { refused }), ...(before === replica && hashBefore !== undefined ? { hashBefore } : {}) },
+      {
+        ...(refused === undefined ? {} : { refused }),
+        ...(before === replica && hashBefore !== undefined ? { hashBefore } : {}),
+      },
       this.violations,
     )
-    if (outcome === undefined && instance !== undefined) this.attacker?.observeAccepted(instance, env.id, wasHeld)
+    if (outcome === undefined && instance !== undefined)
+      this.attacker?.observeAccepted(instance, env.id, wasHeld)
     checkReplica(peer.index, replica, this.params, (e) => this.verified.get(e.id) === true, this.violations)
   }
 
@@ -410,7 +422,9 @@ class World {
         genesisVerifiers: this.genesis.body.pool.verifiers,
       })
       const balance = derived.ledger.account(need.requester).balance - reserved
-      return balance >= need.budget ? undefined : `the requester holds ${balance} credits, the budget is ${need.budget}`
+      return balance >= need.budget
+        ? undefined
+        : `the requester holds ${balance} credits, the budget is ${need.budget}`
     }
   }
 
@@ -424,7 +438,9 @@ class World {
       artifacts: this.artifacts,
       random: this.random.fork(),
       roles: peer.anchor ? { decider: true } : { planner: true, worker: true, verifier: true },
-      ...(peer.anchor ? { consensus: new SimConsensus(this, peer.index), funding: this.fundingOf(peer) } : {}),
+      ...(peer.anchor
+        ? { consensus: new SimConsensus(this, peer.index), funding: this.fundingOf(peer) }
+        : {}),
       ...(peer.adversary ? { adversary: peer.adversary } : {}),
       ...(peer.policy ? { policy: peer.policy } : {}),
       tuning: {
@@ -595,9 +611,10 @@ export async function runSimulation(options: SimOptions): Promise<SimResult> {
         asn: `asn-${i % 5}`,
         region: `region-${i % 4}`,
       }))
-  // The attacker's keys: Sybils that hold nothing, one key funded with 100 credits at genesis.
+  // The attacker's keys: six Sybils that hold nothing, three keys funded with 100 credits each at
+  // genesis (one double spend each).
   const sybils: Identity[] = []
-  for (let index = 0; index < 7; index += 1) {
+  for (let index = 0; index < 9; index += 1) {
     const seedBytes = new Uint8Array(32)
     const view = new DataView(seedBytes.buffer)
     view.setUint32(0, options.seed >>> 0)
@@ -605,7 +622,7 @@ export async function runSimulation(options: SimOptions): Promise<SimResult> {
     view.setUint32(8, 0x5359_4249)
     sybils.push(await createIdentity({ seed: seedBytes }))
   }
-  const funded = sybils.pop()!
+  const funded = sybils.splice(6, 3)
   const verifiers = (bootstrap ? rolePeers.slice(0, 4) : rolePeers).map((identity) => identity.did)
   world.genesis = await signGenesis(
     genesisBody({
@@ -617,7 +634,7 @@ export async function runSimulation(options: SimOptions): Promise<SimResult> {
       economy: {
         allocations: [
           ...identities.map((identity) => ({ did: identity.did, amount: 1_000 })),
-          { did: funded.did, amount: 100 },
+          ...funded.map((identity) => ({ did: identity.did, amount: 100 })),
         ],
         verifierStake: 300,
       },
@@ -820,7 +837,8 @@ export async function runSimulation(options: SimOptions): Promise<SimResult> {
   const refusals: Record<string, number> = {}
   for (const peer of world.peers) {
     if (peer.adversary || !peer.agent) continue
-    for (const [code, count] of Object.entries(peer.agent.refusals())) refusals[code] = (refusals[code] ?? 0) + count
+    for (const [code, count] of Object.entries(peer.agent.refusals()))
+      refusals[code] = (refusals[code] ?? 0) + count
   }
   if (options.onTrace) {
     for (const peer of world.peers) {
