@@ -306,19 +306,24 @@ export function arbPayload<K extends Kind>(
         reason: fc.constantFrom('lease-expired' as const, 'worker-failed' as const, 'orphaned' as const),
       }),
     COMMIT: () =>
-      fc.record({
-        task: arbId,
-        claim: arbCid,
-        outputs: list(arbCid),
-        telemetry: fc.record({
-          cpuMs: arbCount,
-          wallMs: arbCount,
-          memoryBytes: arbCount,
-          inputBytes: arbCount,
-          outputBytes: arbCount,
-        }),
-        verifyBounty: arbCount,
-      }),
+      fc.record(
+        {
+          task: arbId,
+          claim: arbCid,
+          inputs: list(arbCid),
+          outputs: list(arbCid),
+          telemetry: fc.record({
+            cpuMs: arbCount,
+            wallMs: arbCount,
+            memoryBytes: arbCount,
+            inputBytes: arbCount,
+            outputBytes: arbCount,
+          }),
+          verifyBounty: arbCount,
+        },
+        // `inputs` is optional (a COMMIT may declare what it was computed from).
+        { requiredKeys: ['task', 'claim', 'outputs', 'telemetry', 'verifyBounty'] },
+      ),
     ATTEST: () =>
       fc.record({
         task: arbId,

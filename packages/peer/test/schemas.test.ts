@@ -268,6 +268,12 @@ const payloadCases: Case[] = [
   ['RELEASE', 'unknown reason', (e) => (e.payload.reason = 'bored'), 'payload.reason'],
   ['COMMIT', 'negative telemetry', (e) => (e.payload.telemetry.cpuMs = -1), 'payload.telemetry.cpuMs'],
   ['COMMIT', 'missing telemetry field', (e) => delete e.payload.telemetry.wallMs, 'payload.telemetry.wallMs'],
+  [
+    'COMMIT',
+    'declared input that is not a CID',
+    (e) => (e.payload.inputs = ['task:count']),
+    'payload.inputs.0',
+  ],
   ['ATTEST', 'empty evalDigest', (e) => (e.payload.evalDigest = ''), 'payload.evalDigest'],
   [
     'FINALIZE',

@@ -700,6 +700,89 @@ describe('an invalidated parent', () => {
   })
 })
 
+describe('a result bound to its inputs', () => {
+  it('refuses a COMMIT declaring other inputs than the task’s at that point (stale-inputs)', async () => {
+    const { log, count, digest } = await opening(bootstrap)
+    const replica = replicaOf(log, bootstrap)
+    const judge = verifiers.find((v) => bootstrap.verifiers.includes(v.did))!
+    const declaring = (who: Identity, claim: AnyEnvelope, output: string, inputs: string[]) =>
+      sign(
+        who,
+        'COMMIT',
+        thread,
+        {
+          task: (claim as Envelope<'CLAIM'>).payload.task,
+          claim: claim.id,
+          inputs,
+          outputs: [output],
+          telemetry,
+          verifyBounty: 0,
+        },
+        { fence: claim.id },
+      )
+    /** Claims, is granted, commits (declaring `inputs`), is passed and finalized. */
+    const finish = async (task: string, output: string, inputs: string[]) => {
+      const claim = await claimBy(worker, task)
+      replica.receive(claim, 0)
+      replica.receive(await grantOf(claim), 0)
+      const commit = await declaring(worker, claim, output, inputs)
+      expect(replica.receive(commit, 0).rejected).toBeUndefined()
+      // K_result passes of committee members (an invalidation raises K_result by one).
+      const info = replica.state.tasks.get(task)!
+      const passes = []
+      for (const member of info.commit!.committee.slice(0, info.kResult)) {
+        const pass = await resultVote(verifiers.find((v) => v.did === member)!, task, commit.id)
+        replica.receive(pass, 0)
+        passes.push(pass)
+      }
+      expect(replica.receive(await finalizeBy(anchor, task, commit.id, passes), 0).rejected).toBeUndefined()
+      return { claim, commit }
+    }
+    // A root task reads the NEED's inputs: declaring anything else is stale.
+    const rootClaim = await claimBy(worker, count)
+    replica.receive(rootClaim, 0)
+    replica.receive(await grantOf(rootClaim), 0)
+    expect(replica.receive(await declaring(worker, rootClaim, output1, [output2]), 0).rejected).toBe(
+      'stale-inputs',
+    )
+    expect(replica.receive(await declaring(worker, rootClaim, output1, [input, input]), 0).rejected).toBe(
+      'stale-inputs',
+    )
+    expect(replica.state.tasks.get(count)?.state).toBe('CLAIMED')
+    replica.receive(await releaseBy(worker, rootClaim, 'worker-failed'), 0)
+    const first = await finish(count, output1, [input])
+    expect(replica.state.tasks.get(count)?.commit?.inputs).toEqual([input])
+    await finish(digest, output2, [output1])
+    // The parent is invalidated and redone with another output: the child's old result is
+    // superseded, and a new COMMIT computed from the parent's old output is stale.
+    const challenge = await sign(judge, 'CHALLENGE', thread, {
+      task: count,
+      commit: first.commit.id,
+      proof: { type: 'output-mismatch', expected: [output2] },
+      bond: 10,
+    })
+    replica.receive(challenge, 0)
+    replica.receive(
+      await sign(anchor, 'INVALIDATE', thread, {
+        task: count,
+        commit: first.commit.id,
+        challenge: challenge.id,
+      }),
+      0,
+    )
+    await finish(count, output2, [input])
+    expect(replica.state.tasks.get(digest)).toMatchObject({ state: 'DECIDED', round: 2 })
+    const redo = await claimBy(worker, digest)
+    replica.receive(redo, 0)
+    replica.receive(await grantOf(redo), 0)
+    expect(replica.receive(await declaring(worker, redo, output2, [output1]), 0).rejected).toBe(
+      'stale-inputs',
+    )
+    expect(replica.receive(await declaring(worker, redo, output2, [output2]), 0).rejected).toBeUndefined()
+    expect(replica.state.tasks.get(digest)?.commit?.inputs).toEqual([output2])
+  })
+})
+
 describe('authority (docs/PROTOCOL.md §11)', () => {
   it('A1: a NEED is valid only under its own thread id; nobody can re-sign it with other terms', async () => {
     // A Sybil re-signs the NEED with a larger budget under the same thread id.
