@@ -139,11 +139,13 @@ const heartbeatBy = (who: Identity, claim: AnyEnvelope, extra: SignExtra = { fen
     { task: (claim as Envelope<'CLAIM'>).payload.task, claim: claim.id, progress: 500 },
     extra,
   )
+/** A COMMIT of `output` under `claim`'s lease; `inputs`, when given, declares what it was computed from. */
 const commitBy = (
   who: Identity,
   claim: AnyEnvelope,
   output: string,
   extra: SignExtra = { fence: claim.id },
+  inputs?: string[],
 ) =>
   sign(
     who,
@@ -152,6 +154,7 @@ const commitBy = (
     {
       task: (claim as Envelope<'CLAIM'>).payload.task,
       claim: claim.id,
+      ...(inputs === undefined ? {} : { inputs }),
       outputs: [output],
       telemetry,
       verifyBounty: 0,
@@ -706,20 +709,7 @@ describe('a result bound to its inputs', () => {
     const replica = replicaOf(log, bootstrap)
     const judge = verifiers.find((v) => bootstrap.verifiers.includes(v.did))!
     const declaring = (who: Identity, claim: AnyEnvelope, output: string, inputs: string[]) =>
-      sign(
-        who,
-        'COMMIT',
-        thread,
-        {
-          task: (claim as Envelope<'CLAIM'>).payload.task,
-          claim: claim.id,
-          inputs,
-          outputs: [output],
-          telemetry,
-          verifyBounty: 0,
-        },
-        { fence: claim.id },
-      )
+      commitBy(who, claim, output, { fence: claim.id }, inputs)
     /** Claims, is granted, commits (declaring `inputs`), is passed and finalized. */
     const finish = async (task: string, output: string, inputs: string[]) => {
       const claim = await claimBy(worker, task)
