@@ -64,7 +64,10 @@ describe('an anchor killed mid-burst', () => {
         try {
           const answer = await ask(anchor, quorum)
           if (answer.outcome === 'decided')
-            acknowledged.set(quorum.need, { proposal: answer.decide.payload.proposal, need: quorum.envelopes[0]! })
+            acknowledged.set(quorum.need, {
+              proposal: answer.decide.payload.proposal,
+              need: quorum.envelopes[0]!,
+            })
         } catch {
           // the anchor died under this request
         }
@@ -83,9 +86,13 @@ describe('an anchor killed mid-burst', () => {
 
     anchor = await startAnchorProcess(args)
     for (const [need, { proposal, need: needEnvelope }] of acknowledged) {
-      const rival = await planQuorum({ requester: requester!, planner: rivalPlanner!, attester: verifier! }, genesis.id, {
-        need: needEnvelope,
-      })
+      const rival = await planQuorum(
+        { requester: requester!, planner: rivalPlanner!, attester: verifier! },
+        genesis.id,
+        {
+          need: needEnvelope,
+        },
+      )
       const answer = await ask(anchor, rival)
       expect(answer.outcome, need).toBe('decided')
       if (answer.outcome === 'decided') expect(answer.decide.payload.proposal, need).toBe(proposal)

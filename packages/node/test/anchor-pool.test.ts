@@ -47,10 +47,19 @@ describe('the anchor’s verifier pool', () => {
     expect(before.pool).toMatchObject({ epoch: 0, verifiers: [], bootstrap: true })
 
     // A manifest mints nothing (A7): carol holds no credits, so her declared stake bonds nothing.
-    const unfunded = await signManifest(carol!, { net, org: 'carolco', asn: 'AS64502', region: 'eu', stake: 100, seq: 1 })
+    const unfunded = await signManifest(carol!, {
+      net,
+      org: 'carolco',
+      asn: 'AS64502',
+      region: 'eu',
+      stake: 100,
+      seq: 1,
+    })
     expect(await put(`${anchor.url}/api/pool/${carol!.did}`, unfunded)).toMatchObject({ status: 200 })
     expect((await fetch(`${anchor.url}/api/pool/${carol!.did}`)).status).toBe(404)
-    expect(((await (await fetch(`${anchor.url}/api/ledger/${carol!.did}`)).json()) as { balance: number }).balance).toBe(0)
+    expect(
+      ((await (await fetch(`${anchor.url}/api/ledger/${carol!.did}`)).json()) as { balance: number }).balance,
+    ).toBe(0)
 
     // Alice gets the faucet's credits, then stakes 200 of them.
     expect((await requestCredits(anchor.url, alice!.did)).granted).toBe(true)

@@ -7,8 +7,8 @@ import type { AnyEnvelope } from '../../peer/src/core/types.ts'
 import { createIdentity } from '../../peer/src/crypto/ed25519.ts'
 import { verifyEnvelope } from '../../peer/src/crypto/envelopes.ts'
 import { requestDecide } from '../../peer/src/decide/client.ts'
-import { createNetwork, type Network } from '../../peer/src/net/network.ts'
 import { fetchNetwork, requestCredits } from '../../peer/src/join.ts'
+import { createNetwork, type Network } from '../../peer/src/net/network.ts'
 import { createPeer, type Peer } from '../../peer/src/peer.ts'
 import { makeIdentities } from '../../peer/test/helpers.ts'
 import { until } from '../../peer/test/peers.ts'
@@ -169,7 +169,10 @@ describe('the DECIDE service protocol', () => {
     const { genesis } = await fetchNetwork(anchor.url)
     // An unfunded NEED is not decided (A7): the requester asks the faucet first.
     expect((await requestCredits(anchor.url, requester!.did)).granted).toBe(true)
-    const first = await planQuorum({ requester: requester!, planner: planner!, attester: verifier! }, genesis.id)
+    const first = await planQuorum(
+      { requester: requester!, planner: planner!, attester: verifier! },
+      genesis.id,
+    )
     const answer = await requestDecide(network.libp2p, tcp, first)
     expect(answer.outcome).toBe('decided')
     if (answer.outcome !== 'decided') return
@@ -177,26 +180,38 @@ describe('the DECIDE service protocol', () => {
     expect(answer.decide.sender).toBe(anchor.did)
     await verifyEnvelope(answer.decide)
     // A rival plan for the same NEED (another planner): the service answers with the winner.
-    const rival = await planQuorum({ requester: requester!, planner: outsider!, attester: verifier! }, genesis.id, {
-      need: first.envelopes[0]!,
-    })
+    const rival = await planQuorum(
+      { requester: requester!, planner: outsider!, attester: verifier! },
+      genesis.id,
+      {
+        need: first.envelopes[0]!,
+      },
+    )
     expect(rival.proposal).not.toBe(first.proposal)
     const rivalAnswer = await requestDecide(network.libp2p, tcp, rival)
     expect(rivalAnswer).toMatchObject({ outcome: 'decided' })
     if (rivalAnswer.outcome === 'decided') expect(rivalAnswer.decide.payload.proposal).toBe(first.proposal)
 
-    const forged = await planQuorum({ requester: requester!, planner: planner!, attester: verifier! }, genesis.id, {
-      nonce: 1,
-    })
+    const forged = await planQuorum(
+      { requester: requester!, planner: planner!, attester: verifier! },
+      genesis.id,
+      {
+        nonce: 1,
+      },
+    )
     forged.envelopes[2] = { ...forged.envelopes[2]!, sig: new Uint8Array(64) } as AnyEnvelope
     const refused = await requestDecide(network.libp2p, tcp, forged)
     expect(refused).toMatchObject({ outcome: 'refused' })
     if (refused.outcome === 'refused') expect(refused.reason).toMatch(/envelopes\.2/)
 
     // Attested by someone who is no verifier: no quorum, so no DECIDE.
-    const noQuorum = await planQuorum({ requester: requester!, planner: planner!, attester: outsider! }, genesis.id, {
-      nonce: 2,
-    })
+    const noQuorum = await planQuorum(
+      { requester: requester!, planner: planner!, attester: outsider! },
+      genesis.id,
+      {
+        nonce: 2,
+      },
+    )
     const pending = await requestDecide(network.libp2p, tcp, noQuorum, { timeoutMs: 15_000 })
     expect(pending).toMatchObject({ outcome: 'pending' })
     if (pending.outcome === 'pending') expect(pending.reason).toMatch(/no quorum/)

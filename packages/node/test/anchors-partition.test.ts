@@ -69,17 +69,25 @@ describe('anchors partitioned from each other', () => {
     })
     const tcp = (anchor: StartedAnchor) => anchor.multiaddrs.find((address) => !address.includes('/ws/'))!
     // The requester is funded on each side (each anchor's faucet grants an account once).
-    for (const anchor of [left, right]) expect((await requestCredits(anchor.url, requester!.did)).granted).toBe(true)
+    for (const anchor of [left, right])
+      expect((await requestCredits(anchor.url, requester!.did)).granted).toBe(true)
 
-    const contestedLeft = await planQuorum({ requester: requester!, planner: planner!, attester: verifier! }, genesis.id)
+    const contestedLeft = await planQuorum(
+      { requester: requester!, planner: planner!, attester: verifier! },
+      genesis.id,
+    )
     const contestedRight = await planQuorum(
       { requester: requester!, planner: otherPlanner!, attester: verifier! },
       genesis.id,
       { need: contestedLeft.envelopes[0]! },
     )
-    const leftOnly = await planQuorum({ requester: requester!, planner: planner!, attester: verifier! }, genesis.id, {
-      nonce: 1,
-    })
+    const leftOnly = await planQuorum(
+      { requester: requester!, planner: planner!, attester: verifier! },
+      genesis.id,
+      {
+        nonce: 1,
+      },
+    )
     const ask = (anchor: StartedAnchor, quorum: PlanQuorum) =>
       requestDecide(network!.libp2p, multiaddr(tcp(anchor)), quorum, { timeoutMs: 15_000 })
     const contested = contestedLeft.need
@@ -113,7 +121,8 @@ describe('anchors partitioned from each other', () => {
     const [leftView, rightView] = views as [ThreadReplica, ThreadReplica]
     expect(leftView.stateHash()).toBe(rightView.stateHash())
     const winner = leftView.state.winner!
-    const loser = winner.proposal === contestedLeft.proposal ? contestedRight.proposal : contestedLeft.proposal
+    const loser =
+      winner.proposal === contestedLeft.proposal ? contestedRight.proposal : contestedLeft.proposal
     expect(leftView.plan().task(`${loser}/digest`)?.annotations.orphanedByEpoch).toBe(String(winner.epoch))
     expect(leftView.plan().task(`${winner.proposal}/digest`)?.annotations.orphanedByEpoch).toBeUndefined()
     const reconcile = leftView.get(leftView.state.reconciles[0]!)!
@@ -134,9 +143,13 @@ describe('anchors partitioned from each other', () => {
       identity: await createIdentity({ seed: new Uint8Array(32).fill(6) }),
       webRTC: false,
     })
-    const rival = await planQuorum({ requester: requester!, planner: otherPlanner!, attester: verifier! }, genesis.id, {
-      need: leftOnly.envelopes[0]!,
-    })
+    const rival = await planQuorum(
+      { requester: requester!, planner: otherPlanner!, attester: verifier! },
+      genesis.id,
+      {
+        need: leftOnly.envelopes[0]!,
+      },
+    )
     const again = await until('the adopted decision', async () => {
       const answer = await ask(right, rival)
       return answer.outcome === 'decided' ? answer : undefined

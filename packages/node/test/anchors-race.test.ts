@@ -72,7 +72,8 @@ describe.skipIf(!available)('anchors racing through etcd', () => {
 
     const { genesis } = await fetchNetwork(first.url)
     // Each requester's NEED is funded by the faucet; a second anchor of the group refuses a second grant.
-    for (const requester of requesters) expect((await requestCredits(first.url, requester.did)).granted).toBe(true)
+    for (const requester of requesters)
+      expect((await requestCredits(first.url, requester.did)).granted).toBe(true)
     const twice = await requestCredits(anchors[1]!.url, requesters[0]!.did)
     expect(twice).toMatchObject({ granted: false, status: 409 })
     const answers = new Map<string, string[]>()
@@ -85,13 +86,22 @@ describe.skipIf(!available)('anchors racing through etcd', () => {
       // Each anchor is asked to decide another proposal of the same NEED (another planner each).
       const requests = [base]
       for (const rival of [verifier!, requester]) {
-        requests.push(await planQuorum({ requester, planner: rival, attester: verifier! }, genesis.id, { need: base.envelopes[0]! }))
+        requests.push(
+          await planQuorum({ requester, planner: rival, attester: verifier! }, genesis.id, {
+            need: base.envelopes[0]!,
+          }),
+        )
       }
       const results = await Promise.all(
         requests.map((request, a) =>
-          requestDecide(network!.libp2p, multiaddr(anchors[a]!.multiaddrs.find((m) => !m.includes('/ws/'))!), request, {
-            timeoutMs: 15_000,
-          }),
+          requestDecide(
+            network!.libp2p,
+            multiaddr(anchors[a]!.multiaddrs.find((m) => !m.includes('/ws/'))!),
+            request,
+            {
+              timeoutMs: 15_000,
+            },
+          ),
         ),
       )
       answers.set(
@@ -108,7 +118,9 @@ describe.skipIf(!available)('anchors racing through etcd', () => {
     const store = await EtcdConsensusStore.open({ hosts: cluster.clientUrls, prefix: 'race' })
     const all = await store.records()
     await store.close()
-    const records = new Map(all.filter((record) => !record.need.startsWith('faucet/')).map((record) => [record.need, record]))
+    const records = new Map(
+      all.filter((record) => !record.need.startsWith('faucet/')).map((record) => [record.need, record]),
+    )
     expect(records.size).toBe(NEEDS)
     expect(all.filter((record) => record.need.startsWith('faucet/'))).toHaveLength(requesters.length)
     const deciders = new Set<string>()

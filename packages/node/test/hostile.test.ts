@@ -15,11 +15,17 @@ import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { envelopeFromJson, threadIdOf } from '../../peer/src/core/codec.ts'
+import { BUILTIN_POLICY_HASH } from '../../peer/src/core/digest.ts'
 import type { NetworkParams } from '../../peer/src/core/thread/params.ts'
 import { poolSnapshotOf } from '../../peer/src/core/thread/params.ts'
 import { ThreadReplica } from '../../peer/src/core/thread/replica.ts'
-import { type AnyEnvelope, type Envelope, MAX_EPOCH, MAX_LAMPORT, PROTOCOL_VERSION } from '../../peer/src/core/types.ts'
-import { BUILTIN_POLICY_HASH } from '../../peer/src/core/digest.ts'
+import {
+  type AnyEnvelope,
+  type Envelope,
+  MAX_EPOCH,
+  MAX_LAMPORT,
+  PROTOCOL_VERSION,
+} from '../../peer/src/core/types.ts'
 import { createIdentity, type LocalIdentity } from '../../peer/src/crypto/ed25519.ts'
 import { signManifest } from '../../peer/src/crypto/manifest.ts'
 import { requestDecide } from '../../peer/src/decide/client.ts'
@@ -43,7 +49,11 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true })
 })
 
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 45_000): Promise<T> {
+async function until<T>(
+  what: string,
+  probe: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 45_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const value = await probe()
@@ -69,14 +79,24 @@ async function status(anchor: StartedAnchor): Promise<Status> {
 async function refusedWith(anchor: StartedAnchor, code: string, attack: () => Promise<void>): Promise<void> {
   const before = (await status(anchor)).refusals[code] ?? 0
   await attack()
-  await until(`the anchor to refuse with ${code}`, async () => ((await status(anchor)).refusals[code] ?? 0) > before)
+  await until(
+    `the anchor to refuse with ${code}`,
+    async () => ((await status(anchor)).refusals[code] ?? 0) > before,
+  )
 }
 
 /** Runs `attack` and waits until the anchor's bus has rejected one more gossip frame for `reason`. */
-async function rejectedAtEdge(anchor: StartedAnchor, reason: string, attack: () => Promise<void>): Promise<void> {
+async function rejectedAtEdge(
+  anchor: StartedAnchor,
+  reason: string,
+  attack: () => Promise<void>,
+): Promise<void> {
   const before = (await status(anchor)).gossipRejected[reason] ?? 0
   await attack()
-  await until(`the anchor's gossip validator to reject (${reason})`, async () => ((await status(anchor)).gossipRejected[reason] ?? 0) > before)
+  await until(
+    `the anchor's gossip validator to reject (${reason})`,
+    async () => ((await status(anchor)).gossipRejected[reason] ?? 0) > before,
+  )
 }
 
 /** A free TCP port on loopback (anchors keep theirs across a restart). */
@@ -92,10 +112,20 @@ function freePort(): Promise<number> {
 }
 
 async function ports(): Promise<string[]> {
-  return ['--port', String(await freePort()), '--p2p-port', String(await freePort()), '--ws-port', String(await freePort()), '--webrtc-port', '-1']
+  return [
+    '--port',
+    String(await freePort()),
+    '--p2p-port',
+    String(await freePort()),
+    '--ws-port',
+    String(await freePort()),
+    '--webrtc-port',
+    '-1',
+  ]
 }
 
-const tcpOf = (anchor: StartedAnchor) => anchor.multiaddrs.find((address) => !address.includes('/ws') && !address.includes('webrtc'))!
+const tcpOf = (anchor: StartedAnchor) =>
+  anchor.multiaddrs.find((address) => !address.includes('/ws') && !address.includes('webrtc'))!
 
 /** Pushes envelopes at an anchor the way a hostile peer answering envelope sync does. */
 async function serve(anchor: StartedAnchor, envelopes: AnyEnvelope[]): Promise<void> {
@@ -123,7 +153,9 @@ class Canary {
       void this.peer
         .post({
           requires: ['word-frequency'],
-          inputs: [new TextEncoder().encode(`canary ${this.peer.did.slice(-6)} ${this.needs.length} ${Date.now()}`)],
+          inputs: [
+            new TextEncoder().encode(`canary ${this.peer.did.slice(-6)} ${this.needs.length} ${Date.now()}`),
+          ],
           budget: 3,
           bidWindowMs: 200,
         })
@@ -153,7 +185,11 @@ class Canary {
 
   async finished(): Promise<void> {
     const count = this.needs.length
-    await until(`all ${count} canary NEEDs FINAL`, () => this.needs.slice(0, count).every((n) => this.isFinal(n)), 90_000)
+    await until(
+      `all ${count} canary NEEDs FINAL`,
+      () => this.needs.slice(0, count).every((n) => this.isFinal(n)),
+      90_000,
+    )
   }
 }
 
@@ -179,7 +215,11 @@ function ofKind<K extends AnyEnvelope['kind']>(envelopes: readonly AnyEnvelope[]
 }
 
 /** Every thread an anchor holds, folded from its `/api/threads/<id>`: thread → state hash. */
-async function stateHashes(anchor: StartedAnchor, params: NetworkParams, threads: readonly string[]): Promise<Map<string, string>> {
+async function stateHashes(
+  anchor: StartedAnchor,
+  params: NetworkParams,
+  threads: readonly string[],
+): Promise<Map<string, string>> {
   const hashes = new Map<string, string>()
   for (const thread of threads) {
     const response = await fetch(`${anchor.url}/api/threads/${encodeURIComponent(thread)}`)
@@ -205,7 +245,13 @@ describe('hostile peers against real anchors', () => {
     const closedVerifier = await createIdentity()
     const openPorts = await ports()
     const closedPorts = await ports()
-    let open = await startAnchorProcess(['--data', openData, ...openPorts, '--challenge-window-ms', String(CHALLENGE_WINDOW_MS)])
+    let open = await startAnchorProcess([
+      '--data',
+      openData,
+      ...openPorts,
+      '--challenge-window-ms',
+      String(CHALLENGE_WINDOW_MS),
+    ])
     let closed = await startAnchorProcess([
       '--data',
       closedData,
@@ -277,7 +323,14 @@ describe('hostile peers against real anchors', () => {
       lamport: closedNeed.lamport + 1,
       payload: {
         need: closedTarget.need,
-        patch: [{ name: 'mine', capability: 'word-frequency', inputs: [...closedNeed.payload.inputs], produces: 'application/json' }],
+        patch: [
+          {
+            name: 'mine',
+            capability: 'word-frequency',
+            inputs: [...closedNeed.payload.inputs],
+            produces: 'application/json',
+          },
+        ],
         ballot: 1,
         price: 1,
         etaMs: 1,
@@ -289,9 +342,14 @@ describe('hostile peers against real anchors', () => {
     await serve(closed, [own])
     const honestVote = await until('the honest verifier’s vote for the attacker’s plan', async () => {
       const response = await fetch(`${closed.url}/api/threads/${encodeURIComponent(closedTarget.need)}`)
-      const list = ((await response.json()) as unknown[]).map((item) => envelopeFromJson(JSON.stringify(item)))
+      const list = ((await response.json()) as unknown[]).map((item) =>
+        envelopeFromJson(JSON.stringify(item)),
+      )
       return list.find(
-        (env) => env.kind === 'ATTEST_PLAN' && env.sender === closedVerifier.did && (env as Envelope<'ATTEST_PLAN'>).payload.proposal === own.id,
+        (env) =>
+          env.kind === 'ATTEST_PLAN' &&
+          env.sender === closedVerifier.did &&
+          (env as Envelope<'ATTEST_PLAN'>).payload.proposal === own.id,
       )
     })
     const closedDecide = await forge(mallory, {
@@ -437,7 +495,12 @@ describe('hostile peers against real anchors', () => {
       thread,
       net,
       lamport: top + 1,
-      payload: { task: commit.payload.task, commit: commit.id, proof: { type: 'missing-artifact', ref: commit.payload.outputs[0]! }, bond: 6 },
+      payload: {
+        task: commit.payload.task,
+        commit: commit.id,
+        proof: { type: 'missing-artifact', ref: commit.payload.outputs[0]! },
+        bond: 6,
+      },
     })
     await refusedWith(open, 'not-a-judge', async () =>
       serve(open, [
@@ -480,12 +543,22 @@ describe('hostile peers against real anchors', () => {
 
     // 11. Retroactive double spend: a funded key decides NEED A (900 of its 1 000 credits); NEED B
     //     (900 more), whose thread id sorts before A's, is never decided and never takes A's budget.
-    const spender = await createPeer({ params: openParams, bootstrap: [tcpOf(open)], network: { webRTC: false }, syncIntervalMs: 1000 })
+    const spender = await createPeer({
+      params: openParams,
+      bootstrap: [tcpOf(open)],
+      network: { webRTC: false },
+      syncIntervalMs: 1000,
+    })
     peers.push(spender)
     expect((await requestCredits(open.url, spender.did)).granted).toBe(true)
     {
       await new Promise((resolve) => setTimeout(resolve, 1500))
-      const a = await spender.post({ requires: ['word-frequency'], inputs: [new TextEncoder().encode('first spend')], budget: 900, bidWindowMs: 200 })
+      const a = await spender.post({
+        requires: ['word-frequency'],
+        inputs: [new TextEncoder().encode('first spend')],
+        budget: 900,
+        bidWindowMs: 200,
+      })
       await until('NEED A decided', () => spender.agent.replica(a)?.state.winner)
       let b: AnyEnvelope | undefined
       for (let nonce = 0; !b || b.thread >= a; nonce += 1) b = await signedNeed(spender, net, 900, nonce)
@@ -501,8 +574,18 @@ describe('hostile peers against real anchors', () => {
     const ledgerOf = async (did: string) =>
       (await (await fetch(`${open.url}/api/ledger/${did}`)).json()) as { balance: number; staked: number }
     expect(await ledgerOf(mallory.did)).toMatchObject({ balance: 0, staked: 0 })
-    const manifest = await signManifest(mallory, { net, org: 'mallory', asn: 'AS64666', region: 'nowhere', stake: 500, seq: 1 })
-    const put = await fetch(`${open.url}/api/pool/${mallory.did}`, { method: 'PUT', body: JSON.stringify(manifest) })
+    const manifest = await signManifest(mallory, {
+      net,
+      org: 'mallory',
+      asn: 'AS64666',
+      region: 'nowhere',
+      stake: 500,
+      seq: 1,
+    })
+    const put = await fetch(`${open.url}/api/pool/${mallory.did}`, {
+      method: 'PUT',
+      body: JSON.stringify(manifest),
+    })
     expect(put.status).toBe(200)
     await new Promise((resolve) => setTimeout(resolve, 1500))
     expect(await ledgerOf(mallory.did)).toMatchObject({ balance: 0, staked: 0 })
@@ -514,7 +597,10 @@ describe('hostile peers against real anchors', () => {
     expect(refusedGrants.length).toBeGreaterThan(0)
     expect(refusedGrants[0]).toMatchObject({ status: 429 })
     expect((await requestCredits(open.url, canary.peer.did)).granted).toBe(false)
-    const summary = (await (await fetch(`${open.url}/api/ledger`)).json()) as { minted: number; grants: number }
+    const summary = (await (await fetch(`${open.url}/api/ledger`)).json()) as {
+      minted: number
+      grants: number
+    }
     expect(summary.minted).toBeLessThanOrEqual(20_000)
 
     // 13. Envelopes of another network: refused at the edge (gossip), and by the DECIDE service.
@@ -539,7 +625,14 @@ describe('hostile peers against real anchors', () => {
       lamport: 2,
       payload: {
         need: deniedNeed.thread,
-        patch: [{ name: 'x', capability: 'sha256', inputs: [...(deniedNeed.payload as { inputs: string[] }).inputs], produces: 'text/plain' }],
+        patch: [
+          {
+            name: 'x',
+            capability: 'sha256',
+            inputs: [...(deniedNeed.payload as { inputs: string[] }).inputs],
+            produces: 'text/plain',
+          },
+        ],
         ballot: 1,
         price: 1,
         etaMs: 1,
@@ -596,7 +689,12 @@ describe('hostile peers against real anchors', () => {
 })
 
 /** A NEED signed under its own thread id with a chosen budget (what any key can make). */
-async function forgeNeed(identity: LocalIdentity, net: string, budget: number, nonce: number): Promise<AnyEnvelope> {
+async function forgeNeed(
+  identity: LocalIdentity,
+  net: string,
+  budget: number,
+  nonce: number,
+): Promise<AnyEnvelope> {
   const payload = {
     need: '',
     epoch: 1,
@@ -628,9 +726,37 @@ async function forgeNeed(identity: LocalIdentity, net: string, budget: number, n
 /** A NEED of `peer` (its own key) for `budget`, with a chosen nonce (its deadline). */
 async function signedNeed(peer: Peer, net: string, budget: number, nonce: number): Promise<AnyEnvelope> {
   const inputs = [await peer.artifacts.put(new TextEncoder().encode(`second spend ${nonce}`))]
-  const payload = { need: '', epoch: 1, requires: ['word-frequency'], inputs, produces: 'application/octet-stream', budget, deadlineMs: nonce, bidWindowMs: 200 }
+  const payload = {
+    need: '',
+    epoch: 1,
+    requires: ['word-frequency'],
+    inputs,
+    produces: 'application/octet-stream',
+    budget,
+    deadlineMs: nonce,
+    bidWindowMs: 200,
+  }
   const ts = Date.now()
-  const draft = { v: PROTOCOL_VERSION, net, kind: 'NEED' as const, thread: '', sender: peer.did, lamport: 1, ts, payload, refs: [], policy: BUILTIN_POLICY_HASH, epoch: 1 }
+  const draft = {
+    v: PROTOCOL_VERSION,
+    net,
+    kind: 'NEED' as const,
+    thread: '',
+    sender: peer.did,
+    lamport: 1,
+    ts,
+    payload,
+    refs: [],
+    policy: BUILTIN_POLICY_HASH,
+    epoch: 1,
+  }
   const id = threadIdOf(draft)
-  return forge(peer.identity, { kind: 'NEED', thread: id, net, lamport: 1, ts, payload: { ...payload, need: id } })
+  return forge(peer.identity, {
+    kind: 'NEED',
+    thread: id,
+    net,
+    lamport: 1,
+    ts,
+    payload: { ...payload, need: id },
+  })
 }

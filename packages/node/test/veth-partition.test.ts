@@ -135,7 +135,18 @@ describe.skipIf(!supported)('a partition of two network namespaces over a veth l
       (address) => address.includes(`/ip4/${ADDRESS.a}/tcp/`) && !address.includes('/ws'),
     )!
     const anchorB = await startAnchorProcess(
-      ['--host', ADDRESS.b, '--webrtc-port', '-1', '--data', join(dir, 'b'), '--genesis', file, '--peers', tcpA],
+      [
+        '--host',
+        ADDRESS.b,
+        '--webrtc-port',
+        '-1',
+        '--data',
+        join(dir, 'b'),
+        '--genesis',
+        file,
+        '--peers',
+        tcpA,
+      ],
       { netns: NS.b },
     )
     anchors.push(anchorB)

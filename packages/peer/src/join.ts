@@ -37,7 +37,10 @@ async function get(url: string, options: AnchorClientOptions, init: RequestInit 
   try {
     response = await request(url, { ...init, ...(options.signal ? { signal: options.signal } : {}) })
   } catch (error) {
-    throw new InvalidArgumentError(`the anchor at ${url} is unreachable (${(error as Error).message})`, 'anchorUrl')
+    throw new InvalidArgumentError(
+      `the anchor at ${url} is unreachable (${(error as Error).message})`,
+      'anchorUrl',
+    )
   }
   return response
 }
@@ -55,28 +58,41 @@ export async function fetchNetwork(
   const base = anchorUrl.replace(/\/+$/, '')
   const response = await get(`${base}/api/genesis`, options)
   if (!response.ok) {
-    throw new InvalidArgumentError(`the anchor at ${base} serves no genesis (HTTP ${response.status})`, 'anchorUrl')
+    throw new InvalidArgumentError(
+      `the anchor at ${base} serves no genesis (HTTP ${response.status})`,
+      'anchorUrl',
+    )
   }
   let genesis: Genesis
   try {
     genesis = await verifyGenesis(genesisFromJson(await response.text()))
   } catch (error) {
-    throw new InvalidArgumentError(`the anchor at ${base} serves an invalid genesis: ${(error as Error).message}`, 'anchorUrl')
+    throw new InvalidArgumentError(
+      `the anchor at ${base} serves an invalid genesis: ${(error as Error).message}`,
+      'anchorUrl',
+    )
   }
   if (options.network !== undefined && genesis.id !== options.network) {
-    throw new InvalidArgumentError(`the anchor at ${base} serves network ${genesis.id}, not ${options.network}`, 'network')
+    throw new InvalidArgumentError(
+      `the anchor at ${base} serves network ${genesis.id}, not ${options.network}`,
+      'network',
+    )
   }
   let params = paramsFromGenesis(genesis)
   const status = await get(`${base}/api/status`, options).catch(() => undefined)
   if (status?.ok) {
-    const body = (await status.json().catch(() => undefined)) as { network?: string; pool?: PoolSnapshot } | undefined
+    const body = (await status.json().catch(() => undefined)) as
+      | { network?: string; pool?: PoolSnapshot }
+      | undefined
     if (body?.network === genesis.id && body.pool) params = withPool(params, body.pool)
   }
   return { genesis, params }
 }
 
 /** What the faucet answered: the grant, or why there is none (`status` as HTTP says it). */
-export type CreditsAnswer = { granted: true; grant: SignedGrant } | { granted: false; status: number; error: string }
+export type CreditsAnswer =
+  | { granted: true; grant: SignedGrant }
+  | { granted: false; status: number; error: string }
 
 /** Asks an anchor's faucet for the credits the network grants `did` (A7). */
 export async function requestCredits(

@@ -80,6 +80,16 @@ describe('the verifier pool from manifests', () => {
     // Carol's newest manifest leaves: never bonded here, so nothing to unbond and no pool entry.
     expect(derived.ledger.account(carol!.did).staked).toBe(0)
     expect(derived.ledger.supply.minted).toBe(3 * ALLOCATION)
+    // A manifest of another network bonds nothing here, even when a caller forgot to verify it.
+    const foreign = deriveLedger({
+      replicas: [],
+      params,
+      nowMs: 0,
+      manifests: [await signManifest(alice!, { ...declared, net: OTHER_NET })],
+      genesis,
+    })
+    expect(foreign.ledger.account(alice!.did)).toMatchObject({ balance: ALLOCATION, staked: 0 })
+    expect(foreign.pool).toEqual([])
 
     // A genesis verifier (listed, staked by the genesis rule) that leaves: its stake goes to unbonding.
     const fixture = await finalThread({ output: new Uint8Array([1]), tag: 76 })

@@ -34,7 +34,15 @@ async function opening(tag: number) {
     price: 1,
     patch: [{ name: 'digest', capability: 'sha256', inputs: [INPUT], produces: 'text/plain' }],
   })
-  return { requester: requester!, planner: planner!, verifier: verifier!, anchor: anchor!, stranger: stranger!, params, open }
+  return {
+    requester: requester!,
+    planner: planner!,
+    verifier: verifier!,
+    anchor: anchor!,
+    stranger: stranger!,
+    params,
+    open,
+  }
 }
 
 describe('P9 checker', () => {
@@ -54,7 +62,9 @@ describe('P9 checker', () => {
     expect(replica.state.rejected.has(forged.id)).toBe(false)
     const violations: Violation[] = []
     checkDelivery(0, forged, replica, params, {}, violations)
-    expect(violations).toEqual([expect.objectContaining({ property: 'P9', message: expect.stringMatching(/no anchor/) })])
+    expect(violations).toEqual([
+      expect.objectContaining({ property: 'P9', message: expect.stringMatching(/no anchor/) }),
+    ])
     // The same envelope, folded by the real rule: refused, and nothing to report.
     const honest = new ThreadReplica(open.thread, params)
     honest.receiveAll(open.log, 0)
@@ -71,24 +81,56 @@ describe('P9 checker', () => {
     const replica = new ThreadReplica(open.thread, params)
     replica.receiveAll(open.log, 0)
     const before = replica.stateHash()
-    const stray = await sign(stranger, 'RECONCILE', open.thread, { thread: open.thread, merged: [], orphaned: [], salvaged: [] }, { lamport: 9 })
+    const stray = await sign(
+      stranger,
+      'RECONCILE',
+      open.thread,
+      { thread: open.thread, merged: [], orphaned: [], salvaged: [] },
+      { lamport: 9 },
+    )
     const result = replica.receive(stray, 0)
     expect(result.rejected).toBe('not-an-anchor')
     // The broken rule: the refused envelope left a trace in the folded state.
     ;(replica.state.reconciles as string[]).push(stray.id)
     const violations: Violation[] = []
     checkDelivery(0, stray, replica, params, { refused: result.rejected!, hashBefore: before }, violations)
-    expect(violations).toEqual([expect.objectContaining({ property: 'P9', message: expect.stringMatching(/changed the state/) })])
+    expect(violations).toEqual([
+      expect.objectContaining({ property: 'P9', message: expect.stringMatching(/changed the state/) }),
+    ])
   })
 
   it('judges lease verbs, judges and epochs by the rules, not by the fold', async () => {
     const { stranger, anchor, verifier, params, open } = await opening(152)
     const task = taskOf(open, 'digest')
     const worker = (await makeIdentities(1, 153))[0]!
-    const claim = await sign(worker, 'CLAIM', open.thread, { task, leaseTtlMs: 1000, cost: 1, etaMs: 1 }, { lamport: 5 })
-    const grant = await sign(anchor, 'GRANT', open.thread, { task, claim: claim.id, leaseTtlMs: 1000 }, { lamport: 6 })
-    const heartbeat = await sign(stranger, 'HEARTBEAT', open.thread, { task, claim: claim.id, progress: 1 }, { lamport: 7, fence: claim.id })
-    const early = await sign(verifier, 'CLAIM', open.thread, { task, leaseTtlMs: 1000, cost: 1, etaMs: 1 }, { lamport: 8, epoch: 9 })
+    const claim = await sign(
+      worker,
+      'CLAIM',
+      open.thread,
+      { task, leaseTtlMs: 1000, cost: 1, etaMs: 1 },
+      { lamport: 5 },
+    )
+    const grant = await sign(
+      anchor,
+      'GRANT',
+      open.thread,
+      { task, claim: claim.id, leaseTtlMs: 1000 },
+      { lamport: 6 },
+    )
+    const heartbeat = await sign(
+      stranger,
+      'HEARTBEAT',
+      open.thread,
+      { task, claim: claim.id, progress: 1 },
+      { lamport: 7, fence: claim.id },
+    )
+    const early = await sign(
+      verifier,
+      'CLAIM',
+      open.thread,
+      { task, leaseTtlMs: 1000, cost: 1, etaMs: 1 },
+      { lamport: 8, epoch: 9 },
+    )
     // A stand-in replica whose (broken) fold accepted everything it holds.
     const log = [...open.log, claim, grant, heartbeat, early]
     const byId = new Map(log.map((env) => [env.id, env]))
@@ -100,14 +142,26 @@ describe('P9 checker', () => {
     expect(authorityProblem(grant, fake, params)).toBeUndefined()
     expect(authorityProblem(heartbeat, fake, params)).toMatch(/lease holder/)
     expect(authorityProblem(early, fake, params)).toMatch(/no anchor had issued/)
-    expect(authorityProblem({ ...claim, net: 'bafyreiother' } as AnyEnvelope, fake, params)).toMatch(/another network/)
+    expect(authorityProblem({ ...claim, net: 'bafyreiother' } as AnyEnvelope, fake, params)).toMatch(
+      /another network/,
+    )
   })
 })
 
 describe('P10 checker', () => {
   it('reports a run that did not converge and a funded NEED that never reached FINAL', () => {
     const violations: Violation[] = []
-    checkLiveness({ converged: false, quietMs: 30_000, needs: [{ need: 'n1', final: true }, { need: 'n2', final: false }] }, violations)
+    checkLiveness(
+      {
+        converged: false,
+        quietMs: 30_000,
+        needs: [
+          { need: 'n1', final: true },
+          { need: 'n2', final: false },
+        ],
+      },
+      violations,
+    )
     expect(violations.map((v) => v.property)).toEqual(['P10', 'P10'])
     expect(violations[1]).toMatchObject({ thread: 'n2' })
     const none: Violation[] = []
@@ -117,7 +171,9 @@ describe('P10 checker', () => {
 })
 
 describe('the generated attacker', () => {
-  it('draws its attacks from the seed, and every attack of a run is refused or contained (P9 and P10 hold)', { timeout: 120_000 }, async () => {
+  it('draws its attacks from the seed, and every attack of a run is refused or contained (P9 and P10 hold)', {
+    timeout: 120_000,
+  }, async () => {
     const seen = new Map<number, string>()
     for (const seed of [3, 4]) {
       const result = await runSimulation({ seed, faults: 'attacker', economy: true })

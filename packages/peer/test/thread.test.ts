@@ -1013,12 +1013,21 @@ describe('authority (docs/PROTOCOL.md §11)', () => {
     const honest = await planVote(verifiers[0]!, propose.id)
     replica.receive(honest, 0)
     const flood = []
+    const answers = []
     for (let i = 0; i < 5; i += 1) {
       const missing = artifactCid(text(`ghost ${i}`))
       flood.push(await sign(stranger, 'HEARTBEAT', thread, { task: 'x/y', claim: missing, progress: i }))
-      replica.receive(flood[i]!, i + 1)
+      answers.push(replica.receive(flood[i]!, i + 1))
     }
     expect(replica.pendingSize).toBe(3)
+    // The newest of the busiest sender is the one dropped, and the answer says so.
+    expect(answers.map((answer) => (answer.evicted ? 'evicted' : answer.pending ? 'pending' : '?'))).toEqual([
+      'pending',
+      'pending',
+      'evicted',
+      'evicted',
+      'evicted',
+    ])
     expect(evicted).toEqual([flood[2]!.id, flood[3]!.id, flood[4]!.id])
     expect(replica.has(honest.id)).toBe(true)
     expect(replica.receive(propose, 10).placed.map((env) => env.id)).toEqual([propose.id, honest.id])

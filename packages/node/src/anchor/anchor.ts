@@ -124,7 +124,8 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
     grants,
     genesis: genesis.body.economy,
     genesisVerifiers: genesis.body.pool.verifiers,
-    replicas: () => (swarmRef ? swarmRef.agent.threads().map((thread) => swarmRef!.agent.replica(thread)!) : []),
+    replicas: () =>
+      swarmRef ? swarmRef.agent.threads().map((thread) => swarmRef!.agent.replica(thread)!) : [],
     version: () => log.size,
   })
   const swarm = await startSwarm({
@@ -160,7 +161,12 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
   let monitorReport = monitor.observe(Date.now())
   // The pool the anchor decides under follows its ledger's pool, adopted at epoch boundaries.
   const adoptPool = async (): Promise<void> => {
-    const left = new Set(manifests.all().filter((manifest) => manifest.stake === 0).map((m) => m.did))
+    const left = new Set(
+      manifests
+        .all()
+        .filter((manifest) => manifest.stake === 0)
+        .map((m) => m.did),
+    )
     const desired = desiredSnapshot({
       genesis,
       ledgerPool: ledger.pool().entries,
@@ -171,7 +177,11 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
     if (await adopter.adopt(desired)) {
       monitor.setPool(adopter.adopted.verifiers)
       logger.info(
-        { poolEpoch: adopter.adopted.epoch, verifiers: adopter.adopted.verifiers.length, bootstrap: adopter.adopted.bootstrap },
+        {
+          poolEpoch: adopter.adopted.epoch,
+          verifiers: adopter.adopted.verifiers.length,
+          bootstrap: adopter.adopted.bootstrap,
+        },
         'adopted a new verifier pool',
       )
     }
@@ -281,7 +291,9 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
       gossipRejected: swarm.bus.stats().rejected,
       /** Envelopes held but not folded (A4): waiting for their place, or for their thread's NEED. */
       held: {
-        pending: swarm.agent.threads().reduce((sum, thread) => sum + swarm.agent.replica(thread)!.pendingSize, 0),
+        pending: swarm.agent
+          .threads()
+          .reduce((sum, thread) => sum + swarm.agent.replica(thread)!.pendingSize, 0),
         orphans: swarm.agent.orphanCount,
       },
       policy: { policyHash: policy.manifest.policyHash, ingress: policy.gates.stats().ingress },

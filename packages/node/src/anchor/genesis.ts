@@ -145,7 +145,10 @@ function checkAgrees(genesis: Genesis, config: GenesisConfig): void {
       )
     }
   }
-  if (config.challengeWindowMs !== undefined && config.challengeWindowMs !== genesis.body.params.tChallengeMs) {
+  if (
+    config.challengeWindowMs !== undefined &&
+    config.challengeWindowMs !== genesis.body.params.tChallengeMs
+  ) {
     throw new InvalidArgumentError(
       `this network's challenge window is ${genesis.body.params.tChallengeMs} ms (its genesis); the genesis is kept for the life of the network`,
       'challengeWindowMs',

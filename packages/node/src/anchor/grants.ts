@@ -127,10 +127,14 @@ export class GrantStore {
     const received = this.#grants.filter((g) => g.to === did).reduce((sum, g) => sum + g.amount, 0)
     const amount = this.#rule.grantCredits - received
     if (amount <= 0) {
-      return { status: 409, error: `${did} has had the ${this.#rule.grantCredits} credits the faucet gives one account` }
+      return {
+        status: 409,
+        error: `${did} has had the ${this.#rule.grantCredits} credits the faucet gives one account`,
+      }
     }
     const refusal = faucetProblem({ to: did, amount, atMs }, this.#grants, this.#rule)
-    if (refusal !== undefined) return { status: 429, error: `the faucet refuses: ${refusal}; try again later` }
+    if (refusal !== undefined)
+      return { status: 429, error: `the faucet refuses: ${refusal}; try again later` }
     return amount
   }
 
@@ -154,13 +158,18 @@ export class GrantStore {
         decider: this.#identity.did,
       })
       if (claim.outcome === 'conflict') {
-        return { status: 409, error: `${did} was granted the faucet's credits by anchor ${claim.record.decider}` }
+        return {
+          status: 409,
+          error: `${did} was granted the faucet's credits by anchor ${claim.record.decider}`,
+        }
       }
     }
     // Checked again: another request may have been granted while this one was being signed.
     const again = this.#check(did, atMs)
     if (typeof again !== 'number' || again !== amount) {
-      return typeof again === 'number' ? { status: 409, error: 'a grant for this account was just made' } : again
+      return typeof again === 'number'
+        ? { status: 409, error: 'a grant for this account was just made' }
+        : again
     }
     this.#append(grant)
     return grant

@@ -42,7 +42,11 @@ export class ManifestStore {
   }
 
   /** Opens the store in `dataDir`, re-verifying every manifest kept there against `network`. */
-  static async open(dataDir: string, network: string, clock: () => number = Date.now): Promise<ManifestStore> {
+  static async open(
+    dataDir: string,
+    network: string,
+    clock: () => number = Date.now,
+  ): Promise<ManifestStore> {
     const store = new ManifestStore(join(dataDir, 'manifests.json'), network, clock)
     if (existsSync(store.path)) {
       const kept = JSON.parse(readFileSync(store.path, 'utf8')) as Array<{ manifest: unknown; atMs: number }>

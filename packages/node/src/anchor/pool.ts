@@ -70,7 +70,10 @@ export function desiredSnapshot(input: {
 }
 
 /** Whether two snapshots name the same pool (members, stake, diversity, bootstrap). */
-export function samePool(a: Omit<PoolSnapshot, 'epoch' | 'snapshotMs'>, b: Omit<PoolSnapshot, 'epoch' | 'snapshotMs'>): boolean {
+export function samePool(
+  a: Omit<PoolSnapshot, 'epoch' | 'snapshotMs'>,
+  b: Omit<PoolSnapshot, 'epoch' | 'snapshotMs'>,
+): boolean {
   const key = (p: Omit<PoolSnapshot, 'epoch' | 'snapshotMs'>) =>
     JSON.stringify([
       p.bootstrap,
@@ -96,7 +99,12 @@ export class PoolAdopter {
   }
 
   /** The adopter of `dataDir`, with the last snapshot adopted there (or the genesis pool). */
-  static open(input: { dataDir: string; genesis: Genesis; params: NetworkParams; store: HealingStore }): PoolAdopter {
+  static open(input: {
+    dataDir: string
+    genesis: Genesis
+    params: NetworkParams
+    store: HealingStore
+  }): PoolAdopter {
     const path = join(input.dataDir, 'pool.json')
     const adopted = existsSync(path)
       ? (JSON.parse(readFileSync(path, 'utf8')) as PoolSnapshot)

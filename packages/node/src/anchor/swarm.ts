@@ -12,17 +12,17 @@
 import { join } from 'node:path'
 import { circuitRelayServer } from '@libp2p/circuit-relay-v2'
 import { Agent, type FundingCheck } from '../../../peer/src/agent/agent.ts'
-import { type EnvelopeSink, SeededRandom } from '../../../peer/src/agent/ports.ts'
+import { SeededRandom } from '../../../peer/src/agent/ports.ts'
 import type { ConsensusStore } from '../../../peer/src/core/consensus.ts'
 import type { NetworkParams } from '../../../peer/src/core/thread/params.ts'
 import type { AnyEnvelope } from '../../../peer/src/core/types.ts'
 import type { LocalIdentity } from '../../../peer/src/crypto/ed25519.ts'
-import { explainDecision, type PolicyGates } from '../../../peer/src/policy/gates.ts'
 import { attachAgent, systemClock } from '../../../peer/src/net/agent-bus.ts'
 import { createBus, type GossipBus } from '../../../peer/src/net/bus.ts'
 import { createNetwork, type Network } from '../../../peer/src/net/network.ts'
 import { createPlanSync, type PlanSync } from '../../../peer/src/plan-sync/plan-sync.ts'
 import { planStorage } from '../../../peer/src/plan-sync/storage.ts'
+import { explainDecision, type PolicyGates } from '../../../peer/src/policy/gates.ts'
 import { AnchorArtifacts, type AnchorArtifactsOptions } from './artifacts.ts'
 import { serveDecide } from './decide-service.ts'
 import type { EnvelopeLog } from './log.ts'
@@ -96,7 +96,9 @@ export async function startSwarm(options: SwarmOptions): Promise<AnchorSwarm> {
         return { allowed: false, reason: `envelope of network ${env.net}, not ${options.params.network}` }
       }
       const decision = policy?.ingress(env)
-      return !decision || decision.allowed ? { allowed: true } : { allowed: false, reason: explainDecision(decision) }
+      return !decision || decision.allowed
+        ? { allowed: true }
+        : { allowed: false, reason: explainDecision(decision) }
     },
   })
   const log = options.log

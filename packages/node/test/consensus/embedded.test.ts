@@ -198,7 +198,9 @@ describe('embedded store', () => {
       await expect(store.advanceEpoch(MAX_EPOCH + 1)).rejects.toMatchObject({ field: 'epoch' })
       // The store still decides afterwards: nothing it was offered wedged it.
       expect((await store.tryDecide(request('n1', 'p1', 1 + MAX_EPOCH_STEP))).outcome).toBe('decided')
-      await expect(store.tryDecide({ ...request('n2', 'p2', 1 + MAX_EPOCH_STEP), lamport: MAX_LAMPORT + 1 })).rejects.toMatchObject({
+      await expect(
+        store.tryDecide({ ...request('n2', 'p2', 1 + MAX_EPOCH_STEP), lamport: MAX_LAMPORT + 1 }),
+      ).rejects.toMatchObject({
         field: 'lamport',
       })
     } finally {

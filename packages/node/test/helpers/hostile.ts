@@ -7,7 +7,12 @@
  */
 import { computeEnvelopeId, encodeEnvelope, signingBytes } from '../../../peer/src/core/codec.ts'
 import { BUILTIN_POLICY_HASH } from '../../../peer/src/core/digest.ts'
-import { type AnyEnvelope, type Kind, type PayloadByKind, PROTOCOL_VERSION } from '../../../peer/src/core/types.ts'
+import {
+  type AnyEnvelope,
+  type Kind,
+  type PayloadByKind,
+  PROTOCOL_VERSION,
+} from '../../../peer/src/core/types.ts'
 import { createIdentity, type LocalIdentity } from '../../../peer/src/crypto/ed25519.ts'
 import { createBus, type GossipBus } from '../../../peer/src/net/bus.ts'
 import { encodeFrame } from '../../../peer/src/net/frame.ts'
@@ -29,7 +34,10 @@ export interface Forged<K extends Kind> {
 }
 
 /** Signs anything with `identity`: no schema check, no preflight (the attacker has none). */
-export async function forge<K extends Kind>(identity: LocalIdentity, fields: Forged<K>): Promise<AnyEnvelope> {
+export async function forge<K extends Kind>(
+  identity: LocalIdentity,
+  fields: Forged<K>,
+): Promise<AnyEnvelope> {
   const unsigned = {
     v: PROTOCOL_VERSION,
     net: fields.net,
@@ -63,7 +71,8 @@ export interface HostileNode {
 async function until(probe: () => boolean, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (!probe()) {
-    if (Date.now() > deadline) throw new Error('the hostile node did not join the anchor’s gossip mesh in time')
+    if (Date.now() > deadline)
+      throw new Error('the hostile node did not join the anchor’s gossip mesh in time')
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
 }
@@ -100,5 +109,8 @@ export async function hostileNode(
 
 /** Gossips envelope bytes as they are (no check of the sender's own) on their thread's topic. */
 export async function gossipRaw(node: HostileNode, env: AnyEnvelope): Promise<void> {
-  await node.bus.publishFrame(threadTopic(env.thread, node.network.config.shardCount), encodeFrame([encodeEnvelope(env)]))
+  await node.bus.publishFrame(
+    threadTopic(env.thread, node.network.config.shardCount),
+    encodeFrame([encodeEnvelope(env)]),
+  )
 }

@@ -38,7 +38,15 @@ import {
 import { refusalCode } from '../core/thread/refusals.ts'
 import { type ThreadEffect, ThreadReplica } from '../core/thread/replica.ts'
 import { type NeedInfo, type TaskInfo, threadParams } from '../core/thread/state.ts'
-import type { AnyEnvelope, Cid, Envelope, Kind, PayloadByKind, TaskSpec, UnsignedEnvelope } from '../core/types.ts'
+import type {
+  AnyEnvelope,
+  Cid,
+  Envelope,
+  Kind,
+  PayloadByKind,
+  TaskSpec,
+  UnsignedEnvelope,
+} from '../core/types.ts'
 import { GENESIS_EPOCH, PROTOCOL_VERSION } from '../core/types.ts'
 import type { Identity } from '../crypto/ed25519.ts'
 import { signEnvelope } from '../crypto/envelopes.ts'
@@ -360,7 +368,8 @@ export class Agent {
   /**
    * Takes in an envelope that has passed signature and id checks, and performs every reaction it
    * triggers. Returns `undefined` when it applied; otherwise why not: `duplicate` (already held),
-   * `pending:no-need` / `pending:lamport` (it waits, unfolded, A4), `policy: …` (the ingress gate
+   * `pending:no-need` / `pending:lamport` (it waits, unfolded, A4), `pending:evicted` (it would
+   * wait, but the bounded pending pool dropped it at once), `policy: …` (the ingress gate
    * denied it), or the fold's refusal code (`not-an-anchor`, `stale-lease`, …; see refusals.ts).
    * `gated` says the policy ingress gate already ran on this envelope (the bus ran it before
    * forwarding), so it is not evaluated (nor counted) twice.
@@ -389,6 +398,7 @@ export class Agent {
     }
     const result = replica.receive(env, this.#options.clock.now())
     if (!result.added) return 'duplicate'
+    if (result.evicted) return 'pending:evicted'
     if (result.pending) return 'pending:lamport'
     for (const placed of result.placed) this.#notify(placed)
     this.#learnPool(replica)
@@ -446,13 +456,18 @@ export class Agent {
 
   /**
    * Restores threads from a durable log after a restart: folds everything once, then resumes
-   * whatever duties the restored state implies.
+   * whatever duties the restored state implies. What the log holds passes the same gates as a
+   * delivery (the network, the policy ingress gate: a log written before a gate, or by an older
+   * policy, cannot bring in what the peer now refuses); its own envelopes passed preflight.
    */
   async restore(envs: readonly AnyEnvelope[]): Promise<void> {
     const byThread = new Map<string, AnyEnvelope[]>()
     for (const env of envs) {
       if (env.net !== this.#params.network) continue
-      if (env.kind === 'DECIDE' && env.sender === this.did) this.#lastDecideTs = Math.max(this.#lastDecideTs, env.ts)
+      if (env.sender !== this.did && this.#options.policy && !this.#options.policy.ingress(env).allowed)
+        continue
+      if (env.kind === 'DECIDE' && env.sender === this.did)
+        this.#lastDecideTs = Math.max(this.#lastDecideTs, env.ts)
       const list = byThread.get(env.thread) ?? []
       list.push(env)
       byThread.set(env.thread, list)
@@ -515,9 +530,19 @@ export class Agent {
   ): Promise<Envelope<K>> {
     const replica = this.#replicas.get(thread)
     if (!replica) {
-      throw new InvalidArgumentError(`this agent follows no thread ${thread}: post or receive its NEED first`, 'thread')
+      throw new InvalidArgumentError(
+        `this agent follows no thread ${thread}: post or receive its NEED first`,
+        'thread',
+      )
     }
-    const unsigned = this.#unsigned(kind, thread, payload, replica.nextLamport(), extra, this.#threadEpoch(replica))
+    const unsigned = this.#unsigned(
+      kind,
+      thread,
+      payload,
+      replica.nextLamport(),
+      extra,
+      this.#threadEpoch(replica),
+    )
     const env = await this.#sign(unsigned)
     await this.#take(replica, env as AnyEnvelope)
     return env
@@ -856,7 +881,8 @@ export class Agent {
     this.#duties.add(key)
     this.#after(delayMs, async () => {
       this.#duties.delete(key)
-      if ((await act()) && round < MAX_DUTY_ROUNDS) this.#duty(key, this.tuning.anchorBackupMs, act, round + 1)
+      if ((await act()) && round < MAX_DUTY_ROUNDS)
+        this.#duty(key, this.tuning.anchorBackupMs, act, round + 1)
     })
   }
 
@@ -868,7 +894,7 @@ export class Agent {
   #grantLater(replica: ThreadReplica, taskId: string): void {
     this.#duty(`grant:${replica.thread}:${taskId}`, this.#anchorDelay(replica), async () => {
       const current = replica.state.tasks.get(taskId)
-      if (!current || current.state !== 'DECIDED' || current.lease) return false
+      if (current?.state !== 'DECIDED' || current.lease) return false
       if (!current.parents.every((parent) => replica.state.tasks.get(parent)?.state === 'FINAL')) return false
       const timedOut = new Set(this.#timedOutWorkers(replica, current))
       const candidates = [...current.requests]
@@ -897,7 +923,8 @@ export class Agent {
   #timedOutWorkers(replica: ThreadReplica, task: TaskInfo): string[] {
     const workers: string[] = []
     for (const env of replica.envelopes()) {
-      if (env.kind !== 'RELEASE' || env.payload.task !== task.id || env.payload.reason !== 'lease-expired') continue
+      if (env.kind !== 'RELEASE' || env.payload.task !== task.id || env.payload.reason !== 'lease-expired')
+        continue
       if (replica.state.rejected.has(env.id)) continue
       const claim = replica.get(env.payload.claim)
       if (claim) workers.push(claim.sender)
@@ -1142,7 +1169,12 @@ export class Agent {
    * Judges a challenge (A6): in bootstrap an anchor is the judge; outside it, verifiers of the pool
    * are — never of a challenge they made, of their own work, or of a result they passed.
    */
-  async #judgeChallenge(replica: ThreadReplica, taskId: string, commitId: Cid, challenge: Cid): Promise<void> {
+  async #judgeChallenge(
+    replica: ThreadReplica,
+    taskId: string,
+    commitId: Cid,
+    challenge: Cid,
+  ): Promise<void> {
     const rules = threadParams(replica.state, this.#params)
     const anchor = this.roles.decider === true
     if (anchor ? !rules.bootstrap : rules.bootstrap || !isEligibleVerifier(rules, this.did)) return

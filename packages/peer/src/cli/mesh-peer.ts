@@ -15,10 +15,10 @@ import { decodeEnvelope, encodeEnvelope } from '../core/codec.ts'
 import { MemoryConsensusStore } from '../core/consensus.ts'
 import { BUILTIN_POLICY_HASH } from '../core/digest.ts'
 import { genesisFromJson, paramsFromGenesis } from '../core/genesis.ts'
-import { verifyGenesis } from '../crypto/genesis.ts'
 import { type AnyEnvelope, type Envelope, PROTOCOL_VERSION } from '../core/types.ts'
 import { createIdentity, type LocalIdentity } from '../crypto/ed25519.ts'
 import { signEnvelope } from '../crypto/envelopes.ts'
+import { verifyGenesis } from '../crypto/genesis.ts'
 import { attachAgent, systemClock } from '../net/agent-bus.ts'
 import { createBus, type GossipBus } from '../net/bus.ts'
 import { encodeFrame } from '../net/frame.ts'
@@ -120,7 +120,8 @@ async function start(config: MeshPeerConfig): Promise<unknown> {
       }
     })
   }
-  const genesis = config.genesis === undefined ? undefined : await verifyGenesis(genesisFromJson(config.genesis))
+  const genesis =
+    config.genesis === undefined ? undefined : await verifyGenesis(genesisFromJson(config.genesis))
   if (genesis) net = genesis.id
   if (config.agent) {
     if (!genesis) throw new Error('an agent needs the network genesis (config.genesis)')

@@ -173,8 +173,8 @@ for (let index = 0; index < count; index += 1) {
     economy[key] = (economy[key] ?? 0) + (value as number)
   observed.forgedDropped = (observed.forgedDropped ?? 0) + result.droppedForged
   for (const [name, counts] of Object.entries(result.attacks ?? {})) {
-    attacks[name] ??= { tried: 0, refused: 0 }
-    const total = attacks[name]
+    const total = attacks[name] ?? { tried: 0, refused: 0 }
+    attacks[name] = total
     total.tried += counts.tried
     total.refused += counts.refused
   }

@@ -104,7 +104,8 @@ export function checkDecideRequest(request: DecideRequest): void {
     }
   }
   if (request.epoch > MAX_EPOCH) throw new InvalidArgumentError(`epoch must be at most ${MAX_EPOCH}`, 'epoch')
-  if (request.lamport > MAX_LAMPORT) throw new InvalidArgumentError(`lamport must be at most ${MAX_LAMPORT}`, 'lamport')
+  if (request.lamport > MAX_LAMPORT)
+    throw new InvalidArgumentError(`lamport must be at most ${MAX_LAMPORT}`, 'lamport')
   if (request.kPlan < 1) throw new InvalidArgumentError('kPlan must be at least 1', 'kPlan')
   if (typeof request.decider !== 'string' || !request.decider.startsWith('did:key:')) {
     throw new InvalidArgumentError('decider must be a did:key', 'decider')

@@ -227,9 +227,13 @@ export function checkGenesisBody(value: unknown): GenesisBody {
   const body = result.data as GenesisBody
   const listed = new Set(body.pool.verifiers)
   const stray = body.pool.entries.find((entry) => !listed.has(entry.did))
-  if (stray) throw new InvalidArgumentError(`genesis pool entry ${stray.did} is not a verifier`, 'body.pool.entries')
+  if (stray)
+    throw new InvalidArgumentError(`genesis pool entry ${stray.did} is not a verifier`, 'body.pool.entries')
   if (body.params.minLeaseTtlMs > body.params.maxLeaseTtlMs) {
-    throw new InvalidArgumentError('genesis minLeaseTtlMs is above maxLeaseTtlMs', 'body.params.minLeaseTtlMs')
+    throw new InvalidArgumentError(
+      'genesis minLeaseTtlMs is above maxLeaseTtlMs',
+      'body.params.minLeaseTtlMs',
+    )
   }
   return body
 }
@@ -266,7 +270,9 @@ const textDecoder = new TextDecoder()
 
 /** The dag-json text of a genesis record (`{ id, body, signatures }`, keys sorted). */
 export function genesisToJson(genesis: Genesis): string {
-  return textDecoder.decode(dagJson.encode({ id: genesis.id, body: genesis.body, signatures: genesis.signatures }))
+  return textDecoder.decode(
+    dagJson.encode({ id: genesis.id, body: genesis.body, signatures: genesis.signatures }),
+  )
 }
 
 /**
@@ -276,7 +282,10 @@ export function genesisToJson(genesis: Genesis): string {
  */
 export function genesisFromJson(text: string): Genesis {
   if (typeof text !== 'string' || text.length > MAX_GENESIS_JSON_CHARS) {
-    throw new MalformedEnvelopeError(`a genesis must be dag-json text of at most ${MAX_GENESIS_JSON_CHARS} characters`, 'genesis')
+    throw new MalformedEnvelopeError(
+      `a genesis must be dag-json text of at most ${MAX_GENESIS_JSON_CHARS} characters`,
+      'genesis',
+    )
   }
   let value: unknown
   try {
@@ -284,12 +293,16 @@ export function genesisFromJson(text: string): Genesis {
   } catch (error) {
     throw new MalformedEnvelopeError(`the genesis is not dag-json (${(error as Error).message})`, 'genesis')
   }
-  if (typeof value !== 'object' || value === null) throw new MalformedEnvelopeError('a genesis must be an object', 'genesis')
+  if (typeof value !== 'object' || value === null)
+    throw new MalformedEnvelopeError('a genesis must be an object', 'genesis')
   const record = value as Record<string, unknown>
   const body = checkGenesisBody(record.body)
   const id = genesisId(body)
   if (record.id !== undefined && record.id !== id) {
-    throw new MalformedEnvelopeError(`the genesis id ${String(record.id)} is not the hash of its body (${id})`, 'id')
+    throw new MalformedEnvelopeError(
+      `the genesis id ${String(record.id)} is not the hash of its body (${id})`,
+      'id',
+    )
   }
   if (!Array.isArray(record.signatures) || record.signatures.length > MAX_GENESIS_ANCHORS) {
     throw new MalformedEnvelopeError('genesis signatures must be a list', 'signatures')
@@ -297,7 +310,10 @@ export function genesisFromJson(text: string): Genesis {
   const signatures: GenesisSignature[] = record.signatures.map((entry, index) => {
     const item = entry as Record<string, unknown>
     if (typeof item?.did !== 'string' || !(item.sig instanceof Uint8Array) || item.sig.length !== 64) {
-      throw new MalformedEnvelopeError(`genesis signatures.${index} must be { did, sig: 64 bytes }`, `signatures.${index}`)
+      throw new MalformedEnvelopeError(
+        `genesis signatures.${index} must be { did, sig: 64 bytes }`,
+        `signatures.${index}`,
+      )
     }
     return { did: item.did, sig: item.sig }
   })

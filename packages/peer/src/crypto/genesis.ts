@@ -60,7 +60,8 @@ export async function verifyGenesis(genesis: Genesis): Promise<Genesis> {
   const bytes = genesisSigningBytes(id)
   const byDid = new Map(genesis.signatures.map((entry) => [entry.did, entry.sig]))
   for (const did of byDid.keys()) {
-    if (!body.anchors.includes(did)) throw new BadSignatureError(`genesis signed by ${did}, who is not an anchor`, 'signatures')
+    if (!body.anchors.includes(did))
+      throw new BadSignatureError(`genesis signed by ${did}, who is not an anchor`, 'signatures')
   }
   for (const anchor of body.anchors) {
     const sig = byDid.get(anchor)

@@ -19,7 +19,9 @@ import { type Identity, verifySignature } from './ed25519.ts'
 
 export const GRANT_VERSION = 1
 
-const did = z.string().refine((value) => didKeyProblem(value) === undefined, 'must be the did:key of an Ed25519 key')
+const did = z
+  .string()
+  .refine((value) => didKeyProblem(value) === undefined, 'must be the did:key of an Ed25519 key')
 
 const grantSchema = z
   .object({
@@ -42,7 +44,10 @@ function signedBytes(grant: FaucetGrant): Uint8Array {
 }
 
 /** Signs a grant as the anchor `identity`. */
-export async function signGrant(identity: Identity, fields: Omit<FaucetGrant, 'anchor'>): Promise<SignedGrant> {
+export async function signGrant(
+  identity: Identity,
+  fields: Omit<FaucetGrant, 'anchor'>,
+): Promise<SignedGrant> {
   const unsigned: FaucetGrant = { ...fields, anchor: identity.did }
   const sig = base64url.baseEncode(await identity.sign(signedBytes(unsigned)))
   return shape({ v: GRANT_VERSION, ...unsigned, sig })

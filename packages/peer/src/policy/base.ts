@@ -31,7 +31,10 @@ export interface BasePolicy {
  * @throws {CapsuleInvalidError} when the WASM does not hash to the manifest, or a conformance
  *   vector gives another decision on this engine (the gates would diverge from other peers').
  */
-export async function basePolicyGates(bundle: { wasm: Uint8Array; manifest: BundleManifest }): Promise<BasePolicy> {
+export async function basePolicyGates(bundle: {
+  wasm: Uint8Array
+  manifest: BundleManifest
+}): Promise<BasePolicy> {
   const { wasm, manifest } = bundle
   const actual = sha256Hex(wasm)
   if (actual !== manifest.policyHash) {
@@ -40,7 +43,10 @@ export async function basePolicyGates(bundle: { wasm: Uint8Array; manifest: Bund
       'policyHash',
     )
   }
-  const engine = await loadPolicyEngine(wasm, { gasLimit: manifest.gasLimit, entrypoint: manifest.entrypoint })
+  const engine = await loadPolicyEngine(wasm, {
+    gasLimit: manifest.gasLimit,
+    entrypoint: manifest.entrypoint,
+  })
   const { passed, failed } = runConformance(engine, manifest.vectors)
   if (failed.length > 0) {
     throw new CapsuleInvalidError(

@@ -155,8 +155,8 @@ export class Attacker {
   report(): AttackReport {
     const report: AttackReport = {}
     for (const instance of this.#instances) {
-      report[instance.name] ??= { tried: 0, refused: 0 }
-      const entry = report[instance.name]
+      const entry = report[instance.name] ?? { tried: 0, refused: 0 }
+      report[instance.name] = entry
       entry.tried += 1
       if (this.#refused(instance)) entry.refused += 1
     }

@@ -33,7 +33,16 @@ export type Property =
   | 'P10'
   | 'no-agent-error'
   | 'conservation'
-export const CHECKED_PROPERTIES: readonly Property[] = ['P1', 'P2', 'P4', 'P5', 'P6', 'P9', 'P10', 'no-agent-error']
+export const CHECKED_PROPERTIES: readonly Property[] = [
+  'P1',
+  'P2',
+  'P4',
+  'P5',
+  'P6',
+  'P9',
+  'P10',
+  'no-agent-error',
+]
 /** Properties checked when the simulator runs with its economy. */
 export const ECONOMY_PROPERTIES: readonly Property[] = ['P3', 'conservation']
 
@@ -195,7 +204,8 @@ export function checkReplica(
       case 'GRANT': {
         const live = liveByTask.get(env.payload.task)
         // Every way a lease ends passes through COMMIT, YIELD or RELEASE of its claim.
-        if (live !== undefined && !ended.has(live)) report('P5', `task ${env.payload.task} has two live leases`)
+        if (live !== undefined && !ended.has(live))
+          report('P5', `task ${env.payload.task} has two live leases`)
         granted.set(env.payload.claim, env.payload.task)
         liveByTask.set(env.payload.task, env.payload.claim)
         break
@@ -203,7 +213,8 @@ export function checkReplica(
       case 'HEARTBEAT':
       case 'COMMIT': {
         const claim = claims.get(env.payload.claim)
-        if (!claim || !granted.has(claim.id)) report('P4', `${env.kind} ${env.id} under a claim never granted`)
+        if (!claim || !granted.has(claim.id))
+          report('P4', `${env.kind} ${env.id} under a claim never granted`)
         else if (ended.has(claim.id)) report('P4', `${env.kind} ${env.id} under an ended lease`)
         else if (claim.sender !== env.sender) report('P4', `${env.kind} ${env.id} not from the lease holder`)
         if (env.fence !== env.payload.claim) report('P4', `${env.kind} ${env.id} without the lease's fence`)
@@ -259,7 +270,9 @@ export function authorityProblem(
   const rules = threadRules(acceptedDecides, params)
   switch (env.kind) {
     case 'NEED':
-      return threadIdOf(env) === env.thread ? undefined : 'a NEED accepted under a thread id that is not its own'
+      return threadIdOf(env) === env.thread
+        ? undefined
+        : 'a NEED accepted under a thread id that is not its own'
     case 'HEARTBEAT':
     case 'YIELD':
     case 'COMMIT':
@@ -269,7 +282,9 @@ export function authorityProblem(
         return isAnchor(params, env.sender) ? undefined : 'a scavenging RELEASE accepted from a non-anchor'
       }
       if (claim?.kind !== 'CLAIM') return `${env.kind} accepted under ${env.payload.claim}, which is no CLAIM`
-      return claim.sender === env.sender ? undefined : `${env.kind} accepted from someone else than the lease holder`
+      return claim.sender === env.sender
+        ? undefined
+        : `${env.kind} accepted from someone else than the lease holder`
     }
     case 'ATTEST': {
       const commit = get(env.payload.commit)

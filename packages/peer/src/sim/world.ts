@@ -371,16 +371,16 @@ class World {
     this.divergence.observe(env)
     const agent = peer.agent
     const wasHeld = agent.holds(env)
-    if (!peer.known.has(env.id)) {
-      peer.known.add(env.id)
-      peer.durable.push({ env, bytes, atMs: this.localNow(peer) })
-    }
+    const fresh = !peer.known.has(env.id)
+    if (fresh) peer.known.add(env.id)
     // P9's first half costs a state hash per delivery: it is checked on every attacker delivery and on
     // one in P9_SAMPLE of the others (its second half, authority, on every delivery).
     const before = agent.replica(env.thread)
     const hashBefore =
       instance !== undefined || this.deliveries % P9_SAMPLE === 0 ? before?.stateHash() : undefined
     const outcome = await agent.deliver(env)
+    // The durable log keeps what passed the edge (a policy-denied envelope is not stored: A8).
+    if (fresh && !outcome?.startsWith('policy')) peer.durable.push({ env, bytes, atMs: this.localNow(peer) })
     const replica = agent.replica(env.thread)
     if (!replica) return
     const refused =

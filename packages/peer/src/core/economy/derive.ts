@@ -125,19 +125,30 @@ export function deriveLedger(input: {
   }
   // Genesis.
   for (const allocation of genesis.allocations) {
-    if (allocation.amount > 0) apply({ op: 'mint', to: allocation.did, amount: allocation.amount, reason: 'genesis' })
+    if (allocation.amount > 0)
+      apply({ op: 'mint', to: allocation.did, amount: allocation.amount, reason: 'genesis' })
   }
   if (genesis.verifierStake > 0) {
-    for (const did of input.genesisVerifiers ?? []) apply({ op: 'stake', account: did, amount: genesis.verifierStake })
+    for (const did of input.genesisVerifiers ?? [])
+      apply({ op: 'stake', account: did, amount: genesis.verifierStake })
   }
   // The anchors' timeline.
   const grants = admittedGrants(
     (input.grants ?? []).filter((grant) => grant.net === input.params.network),
     genesis.faucet,
   )
+  // Manifests of another network count for nothing here, whoever forgot to check them (A7).
+  const manifests = (input.manifests ?? []).filter(
+    (manifest) => manifest.net === undefined || manifest.net === input.params.network,
+  )
   const steps: Step[] = [
-    ...grants.map((grant) => ({ atMs: grant.atMs, rank: 0 as const, key: `${grant.to}|${grant.anchor}`, grant })),
-    ...latestManifests(input.manifests ?? []).map((manifest) => ({
+    ...grants.map((grant) => ({
+      atMs: grant.atMs,
+      rank: 0 as const,
+      key: `${grant.to}|${grant.anchor}`,
+      grant,
+    })),
+    ...latestManifests(manifests).map((manifest) => ({
       atMs: (manifest as AcceptedManifest).atMs ?? 0,
       rank: 1 as const,
       key: manifest.did,
@@ -148,7 +159,15 @@ export function deriveLedger(input: {
       .map((replica) => ({ atMs: replica.state.winner!.ts, rank: 2 as const, key: replica.thread, replica })),
   ]
   steps.sort((a, b) =>
-    a.atMs !== b.atMs ? a.atMs - b.atMs : a.rank !== b.rank ? a.rank - b.rank : a.key < b.key ? -1 : a.key > b.key ? 1 : 0,
+    a.atMs !== b.atMs
+      ? a.atMs - b.atMs
+      : a.rank !== b.rank
+        ? a.rank - b.rank
+        : a.key < b.key
+          ? -1
+          : a.key > b.key
+            ? 1
+            : 0,
   )
   const pending = new Map<Did, number>()
   const outcomes: Outcome[] = []
@@ -180,13 +199,14 @@ export function deriveLedger(input: {
       if (report.unfunded) unfunded.push(step.replica.thread)
       upheldChallenges += report.upheldChallenges
       frivolousChallenges += report.frivolousChallenges
-      for (const payout of report.pending) pending.set(payout.to, (pending.get(payout.to) ?? 0) + payout.amount)
+      for (const payout of report.pending)
+        pending.set(payout.to, (pending.get(payout.to) ?? 0) + payout.amount)
       outcomes.push(...report.outcomes)
     }
   }
   const reputation = reputationScores(outcomes, Number.isFinite(input.nowMs) ? input.nowMs : 0)
   const pool = poolSnapshot({
-    manifests: latestManifests(input.manifests ?? []),
+    manifests: latestManifests(manifests),
     account: (did) => ledger.account(did),
     reputationPerMille: reputation,
     lastActiveMs,

@@ -45,7 +45,15 @@ export function faucetProblem(
 /** Grants in the order the ledger applies them: by `atMs`, then recipient, then anchor. */
 export function orderGrants<T extends FaucetGrant>(grants: readonly T[]): T[] {
   return [...grants].sort((a, b) =>
-    a.atMs !== b.atMs ? a.atMs - b.atMs : a.to !== b.to ? (a.to < b.to ? -1 : 1) : a.anchor < b.anchor ? -1 : 1,
+    a.atMs !== b.atMs
+      ? a.atMs - b.atMs
+      : a.to !== b.to
+        ? a.to < b.to
+          ? -1
+          : 1
+        : a.anchor < b.anchor
+          ? -1
+          : 1,
   )
 }
 

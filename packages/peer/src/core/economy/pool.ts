@@ -12,6 +12,8 @@ import type { PoolEntry } from './selection.ts'
 /** A verifier's declaration, already signature-checked (a `VerifierManifest` without its `sig`). */
 export interface PoolManifest {
   did: Did
+  /** The network the manifest was signed for; one of another network counts for nothing. */
+  net?: string
   org: string
   asn: string
   region: string

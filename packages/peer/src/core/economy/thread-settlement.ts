@@ -88,18 +88,18 @@ export function payoutDueMs(replica: ThreadReplica, commit: CommitInfo, params: 
 function escrowOf(env: Envelope): LedgerOp | undefined {
   const escrow =
     env.kind === 'COMMIT'
+      ? {
+          id: `${env.id}/bounty`,
+          amount: (env as Envelope<'COMMIT'>).payload.verifyBounty,
+          purpose: 'verify-bounty' as const,
+        }
+      : env.kind === 'CHALLENGE'
         ? {
-            id: `${env.id}/bounty`,
-            amount: (env as Envelope<'COMMIT'>).payload.verifyBounty,
-            purpose: 'verify-bounty' as const,
+            id: `${env.id}/bond`,
+            amount: (env as Envelope<'CHALLENGE'>).payload.bond,
+            purpose: 'challenge-bond' as const,
           }
-        : env.kind === 'CHALLENGE'
-          ? {
-              id: `${env.id}/bond`,
-              amount: (env as Envelope<'CHALLENGE'>).payload.bond,
-              purpose: 'challenge-bond' as const,
-            }
-          : undefined
+        : undefined
   return escrow && escrow.amount > 0 ? { op: 'escrow', from: env.sender, ...escrow } : undefined
 }
 

@@ -100,7 +100,8 @@ export function networkParams(overrides: Partial<NetworkParams> = {}): NetworkPa
       throw new InvalidArgumentError(`${key} must be a non-negative integer`, key)
     }
   }
-  if (params.maxLamportStep < 1) throw new InvalidArgumentError('maxLamportStep must be at least 1', 'maxLamportStep')
+  if (params.maxLamportStep < 1)
+    throw new InvalidArgumentError('maxLamportStep must be at least 1', 'maxLamportStep')
   if (params.pool) {
     const listed = new Set(params.verifiers)
     const missing = params.pool.find((entry) => !listed.has(entry.did))

@@ -56,7 +56,7 @@ export const REFUSALS = {
   'unknown-parent': 'state',
   'cyclic-plan': 'state',
   'duplicate-vote': 'state',
-  'undecided': 'state',
+  undecided: 'state',
   'not-plan-owner': 'state',
   'op-not-allowed': 'state',
   'unknown-task': 'state',

@@ -23,13 +23,7 @@ import { PlanStore } from '../plan/index.ts'
 import type { AnyEnvelope, Cid, Did, PlanFact } from '../types.ts'
 import type { NetworkParams } from './params.ts'
 import { refusalCode } from './refusals.ts'
-import {
-  applyEnvelope,
-  type DecideInfo,
-  emptyThreadState,
-  type TaskInfo,
-  type ThreadState,
-} from './state.ts'
+import { applyEnvelope, type DecideInfo, emptyThreadState, type TaskInfo, type ThreadState } from './state.ts'
 
 /** Something that happened in a thread that a role may act on. */
 export type ThreadEffect =
@@ -58,6 +52,8 @@ export interface ReceiveResult {
   added: boolean
   /** The envelope waits in the pending pool (A4): it is not folded yet. */
   pending?: boolean
+  /** The pending pool was full and this envelope was the one evicted: it is not held at all. */
+  evicted?: boolean
   /** Why the envelope did not apply (it stays in the log and may apply after a later refold). */
   rejected?: string
   effects: ThreadEffect[]
@@ -286,6 +282,7 @@ export class ThreadReplica {
     this.#receivedAt.set(env.id, atMs)
     if (!this.#placeable(env)) {
       this.#hold(env)
+      if (!this.#pending.has(env.id)) return { added: true, evicted: true, effects: [], placed: [] }
       return { added: true, pending: true, effects: [], placed: [] }
     }
     const before = milestones(this.#state)
@@ -300,7 +297,9 @@ export class ThreadReplica {
     }
     const effects = diff(this.#state, before, milestones(this.#state))
     const placed = [env, ...released]
-    return rejected === undefined ? { added: true, effects, placed } : { added: true, rejected, effects, placed }
+    return rejected === undefined
+      ? { added: true, effects, placed }
+      : { added: true, rejected, effects, placed }
   }
 
   /**
