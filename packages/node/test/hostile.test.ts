@@ -688,23 +688,20 @@ describe('hostile peers against real anchors', () => {
   })
 })
 
-/** A NEED signed under its own thread id with a chosen budget (what any key can make). */
-async function forgeNeed(
-  identity: LocalIdentity,
-  net: string,
-  budget: number,
-  nonce: number,
-): Promise<AnyEnvelope> {
-  const payload = {
-    need: '',
-    epoch: 1,
-    requires: ['sha256'],
-    inputs: ['bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku'],
-    produces: 'text/plain',
-    budget,
-    deadlineMs: nonce,
-    bidWindowMs: 100,
-  }
+/** A NEED payload (its `need` filled in by {@link needUnder}). */
+type NeedPayload = {
+  need: string
+  epoch: number
+  requires: string[]
+  inputs: string[]
+  produces: string
+  budget: number
+  deadlineMs: number
+  bidWindowMs: number
+}
+
+/** `payload` signed by `identity` as a NEED under its own thread id (what any key can make, A1). */
+async function needUnder(identity: LocalIdentity, net: string, payload: NeedPayload): Promise<AnyEnvelope> {
   const ts = Date.now()
   const draft = {
     v: PROTOCOL_VERSION,
@@ -723,10 +720,29 @@ async function forgeNeed(
   return forge(identity, { kind: 'NEED', thread: id, net, lamport: 1, ts, payload: { ...payload, need: id } })
 }
 
+/** A NEED with a chosen budget and nonce (its deadline) over a fixed input. */
+function forgeNeed(
+  identity: LocalIdentity,
+  net: string,
+  budget: number,
+  nonce: number,
+): Promise<AnyEnvelope> {
+  return needUnder(identity, net, {
+    need: '',
+    epoch: 1,
+    requires: ['sha256'],
+    inputs: ['bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku'],
+    produces: 'text/plain',
+    budget,
+    deadlineMs: nonce,
+    bidWindowMs: 100,
+  })
+}
+
 /** A NEED of `peer` (its own key) for `budget`, with a chosen nonce (its deadline). */
 async function signedNeed(peer: Peer, net: string, budget: number, nonce: number): Promise<AnyEnvelope> {
   const inputs = [await peer.artifacts.put(new TextEncoder().encode(`second spend ${nonce}`))]
-  const payload = {
+  return needUnder(peer.identity, net, {
     need: '',
     epoch: 1,
     requires: ['word-frequency'],
@@ -735,28 +751,5 @@ async function signedNeed(peer: Peer, net: string, budget: number, nonce: number
     budget,
     deadlineMs: nonce,
     bidWindowMs: 200,
-  }
-  const ts = Date.now()
-  const draft = {
-    v: PROTOCOL_VERSION,
-    net,
-    kind: 'NEED' as const,
-    thread: '',
-    sender: peer.did,
-    lamport: 1,
-    ts,
-    payload,
-    refs: [],
-    policy: BUILTIN_POLICY_HASH,
-    epoch: 1,
-  }
-  const id = threadIdOf(draft)
-  return forge(peer.identity, {
-    kind: 'NEED',
-    thread: id,
-    net,
-    lamport: 1,
-    ts,
-    payload: { ...payload, need: id },
   })
 }
