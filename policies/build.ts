@@ -28,7 +28,7 @@ const OPA_VERSION = 'v1.22.3'
 const OPA_MODULE = `github.com/open-policy-agent/opa@${OPA_VERSION}`
 /** Name and version of the gas model written by tools/wasm-gas; change it when the model changes. */
 const GAS_MODEL = 'wasm-gas/control-transfer@1 (wasm-instrument 0.4.0, mutable global gas_left)'
-/** Default gas limit of one evaluation (PROTOCOL.md §7). */
+/** Default gas limit of one evaluation (docs/PROTOCOL.md §10.1). */
 const GAS_LIMIT = 100_000
 /** Version of the input document (policies/README.md). */
 const SCHEMA_VERSION = 1

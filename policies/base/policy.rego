@@ -1,4 +1,4 @@
-# CAN Swarm base policy (PROTOCOL.md §3, §7), schema version 1.
+# CAN Swarm base policy (docs/PROTOCOL.md §4, §10), schema version 1.
 #
 # Entrypoint: canswarm/base/decision -> {"allowed": bool, "reasons": [{"rule", "field"}]}.
 # Default deny: an envelope is allowed only when its kind is a protocol verb and no rule below
@@ -12,7 +12,7 @@ schema_version := 1
 
 gates := {"preflight", "ingress", "commit"}
 
-# The verbs of PROTOCOL.md §3; every other kind is denied.
+# The verbs of docs/PROTOCOL.md §4; every other kind is denied.
 kinds := {
 	"NEED", "PROPOSE", "ATTEST_PLAN", "DECIDE", "UPDATE_PLAN", "RECONCILE",
 	"CLAIM", "GRANT", "HEARTBEAT", "YIELD", "RELEASE", "COMMIT",

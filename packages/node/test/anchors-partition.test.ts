@@ -24,12 +24,15 @@ import { type PlanQuorum, planQuorum } from './helpers/quorum.ts'
 
 let dir: string
 let network: Network | undefined
+/** The clients of each side of the split (one client on both sides would bridge them). */
+const sides: Network[] = []
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'can-swarm-partition-'))
 })
 afterAll(async () => {
   await network?.stop().catch(() => undefined)
+  for (const side of sides) await side.stop().catch(() => undefined)
   killAnchors()
   await rm(dir, { recursive: true, force: true })
 })
@@ -63,10 +66,16 @@ describe('anchors partitioned from each other', () => {
     const left = await startAnchorProcess(['--data', join(dir, 'left'), ...common])
     let right = await startAnchorProcess(['--data', join(dir, 'right'), ...common])
     const { genesis, params } = await fetchNetwork(left.url)
-    network = await createNetwork({
-      identity: await createIdentity({ seed: new Uint8Array(32).fill(4) }),
-      webRTC: false,
-    })
+    const client = async (seed: number) => {
+      const node = await createNetwork({
+        identity: await createIdentity({ seed: new Uint8Array(32).fill(seed) }),
+        webRTC: false,
+      })
+      sides.push(node)
+      return node
+    }
+    const leftClient = await client(4)
+    const rightClient = await client(7)
     const tcp = (anchor: StartedAnchor) => anchor.multiaddrs.find((address) => !address.includes('/ws/'))!
     // The requester is funded on each side (each anchor's faucet grants an account once).
     for (const anchor of [left, right])
@@ -88,8 +97,11 @@ describe('anchors partitioned from each other', () => {
         nonce: 1,
       },
     )
-    const ask = (anchor: StartedAnchor, quorum: PlanQuorum) =>
-      requestDecide(network!.libp2p, multiaddr(tcp(anchor)), quorum, { timeoutMs: 15_000 })
+    const ask = (
+      anchor: StartedAnchor,
+      quorum: PlanQuorum,
+      via = anchor === left ? leftClient : rightClient,
+    ) => requestDecide(via.libp2p, multiaddr(tcp(anchor)), quorum, { timeoutMs: 15_000 })
     const contested = contestedLeft.need
 
     // The split: each side decides the contested NEED its own way; another is decided on the left alone.
@@ -101,8 +113,7 @@ describe('anchors partitioned from each other', () => {
     expect(onLeft.decide.payload.proposal).toBe(contestedLeft.proposal)
     expect(onRight.decide.payload.proposal).toBe(contestedRight.proposal)
     expect((await ask(left, leftOnly)).outcome).toBe('decided')
-    await network.stop()
-    network = undefined
+    for (const side of sides.splice(0)) await side.stop()
 
     // The heal: the right anchor comes back connected to the left one.
     expect(await right.stop()).toBe(0)
@@ -151,7 +162,7 @@ describe('anchors partitioned from each other', () => {
       },
     )
     const again = await until('the adopted decision', async () => {
-      const answer = await ask(right, rival)
+      const answer = await ask(right, rival, network!)
       return answer.outcome === 'decided' ? answer : undefined
     })
     if (again.outcome === 'decided') expect(again.decide.payload.proposal).toBe(leftOnly.proposal)

@@ -154,7 +154,7 @@ describe('merge rule', () => {
 })
 
 describe('quorum sizes', () => {
-  it('follows PROTOCOL.md §6', () => {
+  it('follows docs/PROTOCOL.md §7.2', () => {
     expect(kPlanFor(3, true)).toBe(1)
     expect(kResultFor(3, true)).toBe(1)
     expect(kPlanFor(10, false)).toBe(3)

@@ -116,7 +116,7 @@ const compareStrings = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0)
 const sorted = (values: Iterable<string>) => [...values].sort(compareStrings)
 const rank = (state: TaskState) => TASK_STATES.indexOf(state)
 
-/** A naive reference model of the derived state, written straight from PROTOCOL.md §5. */
+/** A naive reference model of the derived state, written straight from docs/PROTOCOL.md §6.7. */
 function model(facts: readonly PlanFact[]) {
   const unique = [...new Map(facts.map((f) => [planFactKey(f), f])).values()]
   const definitions = new Map<string, Extract<PlanFact, { op: 'ADD_TASK' }>>()
@@ -222,7 +222,7 @@ function storeOf(facts: Iterable<PlanFact>): PlanStore {
 // ------------------------------------------------------------------ properties
 
 describe('PlanStore properties', () => {
-  it('matches a naive reference model of PROTOCOL.md §5', () => {
+  it('matches a naive reference model of docs/PROTOCOL.md §6.7', () => {
     fc.assert(
       fc.property(planFacts, (facts) => {
         const store = storeOf(facts)

@@ -89,7 +89,17 @@ export async function hostileNode(
   const bus = createBus(network)
   const stopServing = await serveSync(network.libp2p, { envelopes: () => options.served ?? [] })
   const { multiaddr } = await import('@multiformats/multiaddr')
-  await network.libp2p.dial(multiaddr(anchorTcp))
+  // The anchor admits a few inbound connections per second from one host (loopback here, for
+  // every node of the test): a refused dial is tried again shortly.
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      await network.libp2p.dial(multiaddr(anchorTcp))
+      break
+    } catch (error) {
+      if (attempt >= 8) throw error
+      await new Promise((resolve) => setTimeout(resolve, 250 * attempt))
+    }
+  }
   const anchorPeer = anchorTcp.slice(anchorTcp.lastIndexOf('/') + 1)
   if (options.gossipThread !== undefined) {
     const topic = threadTopic(options.gossipThread, network.config.shardCount)
