@@ -20,6 +20,7 @@ import type { ThreadReplica } from '../core/thread/replica.ts'
 import {
   type AnyEnvelope,
   type Cid,
+  type Did,
   type Envelope,
   GENESIS_EPOCH,
   type Kind,
@@ -78,6 +79,8 @@ export interface AttackerWorld {
   honestReplicas(thread: string): ThreadReplica[]
   /** Decided threads whose requester could not fund them, in the ledger an honest peer derives. */
   unfundedThreads(): ReadonlySet<string>
+  /** The anchors (up) that hold the envelope `id` of `thread` now. */
+  anchorsHolding(thread: string, id: Cid): Did[]
 }
 
 interface Instance {
@@ -686,6 +689,10 @@ export class Attacker {
           lamport: (decide?.lamport ?? grant.lamport - 2) + 1,
         })
         const id = signed.env.id
+        // An anchor that holds the lease the attacker saw must never grant it the task (it grants by
+        // receipt, not by lamport). An anchor cut off from that lease (a partition) may: to it, the
+        // attacker's is just the first CLAIM it heard, and such a lease ends by scavenging.
+        const witnesses = new Set(this.#world.anchorsHolding(grant.thread, grant.id))
         const instance = this.#record(name, () =>
           this.#world
             .honestReplicas(grant.thread)
@@ -694,7 +701,10 @@ export class Attacker {
                 .envelopes()
                 .every(
                   (env) =>
-                    env.kind !== 'GRANT' || env.payload.claim !== id || replica.state.rejected.has(env.id),
+                    env.kind !== 'GRANT' ||
+                    env.payload.claim !== id ||
+                    replica.state.rejected.has(env.id) ||
+                    !witnesses.has(env.sender),
                 ),
             ),
         )

@@ -712,6 +712,10 @@ export async function runSimulation(options: SimOptions): Promise<SimResult> {
             .filter((peer) => peer.up && peer.agent && !peer.adversary)
             .map((peer) => peer.agent!.replica(thread))
             .filter((replica): replica is ThreadReplica => replica !== undefined),
+        anchorsHolding: (thread, id) =>
+          world.peers
+            .filter((peer) => peer.up && peer.agent && peer.anchor && peer.agent.replica(thread)?.has(id))
+            .map((peer) => peer.identity.did),
         unfundedThreads: () => {
           // Every thread any honest peer holds, each from the replica that holds the most of it.
           const fullest = new Map<string, ThreadReplica>()
