@@ -261,3 +261,241 @@ describe('the anchor role', () => {
     agent.stop()
   })
 })
+
+describe('anchor duties against strangers', () => {
+  it('does not let a holder that yields and claims again keep a task from the others (A5)', async () => {
+    const { agent, published, advance } = agentOf(anchor, {
+      roles: { decider: true },
+      consensus: new MemoryConsensusStore(),
+    })
+    for (const env of [need, propose, vote]) await agent.deliver(env)
+    const replica = agent.replica(need.thread)!
+    const claimBy = (who: Identity) =>
+      sign(
+        who,
+        'CLAIM',
+        need.thread,
+        { task, leaseTtlMs: 60_000, cost: 3, etaMs: 1 },
+        { lamport: replica.nextLamport() },
+      )
+    const holder = () => replica.state.tasks.get(task)?.lease?.worker
+    // The squatter claims first and is granted the first round.
+    await agent.deliver(await claimBy(workerB))
+    await advance(50)
+    expect(holder()).toBe(workerB.did)
+    // It yields and claims again in one breath; an honest worker's CLAIM comes a moment later.
+    const lease = replica.state.tasks.get(task)!.lease!
+    await agent.deliver(
+      await sign(
+        workerB,
+        'YIELD',
+        need.thread,
+        { task, claim: lease.claim },
+        { lamport: replica.nextLamport() },
+      ),
+    )
+    await agent.deliver(await claimBy(workerB))
+    // The anchor's grant duty comes round (within 1.5 s) before the honest CLAIM arrives.
+    await advance(2_000)
+    await agent.deliver(await claimBy(workerA))
+    await advance(20_000)
+    expect(holder()).toBe(workerA.did)
+    const grants = published.filter((env) => env.kind === 'GRANT')
+    expect(grants).toHaveLength(2)
+    agent.stop()
+  })
+
+  it('finalizes with the first K_result passes however many committee members voted', async () => {
+    const open = testParams({ anchors: [anchor.did], verifiers: [], bootstrap: true, tChallengeMs: 100 })
+    const { agent, published, advance } = agentOf(anchor, {
+      params: open,
+      roles: { decider: true },
+      consensus: new MemoryConsensusStore(),
+    })
+    for (const env of [need, propose, vote]) await agent.deliver(env)
+    const replica = agent.replica(need.thread)!
+    const claim = await sign(
+      workerA,
+      'CLAIM',
+      need.thread,
+      { task, leaseTtlMs: 60_000, cost: 3, etaMs: 1 },
+      { lamport: replica.nextLamport() },
+    )
+    await agent.deliver(claim)
+    await advance(50)
+    const commit = await sign(
+      workerA,
+      'COMMIT',
+      need.thread,
+      {
+        task,
+        claim: claim.id,
+        outputs: [input],
+        telemetry: { cpuMs: 1, wallMs: 1, memoryBytes: 0, inputBytes: 5, outputBytes: 1 },
+        verifyBounty: 2,
+      },
+      { lamport: replica.nextLamport(), fence: claim.id },
+    )
+    expect(await agent.deliver(commit)).toBeUndefined()
+    // In the open pool every key is in the committee: 70 of them pass (more than an envelope may embed).
+    const lamport = replica.nextLamport()
+    for (const key of await makeIdentities(70, 0x71)) {
+      await agent.deliver(
+        await sign(
+          key,
+          'ATTEST',
+          need.thread,
+          { task, commit: commit.id, verdict: 'pass', evalDigest: 'x' },
+          { lamport },
+        ),
+      )
+    }
+    await advance(5_000)
+    const finalize = published.find((env) => env.kind === 'FINALIZE') as Envelope<'FINALIZE'> | undefined
+    expect(finalize?.payload.attestations).toHaveLength(1)
+    expect(replica.state.tasks.get(task)?.state).toBe('FINAL')
+    agent.stop()
+  })
+
+  it('decides the plan a late quorum moved to, when the home anchor is away', async () => {
+    const two = testParams({ anchors: [anchor.did, anchor2.did], verifiers: [], bootstrap: true })
+    // The requester's home anchor is the other one: this anchor decides after its back-off.
+    const homeOf = (did: string) => {
+      let hash = 0
+      for (let i = 0; i < did.length; i += 1) hash = (hash * 31 + did.charCodeAt(i)) >>> 0
+      return two.anchors[hash % two.anchors.length]
+    }
+    const backup = homeOf(requester.did) === anchor.did ? anchor2 : anchor
+    const { agent, published, advance } = agentOf(backup, {
+      params: two,
+      roles: { decider: true },
+      consensus: new MemoryConsensusStore(),
+    })
+    for (const env of [need, propose, vote]) await agent.deliver(env)
+    const replica = agent.replica(need.thread)!
+    expect(replica.state.quorum?.proposal).toBe(propose.id)
+    await advance(100)
+    // A stranger's plan and its own vote, both backdated before the honest vote: the quorum moves.
+    const patch = (propose as Envelope<'PROPOSE'>).payload.patch
+    let rival: AnyEnvelope | undefined
+    let rivalVote: AnyEnvelope | undefined
+    for (let ts = 0; !rival || !rivalVote || rivalVote.id < rival.id; ts += 1) {
+      rival = await sign(
+        stranger,
+        'PROPOSE',
+        need.thread,
+        { need: need.thread, patch, ballot: 1, price: 3, etaMs: 1, shardDependencies: [] },
+        { lamport: 2, ts },
+      )
+      rivalVote = await sign(
+        stranger,
+        'ATTEST_PLAN',
+        need.thread,
+        { need: need.thread, proposal: rival.id, verdict: 'accept' },
+        { lamport: 2, ts },
+      )
+    }
+    await agent.deliver(rival!)
+    await agent.deliver(rivalVote!)
+    expect(replica.state.quorum?.proposal).toBe(rival!.id)
+    await advance(60_000)
+    const decides = published.filter((env) => env.kind === 'DECIDE')
+    expect(decides).toHaveLength(1)
+    expect(replica.state.winner).toBeDefined()
+    agent.stop()
+  })
+})
+
+describe('a plan that names the wrong output type', () => {
+  it('is not attested by a verifier that knows the capability, and cannot get a right result invalidated', async () => {
+    // sha256 gives hex text; the plan says JSON.
+    const hashNeed = await signNeed(requester, {
+      epoch: 1,
+      requires: ['sha256'],
+      inputs: [input],
+      produces: 'application/json',
+      budget: 10,
+      deadlineMs: 0,
+      bidWindowMs: 1,
+    })
+    const mistyped = [{ name: 'hash', capability: 'sha256', inputs: [input], produces: 'application/json' }]
+    const rival = await sign(
+      stranger,
+      'PROPOSE',
+      hashNeed.thread,
+      { need: hashNeed.thread, patch: mistyped, ballot: 1, price: 3, etaMs: 1, shardDependencies: [] },
+      { lamport: 2 },
+    )
+    const judge = agentOf(verifier, { roles: { verifier: true } })
+    for (const env of [hashNeed, rival]) await judge.agent.deliver(env)
+    await judge.advance(1_000)
+    expect(judge.published.filter((env) => env.kind === 'ATTEST_PLAN')).toEqual([])
+    judge.agent.stop()
+
+    // Decided anyway (the stranger's own vote in an open pool): the worker's right hex output stands.
+    const open = testParams({ anchors: [anchor.did], verifiers: [], bootstrap: true })
+    const artifacts = new MemoryArtifactStore()
+    const bytes = new TextEncoder().encode('a b a')
+    await artifacts.put(bytes)
+    const { agent, published, advance } = agentOf(anchor, {
+      params: open,
+      roles: { decider: true },
+      consensus: new MemoryConsensusStore(),
+      artifacts,
+    })
+    const ownVote = await sign(
+      stranger,
+      'ATTEST_PLAN',
+      hashNeed.thread,
+      { need: hashNeed.thread, proposal: rival.id, verdict: 'accept' },
+      { lamport: 3 },
+    )
+    for (const env of [hashNeed, rival, ownVote]) await agent.deliver(env)
+    const replica = agent.replica(hashNeed.thread)!
+    expect(replica.state.winner?.proposal).toBe(rival.id)
+    const hashTask = `${rival.id}/hash`
+    const claim = await sign(
+      workerA,
+      'CLAIM',
+      hashNeed.thread,
+      { task: hashTask, leaseTtlMs: 60_000, cost: 1, etaMs: 1 },
+      { lamport: replica.nextLamport() },
+    )
+    await agent.deliver(claim)
+    await advance(50)
+    const { sha256Capability } = await import('../src/agent/capabilities.ts')
+    const output = await artifacts.put(sha256Capability([bytes]))
+    const commit = await sign(
+      workerA,
+      'COMMIT',
+      hashNeed.thread,
+      {
+        task: hashTask,
+        claim: claim.id,
+        outputs: [output],
+        inputs: [input],
+        telemetry: { cpuMs: 1, wallMs: 1, memoryBytes: 0, inputBytes: 5, outputBytes: 64 },
+        verifyBounty: 2,
+      },
+      { lamport: replica.nextLamport(), fence: claim.id },
+    )
+    expect(await agent.deliver(commit)).toBeUndefined()
+    const challenge = await sign(
+      stranger,
+      'CHALLENGE',
+      hashNeed.thread,
+      {
+        task: hashTask,
+        commit: commit.id,
+        bond: 4,
+        proof: { type: 'schema-violation', output, reason: 'not JSON' },
+      },
+      { lamport: replica.nextLamport() },
+    )
+    expect(await agent.deliver(challenge)).toBeUndefined()
+    await advance(5_000)
+    expect(published.filter((env) => env.kind === 'INVALIDATE')).toEqual([])
+    expect(replica.state.tasks.get(hashTask)?.commit?.id).toBe(commit.id)
+    agent.stop()
+  })
+})

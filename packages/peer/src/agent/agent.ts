@@ -746,6 +746,13 @@ export class Agent {
     // A verifier weighs a bounded number of plans per NEED (the first it receives), not every bid.
     const attested = [...replica.state.planVotes.values()].filter((votes) => votes.has(this.did)).length
     if (attested >= this.tuning.maxPlanAttestations) return
+    // A plan that names an output type other than the one a capability it knows produces would
+    // make its workers' right results look wrong: not accepted.
+    const mistyped = info.payload.patch.some((spec) => {
+      const capability = this.capabilities.get(spec.capability)
+      return capability !== undefined && capability.manifest.produces !== spec.produces
+    })
+    if (mistyped) return
     if (!this.#once(`attest-plan:${proposal}`)) return
     const payload = { need: replica.thread, proposal, verdict: 'accept' as const }
     await this.publish('ATTEST_PLAN', replica.thread, payload)
@@ -771,7 +778,9 @@ export class Agent {
     const quorum = replica.state.quorum
     if (!quorum || quorum.proposal !== proposal || replica.state.winner) return
     if (attempt === 1) {
-      if (!this.#once(`decide:${replica.thread}`)) return
+      // Once per proposal: when a late envelope moves the quorum to another plan, that plan gets its
+      // own attempt (the attempts armed for the old one stop at the check above).
+      if (!this.#once(`decide:${replica.thread}:${proposal}`)) return
       const need = replica.state.need!
       if (this.#homeAnchor(need.requester) !== this.did) {
         this.#after(this.tuning.anchorBackupMs * (1 + this.#options.random.next()), () =>
@@ -897,16 +906,25 @@ export class Agent {
       if (current?.state !== 'DECIDED' || current.lease) return false
       if (!current.parents.every((parent) => replica.state.tasks.get(parent)?.state === 'FINAL')) return false
       const timedOut = new Set(this.#timedOutWorkers(replica, current))
+      const held = this.#earlierHolders(replica, current)
+      // Workers that never held this task first (a holder that yields and claims again cannot keep
+      // it from the others), then the cheapest ask, then the first received.
       const candidates = [...current.requests]
         .filter(([, round]) => round === current.round)
         .map(([claim]) => replica.get(claim) as Envelope<'CLAIM'>)
         .filter((claim) => claim !== undefined && !timedOut.has(claim.sender))
         .sort(
           (a, b) =>
-            (replica.receivedAt(a.id) ?? 0) - (replica.receivedAt(b.id) ?? 0) || (a.id < b.id ? -1 : 1),
+            (held.get(a.sender) ?? 0) - (held.get(b.sender) ?? 0) ||
+            a.payload.cost - b.payload.cost ||
+            (replica.receivedAt(a.id) ?? 0) - (replica.receivedAt(b.id) ?? 0) ||
+            (a.id < b.id ? -1 : 1),
         )
       const chosen = candidates[0]
       if (!chosen) return false
+      // An earlier holder is granted the task again only after one more back-off, so that a worker
+      // that yields and claims in one breath does not beat everyone else to every round.
+      if ((held.get(chosen.sender) ?? 0) > 0 && this.#once(`regrant:${taskId}:${current.round}`)) return true
       await this.publish('GRANT', replica.thread, {
         task: taskId,
         claim: chosen.id,
@@ -917,6 +935,17 @@ export class Agent {
       })
       return true
     })
+  }
+
+  /** How many leases of this task each worker held before (every accepted GRANT of it). */
+  #earlierHolders(replica: ThreadReplica, task: TaskInfo): Map<string, number> {
+    const counts = new Map<string, number>()
+    for (const env of replica.envelopes()) {
+      if (env.kind !== 'GRANT' || env.payload.task !== task.id || replica.state.rejected.has(env.id)) continue
+      const claim = replica.get(env.payload.claim)
+      if (claim) counts.set(claim.sender, (counts.get(claim.sender) ?? 0) + 1)
+    }
+    return counts
   }
 
   /** Workers whose earlier leases of this task an anchor scavenged. */
@@ -966,8 +995,10 @@ export class Agent {
       const current = replica.state.tasks.get(taskId)
       const commit = current?.commit
       if (!current || commit?.id !== commitId || current.state !== 'VERIFIED') return false
+      // The first K_result passes in the log's order: enough, and bounded whatever else voted.
       const passing = [...commit.votes.values()]
         .filter((vote) => vote.verdict === 'pass')
+        .slice(0, current.kResult)
         .map((vote) => replica.get(vote.env)!)
       await this.publish('FINALIZE', replica.thread, {
         task: taskId,
@@ -1193,10 +1224,16 @@ export class Agent {
       const expected = await this.#expectedOutputs(replica, task)
       upheld = expected !== undefined && !sameRefs(expected, commit.outputs)
     } else if (proof.type === 'schema-violation') {
+      // Only the worker's fault counts: an output that violates the type the plan named and is not
+      // what the capability gives on those inputs. When the capability itself gives it, the plan
+      // named the wrong type (the planner's doing), and the worker's right result stands.
       const output = commit.outputs.includes(proof.output)
         ? await this.#options.artifacts.get(proof.output)
         : undefined
-      upheld = output !== undefined && violatesJsonSchema(task.spec.produces, output)
+      if (output !== undefined && violatesJsonSchema(task.spec.produces, output)) {
+        const expected = await this.#expectedOutputs(replica, task)
+        upheld = expected !== undefined && !sameRefs(expected, commit.outputs)
+      }
     } else if (proof.type === 'missing-artifact') {
       upheld =
         commit.outputs.includes(proof.ref) && (await this.#options.artifacts.get(proof.ref)) === undefined

@@ -60,6 +60,8 @@ export const ATTACKS = [
   'backdated-claim',
   'sybil-need',
   'double-spend',
+  'greedy-claim',
+  'backdated-fail',
 ] as const
 export type AttackName = (typeof ATTACKS)[number]
 
@@ -229,6 +231,27 @@ export class Attacker {
     this.#world.broadcast(signed.bytes, instance)
   }
 
+  /** A Sybil's copy of a seen CLAIM, changed as `change` says: a refuse-class instance. */
+  async #copyClaim(
+    name: AttackName,
+    change: (claim: Envelope<'CLAIM'>) => { lamport: number; epoch?: number; cost?: number },
+  ): Promise<void> {
+    const claim = this.#pick(this.#seenOf('CLAIM'))
+    if (!claim) return
+    const { lamport, epoch, cost } = change(claim)
+    const instance = this.#record(name)
+    this.#send(
+      instance,
+      await this.#sign(this.#sybil(), {
+        kind: 'CLAIM',
+        thread: claim.thread,
+        payload: { ...claim.payload, ...(cost === undefined ? {} : { cost }) },
+        lamport,
+        ...(epoch === undefined ? {} : { epoch }),
+      }),
+    )
+  }
+
   /** Chooses one attack from the catalogue and carries it out against what it has seen. */
   async act(): Promise<void> {
     const name = ATTACKS[this.#random.int(0, ATTACKS.length)]!
@@ -357,22 +380,13 @@ export class Attacker {
         )
         return
       }
-      case 'epoch-unissued': {
-        const claim = this.#pick(this.#seenOf('CLAIM'))
-        if (!claim) return
-        const instance = this.#record(name)
-        this.#send(
-          instance,
-          await this.#sign(this.#sybil(), {
-            kind: 'CLAIM',
-            thread: claim.thread,
-            payload: { ...claim.payload },
-            lamport: claim.lamport + this.#random.int(0, 3),
-            epoch: 1_000 + this.#random.int(0, MAX_EPOCH - 1_000),
-          }),
-        )
+      case 'epoch-unissued':
+        // A CLAIM at an epoch no anchor issued (A3).
+        await this.#copyClaim(name, (claim) => ({
+          lamport: claim.lamport + this.#random.int(0, 3),
+          epoch: 1_000 + this.#random.int(0, MAX_EPOCH - 1_000),
+        }))
         return
-      }
       case 'need-reuse': {
         if (!need) return
         const instance = this.#record(name)
@@ -709,6 +723,41 @@ export class Attacker {
             ),
         )
         this.#send(instance, signed, false)
+        return
+      }
+      case 'greedy-claim':
+        // A CLAIM asking far more than the plan's price: its worker would be paid the budget.
+        await this.#copyClaim(name, (claim) => ({ lamport: claim.lamport, cost: 999_999 }))
+        return
+      case 'backdated-fail': {
+        // Fail votes signed after a result was finalized, slipped in before its passes: a result an
+        // anchor finalized must stay FINAL (only an upheld CHALLENGE undoes it, §6.8).
+        const finalize = this.#pick(this.#seenOf('FINALIZE'))
+        if (!finalize) return
+        const commitId = finalize.payload.commit
+        const commit = this.#world.seen().find((env) => env.id === commitId)
+        if (!commit) return
+        const instance = this.#record(name, () =>
+          this.#world.honestReplicas(finalize.thread).every((replica) => {
+            // Contained unless a replica that holds the FINALIZE rejected the commit by votes.
+            if (!replica.has(finalize.id)) return true
+            const task = replica.state.tasks.get(finalize.payload.task)
+            return !task?.pastCommits.some((past) => past.id === commitId && past.outcome === 'rejected')
+          }),
+        )
+        const voters = [this.#verifier ?? this.#sybil(), this.#sybil(), this.#sybil()]
+        for (const voter of voters) {
+          this.#send(
+            instance,
+            await this.#sign(voter, {
+              kind: 'ATTEST',
+              thread: finalize.thread,
+              payload: { task: finalize.payload.task, commit: commitId, verdict: 'fail', evalDigest: 'late' },
+              lamport: commit.lamport + 1,
+            }),
+            false,
+          )
+        }
         return
       }
       case 'sybil-need': {

@@ -1,8 +1,10 @@
 /**
  * Typed, bounded challenge proofs (docs/PROTOCOL.md §5 step 10): each proof type has a fixed cost of
- * checking it, and a challenger's bond must cover that cost (so a flood of challenges costs the
- * flooder, not the judges). The pure checks live here; checks that need artifacts or re-execution
- * are the judging agent's (it fetches, then calls these).
+ * checking it, and a challenger's declared bond must cover that cost. The bond is escrowed only if
+ * the challenger holds it (§9.4): a funded flood of frivolous challenges costs the flooder its bonds;
+ * an unfunded challenger is paid nothing even when upheld, though judging it still costs the judges
+ * (§14). The pure checks live here; checks that need artifacts or re-execution are the judging
+ * agent's (it fetches, then calls these).
  */
 import type { AnyEnvelope, ChallengeProof, Cid, Did, Envelope } from '../types.ts'
 

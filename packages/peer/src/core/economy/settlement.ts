@@ -68,16 +68,25 @@ export function settleBudget(input: {
   escrowed: number
   payments: readonly { worker: Did; cost: number }[]
   related: RelatedParties
+  /** The winning plan's price: workers are paid at most this in all, the rest is refunded. @default escrowed */
+  price?: number
 }): LedgerOp {
-  let remaining = input.escrowed
+  let payable = Math.min(input.escrowed, input.price ?? input.escrowed)
   const payouts: Payout[] = []
   for (const payment of input.payments) {
     if (input.related(payment.worker, input.requester)) continue
-    const amount = Math.min(payment.cost, remaining)
-    remaining -= amount
+    const amount = Math.min(payment.cost, payable)
+    payable -= amount
     payouts.push({ to: payment.worker, amount })
   }
-  return { op: 'release', id: `${input.need}/budget`, payouts: merge(payouts), burn: 0, refund: remaining }
+  const paid = payouts.reduce((sum, payout) => sum + payout.amount, 0)
+  return {
+    op: 'release',
+    id: `${input.need}/budget`,
+    payouts: merge(payouts),
+    burn: 0,
+    refund: input.escrowed - paid,
+  }
 }
 
 /** Pays a FINAL commit's verify bounty to the committee members that passed it (not related to the worker). */
@@ -110,13 +119,18 @@ export function settleInvalidation(input: {
   wrongVerifiers: readonly { did: Did; staked: number }[]
   honestVerifiers: readonly Did[]
   bootstrap: boolean
+  /**
+   * Whether the challenger's bond was escrowed. An unfunded challenger risked nothing and is paid
+   * nothing: its share is burned. @default true
+   */
+  funded?: boolean
   params?: SettlementParams
 }): LedgerOp[] {
   const params = input.params ?? DEFAULT_SETTLEMENT_PARAMS
-  const challengerShare = Math.min(
-    1000 - params.honestPerMille,
-    challengeRewardFor(params.challengerPerMille, input.bootstrap),
-  )
+  const challengerShare =
+    input.funded === false
+      ? 0
+      : Math.min(1000 - params.honestPerMille, challengeRewardFor(params.challengerPerMille, input.bootstrap))
   const ops: LedgerOp[] = []
   const toChallenger = perMille(input.bounty, challengerShare)
   const honest = split(perMille(input.bounty, params.honestPerMille), input.honestVerifiers)

@@ -205,6 +205,7 @@ export function settleThread(
           challenge: upheld,
           challenger,
           bond: ledger.escrow(`${upheld}/bond`)?.amount ?? 0,
+          funded: ledger.escrow(`${upheld}/bond`) !== undefined,
           bounty,
           worker: { did: commit.worker, staked: ledger.account(commit.worker).staked },
           wrongVerifiers: passVoters.map((did) => ({ did, staked: ledger.account(did).staked })),
@@ -295,8 +296,16 @@ export function settleThread(
             return { worker: task.commit!.worker, cost: claim?.payload.cost ?? 0 }
           })
         : []
+      const price = winner ? state.proposals.get(winner.proposal)?.payload.price : undefined
       release(
-        settleBudget({ need: thread, requester: need.requester, escrowed: need.budget, payments, related }),
+        settleBudget({
+          need: thread,
+          requester: need.requester,
+          escrowed: need.budget,
+          payments,
+          related,
+          ...(price === undefined ? {} : { price }),
+        }),
         done ? latestDueMs : Number.NEGATIVE_INFINITY,
       )
     }

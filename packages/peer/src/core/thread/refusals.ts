@@ -46,6 +46,7 @@ export const REFUSALS = {
   'judge-is-challenger': 'A6',
   'judge-is-worker': 'A6',
   'judge-attested': 'A6',
+  sealed: 'A6',
   'too-many-proposals': 'state',
   'empty-plan': 'state',
   'over-budget': 'state',
@@ -74,6 +75,7 @@ export const REFUSALS = {
   'already-final': 'state',
   'duplicate-challenge': 'state',
   'bond-too-small': 'state',
+  'cost-above-price': 'state',
   'reconcile-thread-mismatch': 'state',
 } as const satisfies Record<string, RefusalRule>
 

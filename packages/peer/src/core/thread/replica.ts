@@ -21,7 +21,7 @@
 import { compareEnvelopes, hashCanonical } from '../codec.ts'
 import { PlanStore } from '../plan/index.ts'
 import type { AnyEnvelope, Cid, Did, PlanFact } from '../types.ts'
-import type { NetworkParams } from './params.ts'
+import { isAnchor, type NetworkParams } from './params.ts'
 import { refusalCode } from './refusals.ts'
 import { applyEnvelope, type DecideInfo, emptyThreadState, type TaskInfo, type ThreadState } from './state.ts'
 
@@ -179,6 +179,12 @@ export class ThreadReplica {
   #refolds = 0
   #refusals = new Map<string, number>()
   readonly #lookup = (id: Cid): AnyEnvelope | undefined => this.#byId.get(id)
+  /** Per CLAIM id: the earliest anchor FINALIZE in the log naming a COMMIT of that lease (§6.8). */
+  #seals = new Map<Cid, { commit: Cid; finalize: AnyEnvelope }>()
+  /** Seals whose FINALIZE the fold refused: they seal nothing. */
+  #voided = new Set<Cid>()
+  readonly #sealOf = (claim: Cid): Cid | undefined =>
+    this.#voided.has(claim) ? undefined : this.#seals.get(claim)?.commit
 
   constructor(thread: string, params: NetworkParams, options: ThreadReplicaOptions = {}) {
     this.thread = thread
@@ -340,12 +346,22 @@ export class ThreadReplica {
     this.#plan = undefined
     this.#hash = undefined
     if (env.lamport > this.#maxLamport) this.#maxLamport = env.lamport
+    const resealed = this.#noteSeal(env)
     const last = this.#log[this.#log.length - 1]
-    if (last === undefined || compareEnvelopes(last, env) < 0) {
+    if (!resealed && (last === undefined || compareEnvelopes(last, env) < 0)) {
       this.#log.push(env)
-      const reason = applyEnvelope(this.#state, env, this.#params, this.#lookup)
+      const reason = applyEnvelope(this.#state, env, this.#params, this.#lookup, this.#sealOf)
       if (reason === undefined) this.#state.accepted += 1
-      else this.#state.rejected.set(env.id, reason)
+      else {
+        this.#state.rejected.set(env.id, reason)
+        // A refused FINALIZE seals nothing: fold again as a whole, as any replica would.
+        if (
+          env.kind === 'FINALIZE' &&
+          this.#seals.get(this.#claimSealedBy(env) ?? '')?.finalize.id === env.id
+        ) {
+          this.#refold()
+        }
+      }
       return
     }
     let low = 0
@@ -373,6 +389,7 @@ export class ThreadReplica {
         if (!this.#placeable(env)) continue
         this.#pending.delete(env.id)
         this.#byId.set(env.id, env)
+        this.#noteSeal(env)
         this.#log.push(env)
         if (env.lamport > this.#maxLamport) this.#maxLamport = env.lamport
         placed.push(env)
@@ -385,6 +402,38 @@ export class ThreadReplica {
       this.#hash = undefined
     }
     return placed
+  }
+
+  /**
+   * Records the seal a placed FINALIZE makes (§6.8): an anchor's FINALIZE of a COMMIT seals that
+   * commit as its lease's result; of several for one lease the earliest in total order counts.
+   * Returns whether the log already holds an envelope the new seal judges otherwise (the caller
+   * must then refold rather than append).
+   */
+  #noteSeal(env: AnyEnvelope): boolean {
+    if (env.kind !== 'FINALIZE' || !isAnchor(this.#params, env.sender)) return false
+    const commit = this.#byId.get(env.payload.commit)
+    if (commit?.kind !== 'COMMIT' || commit.payload.task !== env.payload.task) return false
+    const claim = commit.payload.claim
+    const held = this.#seals.get(claim)
+    if (held && compareEnvelopes(held.finalize, env) <= 0) return false
+    this.#seals.set(claim, { commit: commit.id, finalize: env })
+    return (
+      held !== undefined ||
+      this.#log.some(
+        (other) =>
+          ((other.kind === 'YIELD' || other.kind === 'RELEASE') && other.payload.claim === claim) ||
+          (other.kind === 'COMMIT' && other.payload.claim === claim && other.id !== commit.id) ||
+          (other.kind === 'ATTEST' && other.payload.commit === commit.id && other.payload.verdict === 'fail'),
+      )
+    )
+  }
+
+  /** The CLAIM id whose lease a FINALIZE would seal (its commit's), if any. */
+  #claimSealedBy(finalize: AnyEnvelope): Cid | undefined {
+    if (finalize.kind !== 'FINALIZE') return undefined
+    const commit = this.#byId.get(finalize.payload.commit)
+    return commit?.kind === 'COMMIT' ? commit.payload.claim : undefined
   }
 
   #hold(env: AnyEnvelope): void {
@@ -419,13 +468,29 @@ export class ThreadReplica {
 
   #refold(): void {
     this.#refolds += 1
-    const state = emptyThreadState(this.thread)
-    for (const env of this.#log) {
-      const reason = applyEnvelope(state, env, this.#params, this.#lookup)
-      if (reason === undefined) state.accepted += 1
-      else state.rejected.set(env.id, reason)
+    // A seal holds only if its FINALIZE is accepted; one whose FINALIZE the fold refuses (its commit
+    // was refused for another reason: a stale epoch, stale inputs…) seals nothing, or it would keep
+    // a dead lease from being scavenged. Seals only drop, so this ends (one pass, as a rule).
+    this.#voided.clear()
+    for (;;) {
+      const state = emptyThreadState(this.thread)
+      for (const env of this.#log) {
+        const reason = applyEnvelope(state, env, this.#params, this.#lookup, this.#sealOf)
+        if (reason === undefined) state.accepted += 1
+        else state.rejected.set(env.id, reason)
+      }
+      let dropped = false
+      for (const [claim, seal] of this.#seals) {
+        if (!this.#voided.has(claim) && state.rejected.has(seal.finalize.id)) {
+          this.#voided.add(claim)
+          dropped = true
+        }
+      }
+      if (!dropped) {
+        this.#state = state
+        break
+      }
     }
-    this.#state = state
     this.#plan = undefined
     this.#hash = undefined
   }

@@ -229,6 +229,14 @@ export type EnvelopeLookup = (id: Cid) => AnyEnvelope | undefined
 
 const noLookup: EnvelopeLookup = () => undefined
 
+/**
+ * The commit an anchor's FINALIZE sealed for a lease (by CLAIM id), if any (docs/PROTOCOL.md §6.8):
+ * a function of the envelope set, computed by the replica over its whole log.
+ */
+export type SealLookup = (claim: Cid) => Cid | undefined
+
+const noSeals: SealLookup = () => undefined
+
 /** Checks a plan patch against its NEED; returns the reason it is invalid, or undefined. */
 export function checkPatch(payload: ProposePayload, need: NeedInfo): string | undefined {
   if (payload.patch.length === 0) return 'empty-plan'
@@ -356,6 +364,7 @@ export function applyEnvelope(
   env: AnyEnvelope,
   params: NetworkParams,
   lookup: EnvelopeLookup = noLookup,
+  seals: SealLookup = noSeals,
 ): ApplyOutcome {
   // Network, thread and epoch: the same checks for every verb.
   if (env.net !== params.network) return 'wrong-network'
@@ -446,6 +455,9 @@ export function applyEnvelope(
       if (ttl < params.minLeaseTtlMs || ttl > params.maxLeaseTtlMs) return 'lease-ttl-out-of-bounds'
       if (task.state !== 'DECIDED') return task.lease ? 'lease-held' : `not-claimable:${task.state}`
       if (!parentsFinal(state, task)) return 'parents-unfinished'
+      // A worker asks at most the plan's price for one task of it (its pay is its CLAIM's cost).
+      const price = state.proposals.get(task.proposal)?.payload.price
+      if (price !== undefined && env.payload.cost > price) return 'cost-above-price'
       task.requests.set(env.id, task.round)
       return undefined
     }
@@ -483,6 +495,11 @@ export function applyEnvelope(
       } else if (env.sender !== claim.sender) {
         return 'not-lease-holder'
       }
+      // A lease whose result an anchor finalized cannot be ended before its COMMIT after the fact
+      // (§6.8): not by its holder, not by a scavenger that did not see the result.
+      if (env.kind !== 'HEARTBEAT' && !(env.kind === 'RELEASE' && env.payload.reason === 'orphaned')) {
+        if (seals(claim.id) !== undefined) return 'sealed'
+      }
       const task = liveTask(state, env.payload.task)
       if (typeof task === 'string') return task
       const lease = task.lease
@@ -501,6 +518,9 @@ export function applyEnvelope(
       const claim = claimOf(lookup, env.payload.claim, env.payload.task)
       if (typeof claim === 'string') return claim
       if (env.sender !== claim.sender) return 'not-lease-holder'
+      // The one result an anchor finalized for this lease is the lease's result (§6.8).
+      const sealed = seals(claim.id)
+      if (sealed !== undefined && sealed !== env.id) return 'sealed'
       const task = liveTask(state, env.payload.task)
       if (typeof task === 'string') return task
       const lease = task.lease
@@ -541,6 +561,12 @@ export function applyEnvelope(
       const previous = commit.votes.get(env.sender)
       if (previous !== undefined) {
         if (previous.verdict === env.payload.verdict) return 'duplicate-vote'
+        // One record per verifier and commit: a third vote proves nothing the second did not.
+        if (
+          state.equivocations.some((record) => record.sender === env.sender && record.subject === commit.id)
+        ) {
+          return 'duplicate-vote'
+        }
         // A contradicting vote is kept as evidence (its signer is slashed); it does not count twice.
         state.equivocations.push({
           sender: env.sender,
@@ -562,7 +588,8 @@ export function applyEnvelope(
         if (passes >= task.kResult) {
           commit.verifiedBy = env.id
           setTaskState(state, env, task, 'VERIFIED')
-        } else if (fails >= task.kResult) {
+        } else if (fails >= task.kResult && seals(commit.claim) !== commit.id) {
+          // A finalized result is not voted down after the fact (§6.8): only a CHALLENGE undoes it.
           commit.outcome = 'rejected'
           task.pastCommits.push(commit)
           delete task.commit
