@@ -369,13 +369,14 @@ export class Agent {
    * Takes in an envelope that has passed signature and id checks, and performs every reaction it
    * triggers. Returns `undefined` when it applied; otherwise why not: `duplicate` (already held),
    * `pending:no-need` / `pending:lamport` (it waits, unfolded, A4), `pending:evicted` (it would
-   * wait, but the bounded pending pool dropped it at once), `policy: …` (the ingress gate
+   * wait, but the bounded pending pool dropped it at once), `stopped` (the agent was stopped:
+   * nothing taken in), `policy: …` (the ingress gate
    * denied it), or the fold's refusal code (`not-an-anchor`, `stale-lease`, …; see refusals.ts).
    * `gated` says the policy ingress gate already ran on this envelope (the bus ran it before
    * forwarding), so it is not evaluated (nor counted) twice.
    */
   async deliver(env: AnyEnvelope, options: { gated?: boolean } = {}): Promise<string | undefined> {
-    if (this.#stopped) return undefined
+    if (this.#stopped) return 'stopped'
     if (env.net !== this.#params.network) return this.#refuse('wrong-network')
     const gate = options.gated ? undefined : this.#options.policy?.ingress(env)
     if (gate && !gate.allowed) {

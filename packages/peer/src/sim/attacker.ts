@@ -116,6 +116,8 @@ export class Attacker {
   readonly #verifier: Identity | undefined
   readonly #instances: Instance[] = []
   readonly #otherNetwork: string
+  /** The attacker's own CLAIMs (an anchor may grant one), by id: their signer. */
+  readonly #claimsBy = new Map<Cid, Did>()
   readonly #doubleSpends: { instance: number; key: Identity; first: string; second?: string }[] = []
 
   /**
@@ -218,6 +220,7 @@ export class Attacker {
     const sig = await identity.sign(signingBytes(unsigned as never))
     const signed = { ...unsigned, sig }
     const env = { ...signed, id: computeEnvelopeId(signed as never) } as AnyEnvelope
+    if (env.kind === 'CLAIM') this.#claimsBy.set(env.id, identity.did)
     return { env, bytes: encodeEnvelope(env) }
   }
 
@@ -426,7 +429,10 @@ export class Attacker {
         const claim = this.#world.seen().find((env) => env.id === grant.payload.claim) as
           | Envelope<'CLAIM'>
           | undefined
-        const sybil = this.#sybil()
+        // A stranger to the lease: not the key that holds it (a Sybil's CLAIM may have been granted).
+        const holder = claim?.sender ?? this.#claimsBy.get(grant.payload.claim)
+        const sybil = this.#pick(this.#sybils.filter((key) => key.did !== holder))
+        if (!sybil) return
         const instance = this.#record(name)
         const base = {
           thread: grant.thread,

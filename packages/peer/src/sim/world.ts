@@ -379,6 +379,11 @@ class World {
     const hashBefore =
       instance !== undefined || this.deliveries % P9_SAMPLE === 0 ? before?.stateHash() : undefined
     const outcome = await agent.deliver(env)
+    if (outcome === 'stopped') {
+      // The peer crashed while this delivery was under way: it took nothing in.
+      if (fresh) peer.known.delete(env.id)
+      return
+    }
     // The durable log keeps what passed the edge (a policy-denied envelope is not stored: A8).
     if (fresh && !outcome?.startsWith('policy')) peer.durable.push({ env, bytes, atMs: this.localNow(peer) })
     const replica = agent.replica(env.thread)
