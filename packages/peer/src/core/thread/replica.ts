@@ -389,7 +389,8 @@ export class ThreadReplica {
         if (!this.#placeable(env)) continue
         this.#pending.delete(env.id)
         this.#byId.set(env.id, env)
-        this.#noteSeal(env)
+        // A refold follows (the caller's): no need to ask whether the new seal changes the log.
+        this.#noteSeal(env, false)
         this.#log.push(env)
         if (env.lamport > this.#maxLamport) this.#maxLamport = env.lamport
         placed.push(env)
@@ -410,7 +411,7 @@ export class ThreadReplica {
    * Returns whether the log already holds an envelope the new seal judges otherwise (the caller
    * must then refold rather than append).
    */
-  #noteSeal(env: AnyEnvelope): boolean {
+  #noteSeal(env: AnyEnvelope, scan = true): boolean {
     if (env.kind !== 'FINALIZE' || !isAnchor(this.#params, env.sender)) return false
     const commit = this.#byId.get(env.payload.commit)
     if (commit?.kind !== 'COMMIT' || commit.payload.task !== env.payload.task) return false
@@ -418,6 +419,7 @@ export class ThreadReplica {
     const held = this.#seals.get(claim)
     if (held && compareEnvelopes(held.finalize, env) <= 0) return false
     this.#seals.set(claim, { commit: commit.id, finalize: env })
+    if (!scan) return true
     return (
       held !== undefined ||
       this.#log.some(
