@@ -195,7 +195,7 @@ try {
   logger.info({ did: anchor.did, url: anchor.url, multiaddrs: anchor.multiaddrs() }, 'anchor ready')
   if (process.stderr.isTTY) process.stderr.write(`\nCAN Swarm anchor ready: open ${anchor.url}\n\n`)
   let signalled = false
-  const shutdown = (signal: string): void => {
+  const shutdown = (signal: string, code = 0): void => {
     if (signalled) return
     signalled = true
     logger.info({ signal }, 'shutdown requested')
@@ -205,7 +205,7 @@ try {
     }, config.shutdownTimeoutMs)
     timer.unref()
     anchor.stop().then(
-      () => process.exit(0),
+      () => process.exit(code),
       (error: unknown) => {
         logger.error({ err: error }, 'shutdown failed')
         process.exit(1)
@@ -214,6 +214,15 @@ try {
   }
   process.on('SIGTERM', () => shutdown('SIGTERM'))
   process.on('SIGINT', () => shutdown('SIGINT'))
+  // Uncaught errors: a bug, not a state to run on. The anchor logs it, stops as on SIGTERM (what is
+  // appended is fsync'd, the store commits, so nothing acknowledged is lost: acknowledgements wait
+  // for fsync) and exits 70 for its supervisor to restart it from its durable state.
+  const fatal = (kind: string) => (error: unknown) => {
+    logger.fatal({ err: error }, `${kind}: stopping (exit 70) so that a supervisor restarts the anchor`)
+    shutdown(kind, 70)
+  }
+  process.on('uncaughtException', fatal('uncaught exception'))
+  process.on('unhandledRejection', fatal('unhandled rejection'))
 } catch (error) {
   const detail = error instanceof CanSwarmError ? { code: error.code, field: error.field } : {}
   logger.fatal({ err: error, ...detail }, `anchor failed to start: ${(error as Error).message}`)

@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -12,6 +12,7 @@ import { createNetwork, type Network } from '../../peer/src/net/network.ts'
 import { createPeer, type Peer } from '../../peer/src/peer.ts'
 import { makeIdentities } from '../../peer/test/helpers.ts'
 import { until } from '../../peer/test/peers.ts'
+import { EnvelopeLog } from '../src/anchor/log.ts'
 import { killAnchors, startAnchorProcess } from './helpers/anchor-process.ts'
 import { planQuorum } from './helpers/quorum.ts'
 
@@ -98,9 +99,10 @@ describe('an anchor in the swarm', () => {
     // The anchor kept every envelope; after a restart it restores them and holds the same decision.
     anchor.child.kill('SIGTERM')
     await new Promise((resolve) => anchor.child.once('exit', resolve))
-    const logged = (await readFile(join(data, 'envelopes.jsonl'), 'utf8')).trim().split('\n')
+    const { log: kept, envelopes: logged } = await EnvelopeLog.open(data)
+    kept.close()
     expect(logged.length).toBe(status.envelopes)
-    expect(logged.some((line) => line.includes('"DECIDE"'))).toBe(true)
+    expect(logged.some((env) => env.kind === 'DECIDE')).toBe(true)
     const again = await startAnchorProcess(['--data', data, '--verifiers', identity.did])
     expect(again.did).toBe(anchor.did)
     const restarted = (await (await fetch(`${again.url}/api/status`)).json()) as {

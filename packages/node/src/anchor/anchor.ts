@@ -107,8 +107,21 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
     { policyHash: policy.manifest.policyHash, conformance: policy.conformancePassed },
     'policy gates loaded',
   )
-  const { log, envelopes } = EnvelopeLog.open(config.data)
-  logger.info({ envelopes: envelopes.length }, 'envelope log open')
+  const { log, envelopes, report: logReport } = await EnvelopeLog.open(config.data)
+  const damaged = logReport.tornBytes > 0 || logReport.quarantined.length > 0 || logReport.undecodable > 0
+  ;(damaged ? logger.warn.bind(logger) : logger.info.bind(logger))(
+    {
+      envelopes: envelopes.length,
+      segments: logReport.segments,
+      tornBytes: logReport.tornBytes,
+      quarantined: logReport.quarantined,
+      undecodable: logReport.undecodable,
+      imported: logReport.imported,
+    },
+    damaged
+      ? 'envelope log open: damaged records were cut off or moved aside (see quarantined)'
+      : 'envelope log open',
+  )
   const manifests = await ManifestStore.open(config.data, genesis.id)
   const grants = await GrantStore.open({
     dataDir: config.data,
@@ -280,7 +293,10 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
     port: config.port,
     registry,
     webRoot,
-    notReady: () => (stopping ? ['shutting down'] : []),
+    notReady: () => [
+      ...(stopping ? ['shutting down'] : []),
+      ...(log.failed ? [`envelope log: ${log.failed.errno ?? 'write failed'} — writes refused`] : []),
+    ],
     status: async () => ({
       did: identity.did,
       network: genesis.id,

@@ -1,53 +1,129 @@
 /**
- * The anchor's durable envelope log: every envelope it accepts or publishes is appended (one
- * DAG-JSON line, fsync'd in small groups) to `<data>/envelopes.jsonl` before it counts as kept,
- * and replayed into the agent on start, so a restart loses nothing the anchor acknowledged.
- * A torn last line (crash mid-write) is dropped on read; any other bad line stops the start.
+ * The anchor's durable envelope log: every envelope it takes in or publishes is appended, as its
+ * canonical wire bytes, to a {@link SegmentLog} in `<data>/log/` (segmented, framed, checksummed,
+ * fsync'd in groups), and replayed into the agent on start, so a restart loses nothing the anchor
+ * acknowledged. Opening cuts a torn tail and quarantines damaged records (reported, not fatal); a
+ * record whose checksum holds but that is not an envelope is quarantined the same way. A failed
+ * write (full disk, I/O error) fails the log: appends throw `StorageFailedError`, `/readyz` says
+ * so, and the anchor keeps serving reads.
+ *
+ * Logs of earlier versions (`<data>/envelopes.jsonl`, one DAG-JSON envelope per line) are imported
+ * once, read as a stream (a torn last line is dropped), and then renamed `envelopes.jsonl.imported`.
  */
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs'
+import {
+  closeSync,
+  createReadStream,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  renameSync,
+  writeFileSync,
+} from 'node:fs'
 import { join } from 'node:path'
-import { envelopeFromJson, envelopeToJson } from '../../../peer/src/core/codec.ts'
-import { InvalidArgumentError } from '../../../peer/src/core/errors.ts'
+import { createInterface } from 'node:readline'
+import { decodeEnvelope, encodeEnvelope, envelopeFromJson } from '../../../peer/src/core/codec.ts'
+import { InvalidArgumentError, type StorageFailedError } from '../../../peer/src/core/errors.ts'
 import type { AnyEnvelope, Cid } from '../../../peer/src/core/types.ts'
+import { type LogFileOps, type OpenReport, SegmentLog } from '../storage/segment-log.ts'
+
+/** What opening the log found, for the anchor's start-up report. */
+export interface EnvelopeLogReport extends OpenReport {
+  /** Whole records that were not envelopes (quarantined). */
+  undecodable: number
+  /** Envelopes imported from a log of an earlier version. */
+  imported: number
+}
 
 export class EnvelopeLog {
   readonly path: string
-  #fd: number
-  #ids = new Set<Cid>()
-  #unsynced = 0
-  #timer: ReturnType<typeof setTimeout> | undefined
+  readonly #segments: SegmentLog
+  #ids: Set<Cid>
 
-  private constructor(path: string, fd: number, ids: Set<Cid>) {
+  private constructor(path: string, segments: SegmentLog, ids: Set<Cid>) {
     this.path = path
-    this.#fd = fd
+    this.#segments = segments
     this.#ids = ids
   }
 
-  /** Opens (creating) the log in `dataDir` and returns it with the envelopes it holds. */
-  static open(dataDir: string): { log: EnvelopeLog; envelopes: AnyEnvelope[] } {
-    const path = join(dataDir, 'envelopes.jsonl')
+  /** Opens (creating) the log in `dataDir` and returns it with the envelopes it holds, in log order. */
+  static async open(
+    dataDir: string,
+    options: { ops?: LogFileOps; maxSegmentBytes?: number } = {},
+  ): Promise<{ log: EnvelopeLog; envelopes: AnyEnvelope[]; report: EnvelopeLogReport }> {
+    const path = join(dataDir, 'log')
     const envelopes: AnyEnvelope[] = []
     const ids = new Set<Cid>()
-    if (existsSync(path)) {
-      const lines = readFileSync(path, 'utf8').split('\n')
-      for (const [index, line] of lines.entries()) {
-        if (line.trim() === '') continue
+    const bad: Uint8Array[] = []
+    const { log: segments, report } = SegmentLog.open(
+      {
+        dir: path,
+        ...(options.ops ? { ops: options.ops } : {}),
+        ...(options.maxSegmentBytes ? { maxSegmentBytes: options.maxSegmentBytes } : {}),
+      },
+      (payload) => {
+        let env: AnyEnvelope
         try {
-          const env = envelopeFromJson(line)
-          if (!ids.has(env.id)) envelopes.push(env)
-          ids.add(env.id)
-        } catch (error) {
-          const last = lines.slice(index + 1).every((rest) => rest.trim() === '')
-          if (last) break // a torn final write
-          throw new InvalidArgumentError(
-            `${path} line ${index + 1} is not an envelope (${(error as Error).message}): the log is damaged; restore it from a backup`,
-            'data',
-          )
+          env = decodeEnvelope(payload)
+        } catch {
+          bad.push(Uint8Array.from(payload))
+          return
         }
+        if (ids.has(env.id)) return
+        ids.add(env.id)
+        envelopes.push(env)
+      },
+    )
+    if (bad.length > 0) {
+      const quarantine = join(path, 'quarantine')
+      mkdirSync(quarantine, { recursive: true })
+      for (const [index, bytes] of bad.entries())
+        writeFileSync(join(quarantine, `undecodable-${index}.bad`), bytes)
+    }
+    const log = new EnvelopeLog(path, segments, ids)
+    const imported = await log.#importLegacy(dataDir, envelopes)
+    return { log, envelopes, report: { ...report, undecodable: bad.length, imported } }
+  }
+
+  async #importLegacy(dataDir: string, envelopes: AnyEnvelope[]): Promise<number> {
+    const legacy = join(dataDir, 'envelopes.jsonl')
+    if (!existsSync(legacy)) return 0
+    let imported = 0
+    let lineNo = 0
+    let broken: { line: number; message: string } | undefined
+    const lines = createInterface({
+      input: createReadStream(legacy, 'utf8'),
+      crlfDelay: Number.POSITIVE_INFINITY,
+    })
+    for await (const line of lines) {
+      lineNo += 1
+      if (line.trim() === '') continue
+      if (broken) {
+        throw new InvalidArgumentError(
+          `${legacy} line ${broken.line} is not an envelope (${broken.message}): the log is damaged; restore it from a backup`,
+          'data',
+        )
+      }
+      try {
+        const env = envelopeFromJson(line)
+        if (this.#ids.has(env.id)) continue
+        this.append(env)
+        envelopes.push(env)
+        imported += 1
+      } catch (error) {
+        if (error instanceof InvalidArgumentError && error.field === 'data') throw error
+        broken = { line: lineNo, message: (error as Error).message } // a torn last line is dropped
       }
     }
-    const fd = openSync(path, 'a', 0o600)
-    return { log: new EnvelopeLog(path, fd, ids), envelopes }
+    await this.flush()
+    renameSync(legacy, `${legacy}.imported`)
+    const fd = openSync(dataDir, 'r')
+    try {
+      fsyncSync(fd)
+    } finally {
+      closeSync(fd)
+    }
+    return imported
   }
 
   has(id: Cid): boolean {
@@ -58,27 +134,33 @@ export class EnvelopeLog {
     return this.#ids.size
   }
 
-  /** Appends an envelope (once); the fsync follows within a few milliseconds. */
-  append(env: AnyEnvelope): void {
-    if (this.#ids.has(env.id)) return
-    this.#ids.add(env.id)
-    writeSync(this.#fd, `${envelopeToJson(env)}\n`)
-    this.#unsynced += 1
-    if (this.#unsynced >= 64) this.sync()
-    else this.#timer ??= setTimeout(() => this.sync(), 5)
+  /** Why writes are refused, once a write failed (the anchor is then not ready). */
+  get failed(): StorageFailedError | undefined {
+    return this.#segments.failed
   }
 
-  /** Forces buffered lines to disk. */
+  /**
+   * Appends an envelope (once); it is durable within a few milliseconds, or when {@link flush}
+   * resolves.
+   * @throws {StorageFailedError} when the log cannot write (it then refuses every later append)
+   */
+  append(env: AnyEnvelope): void {
+    if (this.#ids.has(env.id)) return
+    this.#segments.append(encodeEnvelope(env))
+    this.#ids.add(env.id)
+  }
+
+  /** Resolves once every envelope appended so far is on disk. */
+  flush(): Promise<void> {
+    return this.#segments.flush()
+  }
+
+  /** Forces appended envelopes to disk now (never throws: a failure fails the log). */
   sync(): void {
-    if (this.#timer) clearTimeout(this.#timer)
-    this.#timer = undefined
-    if (this.#unsynced === 0) return
-    fsyncSync(this.#fd)
-    this.#unsynced = 0
+    this.#segments.sync()
   }
 
   close(): void {
-    this.sync()
-    closeSync(this.#fd)
+    this.#segments.close()
   }
 }

@@ -117,8 +117,16 @@ export async function startSwarm(options: SwarmOptions): Promise<AnchorSwarm> {
   })
   // What the agent takes into a thread (past every gate) or says is logged; what it publishes is
   // logged before it leaves (the agent places its own envelope before handing it to the bus).
+  let storageReported = false
   agent.observe((env) => {
-    log.append(env)
+    try {
+      log.append(env)
+    } catch (error) {
+      // A full disk or an I/O error: the log refuses writes from now on (and /readyz says so); the
+      // anchor goes on serving what it holds. Reported once, not per envelope.
+      if (!storageReported) options.onError?.(error as Error)
+      storageReported = true
+    }
     artifacts.pinReferenced(env)
   })
   await agent.restore(options.restored)

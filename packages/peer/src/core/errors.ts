@@ -27,6 +27,7 @@ export type ErrorCode =
   | 'STORE_LOCKED'
   | 'STORE_CORRUPT'
   | 'OVERSIZED_ARTIFACT'
+  | 'STORAGE_FAILED'
 
 /** Base class of every CAN Swarm error. */
 export class CanSwarmError extends Error {
@@ -248,6 +249,28 @@ export class StoreCorruptError extends CanSwarmError {
     )
     this.name = 'StoreCorruptError'
     this.path = path
+  }
+}
+
+/**
+ * A durable write could not be made (the disk is full, an I/O error, a read-only file system).
+ * Nothing the write was for counts as kept; the store refuses further writes until restarted,
+ * while reads go on. `errno` is the system's code (`ENOSPC`, `EIO`, `EROFS`, …) when there is one.
+ */
+export class StorageFailedError extends CanSwarmError {
+  readonly path: string
+  readonly errno: string | undefined
+  constructor(path: string, detail: string, options?: { cause?: unknown }) {
+    const errno = (options?.cause as { code?: unknown } | undefined)?.code
+    super(
+      'STORAGE_FAILED',
+      `${path}: a durable write failed (${detail}); writes are refused until the anchor restarts with space and a working disk — reads and everything already kept are unaffected`,
+      'path',
+      options,
+    )
+    this.name = 'StorageFailedError'
+    this.path = path
+    this.errno = typeof errno === 'string' ? errno : undefined
   }
 }
 
