@@ -7,36 +7,16 @@
  *
  * Files are written atomically: a temporary file, fsync'd, renamed, and the directory fsync'd.
  */
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs'
-import { dirname, join } from 'node:path'
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { InvalidArgumentError } from '../../../peer/src/core/errors.ts'
 import { type Genesis, genesisBody, genesisFromJson, genesisToJson } from '../../../peer/src/core/genesis.ts'
 import type { Identity } from '../../../peer/src/crypto/ed25519.ts'
 import { signGenesis, verifyGenesis } from '../../../peer/src/crypto/genesis.ts'
+import { writeFileDurably } from '../storage/durable.ts'
 
 /** The genesis file of a data directory. */
 export const GENESIS_FILE = 'genesis.json'
-
-/** Writes `text` to `path` atomically and durably (file and directory fsync'd). */
-export function writeFileDurably(path: string, text: string, mode = 0o600): void {
-  const temporary = `${path}.tmp-${process.pid}`
-  const fd = openSync(temporary, 'w', mode)
-  try {
-    const bytes = Buffer.from(text)
-    let written = 0
-    while (written < bytes.length) written += writeSync(fd, bytes, written, bytes.length - written)
-    fsyncSync(fd)
-  } finally {
-    closeSync(fd)
-  }
-  renameSync(temporary, path)
-  const directory = openSync(dirname(path), 'r')
-  try {
-    fsyncSync(directory)
-  } finally {
-    closeSync(directory)
-  }
-}
 
 /** Reads and verifies a genesis file (every anchor's signature). */
 export async function readGenesisFile(path: string): Promise<Genesis> {

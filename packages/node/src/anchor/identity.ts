@@ -3,10 +3,11 @@
  * created on first start. The same key signs envelopes and (with the libp2p peer) names the node.
  */
 import { randomBytes } from 'node:crypto'
-import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { InvalidArgumentError } from '../../../peer/src/core/errors.ts'
 import { createIdentity, type LocalIdentity } from '../../../peer/src/crypto/ed25519.ts'
+import { writeFileDurably } from '../storage/durable.ts'
 
 const FILE = 'identity.json'
 
@@ -33,15 +34,11 @@ export async function loadOrCreateIdentity(
   }
   const seed = new Uint8Array(randomBytes(32))
   const identity = await createIdentity({ seed })
-  const temporary = `${path}.tmp`
-  writeFileSync(
-    temporary,
+  // Durable before it is used: a crash must never leave an empty identity file behind.
+  writeFileDurably(
+    path,
     `${JSON.stringify({ version: 1, did: identity.did, seed: Buffer.from(seed).toString('base64') })}\n`,
-    {
-      mode: 0o600,
-    },
+    0o600,
   )
-  chmodSync(temporary, 0o600)
-  renameSync(temporary, path)
   return { identity, created: true }
 }

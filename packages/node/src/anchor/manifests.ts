@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import type { AcceptedManifest } from '../../../peer/src/core/economy/derive.ts'
 import { CanSwarmError } from '../../../peer/src/core/errors.ts'
 import { type VerifierManifest, verifyManifest } from '../../../peer/src/crypto/manifest.ts'
-import { writeFileDurably } from './genesis.ts'
+import { writeFileDurably } from '../storage/durable.ts'
 
 /** A manifest as kept: the signed manifest and when this anchor accepted it. */
 interface Kept {

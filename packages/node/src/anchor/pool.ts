@@ -15,7 +15,7 @@ import type { PoolEntry } from '../../../peer/src/core/economy/selection.ts'
 import type { Genesis } from '../../../peer/src/core/genesis.ts'
 import { type NetworkParams, withPool } from '../../../peer/src/core/thread/params.ts'
 import type { PoolSnapshot } from '../../../peer/src/core/types.ts'
-import { writeFileDurably } from './genesis.ts'
+import { writeFileDurably } from '../storage/durable.ts'
 import type { HealingStore } from './sync.ts'
 
 /** The genesis pool as a snapshot of pool epoch 0; verifiers without entries get one of their own org. */
