@@ -93,6 +93,10 @@ const program = new Command()
     `HTTP host; other than loopback only on purpose [env CAN_SWARM_HOST] (default ${DEFAULT_CONFIG.host})`,
   )
   .option('--port <n>', `HTTP port, 0 for any free one [env CAN_SWARM_PORT] (default ${DEFAULT_CONFIG.port})`)
+  .option(
+    '--allowed-hosts <names>',
+    'comma-separated host names HTTP requests may use besides loopback and --host (DNS-rebinding guard) [env CAN_SWARM_ALLOWED_HOSTS]',
+  )
   .addOption(
     new Option(
       '--log-level <level>',
@@ -167,6 +171,7 @@ try {
       data: options.data,
       host: options.host,
       port: options.port,
+      allowedHosts: options.allowedHosts,
       logLevel: options.logLevel,
       consensus: options.consensus,
       etcd: options.etcd,

@@ -57,6 +57,7 @@ describe('node packages/node', () => {
       '--verifiers',
       '--no-bootstrap-mode',
       '--genesis',
+      '--allowed-hosts',
     ]) {
       expect(help.stdout).toContain(option)
     }

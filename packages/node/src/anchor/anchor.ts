@@ -291,6 +291,8 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
   const { server, url } = await startHttp({
     host: config.host,
     port: config.port,
+    allowedHosts: config.allowedHosts,
+    onError: (error) => logger.error({ err: error }, 'HTTP handler failed'),
     registry,
     webRoot,
     notReady: () => [

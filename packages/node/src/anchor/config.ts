@@ -18,6 +18,11 @@ const configSchema = z
     host: z.string().min(1),
     /** HTTP port (0 picks a free one). */
     port: z.number().int().min(0).max(65_535),
+    /**
+     * Host names (with or without port) HTTP requests may name besides loopback and the listening
+     * host: what guards against DNS rebinding. An anchor reached by a public name lists it here.
+     */
+    allowedHosts: z.array(z.string().min(1).max(253)).max(64),
     logLevel: z.enum(LOG_LEVELS),
     consensus: z.enum(['embedded', 'etcd']),
     /** etcd client URLs, when `consensus` is `etcd`. */
@@ -57,6 +62,7 @@ export const DEFAULT_CONFIG: AnchorConfig = Object.freeze({
   data: '.data/anchor',
   host: '127.0.0.1',
   port: 7700,
+  allowedHosts: [],
   logLevel: 'info',
   consensus: 'embedded',
   etcd: [],
@@ -74,6 +80,7 @@ export const ENVIRONMENT: Readonly<Record<string, keyof AnchorConfig>> = Object.
   CAN_SWARM_DATA: 'data',
   CAN_SWARM_HOST: 'host',
   CAN_SWARM_PORT: 'port',
+  CAN_SWARM_ALLOWED_HOSTS: 'allowedHosts',
   CAN_SWARM_LOG_LEVEL: 'logLevel',
   CAN_SWARM_CONSENSUS: 'consensus',
   CAN_SWARM_ETCD: 'etcd',
@@ -97,7 +104,7 @@ const NUMERIC = new Set<keyof AnchorConfig>([
   'webrtcPort',
   'challengeWindowMs',
 ])
-const LISTS = new Set<keyof AnchorConfig>(['etcd', 'peers', 'verifiers'])
+const LISTS = new Set<keyof AnchorConfig>(['etcd', 'peers', 'verifiers', 'allowedHosts'])
 
 function coerce(key: keyof AnchorConfig, raw: string, source: string): unknown {
   if (NUMERIC.has(key)) {

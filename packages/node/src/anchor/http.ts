@@ -12,6 +12,13 @@
  * join: the network id, the anchors, the parameters), and `POST /api/faucet/<did>` asks the faucet
  * for the credits the network grants a new account (A7: bounded per account and per network per
  * window; see grants.ts).
+ *
+ * Hardened for strangers: a request must name an allowed host (loopback, the listening host, or
+ * `allowedHosts`: the DNS-rebinding guard), at most `maxConnections` sockets and `maxInFlight`
+ * requests are served at once (503 beyond), slow or endless requests time out, every response
+ * carries `nosniff`, `Referrer-Policy: no-referrer`, anti-framing and a content security policy,
+ * errors are `{ code, error, field? }` JSON without internals (a malformed path is a 400, a bug a
+ * bare 500 reported through `onError`), and metrics label requests by fixed route names only.
  */
 import { createReadStream, existsSync, statSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
@@ -60,6 +67,82 @@ export interface HttpOptions {
   genesis?: () => string
   /** The faucet (`POST /api/faucet/<did>`): a signed grant, or a refusal with its status. */
   faucet?: (did: string) => Promise<{ status: number; error: string; field?: string } | object>
+  /** Host names requests may name besides loopback and `host` (with or without a port). @default none */
+  allowedHosts?: readonly string[]
+  /** Most open sockets. @default 512 */
+  maxConnections?: number
+  /** Most requests handled at once; more get 503 with Retry-After. @default 128 */
+  maxInFlight?: number
+  /** Unexpected errors (bugs): the client gets a bare 500. */
+  onError?: (error: unknown) => void
+}
+
+/** A request the server refuses before routing it (bad path, host not allowed). */
+class RequestError extends Error {
+  readonly status: number
+  readonly code: string
+  readonly field: string | undefined
+  constructor(status: number, code: string, message: string, field?: string) {
+    super(message)
+    this.status = status
+    this.code = code
+    this.field = field
+  }
+}
+
+/** Decodes a path segment; a malformed `%` escape is the client's error (400), not the server's. */
+function decodeSegment(text: string): string {
+  try {
+    return decodeURIComponent(text)
+  } catch {
+    throw new RequestError(400, 'BAD_REQUEST', 'the path holds a malformed % escape', 'path')
+  }
+}
+
+const LOOPBACK_NAMES = new Set(['localhost', '::1', '[::1]'])
+
+/** The host name of a `Host` header, lower-cased, without its port. */
+function hostName(header: string): string {
+  const value = header.trim().toLowerCase()
+  if (value.startsWith('[')) return value.slice(0, value.indexOf(']') + 1)
+  const colon = value.lastIndexOf(':')
+  return colon >= 0 && value.indexOf(':') === colon ? value.slice(0, colon) : value
+}
+
+/** Whether a request's Host header names this anchor (loopback, its listening host, or an allowed name). */
+export function hostAllowed(
+  header: string | undefined,
+  listening: string,
+  allowed: readonly string[],
+): boolean {
+  if (header === undefined || header === '') return false
+  const name = hostName(header)
+  if (LOOPBACK_NAMES.has(name) || /^127(\.\d{1,3}){3}$/.test(name)) return true
+  const wildcard = listening === '0.0.0.0' || listening === '::'
+  if (!wildcard && name === hostName(listening)) return true
+  return allowed.some((entry) => {
+    const wanted = entry.trim().toLowerCase()
+    return wanted === header.trim().toLowerCase() || wanted === name
+  })
+}
+
+/** Headers every response carries. */
+const SECURITY_HEADERS = {
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'x-frame-options': 'DENY',
+  'cross-origin-resource-policy': 'cross-origin',
+} as const
+
+/** The web app's policy: its own scripts and WebAssembly, any peer to talk to, nothing framing it. */
+const APP_CSP =
+  "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self' ws: wss: http: https:; worker-src 'self' blob:; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+/** Everything else is data: it runs nothing and is framed by nobody. */
+const DATA_CSP = "default-src 'none'; frame-ancestors 'none'; sandbox"
+
+/** An error response `{ code, error, field? }`. */
+function fail(response: ServerResponse, status: number, code: string, error: string, field?: string): number {
+  return json(response, status, { code, error, ...(field === undefined ? {} : { field }) })
 }
 
 /**
@@ -95,14 +178,24 @@ async function handleArtifact(
   if (method === 'PUT') {
     const body = await readBody(request, store.maxArtifactBytes)
     if (body === undefined) {
-      return json(response, 413, { error: `artifact exceeds ${store.maxArtifactBytes} bytes` })
+      return fail(
+        response,
+        413,
+        'PAYLOAD_TOO_LARGE',
+        `artifact exceeds ${store.maxArtifactBytes} bytes`,
+        'body',
+      )
     }
     const refusal = await store.put(cid, body)
-    return refusal ? json(response, refusal.status, { error: refusal.error }) : json(response, 201, { cid })
+    return refusal
+      ? fail(response, refusal.status, 'ARTIFACT_REFUSED', refusal.error, 'cid')
+      : json(response, 201, { cid })
   }
   const bytes = await store.get(cid)
-  if (!bytes) return json(response, 404, { error: `artifact ${cid.slice(0, 130)} is not held here` })
+  if (!bytes) return fail(response, 404, 'NOT_FOUND', `artifact ${cid.slice(0, 130)} is not held here`, 'cid')
   response.writeHead(200, {
+    ...SECURITY_HEADERS,
+    'content-security-policy': DATA_CSP,
     'content-type': 'application/octet-stream',
     'cache-control': 'public, max-age=31536000, immutable',
   })
@@ -122,6 +215,8 @@ const OPEN_ROUTES = ['/api/genesis', '/api/status', '/api/faucet/']
 function send(response: ServerResponse, status: number, type: string, body: string): number {
   const open = OPEN_ROUTES.some((route) => (response.req.url ?? '').startsWith(route))
   response.writeHead(status, {
+    ...SECURITY_HEADERS,
+    'content-security-policy': type.startsWith('text/html') ? APP_CSP : DATA_CSP,
     'content-type': type,
     'cache-control': 'no-store',
     ...(open ? { 'access-control-allow-origin': '*' } : {}),
@@ -135,12 +230,19 @@ function json(response: ServerResponse, status: number, value: unknown): number 
 }
 
 function serveStatic(root: string, pathname: string, response: ServerResponse): number {
-  const relative = normalize(decodeURIComponent(pathname)).replace(/^([/\\])+/, '')
+  const relative = normalize(decodeSegment(pathname)).replace(/^([/\\])+/, '')
+  if (relative.includes('\0')) return fail(response, 400, 'BAD_REQUEST', 'the path holds a NUL byte', 'path')
   let file = resolve(root, relative)
-  if (file !== root && !file.startsWith(root + sep)) return json(response, 403, { error: 'forbidden path' })
+  if (file !== root && !file.startsWith(root + sep))
+    return fail(response, 403, 'FORBIDDEN', 'forbidden path', 'path')
   if (!existsSync(file) || statSync(file).isDirectory()) file = join(root, 'index.html')
-  if (!existsSync(file)) return json(response, 404, { error: 'not found' })
-  response.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream' })
+  if (!existsSync(file)) return fail(response, 404, 'NOT_FOUND', 'not found', 'path')
+  const type = TYPES[extname(file)] ?? 'application/octet-stream'
+  response.writeHead(200, {
+    ...SECURITY_HEADERS,
+    'content-security-policy': type.startsWith('text/html') ? APP_CSP : DATA_CSP,
+    'content-type': type,
+  })
   createReadStream(file).pipe(response)
   return 200
 }
@@ -161,7 +263,7 @@ export async function startHttp(options: HttpOptions): Promise<{ server: Server;
       status = await handleArtifact(options.artifacts, method, route.slice(15), request, response)
       route = '/api/artifacts'
     } else if (options.pool && method === 'PUT' && route.startsWith('/api/pool/')) {
-      const did = decodeURIComponent(route.slice('/api/pool/'.length))
+      const did = decodeSegment(route.slice('/api/pool/'.length))
       route = '/api/pool'
       const body = await readBody(request, MAX_MANIFEST_BYTES)
       let manifest: unknown
@@ -171,9 +273,13 @@ export async function startHttp(options: HttpOptions): Promise<{ server: Server;
         manifest = undefined
       }
       if (manifest === undefined) {
-        status = json(response, 400, {
-          error: `the body must be a signed manifest in JSON, at most ${MAX_MANIFEST_BYTES} bytes`,
-        })
+        status = fail(
+          response,
+          400,
+          'BAD_REQUEST',
+          `the body must be a signed manifest in JSON, at most ${MAX_MANIFEST_BYTES} bytes`,
+          'body',
+        )
       } else {
         const refusal = await options.pool.put(did, manifest)
         status = refusal
@@ -181,7 +287,7 @@ export async function startHttp(options: HttpOptions): Promise<{ server: Server;
           : json(response, 200, { accepted: true, did })
       }
     } else if (options.faucet && method === 'POST' && route.startsWith('/api/faucet/')) {
-      const did = decodeURIComponent(route.slice('/api/faucet/'.length))
+      const did = decodeSegment(route.slice('/api/faucet/'.length))
       route = '/api/faucet'
       const answer = await options.faucet(did)
       const refusal = answer as { status?: number; error?: string }
@@ -190,7 +296,14 @@ export async function startHttp(options: HttpOptions): Promise<{ server: Server;
           ? json(response, refusal.status, answer)
           : json(response, 201, answer)
     } else if (method !== 'GET' && method !== 'HEAD') {
-      status = json(response, 405, { error: `method ${method} not allowed` })
+      route = 'other'
+      status = fail(
+        response,
+        405,
+        'METHOD_NOT_ALLOWED',
+        `method ${method.slice(0, 16)} not allowed`,
+        'method',
+      )
     } else if (route === '/healthz') {
       status = json(response, 200, { status: 'ok' })
     } else if (route === '/readyz') {
@@ -207,31 +320,32 @@ export async function startHttp(options: HttpOptions): Promise<{ server: Server;
     } else if (options.genesis && route === '/api/genesis') {
       status = send(response, 200, 'application/json', options.genesis())
     } else if (options.threadEnvelopes && route.startsWith('/api/threads/')) {
-      const lines = options.threadEnvelopes(decodeURIComponent(route.slice(13)))
+      const lines = options.threadEnvelopes(decodeSegment(route.slice(13)))
       route = '/api/threads'
       status = lines
         ? send(response, 200, 'application/json', `[${lines.join(',')}]\n`)
-        : json(response, 404, { error: 'no such thread here' })
+        : fail(response, 404, 'NOT_FOUND', 'no such thread here', 'thread')
     } else if (options.pool && route === '/api/pool') {
       status = json(response, 200, options.pool.snapshot())
     } else if (options.pool && route.startsWith('/api/pool/')) {
-      const did = decodeURIComponent(route.slice('/api/pool/'.length))
+      const did = decodeSegment(route.slice('/api/pool/'.length))
       route = '/api/pool'
       const snapshot = options.pool.snapshot() as { atMs: number; entries: Array<{ did: string }> }
       const entry = snapshot.entries.find((candidate) => candidate.did === did)
       status = entry
         ? json(response, 200, { atMs: snapshot.atMs, entry })
-        : json(response, 404, { error: `${did.slice(0, 120)} is not in the staked verifier pool` })
+        : fail(response, 404, 'NOT_FOUND', `${did.slice(0, 120)} is not in the staked verifier pool`, 'did')
     } else if (options.ledger && (route === '/api/ledger' || route.startsWith('/api/ledger/'))) {
-      const did = decodeURIComponent(route.slice('/api/ledger/'.length))
+      const did = decodeSegment(route.slice('/api/ledger/'.length))
       const problem = route === '/api/ledger' ? undefined : didKeyProblem(did)
       route = '/api/ledger'
       status =
         problem !== undefined
-          ? json(response, 400, { error: `not an account: ${problem}` })
+          ? fail(response, 400, 'BAD_REQUEST', `not an account: ${problem}`, 'did')
           : json(response, 200, did === '' ? options.ledger.summary() : options.ledger.account(did))
     } else if (route.startsWith('/api/')) {
-      status = json(response, 404, { error: `no API endpoint ${route}` })
+      status = fail(response, 404, 'NOT_FOUND', `no API endpoint ${route.slice(0, 120)}`, 'path')
+      route = '/api/unknown'
     } else if (options.webRoot) {
       route = 'static'
       status = serveStatic(options.webRoot, url.pathname, response)
@@ -239,16 +353,59 @@ export async function startHttp(options: HttpOptions): Promise<{ server: Server;
       status = send(response, 200, 'text/html; charset=utf-8', NO_WEB_APP)
     } else {
       route = 'other'
-      status = json(response, 404, { error: 'not found' })
+      status = fail(response, 404, 'NOT_FOUND', 'not found', 'path')
     }
     options.onRequest?.(method, route, status)
   }
+  const allowed = options.allowedHosts ?? []
+  const maxInFlight = options.maxInFlight ?? 128
+  let inFlight = 0
   const server = createServer((request, response) => {
+    if (!hostAllowed(request.headers.host, options.host, allowed)) {
+      const status = fail(
+        response,
+        421,
+        'HOST_NOT_ALLOWED',
+        'this anchor does not answer to that host name (add it with --allowed-hosts)',
+        'host',
+      )
+      options.onRequest?.(request.method ?? 'GET', 'refused', status)
+      return
+    }
+    if (inFlight >= maxInFlight) {
+      response.setHeader('retry-after', '1')
+      const status = fail(
+        response,
+        503,
+        'BUSY',
+        'the anchor is serving as many requests as it takes; try again shortly',
+      )
+      options.onRequest?.(request.method ?? 'GET', 'refused', status)
+      return
+    }
+    inFlight += 1
+    response.once('close', () => {
+      inFlight -= 1
+    })
     handle(request, response).catch((error: unknown) => {
-      if (!response.headersSent) json(response, 500, { error: (error as Error).message })
-      else response.destroy()
+      if (response.headersSent) {
+        response.destroy()
+        return
+      }
+      if (error instanceof RequestError) {
+        const status = fail(response, error.status, error.code, error.message, error.field)
+        options.onRequest?.(request.method ?? 'GET', 'refused', status)
+        return
+      }
+      options.onError?.(error)
+      const status = fail(response, 500, 'INTERNAL', 'internal error (reported in the anchor log)')
+      options.onRequest?.(request.method ?? 'GET', 'error', status)
     })
   })
+  server.maxConnections = options.maxConnections ?? 512
+  server.headersTimeout = 10_000
+  server.requestTimeout = 30_000
+  server.keepAliveTimeout = 5_000
   await new Promise<void>((resolvePromise, reject) => {
     server.once('error', reject)
     server.listen(options.port, options.host, () => {
