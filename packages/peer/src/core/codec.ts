@@ -20,6 +20,7 @@ import { bytesToHex } from '@noble/hashes/utils.js'
 import { base58btc } from 'multiformats/bases/base58'
 import { CID } from 'multiformats/cid'
 import * as digest from 'multiformats/hashes/digest'
+import { checkCborBudget, ENVELOPE_CBOR_BUDGET } from './cbor-budget.ts'
 import {
   InvalidArgumentError,
   MalformedEnvelopeError,
@@ -217,6 +218,8 @@ export function decodeEnvelope(bytes: Uint8Array): AnyEnvelope {
   if (bytes.length > MAX_ENVELOPE_BYTES) {
     throw new OversizedEnvelopeError('envelope', bytes.length, MAX_ENVELOPE_BYTES)
   }
+  // The shape is bounded before anything is built (a megabyte of empty maps is no envelope).
+  checkCborBudget(bytes, ENVELOPE_CBOR_BUDGET, 'envelope')
   let value: unknown
   try {
     value = dagCbor.decode(bytes)

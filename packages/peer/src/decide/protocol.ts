@@ -6,6 +6,7 @@
  * Messages are DAG-CBOR, one length-prefixed message each way.
  */
 import * as dagCbor from '@ipld/dag-cbor'
+import { checkCborBudget } from '../core/cbor-budget.ts'
 import { decodeEnvelope, encodeEnvelope } from '../core/codec.ts'
 import { MalformedEnvelopeError } from '../core/errors.ts'
 import type { AnyEnvelope, Envelope } from '../core/types.ts'
@@ -42,6 +43,7 @@ function fail(message: string, field: string): never {
 
 export function decodeRequest(bytes: Uint8Array): DecideServiceRequest {
   if (bytes.length > MAX_MESSAGE_BYTES) fail(`${bytes.length} bytes is over ${MAX_MESSAGE_BYTES}`, 'request')
+  checkCborBudget(bytes, { maxItems: 16 + MAX_REQUEST_ENVELOPES, maxDepth: 2 }, 'request')
   let value: unknown
   try {
     value = dagCbor.decode(bytes)
@@ -70,7 +72,14 @@ export function encodeResponse(response: DecideServiceResponse): Uint8Array {
 }
 
 export function decodeResponse(bytes: Uint8Array): DecideServiceResponse {
-  const value = dagCbor.decode(bytes) as { outcome?: unknown; decide?: unknown; reason?: unknown }
+  if (bytes.length > MAX_MESSAGE_BYTES) fail(`${bytes.length} bytes is over ${MAX_MESSAGE_BYTES}`, 'response')
+  checkCborBudget(bytes, { maxItems: 16, maxDepth: 1 }, 'response')
+  let value: { outcome?: unknown; decide?: unknown; reason?: unknown }
+  try {
+    value = dagCbor.decode(bytes)
+  } catch (error) {
+    fail(`not DAG-CBOR (${(error as Error).message})`, 'response')
+  }
   if (value?.outcome === 'decided' && value.decide instanceof Uint8Array) {
     const decide = decodeEnvelope(value.decide)
     if (decide.kind !== 'DECIDE') fail('the answer is not a DECIDE', 'decide')

@@ -6,6 +6,7 @@
  */
 import * as dagCbor from '@ipld/dag-cbor'
 import { sha256 } from '@noble/hashes/sha2.js'
+import { checkCborBudget } from '../core/cbor-budget.ts'
 import { MAX_ENVELOPE_BYTES } from '../core/codec.ts'
 import { MalformedEnvelopeError, OversizedEnvelopeError } from '../core/errors.ts'
 
@@ -40,6 +41,8 @@ export function encodeFrame(envelopes: readonly Uint8Array[], forceBatch = false
 export function decodeFrame(data: Uint8Array): Uint8Array[] {
   if (data.length > MAX_FRAME_BYTES) throw new OversizedEnvelopeError('frame', data.length, MAX_FRAME_BYTES)
   if (!isBatchFrame(data)) return [data]
+  // A batch is a flat array of byte strings: checked before anything is built.
+  checkCborBudget(data, { maxItems: MAX_BATCH_ENVELOPES + 1, maxDepth: 1 }, 'frame')
   let value: unknown
   try {
     value = dagCbor.decode(data)

@@ -27,6 +27,7 @@ import {
 import * as dagCbor from '@ipld/dag-cbor'
 import type { Libp2p, PeerId, Stream } from '@libp2p/interface'
 import { type LengthPrefixedStream, lpStream } from '@libp2p/utils'
+import { checkCborBudget } from '../core/cbor-budget.ts'
 
 /** The protocol id of plan document sync. */
 export const AUTOMERGE_PROTOCOL = '/can-swarm/automerge/1.0.0'
@@ -357,6 +358,8 @@ function encodeFrame(type: string, documentId: string, data: Uint8Array | undefi
 function decodeFrame(bytes: Uint8Array, sender: string, target: string): Message {
   let value: { t?: unknown; d?: unknown; b?: unknown }
   try {
+    // A frame is a map of three fields: its shape is checked before anything is built.
+    checkCborBudget(bytes, { maxItems: 8, maxDepth: 1 }, 'frame')
     value = dagCbor.decode(bytes)
   } catch (error) {
     throw new FrameError(`undecodable frame (${asError(error).message})`)

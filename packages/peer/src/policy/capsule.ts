@@ -22,6 +22,7 @@
  */
 import * as dagCbor from '@ipld/dag-cbor'
 import { type ArtifactStore, artifactCid } from '../core/artifacts.ts'
+import { checkCborBudget } from '../core/cbor-budget.ts'
 import { encodeCanonical, publicKeyFromDid, sha256Hex } from '../core/codec.ts'
 import { CapsuleInvalidError, InvalidArgumentError } from '../core/errors.ts'
 import type { Cid, Did } from '../core/types.ts'
@@ -173,9 +174,10 @@ export function decodeCapsule(bytes: Uint8Array): PolicyCapsule {
   }
   let value: unknown
   try {
+    checkCborBudget(bytes, { maxItems: 100_000, maxDepth: 16 }, 'capsule')
     value = dagCbor.decode(bytes)
   } catch (error) {
-    throw new CapsuleInvalidError(`not DAG-CBOR (${String(error)})`, 'capsule')
+    throw new CapsuleInvalidError(`not DAG-CBOR within budget (${String(error)})`, 'capsule')
   }
   const c = value as Partial<PolicyCapsule> | null
   const fail = (field: string, what: string): never => {

@@ -6,6 +6,7 @@
  * as they would from gossip: sync carries signed facts, never trust.
  */
 import * as dagCbor from '@ipld/dag-cbor'
+import { checkCborBudget } from '../core/cbor-budget.ts'
 import { decodeEnvelope, encodeEnvelope } from '../core/codec.ts'
 import { MalformedEnvelopeError } from '../core/errors.ts'
 import type { AnyEnvelope, Cid } from '../core/types.ts'
@@ -42,7 +43,13 @@ export function encodeSyncRequest(request: SyncRequest): Uint8Array {
 }
 
 export function decodeSyncRequest(bytes: Uint8Array): SyncRequest {
-  const value = dagCbor.decode(bytes) as { have?: unknown; threads?: unknown }
+  checkCborBudget(bytes, { maxItems: MAX_HAVE_IDS + 1024, maxDepth: 2 }, 'request')
+  let value: { have?: unknown; threads?: unknown }
+  try {
+    value = dagCbor.decode(bytes)
+  } catch (error) {
+    fail(`not DAG-CBOR (${(error as Error).message})`, 'request')
+  }
   if (
     !Array.isArray(value?.have) ||
     value.have.length > MAX_HAVE_IDS ||
@@ -69,7 +76,13 @@ export function encodeSyncResponse(response: SyncResponse): Uint8Array {
 }
 
 export function decodeSyncResponse(bytes: Uint8Array): SyncResponse {
-  const value = dagCbor.decode(bytes) as { envelopes?: unknown; more?: unknown }
+  checkCborBudget(bytes, { maxItems: MAX_PAGE_ENVELOPES + 16, maxDepth: 2 }, 'response')
+  let value: { envelopes?: unknown; more?: unknown }
+  try {
+    value = dagCbor.decode(bytes)
+  } catch (error) {
+    fail(`not DAG-CBOR (${(error as Error).message})`, 'response')
+  }
   if (
     !Array.isArray(value?.envelopes) ||
     value.envelopes.length > MAX_PAGE_ENVELOPES ||

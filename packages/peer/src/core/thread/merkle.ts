@@ -27,6 +27,7 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { sha256 } from '@noble/hashes/sha2.js'
 import { CID } from 'multiformats/cid'
 import * as digest from 'multiformats/hashes/digest'
+import { checkCborBudget } from '../cbor-budget.ts'
 import { cidProblem, compareEnvelopes } from '../codec.ts'
 import { InvalidArgumentError } from '../errors.ts'
 import type { Cid, Envelope } from '../types.ts'
@@ -323,6 +324,7 @@ export async function walkToLeaf(
 
 function decodeBlock(bytes: Uint8Array): unknown {
   try {
+    checkCborBudget(bytes, { maxItems: 100_000, maxDepth: 16 }, 'block')
     return dagCbor.decode(bytes)
   } catch {
     throw new InvalidArgumentError('the block is not DAG-CBOR', 'bytes')
