@@ -654,6 +654,22 @@ describe('hostile peers against real anchors', () => {
       envelopes: [foreign],
     })
     expect(foreignAnswer).toMatchObject({ outcome: 'refused' })
+    // … and envelopes too old for gossip (relaying them would get the anchor penalised by its peers).
+    const staleNeed = await forgeNeed(rich, net, 5, 8, Date.now() - 600_000)
+    const stalePropose = await forge(rich, {
+      kind: 'PROPOSE',
+      thread: staleNeed.thread,
+      net,
+      lamport: 2,
+      payload: { ...(deniedPropose.payload as object), need: staleNeed.thread } as never,
+    })
+    const staleAnswer = await requestDecide(node.network.libp2p, multiaddr(tcpOf(open)), {
+      need: staleNeed.thread,
+      proposal: stalePropose.id,
+      envelopes: [staleNeed, stalePropose],
+    })
+    expect(staleAnswer).toMatchObject({ outcome: 'refused' })
+    if (staleAnswer.outcome === 'refused') expect(staleAnswer.reason).toMatch(/envelopes\.0: stale/)
     await new Promise((resolve) => setTimeout(resolve, 1000))
     expect(canary.peer.agent.replica(deniedNeed.thread)).toBeUndefined()
     expect((await fetch(`${open.url}/api/threads/${encodeURIComponent(deniedNeed.thread)}`)).status).toBe(404)
@@ -701,8 +717,12 @@ type NeedPayload = {
 }
 
 /** `payload` signed by `identity` as a NEED under its own thread id (what any key can make, A1). */
-async function needUnder(identity: LocalIdentity, net: string, payload: NeedPayload): Promise<AnyEnvelope> {
-  const ts = Date.now()
+async function needUnder(
+  identity: LocalIdentity,
+  net: string,
+  payload: NeedPayload,
+  ts = Date.now(),
+): Promise<AnyEnvelope> {
   const draft = {
     v: PROTOCOL_VERSION,
     net,
@@ -726,17 +746,23 @@ function forgeNeed(
   net: string,
   budget: number,
   nonce: number,
+  ts = Date.now(),
 ): Promise<AnyEnvelope> {
-  return needUnder(identity, net, {
-    need: '',
-    epoch: 1,
-    requires: ['sha256'],
-    inputs: ['bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku'],
-    produces: 'text/plain',
-    budget,
-    deadlineMs: nonce,
-    bidWindowMs: 100,
-  })
+  return needUnder(
+    identity,
+    net,
+    {
+      need: '',
+      epoch: 1,
+      requires: ['sha256'],
+      inputs: ['bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku'],
+      produces: 'text/plain',
+      budget,
+      deadlineMs: nonce,
+      bidWindowMs: 100,
+    },
+    ts,
+  )
 }
 
 /** A NEED of `peer` (its own key) for `budget`, with a chosen nonce (its deadline). */

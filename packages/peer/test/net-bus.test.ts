@@ -123,6 +123,47 @@ describe('gossip bus between two nodes', () => {
     await until(() => envs.every((env) => heardByFull.includes(env.id)), 'batched deliveries')
   })
 
+  it('withholds envelopes receivers would refuse as stale, instead of getting itself penalised', async () => {
+    const { thread } = await need(publisherIdentity, 8)
+    const old = await sign(
+      publisherIdentity,
+      'ATTEST_PLAN',
+      thread,
+      { need: thread, proposal: PROPOSAL, verdict: 'accept' },
+      { lamport: 3, ts: Date.now() - 200_000 },
+    )
+    const before = publisherBus.stats()
+    publisherBus.publish(old)
+    await publisherBus.flush()
+    expect(publisherBus.stats().withheld).toBe(before.withheld + 1)
+    expect(publisherBus.stats().framesPublished).toBe(before.framesPublished)
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    expect(heardByFull).not.toContain(old.id)
+    expect(fullBus.stats().rejected.stale).toBe(0)
+  })
+
+  it('splits a batch by bytes: large envelopes published together all arrive', async () => {
+    const { thread } = await need(publisherIdentity, 9)
+    const rejectedBefore = fullBus.stats().rejected.malformed
+    const large: AnyEnvelope[] = []
+    for (let i = 0; i < 4; i += 1) {
+      // About 400 KB each: four of them would not fit one frame.
+      const ops = Array.from({ length: 100 }, (_, n) => ({
+        op: 'ANNOTATE' as const,
+        task: `t${n}`,
+        key: 'note',
+        value: `${i}`.repeat(4000),
+      }))
+      large.push(
+        await sign(publisherIdentity, 'UPDATE_PLAN', thread, { ops }, { lamport: 20 + i, ts: Date.now() }),
+      )
+    }
+    for (const env of large) publisherBus.publish(env)
+    await publisherBus.flush()
+    await until(() => large.every((env) => heardByFull.includes(env.id)), 'the large envelopes', 30_000)
+    expect(fullBus.stats().rejected.malformed).toBe(rejectedBefore)
+  })
+
   it('stops delivering after close()', async () => {
     workerBus.close()
     const count = heardByWorker.length

@@ -23,6 +23,7 @@ import {
   MAX_MESSAGE_BYTES,
 } from '../../../peer/src/decide/protocol.ts'
 import type { Network } from '../../../peer/src/net/network.ts'
+import { DEFAULT_MAX_CLOCK_SKEW_MS, DEFAULT_MAX_ENVELOPE_AGE_MS } from '../../../peer/src/net/validation.ts'
 
 export interface DecideServiceOptions {
   network: Network
@@ -80,6 +81,18 @@ async function decide(
   }
   if (!request.envelopes.some((env) => env.kind === 'PROPOSE' && env.id === request.proposal)) {
     return { outcome: 'refused', reason: `the request carries no PROPOSE of ${request.proposal}` }
+  }
+  // Freshness as at the gossip edge: what this anchor does not hold yet must be as fresh as gossip
+  // takes it (old envelopes travel by sync); relaying stale ones would get the anchor penalised.
+  const now = Date.now()
+  for (const [index, env] of request.envelopes.entries()) {
+    if (agent.holds(env)) continue
+    if (env.ts < now - DEFAULT_MAX_ENVELOPE_AGE_MS || env.ts > now + DEFAULT_MAX_CLOCK_SKEW_MS) {
+      return {
+        outcome: 'refused',
+        reason: `envelopes.${index}: stale or ahead of this anchor's clock (ts ${env.ts}); old envelopes travel by sync`,
+      }
+    }
   }
   const errors = await verifyEnvelopes(request.envelopes)
   const bad = errors.findIndex((error) => error !== undefined)

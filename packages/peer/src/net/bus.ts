@@ -20,10 +20,11 @@ import type { EnvelopeSink } from '../agent/ports.ts'
 import { encodeEnvelope } from '../core/codec.ts'
 import { InvalidArgumentError } from '../core/errors.ts'
 import type { AnyEnvelope, Envelope } from '../core/types.ts'
-import { encodeFrame, MAX_BATCH_ENVELOPES } from './frame.ts'
+import { encodeFrame, MAX_BATCH_ENVELOPES, MAX_FRAME_BYTES } from './frame.ts'
 import type { Network } from './network.ts'
 import { allShardTopics, capabilityTopic, isSwarmTopic, shardTopic, threadTopic } from './topics.ts'
 import {
+  DEFAULT_MAX_CLOCK_SKEW_MS,
   type FrameValidationOptions,
   type IngressHook,
   type RejectReason,
@@ -70,6 +71,8 @@ export interface BusOptions {
 /** Counters of a bus. */
 export interface BusStats {
   published: number
+  /** Envelopes not gossiped because receivers would refuse them as stale or ahead (sync carries them). */
+  withheld: number
   /** Gossip messages sent (frames). */
   framesPublished: number
   publishErrors: number
@@ -102,6 +105,11 @@ export interface GossipBus extends EnvelopeSink {
 }
 
 const MAX_RECENT_REJECTIONS = 100
+/** Bytes a batch frame may hold: the frame limit less the array header. */
+const MAX_BATCH_FRAME_BYTES = MAX_FRAME_BYTES - 16
+/** CBOR header of one byte string in a batch, at most. */
+const BATCH_ITEM_OVERHEAD = 9
+
 /** Topics whose last send time is remembered for the publish window (a bound, not a limit). */
 const MAX_TRACKED_TOPICS = 4096
 /** Default of {@link BusOptions.publishWindowMs}. */
@@ -137,6 +145,7 @@ export function createBus(network: Network, options: BusOptions = {}): GossipBus
   const accepted = new WeakMap<Message, AnyEnvelope[]>()
   const stats: BusStats = {
     published: 0,
+    withheld: 0,
     framesPublished: 0,
     publishErrors: 0,
     delivered: 0,
@@ -219,7 +228,10 @@ export function createBus(network: Network, options: BusOptions = {}): GossipBus
   // Per topic: envelopes waiting for the end of the current window, and when the last frame left.
   // An envelope on a quiet topic leaves at once (no added latency when traffic is sparse); while
   // frames leave less than a window apart, envelopes wait and leave together (Nagle-style).
-  const pending = new Map<string, { frames: Uint8Array[]; timer: ReturnType<typeof setTimeout> }>()
+  const pending = new Map<
+    string,
+    { frames: Uint8Array[]; bytes: number; timer: ReturnType<typeof setTimeout> }
+  >()
   const lastSentAtMs = new Map<string, number>()
   let pendingCount = 0
   const flushTopic = (topic: string): Promise<void> => {
@@ -248,8 +260,15 @@ export function createBus(network: Network, options: BusOptions = {}): GossipBus
         void send(topic, bytes)
         return
       }
-      batch = { frames: [], timer: setTimeout(() => void flushTopic(topic), windowMs - quietForMs) }
+      batch = { frames: [], bytes: 0, timer: setTimeout(() => void flushTopic(topic), windowMs - quietForMs) }
       pending.set(topic, batch)
+    }
+    // A batch is capped by bytes as well as by count: a frame over the limit would be refused (and
+    // this peer penalised) by every receiver. An envelope that does not fit goes in the next frame.
+    if (batch.frames.length > 0 && batch.bytes + bytes.length + BATCH_ITEM_OVERHEAD > MAX_BATCH_FRAME_BYTES) {
+      void flushTopic(topic)
+      enqueue(topic, bytes)
+      return
     }
     if (pendingCount >= maxPending) {
       stats.publishErrors += 1
@@ -259,6 +278,7 @@ export function createBus(network: Network, options: BusOptions = {}): GossipBus
       )
     }
     batch.frames.push(bytes)
+    batch.bytes += bytes.length + BATCH_ITEM_OVERHEAD
     pendingCount += 1
     if (batch.frames.length >= maxBatch) void flushTopic(topic)
   }
@@ -267,6 +287,15 @@ export function createBus(network: Network, options: BusOptions = {}): GossipBus
   return {
     publish(env) {
       if (closed) return
+      // Gossip carries fresh envelopes only: one receivers would refuse as stale or ahead of their
+      // clocks (and penalise this peer for) is withheld; envelope and plan sync carry old ones.
+      const now = (options.validation?.now ?? Date.now)()
+      const margin = Math.min(10_000, maxEnvelopeAgeMs / 4)
+      const skew = options.validation?.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS
+      if (env.ts < now - maxEnvelopeAgeMs + margin || env.ts > now + skew - margin) {
+        stats.withheld += 1
+        return
+      }
       const bytes = encodeEnvelope(env)
       remember(env.id)
       stats.published += 1
