@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import { artifactCid } from '../src/core/artifacts.ts'
 import { type NetworkParams, poolSnapshotOf } from '../src/core/thread/params.ts'
 import { refusalRule } from '../src/core/thread/refusals.ts'
-import { ThreadReplica } from '../src/core/thread/replica.ts'
+import { FOLD_SNAPSHOT_SPACING, ThreadReplica } from '../src/core/thread/replica.ts'
 import { checkPatch } from '../src/core/thread/state.ts'
 import type { AnyEnvelope, Envelope, NeedPayload } from '../src/core/types.ts'
 import type { Identity } from '../src/crypto/ed25519.ts'
@@ -1160,3 +1160,113 @@ describe('authority (docs/PROTOCOL.md §11)', () => {
     )
   })
 })
+
+describe('incremental fold (docs/PROTOCOL.md §6.2)', () => {
+  /** Everything a fold decides, canonical or not: what a full fold of the sorted log must equal. */
+  function foldView(replica: ThreadReplica): unknown {
+    const state = replica.state
+    const sorted = <T>(entries: Iterable<[string, T]>) => [...entries].sort((a, b) => (a[0] < b[0] ? -1 : 1))
+    return {
+      hash: replica.freshStateHash(),
+      accepted: state.accepted,
+      rejected: sorted(state.rejected),
+      planVotes: sorted(state.planVotes).map(([id, votes]) => [id, sorted(votes)]),
+      quorum: state.quorum ?? null,
+      proposalsByPlanner: sorted(state.proposalsByPlanner),
+      requests: sorted(state.tasks).map(([id, task]) => [id, sorted(task.requests), task.lease ?? null]),
+      facts: state.facts.length,
+      log: replica.envelopes().map((env) => env.id),
+    }
+  }
+
+  /** The happy path plus envelopes whose fate depends on where they sort (accepted here, refused there). */
+  async function busyThread() {
+    const path = await happyPath(full)
+    const top = Math.max(...path.log.map((env) => env.lamport))
+    const low = path.propose.lamport - 2
+    const extras: AnyEnvelope[] = []
+    for (let i = 0; i < 160; i++) {
+      // Distinct envelopes (ts differs), sorting all over the thread.
+      const extra = { lamport: low + ((i * 7919) % (top + 40 - low)), ts: i }
+      const who = verifiers[i % verifiers.length]!
+      if (i % 4 === 0) extras.push(await claimBy(who, path.count, extra))
+      else if (i % 4 === 1)
+        extras.push(await heartbeatBy(worker, path.claim, { ...extra, fence: path.claim.id }))
+      else if (i % 4 === 2)
+        extras.push(await planVote(who, path.propose.id, i % 8 < 4 ? 'accept' : 'reject', extra))
+      else extras.push(await heartbeatBy(stranger, path.claim, { ...extra, fence: path.claim.id }))
+    }
+    // Without its COMMIT, the lease stays live: heartbeats after the GRANT apply, claims meet a held lease.
+    return { path, all: [...path.log.slice(0, -1), ...extras] }
+  }
+
+  it('leaves the replica where a fold of the sorted log does, for any arrival order and batching (P2)', async () => {
+    const { all } = await busyThread()
+    const reference = replicaOf([...all].sort(compareOrder), full)
+    expect(reference.size).toBeGreaterThan(2 * FOLD_SNAPSHOT_SPACING)
+    const expected = foldView(reference)
+    // The fixture exercises both outcomes at once: refused and accepted extras.
+    expect(reference.state.rejected.size).toBeGreaterThan(20)
+    expect(reference.state.accepted).toBeGreaterThan(40)
+    fc.assert(
+      fc.property(
+        fc.shuffledSubarray(all, { minLength: all.length, maxLength: all.length }),
+        fc.array(fc.integer({ min: 1, max: 40 }), { minLength: 1, maxLength: 12 }),
+        (arrival, cuts) => {
+          const one = replicaOf(arrival, full)
+          expect(foldView(one)).toEqual(expected)
+          const batched = new ThreadReplica(thread, full)
+          let at = 0
+          for (let i = 0; at < arrival.length; i++) {
+            const size = cuts[i % cuts.length]!
+            if (size === 1) batched.receive(arrival[at]!, 0)
+            else batched.receiveAll(arrival.slice(at, at + size), 0)
+            at += size
+          }
+          expect(foldView(batched)).toEqual(expected)
+        },
+      ),
+      { numRuns: 25 },
+    )
+  })
+
+  it('an envelope sorting early costs a bounded number of fold steps when refused, not a refold of the log', async () => {
+    const path = await happyPath(full)
+    const filler: AnyEnvelope[] = []
+    for (let i = 0; i < 5 * FOLD_SNAPSHOT_SPACING; i++) filler.push(await heartbeatBy(worker, path.claim))
+    const replica = replicaOf([...path.log.slice(0, -1), ...filler], full)
+    const placed = replica.size
+    expect(replica.state.rejected.size).toBe(0)
+    // Junk that sorts before almost everything, arriving in decreasing order: each lands first.
+    const junk: AnyEnvelope[] = []
+    for (let i = 0; i < 200; i++)
+      junk.push(
+        await sign(
+          stranger,
+          'HEARTBEAT',
+          thread,
+          { task: path.count, claim: path.claim.id, progress: i },
+          { fence: path.claim.id, lamport: 2 + (i % 3) },
+        ),
+      )
+    junk.sort((a, b) => compareOrder(b, a))
+    const before = replica.foldSteps
+    for (const env of junk) expect(replica.receive(env, 0).rejected).toBe('not-lease-holder')
+    const steps = replica.foldSteps - before
+    // A refold per arrival would cost ≥ placed steps each; the bound is the snapshot spacing.
+    expect(steps).toBeLessThanOrEqual(junk.length * (FOLD_SNAPSHOT_SPACING + 1))
+    expect(steps).toBeLessThan((junk.length * placed) / 4)
+    expect(replica.refolds).toBe(0)
+    // Accepted late, the COMMIT applies at the end; the state equals a fold of the sorted log.
+    replica.receive(path.commit, 0)
+    expect(replica.state.tasks.get(path.count)?.state).toBe('COMMITTED')
+    const all = [...path.log, ...filler, ...junk]
+    expect(foldView(replica)).toEqual(foldView(replicaOf([...all].sort(compareOrder), full)))
+  })
+})
+
+function compareOrder(a: AnyEnvelope, b: AnyEnvelope): number {
+  if (a.lamport !== b.lamport) return a.lamport - b.lamport
+  if (a.sender !== b.sender) return a.sender < b.sender ? -1 : 1
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0
+}

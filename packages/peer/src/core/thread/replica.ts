@@ -23,7 +23,15 @@ import { PlanStore } from '../plan/index.ts'
 import type { AnyEnvelope, Cid, Did, PlanFact } from '../types.ts'
 import { isAnchor, type NetworkParams } from './params.ts'
 import { refusalCode } from './refusals.ts'
-import { applyEnvelope, type DecideInfo, emptyThreadState, type TaskInfo, type ThreadState } from './state.ts'
+import {
+  type ApplyOutcome,
+  applyEnvelope,
+  cloneThreadState,
+  type DecideInfo,
+  emptyThreadState,
+  type TaskInfo,
+  type ThreadState,
+} from './state.ts'
 
 /** Something that happened in a thread that a role may act on. */
 export type ThreadEffect =
@@ -71,6 +79,13 @@ export interface ThreadReplicaOptions {
 
 /** Default of {@link ThreadReplicaOptions.maxPendingEnvelopes}. */
 export const DEFAULT_MAX_PENDING_ENVELOPES = 1_024
+
+/**
+ * Placed envelopes between two fold snapshots (docs/PROTOCOL.md §6.2): an envelope that sorts
+ * before the end of the log is judged on the state just before its position, rebuilt from the
+ * nearest snapshot by folding at most this many envelopes.
+ */
+export const FOLD_SNAPSHOT_SPACING = 64
 
 /** The envelopes an envelope names by id (A2): it is placed only after them. */
 export function referencesOf(env: AnyEnvelope): Cid[] {
@@ -177,6 +192,9 @@ export class ThreadReplica {
   #plan: PlanStore | undefined
   #hash: string | undefined
   #refolds = 0
+  #foldSteps = 0
+  /** States folded up to `at` placed envelopes, every {@link FOLD_SNAPSHOT_SPACING} (ascending `at`). */
+  #snapshots: { at: number; state: ThreadState }[] = []
   #refusals = new Map<string, number>()
   readonly #lookup = (id: Cid): AnyEnvelope | undefined => this.#byId.get(id)
   /** Per CLAIM id: the earliest anchor FINALIZE in the log naming a COMMIT of that lease (§6.8). */
@@ -223,9 +241,14 @@ export class ThreadReplica {
     return this.#pending.size
   }
 
-  /** How many times an out-of-order arrival made the replica re-fold its log. */
+  /** How many times the replica re-folded its whole log (a new seal changed how earlier envelopes fold). */
   get refolds(): number {
     return this.#refolds
+  }
+
+  /** How many times an envelope was applied to a state so far: the fold's work, for budgets and tests. */
+  get foldSteps(): number {
+    return this.#foldSteps
   }
 
   /** The highest lamport placed in the log (the thread's Lamport time; 0 before the NEED). */
@@ -292,9 +315,9 @@ export class ThreadReplica {
       return { added: true, pending: true, effects: [], placed: [] }
     }
     const before = milestones(this.#state)
-    this.#place(env)
+    this.#mark(env)
     const released = this.#releasePending()
-    if (released.length > 0) this.#refold()
+    this.#placeAll([env, ...released])
     const rejected = this.#state.rejected.get(env.id)
     if (rejected !== undefined) this.#countRefusal(rejected)
     for (const other of released) {
@@ -332,7 +355,7 @@ export class ThreadReplica {
     for (const env of fresh.values()) this.#pending.set(env.id, env)
     const placed = this.#releasePending()
     this.#trimPending()
-    if (placed.length > 0) this.#refold()
+    if (placed.length > 0) this.#placeAll(placed)
     for (const env of placed) {
       const reason = this.#state.rejected.get(env.id)
       if (reason !== undefined) this.#countRefusal(reason)
@@ -340,29 +363,63 @@ export class ThreadReplica {
     return { effects: diff(this.#state, before, milestones(this.#state)), placed }
   }
 
-  /** Puts one placeable envelope into the log and folds it (appending, or re-folding when it sorts earlier). */
-  #place(env: AnyEnvelope): void {
+  /** Holds a placeable envelope as placed (before it is put in the log and folded). */
+  #mark(env: AnyEnvelope): void {
     this.#byId.set(env.id, env)
+    if (env.lamport > this.#maxLamport) this.#maxLamport = env.lamport
+  }
+
+  /**
+   * Puts placed envelopes into the log and folds them (docs/PROTOCOL.md §6.2). One that sorts last is
+   * applied to the state. One that sorts earlier is judged on the state just before its position,
+   * rebuilt from the nearest snapshot: refused, it changes nothing (P9), so nothing after it changes
+   * either and the cost is a search, a snapshot copy and at most {@link FOLD_SNAPSHOT_SPACING}
+   * steps; accepted, the log is folded on from there — the work it causes. Only a new seal that
+   * judges envelopes already folded (§6.8) re-folds the whole log.
+   */
+  #placeAll(envs: readonly AnyEnvelope[]): void {
     this.#plan = undefined
     this.#hash = undefined
-    if (env.lamport > this.#maxLamport) this.#maxLamport = env.lamport
-    const resealed = this.#noteSeal(env)
-    const last = this.#log[this.#log.length - 1]
-    if (!resealed && (last === undefined || compareEnvelopes(last, env) < 0)) {
-      this.#log.push(env)
-      const reason = applyEnvelope(this.#state, env, this.#params, this.#lookup, this.#sealOf)
-      if (reason === undefined) this.#state.accepted += 1
-      else {
-        this.#state.rejected.set(env.id, reason)
-        // A refused FINALIZE seals nothing: fold again as a whole, as any replica would.
-        if (
-          env.kind === 'FINALIZE' &&
-          this.#seals.get(this.#claimSealedBy(env) ?? '')?.finalize.id === env.id
-        ) {
-          this.#refold()
-        }
-      }
+    const sorted = [...envs].sort(compareEnvelopes)
+    let resealed = false
+    for (const env of sorted) if (this.#noteSeal(env)) resealed = true
+    if (resealed) {
+      for (const env of sorted) this.#insert(env)
+      this.#refold()
       return
+    }
+    let replayed = false
+    for (let i = 0; i < sorted.length; i++) {
+      const env = sorted[i]!
+      const at = this.#insert(env)
+      if (at === this.#log.length - 1) {
+        this.#outcome(this.#state, env, this.#apply(this.#state, env))
+        this.#snapshotIfDue()
+        continue
+      }
+      const state = this.#stateBefore(at)
+      const reason = this.#apply(state, env)
+      if (reason !== undefined) {
+        this.#state.rejected.set(env.id, reason)
+        for (const snapshot of this.#snapshots) if (snapshot.at > at) snapshot.at += 1
+        continue
+      }
+      for (const rest of sorted.slice(i + 1)) this.#insert(rest)
+      this.#foldOn(state, at, this.#state.rejected)
+      replayed = true
+      break
+    }
+    this.#state.accepted = this.#log.length - this.#state.rejected.size
+    // A seal holds only while its FINALIZE is accepted (see #refold).
+    if (this.#sealVoidedByFold() || (replayed && this.#voided.size > 0)) this.#refold()
+  }
+
+  /** Inserts an envelope into the log at its place in the total order; returns its index. */
+  #insert(env: AnyEnvelope): number {
+    const last = this.#log[this.#log.length - 1]
+    if (last === undefined || compareEnvelopes(last, env) < 0) {
+      this.#log.push(env)
+      return this.#log.length - 1
     }
     let low = 0
     let high = this.#log.length
@@ -372,12 +429,65 @@ export class ThreadReplica {
       else high = middle
     }
     this.#log.splice(low, 0, env)
-    this.#refold()
+    return low
+  }
+
+  #apply(state: ThreadState, env: AnyEnvelope): ApplyOutcome {
+    this.#foldSteps += 1
+    return applyEnvelope(state, env, this.#params, this.#lookup, this.#sealOf)
+  }
+
+  #outcome(state: ThreadState, env: AnyEnvelope, reason: ApplyOutcome): void {
+    if (reason === undefined) state.rejected.delete(env.id)
+    else state.rejected.set(env.id, reason)
+  }
+
+  /** A fresh copy of the state folded over the first `at` envelopes of the log. */
+  #stateBefore(at: number): ThreadState {
+    let base: { at: number; state: ThreadState } | undefined
+    for (const snapshot of this.#snapshots) {
+      if (snapshot.at > at) break
+      base = snapshot
+    }
+    const state = base ? cloneThreadState(base.state) : emptyThreadState(this.thread)
+    for (let k = base?.at ?? 0; k < at; k++) this.#apply(state, this.#log[k]!)
+    return state
   }
 
   /**
-   * Moves every pending envelope that has become placeable into the log (in lamport order, so that
-   * each placement may open the way for the next), without folding. Returns them.
+   * Makes `state` — the fold of the log up to and including index `at` — the replica's state by
+   * folding the rest of the log into it, recording outcomes in `rejected` and snapshots on the way.
+   */
+  #foldOn(state: ThreadState, at: number, rejected: Map<Cid, string>): void {
+    state.rejected = rejected
+    if (at >= 0) rejected.delete(this.#log[at]!.id)
+    this.#snapshots = this.#snapshots.filter((snapshot) => snapshot.at <= at)
+    this.#state = state
+    for (let k = at + 1; k < this.#log.length; k++) {
+      const env = this.#log[k]!
+      this.#outcome(state, env, this.#apply(state, env))
+      this.#snapshotIfDue(k + 1)
+    }
+    state.accepted = this.#log.length - rejected.size
+  }
+
+  #snapshotIfDue(folded = this.#log.length): void {
+    const last = this.#snapshots[this.#snapshots.length - 1]?.at ?? 0
+    if (folded - last >= FOLD_SNAPSHOT_SPACING)
+      this.#snapshots.push({ at: folded, state: cloneThreadState(this.#state) })
+  }
+
+  /** Whether a seal in force has a FINALIZE the fold refused. */
+  #sealVoidedByFold(): boolean {
+    for (const [claim, seal] of this.#seals) {
+      if (!this.#voided.has(claim) && this.#state.rejected.has(seal.finalize.id)) return true
+    }
+    return false
+  }
+
+  /**
+   * Marks every pending envelope that has become placeable as placed (in total order, so that each
+   * may open the way for the next), without putting it in the log. Returns them.
    */
   #releasePending(): AnyEnvelope[] {
     const placed: AnyEnvelope[] = []
@@ -388,19 +498,10 @@ export class ThreadReplica {
       for (const env of waiting) {
         if (!this.#placeable(env)) continue
         this.#pending.delete(env.id)
-        this.#byId.set(env.id, env)
-        // A refold follows (the caller's): no need to ask whether the new seal changes the log.
-        this.#noteSeal(env, false)
-        this.#log.push(env)
-        if (env.lamport > this.#maxLamport) this.#maxLamport = env.lamport
+        this.#mark(env)
         placed.push(env)
         progressed = true
       }
-    }
-    if (placed.length > 0) {
-      this.#log.sort(compareEnvelopes)
-      this.#plan = undefined
-      this.#hash = undefined
     }
     return placed
   }
@@ -411,7 +512,7 @@ export class ThreadReplica {
    * Returns whether the log already holds an envelope the new seal judges otherwise (the caller
    * must then refold rather than append).
    */
-  #noteSeal(env: AnyEnvelope, scan = true): boolean {
+  #noteSeal(env: AnyEnvelope): boolean {
     if (env.kind !== 'FINALIZE' || !isAnchor(this.#params, env.sender)) return false
     const commit = this.#byId.get(env.payload.commit)
     if (commit?.kind !== 'COMMIT' || commit.payload.task !== env.payload.task) return false
@@ -419,7 +520,6 @@ export class ThreadReplica {
     const held = this.#seals.get(claim)
     if (held && compareEnvelopes(held.finalize, env) <= 0) return false
     this.#seals.set(claim, { commit: commit.id, finalize: env })
-    if (!scan) return true
     return (
       held !== undefined ||
       this.#log.some(
@@ -429,13 +529,6 @@ export class ThreadReplica {
           (other.kind === 'ATTEST' && other.payload.commit === commit.id && other.payload.verdict === 'fail'),
       )
     )
-  }
-
-  /** The CLAIM id whose lease a FINALIZE would seal (its commit's), if any. */
-  #claimSealedBy(finalize: AnyEnvelope): Cid | undefined {
-    if (finalize.kind !== 'FINALIZE') return undefined
-    const commit = this.#byId.get(finalize.payload.commit)
-    return commit?.kind === 'COMMIT' ? commit.payload.claim : undefined
   }
 
   #hold(env: AnyEnvelope): void {
@@ -475,23 +568,16 @@ export class ThreadReplica {
     // a dead lease from being scavenged. Seals only drop, so this ends (one pass, as a rule).
     this.#voided.clear()
     for (;;) {
-      const state = emptyThreadState(this.thread)
-      for (const env of this.#log) {
-        const reason = applyEnvelope(state, env, this.#params, this.#lookup, this.#sealOf)
-        if (reason === undefined) state.accepted += 1
-        else state.rejected.set(env.id, reason)
-      }
+      this.#snapshots = []
+      this.#foldOn(emptyThreadState(this.thread), -1, new Map())
       let dropped = false
       for (const [claim, seal] of this.#seals) {
-        if (!this.#voided.has(claim) && state.rejected.has(seal.finalize.id)) {
+        if (!this.#voided.has(claim) && this.#state.rejected.has(seal.finalize.id)) {
           this.#voided.add(claim)
           dropped = true
         }
       }
-      if (!dropped) {
-        this.#state = state
-        break
-      }
+      if (!dropped) break
     }
     this.#plan = undefined
     this.#hash = undefined

@@ -198,6 +198,51 @@ export function emptyThreadState(thread: string): ThreadState {
   }
 }
 
+/**
+ * A copy of a state that a fold can go on from without touching the original (the replica's fold
+ * snapshots). Envelopes, payloads, decisions, proposals, votes and facts are never mutated once made,
+ * so they are shared; every map, set, array and record the fold mutates is copied. `rejected` starts
+ * empty and `accepted` at 0: the replica keeps those for the whole log.
+ */
+export function cloneThreadState(state: ThreadState): ThreadState {
+  const copy: ThreadState = {
+    ...state,
+    proposals: new Map(state.proposals),
+    proposalsByPlanner: new Map(state.proposalsByPlanner),
+    planVotes: new Map([...state.planVotes].map(([id, votes]) => [id, new Map(votes)])),
+    decides: new Map(state.decides),
+    tasks: new Map([...state.tasks].map(([id, task]) => [id, cloneTask(task)])),
+    facts: state.facts.slice(),
+    reconciles: state.reconciles.slice(),
+    checkpoints: state.checkpoints.slice(),
+    equivocations: state.equivocations.slice(),
+    accepted: 0,
+    rejected: new Map(),
+  }
+  return copy
+}
+
+function cloneTask(task: TaskInfo): TaskInfo {
+  const copy: TaskInfo = {
+    ...task,
+    requests: new Map(task.requests),
+    // Past commits are closed: the fold never changes one after it is moved there.
+    pastCommits: task.pastCommits.slice(),
+  }
+  if (task.lease) copy.lease = { ...task.lease }
+  if (task.commit) copy.commit = cloneCommit(task.commit)
+  return copy
+}
+
+function cloneCommit(commit: CommitInfo): CommitInfo {
+  return {
+    ...commit,
+    votes: new Map(commit.votes),
+    challenges: new Map(commit.challenges),
+    invalidations: new Map([...commit.invalidations].map(([id, voters]) => [id, new Set(voters)])),
+  }
+}
+
 /** Task id of a task named `name` in the proposal whose PROPOSE has envelope id `proposal`. */
 export function taskId(proposal: Cid, name: string): string {
   return `${proposal}/${name}`
