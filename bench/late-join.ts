@@ -3,7 +3,7 @@
  * the time until the newcomer holds the whole thread (transfer, verification, fold), two ways in
  * one run:
  * - `plan_sync_ms`: Automerge plan sync alone (the thread's document, envelope sync off);
- * - `envelope_sync_ms`: envelope sync alone (`/can-swarm/sync/1.0.0`, plan sync off).
+ * - `envelope_sync_ms`: envelope sync alone (`/can-swarm/sync/2.0.0`, plan sync off).
  */
 import { createPeer, type Peer, type PeerOptions } from '../packages/peer/src/peer.ts'
 import { claimedThread } from '../packages/peer/test/claimed-thread.ts'

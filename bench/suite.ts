@@ -25,6 +25,7 @@ import { runDecideE2eBenchmark } from './decide-e2e.ts'
 import { runLateJoinBenchmark } from './late-join.ts'
 import { runLedgerBenchmark } from './ledger.ts'
 import { runPolicyBenchmark } from './policy.ts'
+import { runSyncHealBenchmark } from './sync-heal.ts'
 import { runWebBenchmark } from './web.ts'
 
 export interface Metric {
@@ -351,6 +352,11 @@ export const BENCHMARKS: Record<string, Benchmark> = {
     description:
       'a late joiner catching up with a 1 004-envelope thread (libp2p, loopback): Automerge plan sync alone vs envelope sync alone',
     run: runLateJoinBenchmark,
+  },
+  'sync-heal': {
+    description:
+      'two peers apart while SYNC_HEAL_ENVELOPES (default 100 000) signed envelopes accumulate on one side, then healed by envelope sync (libp2p, loopback): ms to verify and fold them all',
+    run: runSyncHealBenchmark,
   },
   cas: {
     description: 'a 1 MiB artifact fetched by one peer from another through Helia/bitswap (libp2p, loopback)',

@@ -28,6 +28,7 @@ export type ErrorCode =
   | 'STORE_CORRUPT'
   | 'OVERSIZED_ARTIFACT'
   | 'STORAGE_FAILED'
+  | 'SYNC_REFUSED'
 
 /** Base class of every CAN Swarm error. */
 export class CanSwarmError extends Error {

@@ -1,8 +1,9 @@
 /**
- * Keeps an agent in step with the peers around it: serves `/can-swarm/sync/1.0.0` from the agent's
- * threads, pulls from every peer that serves it when they meet (identify) and every `intervalMs`,
- * verifies what arrives and hands it to the agent in total order. Gossip carries what is published
- * while peers are connected; this carries what was missed (a partition, a restart, a late join).
+ * Keeps an agent in step with the peers around it: serves `/can-swarm/sync/2.0.0` from an index of
+ * every envelope placed in the agent's threads (kept up to date as the agent places more), pulls
+ * from every peer that serves it when they meet (identify) and every `intervalMs`, verifies each
+ * page that arrives and hands it to the agent in total order. Gossip carries what is published while
+ * peers are connected; this carries what was missed (a partition, a restart, a late join).
  *
  * @example
  * ```ts
@@ -17,7 +18,8 @@ import { compareEnvelopes } from '../core/codec.ts'
 import type { AnyEnvelope } from '../core/types.ts'
 import { verifyEnvelopes } from '../crypto/envelopes.ts'
 import { SYNC_PROTOCOL } from './protocol.ts'
-import { pullEnvelopes, serveSync } from './sync.ts'
+import { pullEnvelopes, type ServeSyncOptions, serveSync } from './sync.ts'
+import { SyncIndex } from './sync-index.ts'
 
 export interface SyncAgentOptions {
   libp2p: Libp2p
@@ -28,32 +30,53 @@ export interface SyncAgentOptions {
   onEnvelope?: (env: AnyEnvelope) => void
   /** Called after each round of pulls (e.g. to heal a consensus store). */
   afterPull?: () => Promise<void>
+  /** The server's limits. */
+  serve?: ServeSyncOptions
+  /** Most requests of one pull from one peer (the next round goes on). @default 4 096 */
+  maxRequestsPerPull?: number
   onError?: (error: unknown) => void
 }
 
 export interface AgentSync {
   /** Pulls from every connected peer that serves sync; resolves with the number of envelopes taken in. */
   pullNow(): Promise<number>
+  /** The index served (and compared against when pulling). */
+  readonly index: SyncIndex<AnyEnvelope>
   stop(): Promise<void>
 }
+
+/**
+ * Ids pulled and handed to the agent that it did not place (pending, refused, waiting for their
+ * NEED): remembered so that the next pull does not fetch them again, at most this many.
+ */
+export const MAX_REMEMBERED_UNPLACED = 65_536
 
 export async function syncAgent(options: SyncAgentOptions): Promise<AgentSync> {
   const { libp2p, agent } = options
   const onError = options.onError ?? (() => undefined)
-  const stopServing = await serveSync(libp2p, {
-    *envelopes(threads) {
-      for (const thread of threads ?? agent.threads()) yield* agent.replica(thread)?.envelopes() ?? []
-    },
+  const index = new SyncIndex<AnyEnvelope>()
+  for (const thread of agent.threads())
+    for (const env of agent.replica(thread)?.envelopes() ?? []) index.add(env)
+  // Insertion-ordered: the oldest is forgotten first. An evicted envelope may be fetched again.
+  const unplaced = new Set<string>()
+  const unobserve = agent.observe((env) => {
+    index.add(env)
+    unplaced.delete(env.id)
   })
+  const unevict = agent.onEvict((env) => unplaced.delete(env.id))
+  const stopServing = await serveSync(libp2p, index, options.serve)
 
-  const deliver = async (pulled: AnyEnvelope[]): Promise<number> => {
-    if (pulled.length === 0) return 0
-    const errors = await verifyEnvelopes(pulled)
-    const valid = pulled.filter((_, index) => errors[index] === undefined).sort(compareEnvelopes)
+  const deliver = async (page: AnyEnvelope[]): Promise<number> => {
+    const errors = await verifyEnvelopes(page)
+    const valid = page.filter((_, i) => errors[i] === undefined).sort(compareEnvelopes)
     for (const env of valid) {
-      if (agent.replica(env.thread)?.has(env.id)) continue
+      if (agent.holds(env)) continue
       options.onEnvelope?.(env)
       await agent.deliver(env)
+      if (!index.has(env.id)) {
+        unplaced.add(env.id)
+        if (unplaced.size > MAX_REMEMBERED_UNPLACED) unplaced.delete(unplaced.values().next().value!)
+      }
     }
     return valid.length
   }
@@ -72,14 +95,17 @@ export async function syncAgent(options: SyncAgentOptions): Promise<AgentSync> {
             continue
           }
           if (!protocols.includes(SYNC_PROTOCOL)) continue
-          const have = agent.threads().flatMap((thread) =>
-            agent
-              .replica(thread)!
-              .envelopes()
-              .map((env) => env.id),
-          )
           try {
-            total += await deliver(await pullEnvelopes(libp2p, peer, { have, timeoutMs: 10_000 }))
+            await pullEnvelopes(libp2p, peer, {
+              index,
+              holds: (id) => unplaced.has(id),
+              deliver: async (page) => {
+                total += await deliver(page)
+              },
+              ...(options.maxRequestsPerPull === undefined
+                ? {}
+                : { maxRequests: options.maxRequestsPerPull }),
+            })
           } catch (error) {
             onError(error)
           }
@@ -102,10 +128,13 @@ export async function syncAgent(options: SyncAgentOptions): Promise<AgentSync> {
   if (timer && typeof timer === 'object' && 'unref' in timer) timer.unref()
   return {
     pullNow,
+    index,
     async stop() {
       if (timer) clearInterval(timer)
       libp2p.removeEventListener('peer:identify', onIdentify as never)
       await running?.catch(() => undefined)
+      unobserve()
+      unevict()
       await stopServing()
     },
   }

@@ -1,3 +1,5 @@
 export * from './agent-sync.ts'
 export * from './protocol.ts'
+export * from './reconcile.ts'
 export * from './sync.ts'
+export * from './sync-index.ts'
