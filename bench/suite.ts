@@ -22,6 +22,7 @@ import { runBusBenchmark } from './bus.ts'
 import { runCasBenchmark } from './cas.ts'
 import { runDecideBenchmark } from './decide.ts'
 import { runDecideE2eBenchmark } from './decide-e2e.ts'
+import { runGrowthBenchmark } from './growth.ts'
 import { runLateJoinBenchmark } from './late-join.ts'
 import { runLedgerBenchmark } from './ledger.ts'
 import { runPolicyBenchmark } from './policy.ts'
@@ -347,6 +348,11 @@ export const BENCHMARKS: Record<string, Benchmark> = {
     description:
       'DECIDE end to end through an anchor: quorum → signed DECIDE at 4 gossip listeners (p50/p95), throughput; embedded and etcd',
     run: runDecideE2eBenchmark,
+  },
+  growth: {
+    description:
+      'anchor memory as finalized threads accumulate (GROWTH_THREADS checkpoints, default 1 000 and 10 000): live heap and RSS per checkpoint, KB per thread',
+    run: runGrowthBenchmark,
   },
   'late-join': {
     description:

@@ -262,6 +262,47 @@ describe('the anchor role', () => {
   })
 })
 
+/**
+ * An anchor agent in an open pool (T_challenge 100 ms) that decided the test NEED, granted its task
+ * to workerA and holds workerA's COMMIT.
+ */
+async function committedThread(extra: Partial<AgentOptions>) {
+  const open = testParams({ anchors: [anchor.did], verifiers: [], bootstrap: true, tChallengeMs: 100 })
+  const made = agentOf(anchor, {
+    params: open,
+    roles: { decider: true },
+    consensus: new MemoryConsensusStore(),
+    ...extra,
+  })
+  const { agent, advance } = made
+  for (const env of [need, propose, vote]) await agent.deliver(env)
+  const replica = agent.replica(need.thread)!
+  const claim = await sign(
+    workerA,
+    'CLAIM',
+    need.thread,
+    { task, leaseTtlMs: 60_000, cost: 3, etaMs: 1 },
+    { lamport: replica.nextLamport() },
+  )
+  await agent.deliver(claim)
+  await advance(50)
+  const commit = await sign(
+    workerA,
+    'COMMIT',
+    need.thread,
+    {
+      task,
+      claim: claim.id,
+      outputs: [input],
+      telemetry: { cpuMs: 1, wallMs: 1, memoryBytes: 0, inputBytes: 5, outputBytes: 1 },
+      verifyBounty: 2,
+    },
+    { lamport: replica.nextLamport(), fence: claim.id },
+  )
+  expect(await agent.deliver(commit)).toBeUndefined()
+  return { ...made, replica, commit }
+}
+
 describe('anchor duties against strangers', () => {
   it('does not let a holder that yields and claims again keep a task from the others (A5)', async () => {
     const { agent, published, advance } = agentOf(anchor, {
@@ -306,37 +347,7 @@ describe('anchor duties against strangers', () => {
   })
 
   it('finalizes with the first K_result passes however many committee members voted', async () => {
-    const open = testParams({ anchors: [anchor.did], verifiers: [], bootstrap: true, tChallengeMs: 100 })
-    const { agent, published, advance } = agentOf(anchor, {
-      params: open,
-      roles: { decider: true },
-      consensus: new MemoryConsensusStore(),
-    })
-    for (const env of [need, propose, vote]) await agent.deliver(env)
-    const replica = agent.replica(need.thread)!
-    const claim = await sign(
-      workerA,
-      'CLAIM',
-      need.thread,
-      { task, leaseTtlMs: 60_000, cost: 3, etaMs: 1 },
-      { lamport: replica.nextLamport() },
-    )
-    await agent.deliver(claim)
-    await advance(50)
-    const commit = await sign(
-      workerA,
-      'COMMIT',
-      need.thread,
-      {
-        task,
-        claim: claim.id,
-        outputs: [input],
-        telemetry: { cpuMs: 1, wallMs: 1, memoryBytes: 0, inputBytes: 5, outputBytes: 1 },
-        verifyBounty: 2,
-      },
-      { lamport: replica.nextLamport(), fence: claim.id },
-    )
-    expect(await agent.deliver(commit)).toBeUndefined()
+    const { agent, published, advance, replica, commit } = await committedThread({})
     // In the open pool every key is in the committee: 70 of them pass (more than an envelope may embed).
     const lamport = replica.nextLamport()
     for (const key of await makeIdentities(70, 0x71)) {
@@ -497,5 +508,87 @@ describe('a plan that names the wrong output type', () => {
     expect(published.filter((env) => env.kind === 'INVALIDATE')).toEqual([])
     expect(replica.state.tasks.get(hashTask)?.commit?.id).toBe(commit.id)
     agent.stop()
+  })
+})
+
+describe('settled threads (bounded state)', () => {
+  /** An anchor agent carrying the test NEED to FINAL in an open pool (T_challenge 100 ms). */
+  async function finalThread(extra: Partial<AgentOptions>) {
+    const made = await committedThread(extra)
+    const { agent, advance, replica, commit } = made
+    const [key] = await makeIdentities(1, 0x72)
+    await agent.deliver(
+      await sign(
+        key!,
+        'ATTEST',
+        need.thread,
+        { task, commit: commit.id, verdict: 'pass', evalDigest: 'x' },
+        {
+          lamport: replica.nextLamport(),
+        },
+      ),
+    )
+    await advance(2_000)
+    expect(replica.state.tasks.get(task)?.state).toBe('FINAL')
+    return { ...made, key: key! }
+  }
+
+  it('tells observers once a thread has been quiet for settleAfterMs after its last FINAL, and retires it on request', async () => {
+    const settled: string[] = []
+    const { agent, advance, commit, key } = await finalThread({ retireSettled: true, settleAfterMs: 10_000 })
+    agent.onSettled((thread) => settled.push(thread))
+    // News of the thread (a late, refused vote is still placed) moves the quiet period on.
+    await advance(9_000)
+    const late = await sign(
+      stranger,
+      'ATTEST',
+      need.thread,
+      { task, commit: commit.id, verdict: 'fail', evalDigest: 'y' },
+      { lamport: agent.replica(need.thread)!.nextLamport() },
+    )
+    expect(await agent.deliver(late)).toBeUndefined()
+    await advance(12_500)
+    expect(settled).toEqual([])
+    expect(agent.replica(need.thread)).toBeDefined()
+    const refusalsBefore = agent.refusals()
+    await advance(19_500)
+    expect(settled).toEqual([need.thread])
+    // Retired: the replica and the memos leave memory, its id stays; later envelopes are `retired`.
+    expect(agent.replica(need.thread)).toBeUndefined()
+    expect(agent.threads()).toEqual([])
+    expect(agent.isRetired(need.thread)).toBe(true)
+    expect(agent.sizes).toMatchObject({ threads: 0, retired: 1, memos: 0 })
+    expect(agent.holds(late)).toBe(true)
+    const again = await sign(
+      key,
+      'ATTEST',
+      need.thread,
+      { task, commit: commit.id, verdict: 'pass', evalDigest: 'z' },
+      { lamport: 99 },
+    )
+    expect(await agent.deliver(again)).toBe('retired')
+    expect(agent.refusals()).toEqual(refusalsBefore)
+    await advance(100_000)
+    expect(settled).toEqual([need.thread])
+    agent.stop()
+  })
+
+  it('keeps the replica of a settled thread unless asked to retire it; retired ids are bounded', async () => {
+    const kept = await finalThread({})
+    const settled: string[] = []
+    kept.agent.onSettled((thread) => settled.push(thread))
+    await kept.advance(60_000)
+    expect(settled).toEqual([need.thread])
+    expect(kept.agent.replica(need.thread)?.state.tasks.get(task)?.state).toBe('FINAL')
+    kept.agent.stop()
+
+    // With no room for retired ids, a retired thread is forgotten: its envelopes are orphans again.
+    const bounded = await finalThread({ retireSettled: true, maxRetiredThreads: 0 })
+    await bounded.advance(60_000)
+    expect(bounded.agent.replica(need.thread)).toBeUndefined()
+    expect(bounded.agent.isRetired(need.thread)).toBe(false)
+    const late = await sign(stranger, 'CLAIM', need.thread, { task, leaseTtlMs: 60_000, cost: 3, etaMs: 1 })
+    expect(await bounded.agent.deliver(late)).toBe('pending:no-need')
+    bounded.agent.stop()
   })
 })

@@ -161,4 +161,27 @@ describe('plan sync (Automerge-repo over libp2p)', () => {
     expect(second.agent.replica(thread)!.plan().canonicalState()).toEqual(plan)
     expect(second.agent.replica(thread)!.stateHash()).toBe(hash)
   })
+
+  it('a forgotten document leaves memory, stays on disk, and is followed again on news', async () => {
+    const { params, log, thread } = await claimedThread(215)
+    const dir = mkdtempSync(join(tmpdir(), 'can-swarm-plan-'))
+    dirs.push(dir)
+    const peer = await planPeer(params, [], { planSync: { storage: dir, relayDelayMs: 50 } })
+    for (const env of log.slice(0, -1)) await peer.agent.deliver(env)
+    await peer.planSync!.flush()
+    const docId = Object.keys(peer.planSync!.repo.handles).find(
+      (id) => peer.planSync!.handle(thread)?.documentId === id,
+    )
+    expect(docId).toBeDefined()
+    await peer.planSync!.forget(thread)
+    expect(peer.planSync!.followed()).toEqual([])
+    expect(peer.planSync!.handle(thread)).toBeUndefined()
+    expect(peer.planSync!.repo.handles[docId as never]).toBeUndefined()
+    expect(peer.planSync!.stats()).toMatchObject({ threads: 0, forgotten: 1 })
+    // News of the thread follows it again, from storage: everything written before is still there.
+    await peer.agent.deliver(log[log.length - 1]!)
+    await until('the thread to be followed again', () => (peer.planSync!.handle(thread) ? true : undefined))
+    await peer.planSync!.flush()
+    expect(Object.keys(peer.planSync!.handle(thread)!.doc().envelopes)).toHaveLength(log.length)
+  })
 })

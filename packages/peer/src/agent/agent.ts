@@ -37,7 +37,7 @@ import {
 } from '../core/thread/params.ts'
 import { refusalCode } from '../core/thread/refusals.ts'
 import { type ThreadEffect, ThreadReplica } from '../core/thread/replica.ts'
-import { type NeedInfo, type TaskInfo, threadParams } from '../core/thread/state.ts'
+import { type NeedInfo, type TaskInfo, type ThreadState, threadParams } from '../core/thread/state.ts'
 import type {
   AnyEnvelope,
   Cid,
@@ -174,6 +174,18 @@ export interface AgentOptions {
   maxOrphanEnvelopes?: number
   /** Most envelopes one thread holds waiting for placement (A4). @default 1 024 */
   maxPendingEnvelopes?: number
+  /**
+   * A thread is settled once every task of its winning plan is FINAL and nothing new has been placed
+   * in it for this long; {@link Agent.onSettled} observers hear of it then. @default 2 × T_challenge
+   */
+  settleAfterMs?: number
+  /**
+   * Drops a settled thread from memory (a peer that keeps no ledger of it): its replica and memos go,
+   * its id is remembered so that later envelopes of it are answered `retired`. @default false
+   */
+  retireSettled?: boolean
+  /** Most retired thread ids remembered; beyond it the oldest are forgotten. @default 65 536 */
+  maxRetiredThreads?: number
   /** Called with errors the agent handled by dropping the action (never thrown from reactions). */
   onError?: (error: unknown) => void
   /** @internal */
@@ -195,11 +207,35 @@ export interface NeedRequest {
   deadlineMs?: number
 }
 
+/** What an agent remembers of one thread: reactions taken, results it computed to judge commits. */
+interface ThreadMemo {
+  done: Set<string>
+  /** Expected outputs per commit and inputs. */
+  expected: Map<string, Cid[]>
+  measured: Map<Cid, { inputBytes: number; outputBytes: number }>
+}
+
 /** Most times an anchor duty is checked and acted on again (its envelope refused each time). */
 const MAX_DUTY_ROUNDS = 20
 
 /** Default of {@link AgentOptions.maxOrphanEnvelopes}. */
 export const DEFAULT_MAX_ORPHAN_ENVELOPES = 4_096
+
+/** Default of {@link AgentOptions.maxRetiredThreads}. */
+export const DEFAULT_MAX_RETIRED_THREADS = 65_536
+
+/** Whether every task of a thread's winning plan is FINAL. */
+export function isThreadSettled(state: Readonly<ThreadState>): boolean {
+  const winner = state.winner
+  if (winner === undefined) return false
+  let tasks = 0
+  for (const task of state.tasks.values()) {
+    if (task.proposal !== winner.proposal) continue
+    if (task.state !== 'FINAL') return false
+    tasks += 1
+  }
+  return tasks > 0
+}
 
 export class Agent {
   readonly identity: Identity
@@ -212,14 +248,13 @@ export class Agent {
   /** Envelopes of threads whose NEED is not held yet, per thread, in arrival order. */
   #orphans = new Map<string, AnyEnvelope[]>()
   #orphanCount = 0
-  #done = new Set<string>()
+  /** What the agent remembers of each thread it follows (dropped with the thread). */
+  #memo = new Map<string, ThreadMemo>()
   /** Anchor duties and claim attempts with a timer armed (one per key). */
   #duties = new Set<string>()
   #timers = new Set<() => void>()
   /** The duty timer armed per thread, with the time it is due. */
   #armed = new Map<string, { dueMs: number; cancel: () => void }>()
-  #expected = new Map<Cid, Cid[]>()
-  #measured = new Map<Cid, { inputBytes: number; outputBytes: number }>()
   #refusals = new Map<string, number>()
   #stopped = false
   #lastDecideTs = 0
@@ -227,6 +262,13 @@ export class Agent {
   #reserved = new Map<string, number>()
   #observers = new Set<(env: AnyEnvelope) => void>()
   #evictionObservers = new Set<(env: AnyEnvelope) => void>()
+  #settledObservers = new Set<(thread: string) => void>()
+  /** When an envelope was last placed in each followed thread (ms on the agent's clock). */
+  #lastActivity = new Map<string, number>()
+  /** The settle check armed per thread, with its time. */
+  #settleTimers = new Map<string, { atMs: number; cancel: () => void }>()
+  /** Threads dropped from memory once settled, oldest first. */
+  #retired = new Set<string>()
 
   constructor(options: AgentOptions) {
     this.#options = options
@@ -324,7 +366,33 @@ export class Agent {
     return () => this.#evictionObservers.delete(observer)
   }
 
+  /**
+   * Calls `observer` with each thread that settles (every task of its winning plan FINAL, and
+   * {@link AgentOptions.settleAfterMs} without news). A thread reopened by a later envelope may
+   * settle again. Returns a function that removes it.
+   */
+  onSettled(observer: (thread: string) => void): () => void {
+    this.#settledObservers.add(observer)
+    return () => this.#settledObservers.delete(observer)
+  }
+
+  /** Whether a thread was dropped from memory once settled ({@link AgentOptions.retireSettled}). */
+  isRetired(thread: string): boolean {
+    return this.#retired.has(thread)
+  }
+
+  /** Threads followed, threads retired, and memos held: the agent's bounded state, for status pages. */
+  get sizes(): { threads: number; retired: number; orphans: number; memos: number } {
+    return {
+      threads: this.#replicas.size,
+      retired: this.#retired.size,
+      orphans: this.#orphanCount,
+      memos: this.#memo.size,
+    }
+  }
+
   #notify(env: AnyEnvelope): void {
+    this.#lastActivity.set(env.thread, this.#options.clock.now())
     for (const observer of this.#observers) {
       try {
         observer(env)
@@ -346,6 +414,7 @@ export class Agent {
 
   /** Whether an envelope is held (placed, pending, or waiting for its NEED). */
   holds(env: Pick<AnyEnvelope, 'id' | 'thread'>): boolean {
+    if (this.#retired.has(env.thread)) return true
     if (this.#replicas.get(env.thread)?.has(env.id)) return true
     return this.#orphans.get(env.thread)?.some((held) => held.id === env.id) ?? false
   }
@@ -378,6 +447,7 @@ export class Agent {
   async deliver(env: AnyEnvelope, options: { gated?: boolean } = {}): Promise<string | undefined> {
     if (this.#stopped) return 'stopped'
     if (env.net !== this.#params.network) return this.#refuse('wrong-network')
+    if (this.#retired.has(env.thread)) return 'retired'
     const gate = options.gated ? undefined : this.#options.policy?.ingress(env)
     if (gate && !gate.allowed) {
       const reasons = gate.reasons.map((reason) => `${reason.rule} (${reason.field})`).join(', ')
@@ -651,10 +721,22 @@ export class Agent {
     }
   }
 
-  #once(key: string): boolean {
-    if (this.#done.has(key)) return false
-    this.#done.add(key)
+  /** True the first time `key` is asked in `thread` (memos live as long as the thread's replica). */
+  #once(thread: string, key: string): boolean {
+    const { done } = this.#memoOf(thread)
+    if (done.has(key)) return false
+    done.add(key)
     return true
+  }
+
+  #memoOf(thread: string): ThreadMemo {
+    let memo = this.#memo.get(thread)
+    if (memo === undefined) {
+      memo = { done: new Set(), expected: new Map(), measured: new Map() }
+      // A reaction finishing after its thread was retired keeps nothing.
+      if (this.#replicas.has(thread)) this.#memo.set(thread, memo)
+    }
+    return memo
   }
 
   #after(delayMs: number, action: () => Promise<void>): void {
@@ -676,6 +758,7 @@ export class Agent {
    * Keeps one timer armed per thread for its next time-driven duty (re-armed for an earlier one).
    */
   #schedule(replica: ThreadReplica): void {
+    this.#watchSettled(replica)
     const due = replica.nextDueMs()
     if (due === undefined) return
     const armed = this.#armed.get(replica.thread)
@@ -706,9 +789,75 @@ export class Agent {
 
   // planner --------------------------------------------------------------
 
+  /** Arms (or re-arms, after news) the check that tells observers a thread has settled. */
+  #watchSettled(replica: ThreadReplica): void {
+    const thread = replica.thread
+    const armed = this.#settleTimers.get(thread)
+    if (!isThreadSettled(replica.state)) {
+      if (armed) {
+        armed.cancel()
+        this.#timers.delete(armed.cancel)
+        this.#settleTimers.delete(thread)
+      }
+      return
+    }
+    const clock = this.#options.clock
+    const quietMs = this.#options.settleAfterMs ?? 2 * this.#params.tChallengeMs
+    const atMs = (this.#lastActivity.get(thread) ?? clock.now()) + quietMs
+    if (armed?.atMs === atMs || this.#stopped) return
+    if (armed) {
+      armed.cancel()
+      this.#timers.delete(armed.cancel)
+    }
+    const cancel = clock.setTimer(atMs, () => {
+      this.#timers.delete(cancel)
+      if (this.#settleTimers.get(thread)?.cancel === cancel) this.#settleTimers.delete(thread)
+      if (this.#stopped || this.#replicas.get(thread) !== replica) return
+      const quietSince = this.#lastActivity.get(thread) ?? 0
+      if (!isThreadSettled(replica.state)) return
+      if (quietSince + quietMs > clock.now() + 1) {
+        this.#watchSettled(replica)
+        return
+      }
+      for (const observer of this.#settledObservers) {
+        try {
+          observer(thread)
+        } catch (error) {
+          this.#options.onError?.(error)
+        }
+      }
+      if (this.#options.retireSettled) this.#retire(thread)
+    })
+    this.#timers.add(cancel)
+    this.#settleTimers.set(thread, { atMs, cancel })
+  }
+
+  /** Drops a settled thread from memory, keeping its refusal counts and its id. */
+  #retire(thread: string): void {
+    const replica = this.#replicas.get(thread)
+    if (!replica) return
+    for (const [code, count] of replica.refusals())
+      this.#refusals.set(code, (this.#refusals.get(code) ?? 0) + count)
+    const armed = this.#armed.get(thread)
+    if (armed) {
+      armed.cancel()
+      this.#timers.delete(armed.cancel)
+      this.#armed.delete(thread)
+    }
+    this.#replicas.delete(thread)
+    this.#memo.delete(thread)
+    this.#lastActivity.delete(thread)
+    this.#retired.add(thread)
+    const max = this.#options.maxRetiredThreads ?? DEFAULT_MAX_RETIRED_THREADS
+    for (const oldest of this.#retired) {
+      if (this.#retired.size <= max) break
+      this.#retired.delete(oldest)
+    }
+  }
+
   #planLater(replica: ThreadReplica): void {
     const need = replica.state.need
-    if (!need || !this.#once(`plan:${need.env}`)) return
+    if (!need || !this.#once(replica.thread, `plan:${need.env}`)) return
     if (!need.requires.every((name) => this.capabilities.has(name))) return
     const window = Math.max(1, Math.min(this.tuning.proposeBackoffMs, need.bidWindowMs))
     this.#after(this.#options.random.next() * window, () => this.#propose(replica))
@@ -754,7 +903,7 @@ export class Agent {
       return capability !== undefined && capability.manifest.produces !== spec.produces
     })
     if (mistyped) return
-    if (!this.#once(`attest-plan:${proposal}`)) return
+    if (!this.#once(replica.thread, `attest-plan:${proposal}`)) return
     const payload = { need: replica.thread, proposal, verdict: 'accept' as const }
     await this.publish('ATTEST_PLAN', replica.thread, payload)
     if (this.#options.adversary?.equivocate) {
@@ -781,7 +930,7 @@ export class Agent {
     if (attempt === 1) {
       // Once per proposal: when a late envelope moves the quorum to another plan, that plan gets its
       // own attempt (the attempts armed for the old one stop at the check above).
-      if (!this.#once(`decide:${replica.thread}:${proposal}`)) return
+      if (!this.#once(replica.thread, `decide:${replica.thread}:${proposal}`)) return
       const need = replica.state.need!
       if (this.#homeAnchor(need.requester) !== this.did) {
         this.#after(this.tuning.anchorBackupMs * (1 + this.#options.random.next()), () =>
@@ -868,7 +1017,7 @@ export class Agent {
     const losers = [...state.decides.values()].filter((decide) => decide.proposal !== winner.proposal)
     // The anchor whose DECIDE won records the merge (one RECONCILE, not one per anchor).
     if (losers.length === 0 || winner.decider !== this.did) return
-    if (!this.#once(`reconcile:${replica.thread}:${winner.env}`)) return
+    if (!this.#once(replica.thread, `reconcile:${replica.thread}:${winner.env}`)) return
     await this.publish('RECONCILE', replica.thread, {
       thread: replica.thread,
       merged: [winner.env],
@@ -925,7 +1074,11 @@ export class Agent {
       if (!chosen) return false
       // An earlier holder is granted the task again only after one more back-off, so that a worker
       // that yields and claims in one breath does not beat everyone else to every round.
-      if ((held.get(chosen.sender) ?? 0) > 0 && this.#once(`regrant:${taskId}:${current.round}`)) return true
+      if (
+        (held.get(chosen.sender) ?? 0) > 0 &&
+        this.#once(replica.thread, `regrant:${taskId}:${current.round}`)
+      )
+        return true
       await this.publish('GRANT', replica.thread, {
         task: taskId,
         claim: chosen.id,
@@ -978,7 +1131,7 @@ export class Agent {
 
   /** Arms the hold limit of a lease this anchor watches. */
   #watchHold(replica: ThreadReplica, taskId: string, claim: Cid): void {
-    if (!this.#once(`hold:${claim}`)) return
+    if (!this.#once(replica.thread, `hold:${claim}`)) return
     this.#after(this.tuning.maxLeaseHoldMs, async () => {
       this.#duty(`release:${claim}:hold`, 0, async () => {
         if (replica.state.tasks.get(taskId)?.lease?.claim !== claim) return false
@@ -1044,7 +1197,7 @@ export class Agent {
   #workIfMine(replica: ThreadReplica, taskId: string, claim: Cid): void {
     const task = replica.state.tasks.get(taskId)
     if (!task?.lease || task.lease.claim !== claim || task.lease.worker !== this.did) return
-    if (!this.#once(`work:${claim}`)) return
+    if (!this.#once(replica.thread, `work:${claim}`)) return
     const heartbeatEvery = Math.max(1, Math.floor(task.lease.ttlMs / 3))
     const beat = (): void => {
       this.#after(heartbeatEvery, async () => {
@@ -1121,16 +1274,17 @@ export class Agent {
     const refs = commit.inputs ? [...commit.inputs] : taskInputRefs(replica.state, task)
     if (!refs) return undefined
     const key = `${commit.id}|${refs.join(',')}`
-    const cached = this.#expected.get(key)
+    const memo = this.#memoOf(replica.thread)
+    const cached = memo.expected.get(key)
     if (cached) return cached
     if (!this.capabilities.has(task.spec.capability)) return undefined
     const inputs = await this.#fetchAll(refs)
     if (!inputs) return undefined
     const output = await this.capabilities.run(task.spec.capability, inputs)
     const expected = [artifactCid(output)]
-    this.#expected.set(key, expected)
+    memo.expected.set(key, expected)
     const inputBytes = inputs.reduce((sum, bytes) => sum + bytes.length, 0)
-    this.#measured.set(commit.id, { inputBytes, outputBytes: output.length })
+    memo.measured.set(commit.id, { inputBytes, outputBytes: output.length })
     return expected
   }
 
@@ -1140,7 +1294,7 @@ export class Agent {
     const rules = threadParams(replica.state, this.#params)
     if (!task || commit?.id !== commitId || !inCommittee(commit.committee, this.did, rules)) return
     // Already voted (e.g. before a restart, whose memory of what it did is gone): never vote twice.
-    if (commit.votes.has(this.did) || !this.#once(`attest:${commitId}`)) return
+    if (commit.votes.has(this.did) || !this.#once(replica.thread, `attest:${commitId}`)) return
     const expected = await this.#expectedOutputs(replica, task)
     if (!expected) return
     let honest: 'pass' | 'fail' = sameRefs(expected, commit.outputs) ? 'pass' : 'fail'
@@ -1151,7 +1305,7 @@ export class Agent {
     if (gates) {
       const decision = gates.commit(replica.get(commitId) as Envelope<'COMMIT'>, {
         outputsMatch: honest === 'pass',
-        measured: this.#measured.get(commitId) ?? {},
+        measured: this.#memoOf(replica.thread).measured.get(commitId) ?? {},
         taskClass: task.spec.capability,
       })
       honest = decision.allowed ? 'pass' : 'fail'
@@ -1188,7 +1342,7 @@ export class Agent {
       expected = [artifactCid(new TextEncoder().encode(`frivolous ${commitId}`))]
     }
     if (!expected || sameRefs(expected, commit.outputs)) return
-    if (!this.#once(`challenge:${commitId}`)) return
+    if (!this.#once(replica.thread, `challenge:${commitId}`)) return
     await this.publish('CHALLENGE', replica.thread, {
       task: taskId,
       commit: commitId,
@@ -1239,7 +1393,7 @@ export class Agent {
       upheld =
         commit.outputs.includes(proof.ref) && (await this.#options.artifacts.get(proof.ref)) === undefined
     }
-    if (!upheld || !this.#once(`invalidate:${challenge}`)) return
+    if (!upheld || !this.#once(replica.thread, `invalidate:${challenge}`)) return
     await this.publish('INVALIDATE', replica.thread, { task: taskId, commit: commitId, challenge })
   }
 }

@@ -89,6 +89,8 @@ export interface PlanSyncStats {
   refusedMessages: number
   /** Envelopes this peer wrote into plan documents. */
   written: number
+  /** Documents of settled threads dropped from memory (they stay in storage). */
+  forgotten: number
 }
 
 /** A peer's plan documents: follow threads, read their documents, stop. */
@@ -99,6 +101,11 @@ export interface PlanSync {
   follow(thread: string): Promise<DocHandle<PlanDoc>>
   /** Stops syncing a thread's document (what is stored stays). */
   unfollow(thread: string): void
+  /**
+   * Writes what is pending into a thread's document, stops syncing it and drops it from memory (it
+   * stays in storage). Done for every thread the agent reports settled when `followAll` is on.
+   */
+  forget(thread: string): Promise<void>
   /** The document handle of a followed thread, once it is ready. */
   handle(thread: string): DocHandle<PlanDoc> | undefined
   /** The threads followed. */
@@ -142,7 +149,7 @@ export async function createPlanSync(options: PlanSyncOptions): Promise<PlanSync
   const onError = options.onError ?? (() => undefined)
   const byThread = new Map<string, Followed>()
   const byDoc = new Map<DocumentId, Followed>()
-  const stats = { folded: 0, rejectedEntries: 0, refusedMessages: 0, written: 0 }
+  const stats = { folded: 0, rejectedEntries: 0, refusedMessages: 0, written: 0, forgotten: 0 }
   let stopped = false
 
   let reevaluating: ReturnType<typeof setTimeout> | undefined
@@ -377,6 +384,10 @@ export async function createPlanSync(options: PlanSyncOptions): Promise<PlanSync
       }
     }
   }
+  // A settled thread's document leaves memory (it stays in storage); news of it follows it again.
+  const unsettled = agent.onSettled((thread) => {
+    if (options.followAll !== false && !stopped) void api.forget(thread).catch(onError)
+  })
   const unobserve = agent.observe((env) => {
     if (stopped) return
     observed.push(env)
@@ -392,7 +403,7 @@ export async function createPlanSync(options: PlanSyncOptions): Promise<PlanSync
   }
 
   let stopping: Promise<void> | undefined
-  return {
+  const api: PlanSync = {
     repo,
     follow,
     unfollow(thread) {
@@ -403,6 +414,27 @@ export async function createPlanSync(options: PlanSyncOptions): Promise<PlanSync
       byThread.delete(thread)
       byDoc.delete(state.docId)
       repo.shareConfigChanged()
+    },
+    async forget(thread) {
+      const state = byThread.get(thread)
+      if (!state) return
+      await state.ready.catch(() => undefined)
+      if (byThread.get(thread) !== state) return
+      clearTimers(state)
+      write(state, state.pendingOwn)
+      write(state, state.pendingRelay)
+      await state.folding?.catch(() => undefined)
+      if (byThread.get(thread) !== state) return
+      api.unfollow(thread)
+      if (!state.handle) return
+      // The repo syncs a changed document a moment later (throttled): let that run before unloading.
+      await new Promise((resolve) => setTimeout(resolve, UNLOAD_QUIET_MS))
+      // Followed again meanwhile (news of the thread): it stays.
+      if (stopped || byThread.has(thread)) return
+      await repo.flush([state.docId]).catch(onError)
+      if (stopped || byThread.has(thread)) return
+      await repo.removeFromCache(state.docId).catch(onError)
+      stats.forgotten += 1
     },
     handle: (thread) => byThread.get(thread)?.handle,
     followed: () => [...byThread.keys()].sort(),
@@ -422,6 +454,7 @@ export async function createPlanSync(options: PlanSyncOptions): Promise<PlanSync
     stop() {
       stopping ??= (async () => {
         unobserve()
+        unsettled()
         // envelopes observed but not yet handled still go into documents already followed
         if (observeTimer) clearTimeout(observeTimer)
         for (const env of observed.splice(0)) {
@@ -459,7 +492,11 @@ export async function createPlanSync(options: PlanSyncOptions): Promise<PlanSync
       return stopping
     },
   }
+  return api
 }
+
+/** Quiet time between unfollowing a settled thread's document and unloading it, in ms. */
+const UNLOAD_QUIET_MS = 1_000
 
 function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error)

@@ -1,0 +1,207 @@
+/**
+ * Anchor growth: a real anchor process and one client peer (requester, planner, worker and the
+ * genesis verifier at once) posting NEEDs and carrying them to FINAL, `GROWTH_IN_FLIGHT` at a time.
+ * At each checkpoint of finalized threads the anchor's resident set (`/proc/<pid>/status` VmRSS,
+ * `anchor_rss_mb_<n>`) and its live heap after a full garbage collection (`anchor_heap_mb_<n>`,
+ * through the inspector on loopback) are read. RSS moves with the engine's lazy collection; the
+ * live heap is what the anchor holds, so `anchor_heap_kb_per_thread` between the first and last
+ * checkpoint is the growth figure.
+ *
+ * Checkpoints default to 1 000 and 10 000 threads (`GROWTH_THREADS=1000,10000,100000` for more: at
+ * the rates measured here 100 000 threads take hours). T_challenge is short (200 ms) so that
+ * threads settle quickly. With `GROWTH_HEAP_SNAPSHOT=1` (and `NODE_OPTIONS=--heapsnapshot-signal=SIGUSR2`,
+ * which the anchor inherits) the anchor writes a heap snapshot into its working directory at the end.
+ */
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { killAnchors, startAnchorProcess } from '../packages/node/test/helpers/anchor-process.ts'
+import { createIdentity } from '../packages/peer/src/crypto/ed25519.ts'
+import { fetchNetwork, requestCredits } from '../packages/peer/src/join.ts'
+import { createPeer, type Peer } from '../packages/peer/src/peer.ts'
+import type { Metric } from './suite.ts'
+
+const IN_FLIGHT = Number(process.env.GROWTH_IN_FLIGHT ?? 16)
+
+function checkpoints(): number[] {
+  const raw = process.env.GROWTH_THREADS ?? '1000,10000'
+  const list = raw.split(',').map((value) => Number(value.trim()))
+  if (list.some((value) => !Number.isInteger(value) || value <= 0))
+    throw new Error(`GROWTH_THREADS must list positive integers, got "${raw}"`)
+  return list.sort((a, b) => a - b)
+}
+
+/**
+ * The anchor's live heap in MB after a full collection, asked through its inspector (the anchor is
+ * started with `--inspect=127.0.0.1:0`; the URL is in its stderr).
+ */
+async function liveHeapMb(logs: readonly string[]): Promise<number> {
+  const url = logs.map((line) => /ws:\/\/127\.0\.0\.1:\d+\/[\w-]+/.exec(line)?.[0]).find(Boolean)
+  if (!url) throw new Error('the anchor did not print an inspector URL')
+  const socket = new WebSocket(url)
+  await new Promise((resolve, reject) => {
+    socket.onopen = resolve
+    socket.onerror = () => reject(new Error(`cannot reach the anchor's inspector at ${url}`))
+  })
+  let next = 0
+  const call = (method: string, params: Record<string, unknown> = {}) =>
+    new Promise<{ result?: { result?: { value?: unknown } } }>((resolve, reject) => {
+      const id = ++next
+      const timer = setTimeout(() => reject(new Error(`inspector ${method} timed out`)), 120_000)
+      socket.addEventListener('message', function onMessage(event) {
+        const reply = JSON.parse(String(event.data)) as { id?: number }
+        if (reply.id !== id) return
+        clearTimeout(timer)
+        socket.removeEventListener('message', onMessage)
+        resolve(reply as never)
+      })
+      socket.send(JSON.stringify({ id, method, params }))
+    })
+  try {
+    await call('HeapProfiler.collectGarbage')
+    await call('HeapProfiler.collectGarbage')
+    const reply = await call('Runtime.evaluate', {
+      expression: 'process.memoryUsage().heapUsed',
+      includeCommandLineAPI: true,
+    })
+    return Number(reply.result?.result?.value) / 1048576
+  } finally {
+    socket.close()
+  }
+}
+
+async function rssMb(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8')
+  const kb = Number(/VmRSS:\s+(\d+)\s+kB/.exec(status)?.[1] ?? Number.NaN)
+  return kb / 1024
+}
+
+export async function runGrowthBenchmark(progress: (line: string) => void): Promise<Record<string, Metric>> {
+  const marks = checkpoints()
+  const dir = await mkdtemp(join(tmpdir(), 'can-swarm-bench-growth-'))
+  let peer: Peer | undefined
+  try {
+    const identity = await createIdentity({ seed: new Uint8Array(32).fill(91) })
+    // The anchor inherits NODE_OPTIONS: its inspector listens on loopback, on a free port.
+    const saved = process.env.NODE_OPTIONS
+    process.env.NODE_OPTIONS = `${saved ?? ''} --inspect=127.0.0.1:0`.trim()
+    const starting = startAnchorProcess([
+      '--data',
+      join(dir, 'anchor'),
+      '--verifiers',
+      identity.did,
+      '--challenge-window-ms',
+      '200',
+    ])
+    if (saved === undefined) delete process.env.NODE_OPTIONS
+    else process.env.NODE_OPTIONS = saved
+    const anchor = await starting
+    const pid = anchor.child.pid!
+    const ws = anchor.multiaddrs.find((address) => address.includes('/ws/'))!
+    const { params } = await fetchNetwork(anchor.url)
+    await requestCredits(anchor.url, identity.did)
+    peer = await createPeer({
+      identity,
+      params,
+      bootstrap: [ws],
+      roles: { planner: true, worker: true, verifier: true },
+      tuning: { leaseTtlMs: 5000, workMs: 0, proposeBackoffMs: 0, claimBackoffMs: 0 },
+      network: { webRTC: false },
+      syncIntervalMs: 5000,
+    })
+    const agent = peer.agent
+    await new Promise((resolve) => setTimeout(resolve, 1500))
+    const metrics: Record<string, Metric> = {}
+    const idleMb = await rssMb(pid)
+    const idleHeapMb = await liveHeapMb(anchor.logs)
+    metrics.anchor_rss_mb_idle = { value: Math.round(idleMb), unit: 'MB' }
+    metrics.anchor_heap_mb_idle = { value: Math.round(idleHeapMb), unit: 'MB' }
+    progress(`idle anchor: RSS ${idleMb.toFixed(0)} MB, live heap ${idleHeapMb.toFixed(0)} MB`)
+
+    const open = new Set<string>()
+    let finalized = 0
+    let posted = 0
+    const started = performance.now()
+    const isFinal = (thread: string) => {
+      const state = agent.replica(thread)?.state
+      const winner = state?.winner
+      if (!state || !winner) return false
+      const tasks = [...state.tasks.values()].filter((task) => task.proposal === winner.proposal)
+      return tasks.length > 0 && tasks.every((task) => task.state === 'FINAL')
+    }
+    let lastProgress = performance.now()
+    const samples: { threads: number; mb: number; heapMb: number }[] = []
+    for (const mark of marks) {
+      while (finalized < mark) {
+        while (open.size < IN_FLIGHT && posted < marks[marks.length - 1]!) {
+          try {
+            const need = await agent.post({
+              requires: ['sha256'],
+              inputs: [new TextEncoder().encode(`growth ${posted}`)],
+              budget: 5,
+              bidWindowMs: 50,
+            })
+            open.add(need)
+            posted += 1
+          } catch (error) {
+            // Out of credits until payouts fall due: ask the faucet again, then wait.
+            await requestCredits(anchor.url, identity.did).catch(() => undefined)
+            await new Promise((resolve) => setTimeout(resolve, 200))
+            if (performance.now() - lastProgress > 30_000)
+              throw new Error(`no NEED could be posted for 30 s: ${(error as Error).message}`)
+            break
+          }
+        }
+        for (const thread of open) {
+          if (isFinal(thread)) {
+            open.delete(thread)
+            finalized += 1
+            lastProgress = performance.now()
+          }
+        }
+        if (performance.now() - lastProgress > 120_000)
+          throw new Error(`no thread finalized for 120 s (${finalized} so far, ${open.size} open)`)
+        await new Promise((resolve) => setTimeout(resolve, 20))
+        if (finalized % 500 === 0 && finalized > 0 && open.size === IN_FLIGHT) {
+          const seconds = (performance.now() - started) / 1000
+          progress(`${finalized} threads final in ${seconds.toFixed(0)} s`)
+        }
+      }
+      // Let the anchor settle (payouts fall due, retirement after 2 × T_challenge) before reading.
+      await new Promise((resolve) => setTimeout(resolve, 3000))
+      const heapMb = await liveHeapMb(anchor.logs)
+      const mb = await rssMb(pid)
+      samples.push({ threads: mark, mb, heapMb })
+      metrics[`anchor_rss_mb_${mark}`] = { value: Math.round(mb), unit: 'MB' }
+      metrics[`anchor_heap_mb_${mark}`] = { value: Math.round(heapMb), unit: 'MB' }
+      const seconds = (performance.now() - started) / 1000
+      progress(
+        `${mark} threads final in ${seconds.toFixed(0)} s: anchor RSS ${mb.toFixed(0)} MB, live heap ${heapMb.toFixed(0)} MB`,
+      )
+    }
+    const seconds = (performance.now() - started) / 1000
+    metrics.growth_threads_per_s = { value: Number((finalized / seconds).toFixed(1)), unit: 'threads/s' }
+    const first = samples[0]!
+    const last = samples[samples.length - 1]!
+    const base = samples.length > 1 ? first : { threads: 0, mb: idleMb, heapMb: idleHeapMb }
+    const span = Math.max(1, last.threads - base.threads)
+    metrics.anchor_rss_kb_per_thread = {
+      value: Math.round(((last.mb - base.mb) * 1024) / span),
+      unit: 'KB/thread',
+    }
+    metrics.anchor_heap_kb_per_thread = {
+      value: Math.round(((last.heapMb - base.heapMb) * 1024) / span),
+      unit: 'KB/thread',
+    }
+    if (process.env.GROWTH_HEAP_SNAPSHOT) {
+      anchor.child.kill('SIGUSR2')
+      progress('heap snapshot requested; waiting 60 s for the anchor to write it')
+      await new Promise((resolve) => setTimeout(resolve, 60_000))
+    }
+    return metrics
+  } finally {
+    await peer?.stop().catch(() => undefined)
+    killAnchors()
+    await rm(dir, { recursive: true, force: true })
+  }
+}
