@@ -5,7 +5,7 @@ import { CHROMIUM, CHROMIUM_ARGS, CHROMIUM_PERMISSIONS } from './e2e/support/chr
 
 /**
  * The test projects (the web app's build config is packages/web/vite.config.ts):
- * - `node`: every package's tests in Node 24;
+ * - `node`: every package's tests in Node 24, and the fuzzer's (fuzz/);
  * - `chromium`: the isomorphic peer tests again, in Debian's Chromium (real WebCrypto Ed25519,
  *   the same DAG-CBOR, schemas and core), so that "runs in browsers" is tested, not assumed.
  */
@@ -22,7 +22,7 @@ const projects: TestProjectConfiguration[] = [
   {
     test: {
       name: 'node',
-      include: ['packages/*/test/**/*.test.ts'],
+      include: ['packages/*/test/**/*.test.ts', 'fuzz/**/*.test.ts'],
       environment: 'node',
       testTimeout: 60_000,
       globalSetup: [SWARM_SETUP],

@@ -22,6 +22,7 @@ import { runBusBenchmark } from './bus.ts'
 import { runCasBenchmark } from './cas.ts'
 import { runDecideBenchmark } from './decide.ts'
 import { runDecideE2eBenchmark } from './decide-e2e.ts'
+import { runFuzzBenchmark } from './fuzz.ts'
 import { runGrowthBenchmark } from './growth.ts'
 import { runLateJoinBenchmark } from './late-join.ts'
 import { runLedgerBenchmark } from './ledger.ts'
@@ -382,5 +383,10 @@ export const BENCHMARKS: Record<string, Benchmark> = {
     description:
       'gossip bus: publish → validated at 9 peers of a 10-process loopback mesh at 1 000 envelopes/s, nats-server baseline',
     run: runBusBenchmark,
+  },
+  fuzz: {
+    description:
+      'structure-aware fuzzing of every wire decoder and the HTTP router, 1 000 000 inputs per target (FUZZ_BENCH_RUNS): inputs, crashes (must be 0), inputs/s',
+    run: runFuzzBenchmark,
   },
 }

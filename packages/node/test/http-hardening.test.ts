@@ -93,6 +93,15 @@ describe('the anchor HTTP server', () => {
     const malformed = await call(port, '/api/ledger/%E0%A4%A')
     expect(malformed.status).toBe(400)
     expect(JSON.parse(malformed.body)).toMatchObject({ code: 'BAD_REQUEST', field: 'path' })
+    // Targets the URL parser refuses (an authority with no host) are the client's error too (found
+    // by the fuzzer: they were a 500 and an error in the anchor's log).
+    const reported = errors.length
+    for (const target of ['//', '///', '//[']) {
+      const refused = await call(port, target)
+      expect(refused.status).toBe(400)
+      expect(JSON.parse(refused.body)).toMatchObject({ code: 'BAD_REQUEST', field: 'path' })
+    }
+    expect(errors.length).toBe(reported)
     const bug = await call(port, '/api/ledger')
     expect(bug.status).toBe(500)
     expect(bug.body).not.toMatch(/secret|passwd/)

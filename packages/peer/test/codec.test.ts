@@ -1,4 +1,5 @@
 import * as dagCbor from '@ipld/dag-cbor'
+import * as dagJson from '@ipld/dag-json'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import {
@@ -286,6 +287,38 @@ describe('envelopeToJson / envelopeFromJson', () => {
     expect(catchError(() => envelopeFromJson(' '.repeat(3 * MAX_ENVELOPE_BYTES + 1)))).toBeInstanceOf(
       OversizedEnvelopeError,
     )
+  })
+
+  it('refuses text over its structure budget before parsing it, in linear time (found by the fuzzer)', () => {
+    // The reference dag-json decoder took ~40 MB of heap and ~0.3 s for a megabyte of `1,` or a
+    // 3 MB string; these are refused or read in a few milliseconds now.
+    const numbers = `[${'1,'.repeat(1_000_000)}1]`
+    const tooMany = catchError(() => envelopeFromJson(numbers))
+    expect(tooMany).toBeInstanceOf(MalformedEnvelopeError)
+    expect(tooMany.message).toMatch(/more than 100000 values/)
+    const keys = `{${Array.from({ length: 20_000 }, (_, i) => `"k${i}":0`).join(',')}}`
+    expect(catchError(() => envelopeFromJson(keys)).message).toMatch(/more than 16384 object keys/)
+    expect(catchError(() => envelopeFromJson(`${'['.repeat(30)}${']'.repeat(30)}`)).message).toMatch(
+      /nesting deeper than 24/,
+    )
+    const started = performance.now()
+    const long = JSON.stringify({ v: 1, payload: 'x'.repeat(3 * 1024 * 1024) })
+    expect(catchError(() => envelopeFromJson(long))).toBeInstanceOf(CanSwarmError)
+    expect(performance.now() - started).toBeLessThan(1000)
+  })
+
+  it('reads dag-json as the reference decoder does, and refuses what it refuses', () => {
+    const env = fc.sample(arbEnvelope('COMMIT'), { numRuns: 1, seed: 3 })[0]!
+    const text = envelopeToJson(env)
+    expect(envelopeFromJson(text)).toEqual(dagJson.decode(new TextEncoder().encode(text)))
+    const parsed = JSON.parse(text)
+    const duplicate = text.replace('{', `{"kind":${JSON.stringify(parsed.kind)},`)
+    expect(catchError(() => envelopeFromJson(duplicate)).message).toMatch(/repeats a key/)
+    expect(() => dagJson.decode(new TextEncoder().encode(duplicate))).toThrow()
+    const badBytes = text.replace('"sig":{"/":{"bytes":"', '"sig":{"/":{"bytes":"!')
+    expect(catchError(() => envelopeFromJson(badBytes))).toBeInstanceOf(MalformedEnvelopeError)
+    const infinite = text.replace(/"lamport":\d+/, '"lamport":1e999')
+    expect(catchError(() => envelopeFromJson(infinite))).toBeInstanceOf(MalformedEnvelopeError)
   })
 })
 

@@ -615,6 +615,16 @@ describe('network genesis', () => {
     expect(await rejection(verifyGenesis(carried))).toBeInstanceOf(BadSignatureError)
   })
 
+  it('reads its JSON within a structure budget (found by the fuzzer: 400 KB of text took 18 MB of heap)', async () => {
+    const genesis = await signGenesis(body(), [alice, bob])
+    const text = genesisToJson(genesis)
+    const bloated = text.replace('"name":"test"', `"name":"test","pad":[${'0,'.repeat(300_000)}0]`)
+    expect(() => genesisFromJson(bloated)).toThrow(/more than 200000 values/)
+    const deep = text.replace('"name":"test"', `"name":"test","pad":${'['.repeat(9)}${']'.repeat(9)}`)
+    expect(() => genesisFromJson(deep)).toThrow(/nesting deeper than 8/)
+    expect(() => genesisFromJson(text.replace('{"body":{', '{"body":{"v":1,'))).toThrow(/repeats a key/)
+  })
+
   it('needs a valid signature of every anchor and of nobody else', async () => {
     const partial = await signGenesis(body(), [alice])
     const missing = await rejection(verifyGenesis(partial))

@@ -179,4 +179,38 @@ describe('plan document', () => {
       /not an Automerge sync/,
     )
   })
+
+  it('refuses a message that carries a chunk or a change twice, or chunks in one (found by the fuzzer: each copy cost a full decode)', () => {
+    const shape = planDocumentShape(THREAD)
+    const empty = { entries: 0, bytes: 0 }
+    const doc = withChange((draft) => {
+      for (const [key, bytes] of entries) draft.envelopes[key] = bytes
+    })
+    const carrying = messagesFrom(doc).find((message) => A.decodeSyncMessage(message).changes.length > 0)!
+    const decoded = A.decodeSyncMessage(carrying)
+    expect(syncMessageProblem(carrying, shape, empty, DEFAULT_PLAN_DOC_LIMITS)).toBeUndefined()
+    // The same chunk a thousand times: refused at once, before a single copy is decoded.
+    const repeated = A.encodeSyncMessage({ ...decoded, changes: Array(1000).fill(decoded.changes[0]!) })
+    expect(syncMessageProblem(repeated, shape, empty, DEFAULT_PLAN_DOC_LIMITS)).toMatch(/same chunk twice/)
+    // The same change inside two different chunks (the whole document, then the change alone).
+    const whole = A.save(doc)
+    const change = A.getChanges(A.load<PlanDoc>(planDocumentRoot(THREAD)), doc)[0]!
+    const both = A.encodeSyncMessage({ ...decoded, changes: [whole, change] })
+    expect(syncMessageProblem(both, shape, empty, DEFAULT_PLAN_DOC_LIMITS)).toMatch(
+      /carries change \w+ twice/,
+    )
+    // Copies of the document inside one chunk (Automerge loads them one by one): not one chunk.
+    const copies = new Uint8Array(whole.length * 600)
+    for (let i = 0; i < 600; i += 1) copies.set(whole, i * whole.length)
+    const concatenated = A.encodeSyncMessage({ ...decoded, changes: [copies] })
+    expect(syncMessageProblem(concatenated, shape, empty, DEFAULT_PLAN_DOC_LIMITS)).toMatch(
+      /not one Automerge chunk/,
+    )
+    // The whole document alone, or its changes one by one, pass.
+    const alone = A.encodeSyncMessage({ ...decoded, changes: [whole] })
+    expect(syncMessageProblem(alone, shape, empty, DEFAULT_PLAN_DOC_LIMITS)).toBeUndefined()
+    const changes = A.getChanges(A.load<PlanDoc>(planDocumentRoot(THREAD)), doc)
+    const single = A.encodeSyncMessage({ ...decoded, changes })
+    expect(syncMessageProblem(single, shape, empty, DEFAULT_PLAN_DOC_LIMITS)).toBeUndefined()
+  })
 })

@@ -99,6 +99,18 @@ function decodeSegment(text: string): string {
   }
 }
 
+/**
+ * The URL of a request target. A target the URL parser refuses (`//`, `//[`: an authority that is
+ * no host) is the client's error (400), not the server's.
+ */
+function requestUrl(target: string | undefined): URL {
+  try {
+    return new URL(target ?? '/', 'http://anchor.invalid')
+  } catch {
+    throw new RequestError(400, 'BAD_REQUEST', 'the request target is not a path', 'path')
+  }
+}
+
 const LOOPBACK_NAMES = new Set(['localhost', '::1', '[::1]'])
 
 /** The host name of a `Host` header, lower-cased, without its port. */
@@ -252,10 +264,15 @@ const NO_WEB_APP = `<!doctype html><meta charset="utf-8"><title>CAN Swarm anchor
 <code>packages/web/dist</code> yet; see <a href="/api/status">/api/status</a>, <a href="/healthz">/healthz</a>,
 <a href="/readyz">/readyz</a> and <a href="/metrics">/metrics</a>.</p>`
 
-/** Starts the HTTP server; resolves once it listens. */
-export async function startHttp(options: HttpOptions): Promise<{ server: Server; url: string }> {
+/**
+ * The request listener of {@link startHttp}: the Host check, the in-flight bound and the router.
+ * Needs no socket of its own, so the fuzzer drives it with in-memory requests.
+ */
+export function httpRequestListener(
+  options: HttpOptions,
+): (request: IncomingMessage, response: ServerResponse) => void {
   const handle = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
-    const url = new URL(request.url ?? '/', 'http://anchor.invalid')
+    const url = requestUrl(request.url)
     const method = request.method ?? 'GET'
     let route = url.pathname
     let status: number
@@ -360,7 +377,7 @@ export async function startHttp(options: HttpOptions): Promise<{ server: Server;
   const allowed = options.allowedHosts ?? []
   const maxInFlight = options.maxInFlight ?? 128
   let inFlight = 0
-  const server = createServer((request, response) => {
+  return (request, response) => {
     if (!hostAllowed(request.headers.host, options.host, allowed)) {
       const status = fail(
         response,
@@ -401,7 +418,12 @@ export async function startHttp(options: HttpOptions): Promise<{ server: Server;
       const status = fail(response, 500, 'INTERNAL', 'internal error (reported in the anchor log)')
       options.onRequest?.(request.method ?? 'GET', 'error', status)
     })
-  })
+  }
+}
+
+/** Starts the HTTP server; resolves once it listens. */
+export async function startHttp(options: HttpOptions): Promise<{ server: Server; url: string }> {
+  const server = createServer(httpRequestListener(options))
   server.maxConnections = options.maxConnections ?? 512
   server.headersTimeout = 10_000
   server.requestTimeout = 30_000

@@ -19,6 +19,7 @@ import * as dagJson from '@ipld/dag-json'
 import { z } from 'zod'
 import { cidOfDagCbor, cidProblem, didKeyProblem, encodeCanonical } from './codec.ts'
 import { DEFAULT_QUORUM_PARAMS, type QuorumParams } from './consensus.ts'
+import { decodeDagJson, type JsonBudget } from './dag-json.ts'
 import { InvalidArgumentError, MalformedEnvelopeError } from './errors.ts'
 import { DEFAULT_NETWORK_PARAMS, type NetworkParams, networkParams } from './thread/params.ts'
 import type { Cid, Did, PoolEntrySnapshot } from './types.ts'
@@ -30,6 +31,11 @@ export const GENESIS_VERSION = 1 as const
 export const MAX_GENESIS_ANCHORS = 64
 /** Longest genesis text accepted, in characters (a genesis with a 256-verifier pool fits well). */
 export const MAX_GENESIS_JSON_CHARS = 1_048_576
+/**
+ * The structure a genesis text may carry: every value and key a 1 MiB genesis can legitimately
+ * hold (allocations are the bulk: two keys and five values each), nested no deeper than the body.
+ */
+const GENESIS_JSON_BUDGET: JsonBudget = Object.freeze({ maxItems: 200_000, maxDepth: 8, maxKeys: 32_768 })
 
 /** The protocol parameters a genesis fixes for the life of the network. */
 export interface GenesisParams {
@@ -265,7 +271,6 @@ export function paramsFromGenesis(genesis: Pick<Genesis, 'id' | 'body'>): Networ
 
 // ---------------------------------------------------------------- JSON
 
-const textEncoder = new TextEncoder()
 const textDecoder = new TextDecoder()
 
 /** The dag-json text of a genesis record (`{ id, body, signatures }`, keys sorted). */
@@ -289,7 +294,7 @@ export function genesisFromJson(text: string): Genesis {
   }
   let value: unknown
   try {
-    value = dagJson.decode(textEncoder.encode(text))
+    value = decodeDagJson(text, GENESIS_JSON_BUDGET, 'genesis')
   } catch (error) {
     throw new MalformedEnvelopeError(`the genesis is not dag-json (${(error as Error).message})`, 'genesis')
   }

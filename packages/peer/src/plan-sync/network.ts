@@ -157,7 +157,7 @@ export class Libp2pNetworkAdapter extends NetworkAdapter {
     if (!SYNC_MESSAGE_TYPES.has(message.type) || message.documentId === undefined) return
     const link = this.#links.get(message.targetId)
     if (!link) return
-    this.#enqueue(link, encodeFrame(message.type, message.documentId, message.data))
+    this.#enqueue(link, encodePlanSyncFrame(message.type, message.documentId, message.data))
   }
 
   disconnect(): void {
@@ -293,7 +293,7 @@ export class Libp2pNetworkAdapter extends NetworkAdapter {
       try {
         for (;;) {
           const frame = await framed.read()
-          const message = decodeFrame(frame.subarray(), key, String(this.peerId))
+          const message = decodePlanSyncFrame(frame.subarray(), key, String(this.peerId))
           const verdict = this.#inspect?.(message) ?? { verdict: 'deliver' }
           if (verdict.verdict === 'refuse') {
             this.#refuse(key, verdict.reason)
@@ -313,7 +313,7 @@ export class Libp2pNetworkAdapter extends NetworkAdapter {
         }
       } catch (error) {
         if (link.inbound.has(stream) && this.#links.get(key) === link) {
-          if (error instanceof FrameError || OVERSIZED_FRAME_ERRORS.has(asError(error).name)) {
+          if (error instanceof PlanSyncFrameError || OVERSIZED_FRAME_ERRORS.has(asError(error).name)) {
             this.#refuse(key, asError(error).message)
           } else link.inbound.delete(stream)
         }
@@ -340,7 +340,13 @@ export class Libp2pNetworkAdapter extends NetworkAdapter {
   }
 }
 
-class FrameError extends Error {}
+/** An inbound frame that is not a well-formed sync message: its sender is refused. */
+export class PlanSyncFrameError extends Error {
+  constructor(message: string) {
+    super(message)
+    this.name = 'PlanSyncFrameError'
+  }
+}
 
 /** Errors of `lpStream` that mean the remote wrote a frame over the limit. */
 const OVERSIZED_FRAME_ERRORS: ReadonlySet<string> = new Set([
@@ -350,28 +356,35 @@ const OVERSIZED_FRAME_ERRORS: ReadonlySet<string> = new Set([
   'StreamBufferError',
 ])
 
-function encodeFrame(type: string, documentId: string, data: Uint8Array | undefined): Uint8Array {
+/** The frame of one repo message: DAG-CBOR `{ t: type, d: documentId, b?: data }`. */
+export function encodePlanSyncFrame(
+  type: string,
+  documentId: string,
+  data: Uint8Array | undefined,
+): Uint8Array {
   return dagCbor.encode(data === undefined ? { t: type, d: documentId } : { t: type, d: documentId, b: data })
 }
 
-/** Decodes a frame into a repo message from `sender` to `target`; throws {@link FrameError}. */
-function decodeFrame(bytes: Uint8Array, sender: string, target: string): Message {
+/** Decodes a frame into a repo message from `sender` to `target`; throws {@link PlanSyncFrameError}. */
+export function decodePlanSyncFrame(bytes: Uint8Array, sender: string, target: string): Message {
   let value: { t?: unknown; d?: unknown; b?: unknown }
   try {
     // A frame is a map of three fields: its shape is checked before anything is built.
     checkCborBudget(bytes, { maxItems: 8, maxDepth: 1 }, 'frame')
     value = dagCbor.decode(bytes)
   } catch (error) {
-    throw new FrameError(`undecodable frame (${asError(error).message})`)
+    throw new PlanSyncFrameError(`undecodable frame (${asError(error).message})`)
   }
-  if (typeof value !== 'object' || value === null) throw new FrameError('a frame must be a map')
+  if (typeof value !== 'object' || value === null) throw new PlanSyncFrameError('a frame must be a map')
   const { t: type, d: documentId, b: data } = value
-  if (typeof type !== 'string' || !SYNC_MESSAGE_TYPES.has(type)) throw new FrameError('unknown message type')
-  if (typeof documentId !== 'string' || documentId.length > 64) throw new FrameError('bad document id')
+  if (typeof type !== 'string' || !SYNC_MESSAGE_TYPES.has(type))
+    throw new PlanSyncFrameError('unknown message type')
+  if (typeof documentId !== 'string' || documentId.length > 64)
+    throw new PlanSyncFrameError('bad document id')
   if (type === 'doc-unavailable') {
     return { type, senderId: sender as RepoPeerId, targetId: target as RepoPeerId, documentId } as Message
   }
-  if (!(data instanceof Uint8Array)) throw new FrameError(`a ${type} message must carry bytes`)
+  if (!(data instanceof Uint8Array)) throw new PlanSyncFrameError(`a ${type} message must carry bytes`)
   return { type, senderId: sender as RepoPeerId, targetId: target as RepoPeerId, documentId, data } as Message
 }
 
