@@ -29,7 +29,7 @@ import { SeededRandom } from './agent/ports.ts'
 import type { HeliaArtifacts } from './artifacts/helia.ts'
 import type { ArtifactStore } from './core/artifacts.ts'
 import type { ConsensusStore } from './core/consensus.ts'
-import { type NetworkParams, networkParams } from './core/thread/params.ts'
+import { isAnchor, type NetworkParams, networkParams } from './core/thread/params.ts'
 import { createIdentity, type LocalIdentity } from './crypto/ed25519.ts'
 import { type AttachedAgent, attachAgent, systemClock } from './net/agent-bus.ts'
 import { type BusOptions, createBus, type GossipBus } from './net/bus.ts'
@@ -128,8 +128,11 @@ export async function createPeer(options: PeerOptions): Promise<Peer> {
   const network = await createNetwork({ ...options.network, identity, bootstrap: options.bootstrap ?? [] })
   // Gossip of another network is never delivered nor forwarded (its signatures are worthless here).
   const ingress = options.bus?.ingress
+  const quotas = options.bus?.quotas
   const bus = createBus(network, {
     ...options.bus,
+    // The network's anchors speak for everyone (DECIDEs, grants, finalizations): never throttled.
+    ...(quotas === false ? {} : { quotas: { exempt: (did: string) => isAnchor(params, did), ...quotas } }),
     ingress: (env, context) =>
       env.net !== params.network
         ? { allowed: false, reason: `envelope of network ${env.net}, not ${params.network}` }

@@ -91,6 +91,8 @@ export async function startSwarm(options: SwarmOptions): Promise<AnchorSwarm> {
   // The bus gates gossip before it is delivered or forwarded: this network only, then the policy.
   const policy = options.policy
   const inner = createBus(network, {
+    // The network's anchors speak for everyone (DECIDEs, grants, finalizations): never throttled.
+    quotas: { exempt: (did) => options.params.anchors.includes(did) },
     ingress: (env) => {
       if (env.net !== options.params.network) {
         return { allowed: false, reason: `envelope of network ${env.net}, not ${options.params.network}` }

@@ -22,6 +22,7 @@ import { InvalidArgumentError } from '../core/errors.ts'
 import type { AnyEnvelope, Envelope } from '../core/types.ts'
 import { encodeFrame, MAX_BATCH_ENVELOPES, MAX_FRAME_BYTES } from './frame.ts'
 import type { Network } from './network.ts'
+import { checkRateBudget, DEFAULT_MAX_RATE_KEYS, type RateBudget, RateLimiter } from './quota.ts'
 import { allShardTopics, capabilityTopic, isSwarmTopic, shardTopic, threadTopic } from './topics.ts'
 import {
   DEFAULT_MAX_CLOCK_SKEW_MS,
@@ -65,8 +66,42 @@ export interface BusOptions {
   /** Announce NEEDs on their capability topics too. @default true */
   announceNeeds?: boolean
   /** Oldest accepted envelope, future skew, clock: see validation.ts. */
-  validation?: Omit<FrameValidationOptions, 'ingress' | 'maxEnvelopeAgeMs'>
+  validation?: Omit<FrameValidationOptions, 'ingress' | 'maxEnvelopeAgeMs' | 'admit'>
+  /** Gossip quotas ({@link GossipQuotas}); `false` turns them off. @default DEFAULT_GOSSIP_QUOTAS */
+  quotas?: Partial<GossipQuotas> | false
 }
+
+/**
+ * Gossip quotas (docs/PROTOCOL.md §13). A frame over its forwarding peer's budget is refused before
+ * any signature is checked; one carrying an envelope over its signed sender's budget is refused
+ * once the signatures are known good (so nobody can spend an honest sender's budget with forged
+ * envelopes). Either way the frame is ignored — not delivered, not forwarded — and its forwarder
+ * is not penalised (an honest relay of someone else's flood is not at fault); the sender's excess
+ * reaches peers only through sync, under sync's own per-peer limits.
+ */
+export interface GossipQuotas {
+  /** Envelopes per second one forwarding peer may bring. @default 2 000/s, burst 4 000 */
+  peerEnvelopes: RateBudget
+  /** Frame bytes per second one forwarding peer may bring. @default 16 MiB/s, burst 32 MiB */
+  peerBytes: RateBudget
+  /** Envelopes per second of one sender (its did:key), through all peers. @default 500/s, burst 1 000 */
+  senderEnvelopes: RateBudget
+  /** Envelope bytes per second of one sender. @default 4 MiB/s, burst 16 MiB */
+  senderBytes: RateBudget
+  /** Senders never throttled (the network's anchors). @default none */
+  exempt?: (sender: string) => boolean
+  /** Peers and senders tracked per budget; the least recently charged are forgotten. @default 10 000 */
+  maxTracked: number
+}
+
+/** Default {@link GossipQuotas}. */
+export const DEFAULT_GOSSIP_QUOTAS: Readonly<GossipQuotas> = Object.freeze({
+  peerEnvelopes: { perSecond: 2_000, burst: 4_000 },
+  peerBytes: { perSecond: 16 * 1024 * 1024, burst: 32 * 1024 * 1024 },
+  senderEnvelopes: { perSecond: 500, burst: 1_000 },
+  senderBytes: { perSecond: 4 * 1024 * 1024, burst: 16 * 1024 * 1024 },
+  maxTracked: DEFAULT_MAX_RATE_KEYS,
+})
 
 /** Counters of a bus. */
 export interface BusStats {
@@ -80,8 +115,10 @@ export interface BusStats {
   delivered: number
   /** Valid envelopes seen again under another frame (NEED announcements, batches). */
   duplicates: number
-  /** Frames rejected, by reason. */
+  /** Frames rejected, by reason (`throttled` frames are ignored, not rejected: nobody is penalised). */
   rejected: Record<RejectReason, number>
+  /** Frames ignored because an envelope's sender was over its quota. */
+  senderThrottled: number
   /** The latest rejections (bounded), oldest first. */
   recentRejections: Array<{ from: string; reason: RejectReason; ids: string[]; detail: string }>
 }
@@ -134,10 +171,61 @@ export function createBus(network: Network, options: BusOptions = {}): GossipBus
   if (!Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > MAX_BATCH_ENVELOPES) {
     throw new InvalidArgumentError(`maxBatchEnvelopes must be 1…${MAX_BATCH_ENVELOPES}`, 'maxBatchEnvelopes')
   }
+  const quotas = options.quotas === false ? undefined : { ...DEFAULT_GOSSIP_QUOTAS, ...options.quotas }
+  const clock = options.validation?.now ?? Date.now
+  const limiter = (budget: RateBudget, field: keyof GossipQuotas) => {
+    checkRateBudget(budget, `quotas.${field}`)
+    return new RateLimiter({ ...budget, maxKeys: quotas!.maxTracked, now: clock })
+  }
+  const limits = quotas && {
+    peerEnvelopes: limiter(quotas.peerEnvelopes, 'peerEnvelopes'),
+    peerBytes: limiter(quotas.peerBytes, 'peerBytes'),
+    senderEnvelopes: limiter(quotas.senderEnvelopes, 'senderEnvelopes'),
+    senderBytes: limiter(quotas.senderBytes, 'senderBytes'),
+  }
   const validation: FrameValidationOptions = {
     ...options.validation,
     maxEnvelopeAgeMs,
     ...(options.ingress ? { ingress: options.ingress } : {}),
+    ...(limits
+      ? {
+          admit: ({ bytes, envelopes }, { from }) => {
+            if (
+              limits.peerEnvelopes.available(from) < envelopes.length ||
+              limits.peerBytes.available(from) < bytes
+            )
+              return `peer ${from} is over its gossip quota`
+            limits.peerEnvelopes.take(from, envelopes.length)
+            limits.peerBytes.take(from, bytes)
+            return undefined
+          },
+        }
+      : {}),
+  }
+
+  /** Charges each (non-exempt) sender of a verified frame; false, charging nothing, when one is over. */
+  const admitSenders = (envelopes: readonly AnyEnvelope[], sizes: readonly number[]): boolean => {
+    if (!limits) return true
+    const charges = new Map<string, { count: number; bytes: number }>()
+    for (const [index, env] of envelopes.entries()) {
+      if (quotas?.exempt?.(env.sender)) continue
+      const charge = charges.get(env.sender) ?? { count: 0, bytes: 0 }
+      charge.count += 1
+      charge.bytes += sizes[index] ?? 0
+      charges.set(env.sender, charge)
+    }
+    for (const [sender, charge] of charges) {
+      if (
+        limits.senderEnvelopes.available(sender) < charge.count ||
+        limits.senderBytes.available(sender) < charge.bytes
+      )
+        return false
+    }
+    for (const [sender, charge] of charges) {
+      limits.senderEnvelopes.take(sender, charge.count)
+      limits.senderBytes.take(sender, charge.bytes)
+    }
+    return true
   }
 
   const listeners = new Set<EnvelopeListener>()
@@ -150,7 +238,8 @@ export function createBus(network: Network, options: BusOptions = {}): GossipBus
     publishErrors: 0,
     delivered: 0,
     duplicates: 0,
-    rejected: { malformed: 0, stale: 0, future: 0, 'bad-signature': 0, denied: 0 },
+    rejected: { malformed: 0, stale: 0, future: 0, 'bad-signature': 0, denied: 0, throttled: 0 },
+    senderThrottled: 0,
     recentRejections: [],
   }
 
@@ -176,8 +265,14 @@ export function createBus(network: Network, options: BusOptions = {}): GossipBus
         detail: result.detail,
       })
       if (stats.recentRejections.length > MAX_RECENT_REJECTIONS) stats.recentRejections.shift()
+      // Over a quota is not misbehaviour of the forwarder: the frame is dropped, nobody penalised.
+      if (result.reason === 'throttled') return TopicValidatorResult.Ignore
       network.reputation.recordInvalid(peer)
       return TopicValidatorResult.Reject
+    }
+    if (!admitSenders(result.envelopes, result.sizes)) {
+      stats.senderThrottled += 1
+      return TopicValidatorResult.Ignore
     }
     accepted.set(message, result.envelopes)
     network.reputation.recordDelivery(peer)

@@ -263,7 +263,11 @@ export async function createNetwork(options: NetworkOptions): Promise<Network> {
           topics,
           appSpecificScore: (peer) => reputation.score(peer),
           appSpecificWeight: 1,
-          IPColocationFactorWeight: 0,
+          // Many peer ids behind one address (a Sybil swarm on one host) lose score quadratically past
+          // the threshold; loopback is exempt (local tests and tools).
+          IPColocationFactorWeight: -1,
+          IPColocationFactorThreshold: 8,
+          IPColocationFactorWhitelist: new Set(['127.0.0.1', '::1']),
           behaviourPenaltyWeight: -1,
         },
         scoreThresholds: {

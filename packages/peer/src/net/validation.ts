@@ -49,14 +49,23 @@ export interface FrameValidationOptions {
   backend?: CryptoBackend
   /** The clock, in ms since the epoch. @default Date.now */
   now?: () => number
+  /**
+   * Admission before any signature is checked (the forwarder's quota): returns why the frame is not
+   * admitted, or `undefined`. A frame not admitted is `throttled`, which costs its forwarder nothing.
+   */
+  admit?: (
+    frame: { bytes: number; envelopes: readonly AnyEnvelope[] },
+    context: { from: string },
+  ) => string | undefined
 }
 
 /** Why a frame was rejected (stable codes, counted in the bus statistics). */
-export type RejectReason = 'malformed' | 'stale' | 'future' | 'bad-signature' | 'denied'
+export type RejectReason = 'malformed' | 'stale' | 'future' | 'bad-signature' | 'denied' | 'throttled'
 
 /** Outcome of {@link validateFrame}. */
 export type FrameValidation =
-  | { ok: true; envelopes: AnyEnvelope[] }
+  /** `sizes[i]`: the encoded bytes of `envelopes[i]`. */
+  | { ok: true; envelopes: AnyEnvelope[]; sizes: number[] }
   | { ok: false; reason: RejectReason; detail: string; ids: string[] }
 
 /** Signatures checked together (in flight at once) before the next group of a batch. */
@@ -74,8 +83,12 @@ export async function validateFrame(
   options: FrameValidationOptions = {},
 ): Promise<FrameValidation> {
   const envelopes: AnyEnvelope[] = []
+  const sizes: number[] = []
   try {
-    for (const bytes of decodeFrame(data)) envelopes.push(decodeEnvelope(bytes))
+    for (const bytes of decodeFrame(data)) {
+      envelopes.push(decodeEnvelope(bytes))
+      sizes.push(bytes.length)
+    }
   } catch (error) {
     return { ok: false, reason: 'malformed', detail: describe(error), ids: [] }
   }
@@ -91,6 +104,8 @@ export async function validateFrame(
       return { ok: false, reason: 'future', detail: `envelope ${env.id} is ${env.ts - now} ms ahead`, ids }
     }
   }
+  const refused = options.admit?.({ bytes: data.length, envelopes }, context)
+  if (refused !== undefined) return { ok: false, reason: 'throttled', detail: refused, ids }
   // Signatures in groups, stopping at the first bad one: a batch with a forged envelope first costs
   // the receiver one group of checks, not the whole batch.
   for (let start = 0; start < envelopes.length; start += SIGNATURE_GROUP) {
@@ -112,7 +127,7 @@ export async function validateFrame(
       }
     }
   }
-  return { ok: true, envelopes }
+  return { ok: true, envelopes, sizes }
 }
 
 /**

@@ -272,6 +272,8 @@ export class SwarmSession extends EventTarget {
     })
     // Gossip of another network is neither taken in nor forwarded: its signatures mean nothing here.
     this.bus = createBus(network, {
+      // The network's anchors speak for everyone (DECIDEs, grants, finalizations): never throttled.
+      quotas: { exempt: (did) => this.genesis?.body.anchors.includes(did) ?? false },
       ingress: (env) =>
         env.net === this.genesis?.id
           ? { allowed: true }
