@@ -6,13 +6,13 @@
  * and answers with the signed DECIDE that won (which may be another proposal's), or why there is
  * none.
  */
-import type { Stream } from '@libp2p/interface'
+import type { Connection, Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
 import type { Agent } from '../../../peer/src/agent/agent.ts'
 import type { EnvelopeSink } from '../../../peer/src/agent/ports.ts'
 import { compareEnvelopes } from '../../../peer/src/core/codec.ts'
 import type { ConsensusStore } from '../../../peer/src/core/consensus.ts'
-import { CanSwarmError } from '../../../peer/src/core/errors.ts'
+import { CanSwarmError, MalformedEnvelopeError, QuotaExceededError } from '../../../peer/src/core/errors.ts'
 import type { Envelope } from '../../../peer/src/core/types.ts'
 import { verifyEnvelopes } from '../../../peer/src/crypto/envelopes.ts'
 import {
@@ -23,6 +23,7 @@ import {
   MAX_MESSAGE_BYTES,
 } from '../../../peer/src/decide/protocol.ts'
 import type { Network } from '../../../peer/src/net/network.ts'
+import { ByteBudget, type RateBudget, RateLimiter } from '../../../peer/src/net/quota.ts'
 import { DEFAULT_MAX_CLOCK_SKEW_MS, DEFAULT_MAX_ENVELOPE_AGE_MS } from '../../../peer/src/net/validation.ts'
 
 export interface DecideServiceOptions {
@@ -36,23 +37,82 @@ export interface DecideServiceOptions {
   timeoutMs?: number
   /** Requests served at once per connection. @default 16 */
   maxInboundStreams?: number
+  /** Requests one remote peer may make. @default 100/s, burst 200 */
+  perPeer?: RateBudget
+  /**
+   * Bytes of requests read and held at once over all connections: a request's declared length is
+   * reserved before its body is read, and one that does not fit is refused (`QUOTA_EXCEEDED`).
+   * @default 33 554 432 (32 MiB)
+   */
+  maxInFlightBytes?: number
   onRequest?: (outcome: DecideServiceResponse['outcome'], ms: number) => void
+}
+
+/** Default of {@link DecideServiceOptions.perPeer}. */
+export const DEFAULT_DECIDE_PER_PEER: Readonly<RateBudget> = Object.freeze({ perSecond: 100, burst: 200 })
+/** Default of {@link DecideServiceOptions.maxInFlightBytes}. */
+export const DEFAULT_DECIDE_IN_FLIGHT_BYTES = 32 * 1024 * 1024
+
+/** An unsigned varint of at most 5 bytes from `bytes` (RangeError while incomplete, as lpStream expects). */
+function decodeLengthPrefix(bytes: { byteLength: number; get(index: number): number }): number {
+  let value = 0
+  for (let index = 0; index < bytes.byteLength; index += 1) {
+    const byte = bytes.get(index)
+    value += (byte & 0x7f) * 2 ** (7 * index)
+    if ((byte & 0x80) === 0) return value
+    if (index >= 4) throw new MalformedEnvelopeError('request length prefix is longer than 5 bytes', 'length')
+  }
+  throw new RangeError('incomplete length prefix')
 }
 
 export async function serveDecide(options: DecideServiceOptions): Promise<() => Promise<void>> {
   const timeoutMs = options.timeoutMs ?? 5_000
-  const handle = async (stream: Stream): Promise<void> => {
+  const perPeer = new RateLimiter({ ...(options.perPeer ?? DEFAULT_DECIDE_PER_PEER) })
+  const inFlight = new ByteBudget(options.maxInFlightBytes ?? DEFAULT_DECIDE_IN_FLIGHT_BYTES)
+  const handle = async (stream: Stream, connection: Connection): Promise<void> => {
     const started = performance.now()
-    const framed = lpStream(stream, { maxDataLength: MAX_MESSAGE_BYTES })
+    const peer = connection.remotePeer.toString()
+    let release: (() => void) | undefined
+    // The declared length is checked and reserved before the body is read (nothing is allocated
+    // for a request that is too large or does not fit the process's budget).
+    const framed = lpStream(stream, {
+      maxDataLength: MAX_MESSAGE_BYTES,
+      lengthDecoder: (prefix) => {
+        const length = decodeLengthPrefix(prefix)
+        if (length > MAX_MESSAGE_BYTES)
+          throw new MalformedEnvelopeError(
+            `request of ${length} bytes is over ${MAX_MESSAGE_BYTES}`,
+            'length',
+          )
+        release = inFlight.tryAcquire(length)
+        if (!release)
+          throw new QuotaExceededError(
+            `the DECIDE service holds ${inFlight.used} of ${inFlight.limitBytes} bytes of requests: try again shortly`,
+            'length',
+            100,
+          )
+        return length
+      },
+    })
     const signal = AbortSignal.timeout(timeoutMs + 1_000)
     let response: DecideServiceResponse
     try {
+      if (!perPeer.take(peer)) {
+        throw new QuotaExceededError(
+          `peer ${peer} is over its DECIDE request rate (${perPeer.budget.perSecond}/s)`,
+          'peer',
+          perPeer.waitMs(peer),
+        )
+      }
       const request = decodeRequest((await framed.read({ signal })).subarray())
       response = await decide(options, request, timeoutMs)
     } catch (error) {
       response = {
         outcome: 'refused',
-        reason: error instanceof CanSwarmError ? error.message : String(error),
+        reason:
+          error instanceof CanSwarmError
+            ? `${error.code}: ${error.message}`
+            : `MALFORMED_ENVELOPE: ${error instanceof Error ? error.message : String(error)}`,
       }
     }
     try {
@@ -61,11 +121,16 @@ export async function serveDecide(options: DecideServiceOptions): Promise<() => 
     } catch {
       stream.abort(new Error('decide service: could not answer'))
     }
+    release?.()
     options.onRequest?.(response.outcome, performance.now() - started)
   }
-  await options.network.libp2p.handle(DECIDE_PROTOCOL, (stream) => void handle(stream), {
-    maxInboundStreams: options.maxInboundStreams ?? 16,
-  })
+  await options.network.libp2p.handle(
+    DECIDE_PROTOCOL,
+    (stream, connection) => void handle(stream, connection),
+    {
+      maxInboundStreams: options.maxInboundStreams ?? 16,
+    },
+  )
   return () => options.network.libp2p.unhandle(DECIDE_PROTOCOL)
 }
 

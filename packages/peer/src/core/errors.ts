@@ -29,6 +29,7 @@ export type ErrorCode =
   | 'OVERSIZED_ARTIFACT'
   | 'STORAGE_FAILED'
   | 'SYNC_REFUSED'
+  | 'QUOTA_EXCEEDED'
 
 /** Base class of every CAN Swarm error. */
 export class CanSwarmError extends Error {
@@ -272,6 +273,19 @@ export class StorageFailedError extends CanSwarmError {
     this.name = 'StorageFailedError'
     this.path = path
     this.errno = typeof errno === 'string' ? errno : undefined
+  }
+}
+
+/**
+ * A remote party is over one of its budgets (requests per second, bytes in flight): the request is
+ * refused before it costs more. `retryAfterMs`, when known, says when the same request would fit.
+ */
+export class QuotaExceededError extends CanSwarmError {
+  readonly retryAfterMs: number | undefined
+  constructor(message: string, field: string, retryAfterMs?: number) {
+    super('QUOTA_EXCEEDED', message, field)
+    this.name = 'QuotaExceededError'
+    this.retryAfterMs = retryAfterMs
   }
 }
 
