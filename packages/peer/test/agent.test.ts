@@ -592,3 +592,61 @@ describe('settled threads (bounded state)', () => {
     bounded.agent.stop()
   })
 })
+
+describe('bounded threads', () => {
+  const needOf = (who: Identity, budget: number) =>
+    signNeed(who, {
+      epoch: 1,
+      requires: ['word-frequency'],
+      inputs: [input],
+      produces: 'application/json',
+      budget,
+      deadlineMs: 0,
+      bidWindowMs: 1,
+    })
+
+  it('follows at most maxUndecidedThreads undecided threads: the one quiet the longest goes, never its own', async () => {
+    const { agent, advance } = agentOf(planner, { maxUndecidedThreads: 2 })
+    const evicted: string[] = []
+    agent.onEvict((env) => evicted.push(env.id))
+    const own = await agent.post({ requires: ['word-frequency'], inputs: [new Uint8Array([1])], budget: 3 })
+    await advance(10)
+    const first = await needOf(stranger, 21)
+    expect(await agent.deliver(first)).toBeUndefined()
+    await advance(20)
+    const second = await needOf(stranger, 22)
+    expect(await agent.deliver(second)).toBeUndefined()
+    // Three undecided (one its own): the stranger's quietest thread made room for the second.
+    expect(agent.replica(first.thread)).toBeUndefined()
+    expect(evicted).toEqual([first.id])
+    expect(agent.evictedThreads).toBe(1)
+    expect(agent.replica(own)).toBeDefined()
+    expect(agent.sizes).toMatchObject({ threads: 2, undecided: 2 })
+    agent.stop()
+  })
+
+  it('a full thread takes its parties’ envelopes and refuses everyone else’s (thread-full)', async () => {
+    const { agent } = agentOf(verifier, { maxEnvelopesPerThread: 3 })
+    for (const env of [need, propose, vote]) await agent.deliver(env)
+    const strangerVote = await sign(
+      stranger,
+      'ATTEST_PLAN',
+      need.thread,
+      { need: need.thread, proposal: propose.id, verdict: 'accept' },
+      { lamport: 4 },
+    )
+    expect(await agent.deliver(strangerVote)).toBe('thread-full')
+    expect(agent.refusals()['thread-full']).toBe(1)
+    // The requester and the anchors are parties: still taken in.
+    const annotate = await sign(
+      anchor,
+      'CHECKPOINT',
+      need.thread,
+      { epoch: 1, merkleRoot: 'r', signers: [anchor.did] },
+      { lamport: 4 },
+    )
+    expect(await agent.deliver(annotate)).not.toBe('thread-full')
+    expect(agent.replica(need.thread)!.has(annotate.id)).toBe(true)
+    agent.stop()
+  })
+})

@@ -186,6 +186,18 @@ export interface AgentOptions {
   retireSettled?: boolean
   /** Most retired thread ids remembered; beyond it the oldest are forgotten. @default 65 536 */
   maxRetiredThreads?: number
+  /**
+   * Most threads followed without a winning DECIDE (anyone may post a NEED; only funded ones get
+   * decided). A NEED beyond it evicts the undecided thread quiet the longest — never one this agent
+   * posted; its envelopes go to {@link Agent.onEvict} observers. @default 4 096
+   */
+  maxUndecidedThreads?: number
+  /**
+   * Most envelopes one thread holds (placed and pending). A full thread still takes envelopes of
+   * its parties — anchors, its requester, its winning planner, lease holders, committee members
+   * and workers of its commits — and refuses everyone else's (`thread-full`). @default 16 384
+   */
+  maxEnvelopesPerThread?: number
   /** Called with errors the agent handled by dropping the action (never thrown from reactions). */
   onError?: (error: unknown) => void
   /** @internal */
@@ -223,6 +235,28 @@ export const DEFAULT_MAX_ORPHAN_ENVELOPES = 4_096
 
 /** Default of {@link AgentOptions.maxRetiredThreads}. */
 export const DEFAULT_MAX_RETIRED_THREADS = 65_536
+/** Default of {@link AgentOptions.maxUndecidedThreads}. */
+export const DEFAULT_MAX_UNDECIDED_THREADS = 4_096
+/** Default of {@link AgentOptions.maxEnvelopesPerThread}. */
+export const DEFAULT_MAX_ENVELOPES_PER_THREAD = 16_384
+
+/**
+ * Whether `did` takes part in a thread: an anchor, its requester, its winning planner, a lease
+ * holder, or a committee member or worker of one of its commits.
+ */
+function isParty(replica: ThreadReplica, did: string): boolean {
+  const state = replica.state
+  if (isAnchor(replica.params, did) || state.need?.requester === did) return true
+  const winner = state.winner
+  if (winner && state.proposals.get(winner.proposal)?.planner === did) return true
+  for (const task of state.tasks.values()) {
+    if (task.lease?.worker === did) return true
+    for (const commit of task.commit ? [task.commit, ...task.pastCommits] : task.pastCommits) {
+      if (commit.worker === did || commit.committee.includes(did)) return true
+    }
+  }
+  return false
+}
 
 /** Whether every task of a thread's winning plan is FINAL. */
 export function isThreadSettled(state: Readonly<ThreadState>): boolean {
@@ -263,6 +297,9 @@ export class Agent {
   #observers = new Set<(env: AnyEnvelope) => void>()
   #evictionObservers = new Set<(env: AnyEnvelope) => void>()
   #settledObservers = new Set<(thread: string) => void>()
+  #evictedThreads = 0
+  /** Threads followed that have no winning DECIDE yet. */
+  #undecided = new Set<string>()
   /** When an envelope was last placed in each followed thread (ms on the agent's clock). */
   #lastActivity = new Map<string, number>()
   /** The settle check armed per thread, with its time. */
@@ -344,6 +381,7 @@ export class Agent {
         onEvict: (env) => this.#notifyEviction(env),
       })
       this.#replicas.set(thread, replica)
+      this.#undecided.add(thread)
     }
     return replica
   }
@@ -382,9 +420,10 @@ export class Agent {
   }
 
   /** Threads followed, threads retired, and memos held: the agent's bounded state, for status pages. */
-  get sizes(): { threads: number; retired: number; orphans: number; memos: number } {
+  get sizes(): { threads: number; undecided: number; retired: number; orphans: number; memos: number } {
     return {
       threads: this.#replicas.size,
+      undecided: this.#undecided.size,
       retired: this.#retired.size,
       orphans: this.#orphanCount,
       memos: this.#memo.size,
@@ -457,6 +496,7 @@ export class Agent {
     if (!replica) {
       if (env.kind !== 'NEED') return this.#holdOrphan(env)
       if (threadIdOf(env) !== env.thread) return this.#refuse('thread-id-mismatch')
+      this.#makeRoomForThread(env)
       replica = this.#replicaFor(env.thread)
       const { effects, placed } = replica.receiveBatch(
         [env, ...this.#takeOrphans(env.thread)],
@@ -467,6 +507,13 @@ export class Agent {
       this.#schedule(replica)
       return replica.state.rejected.get(env.id) ?? (replica.get(env.id) ? undefined : 'pending:lamport')
     }
+    const maxEnvelopes = this.#options.maxEnvelopesPerThread ?? DEFAULT_MAX_ENVELOPES_PER_THREAD
+    if (
+      replica.size + replica.pendingSize >= maxEnvelopes &&
+      !replica.has(env.id) &&
+      !isParty(replica, env.sender)
+    )
+      return this.#refuse('thread-full')
     const result = replica.receive(env, this.#options.clock.now())
     if (!result.added) return 'duplicate'
     if (result.evicted) return 'pending:evicted'
@@ -789,9 +836,31 @@ export class Agent {
 
   // planner --------------------------------------------------------------
 
+  /** Forgets a thread (its replica, memos and timers), keeping its refusal counts; false if not followed. */
+  #drop(thread: string): boolean {
+    const replica = this.#replicas.get(thread)
+    if (!replica) return false
+    for (const [code, count] of replica.refusals())
+      this.#refusals.set(code, (this.#refusals.get(code) ?? 0) + count)
+    for (const timers of [this.#armed, this.#settleTimers]) {
+      const armed = timers.get(thread)
+      if (armed) {
+        armed.cancel()
+        this.#timers.delete(armed.cancel)
+        timers.delete(thread)
+      }
+    }
+    this.#replicas.delete(thread)
+    this.#undecided.delete(thread)
+    this.#memo.delete(thread)
+    this.#lastActivity.delete(thread)
+    return true
+  }
+
   /** Arms (or re-arms, after news) the check that tells observers a thread has settled. */
   #watchSettled(replica: ThreadReplica): void {
     const thread = replica.thread
+    if (replica.state.winner !== undefined) this.#undecided.delete(thread)
     const armed = this.#settleTimers.get(thread)
     if (!isThreadSettled(replica.state)) {
       if (armed) {
@@ -832,21 +901,40 @@ export class Agent {
     this.#settleTimers.set(thread, { atMs, cancel })
   }
 
+  /**
+   * Before a NEED opens a new thread: when as many undecided threads are followed as allowed, the
+   * one quiet the longest (never one of this agent's own NEEDs) is dropped, its envelopes handed
+   * to eviction observers (they may be fetched again later).
+   */
+  #makeRoomForThread(need: AnyEnvelope): void {
+    const max = this.#options.maxUndecidedThreads ?? DEFAULT_MAX_UNDECIDED_THREADS
+    if (this.#undecided.size < max || need.sender === this.did) return
+    let victim: ThreadReplica | undefined
+    let victimQuietSince = Number.POSITIVE_INFINITY
+    for (const thread of this.#undecided) {
+      const replica = this.#replicas.get(thread)
+      if (!replica || replica.state.need?.requester === this.did) continue
+      const quietSince = this.#lastActivity.get(replica.thread) ?? 0
+      if (quietSince < victimQuietSince) {
+        victim = replica
+        victimQuietSince = quietSince
+      }
+    }
+    if (!victim) return
+    const dropped = [...victim.envelopes(), ...victim.pending()]
+    this.#drop(victim.thread)
+    this.#evictedThreads += 1
+    for (const env of dropped) this.#notifyEviction(env)
+  }
+
+  /** Threads dropped undecided to make room for new ones ({@link AgentOptions.maxUndecidedThreads}). */
+  get evictedThreads(): number {
+    return this.#evictedThreads
+  }
+
   /** Drops a settled thread from memory, keeping its refusal counts and its id. */
   #retire(thread: string): void {
-    const replica = this.#replicas.get(thread)
-    if (!replica) return
-    for (const [code, count] of replica.refusals())
-      this.#refusals.set(code, (this.#refusals.get(code) ?? 0) + count)
-    const armed = this.#armed.get(thread)
-    if (armed) {
-      armed.cancel()
-      this.#timers.delete(armed.cancel)
-      this.#armed.delete(thread)
-    }
-    this.#replicas.delete(thread)
-    this.#memo.delete(thread)
-    this.#lastActivity.delete(thread)
+    if (!this.#drop(thread)) return
     this.#retired.add(thread)
     const max = this.#options.maxRetiredThreads ?? DEFAULT_MAX_RETIRED_THREADS
     for (const oldest of this.#retired) {

@@ -10,7 +10,7 @@
  */
 
 /** The rule a refusal enforces. */
-export type RefusalRule = 'network' | 'A1' | 'A2' | 'A3' | 'A4' | 'A5' | 'A6' | 'A7' | 'state'
+export type RefusalRule = 'network' | 'A1' | 'A2' | 'A3' | 'A4' | 'A5' | 'A6' | 'A7' | 'state' | 'budget'
 
 /** Every refusal code the fold produces, with its rule. */
 export const REFUSALS = {
@@ -77,6 +77,8 @@ export const REFUSALS = {
   'bond-too-small': 'state',
   'cost-above-price': 'state',
   'reconcile-thread-mismatch': 'state',
+  // The agent's bounds (docs/PROTOCOL.md §13), before the fold: not a verdict on the envelope.
+  'thread-full': 'budget',
 } as const satisfies Record<string, RefusalRule>
 
 /** A refusal code of the fold. */
