@@ -116,6 +116,8 @@ export function entryProblem(
   value: unknown,
   limits: PlanDocLimits,
   thread?: string,
+  /** Receives the decoded envelope of a sound entry (with `thread`). */
+  decoded?: AnyEnvelope[],
 ): string | undefined {
   const name = `entry ${key.slice(0, 80)}`
   if (!(value instanceof Uint8Array)) return `${name} is not bytes`
@@ -131,6 +133,7 @@ export function entryProblem(
     return `${name} is not an envelope (${describe(error)})`
   }
   if (env.thread !== thread) return `${name} belongs to thread ${env.thread.slice(0, 80)}`
+  decoded?.push(env)
   return undefined
 }
 
@@ -153,6 +156,8 @@ export function syncMessageProblem(
   shape: PlanDocShape,
   counts: PlanDocCounts,
   limits: PlanDocLimits,
+  /** Receives the envelope of every entry the message adds (their signatures are the caller's to check). */
+  entriesOut?: AnyEnvelope[],
 ): string | undefined {
   let chunks: Uint8Array[]
   try {
@@ -199,7 +204,13 @@ export function syncMessageProblem(
         if (raw.value.length > limits.maxEntryBytes) {
           return `entry ${raw.key.slice(0, 80)} is ${raw.value.length} bytes, over the limit of ${limits.maxEntryBytes}`
         }
-        const problem = entryProblem(raw.key, Uint8Array.from(raw.value as number[]), limits, shape.thread)
+        const problem = entryProblem(
+          raw.key,
+          Uint8Array.from(raw.value as number[]),
+          limits,
+          shape.thread,
+          entriesOut,
+        )
         if (problem !== undefined) return problem
         entries += 1
         bytes += raw.value.length

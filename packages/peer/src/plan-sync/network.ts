@@ -60,7 +60,7 @@ export interface Libp2pNetworkAdapterInit {
   /** Timeout of opening a stream, in ms. @default 10 000 */
   dialTimeoutMs?: number
   /** Sees every inbound message before the repo. @default deliver everything */
-  inspect?: (message: Message) => InspectVerdict
+  inspect?: (message: Message) => InspectVerdict | Promise<InspectVerdict>
   /** Called when a message is refused, a peer's queue overflows or the protocol cannot be handled. */
   onError?: (error: Error) => void
 }
@@ -98,7 +98,7 @@ export class Libp2pNetworkAdapter extends NetworkAdapter {
   readonly #maxQueuedFrames: number
   readonly #banMs: number
   readonly #dialTimeoutMs: number
-  readonly #inspect: ((message: Message) => InspectVerdict) | undefined
+  readonly #inspect: ((message: Message) => InspectVerdict | Promise<InspectVerdict>) | undefined
   readonly #onError: (error: Error) => void
   readonly #links = new Map<string, PeerLink>()
   readonly #banned = new Map<string, number>()
@@ -294,7 +294,7 @@ export class Libp2pNetworkAdapter extends NetworkAdapter {
         for (;;) {
           const frame = await framed.read()
           const message = decodePlanSyncFrame(frame.subarray(), key, String(this.peerId))
-          const verdict = this.#inspect?.(message) ?? { verdict: 'deliver' }
+          const verdict = (await this.#inspect?.(message)) ?? { verdict: 'deliver' }
           if (verdict.verdict === 'refuse') {
             this.#refuse(key, verdict.reason)
             return

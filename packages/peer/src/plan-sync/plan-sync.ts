@@ -133,6 +133,8 @@ interface Followed {
   toFold: Set<Cid>
   folding: Promise<void> | undefined
   rejected: Set<Cid>
+  /** Entries whose signatures were checked when a sync message brought them (until folded). */
+  verified: Set<Cid>
   /** Peers that said they do not follow this thread. */
   notFollowing: Set<string>
   offChange: () => void
@@ -160,7 +162,7 @@ export async function createPlanSync(options: PlanSyncOptions): Promise<PlanSync
     }, 100)
   }
 
-  const inspect = (message: Message): InspectVerdict => {
+  const inspect = async (message: Message): Promise<InspectVerdict> => {
     const state = byDoc.get(message.documentId as DocumentId)
     if (!state) return message.type === 'doc-unavailable' ? { verdict: 'ignore' } : { verdict: 'unavailable' }
     if (message.type === 'doc-unavailable') {
@@ -169,12 +171,24 @@ export async function createPlanSync(options: PlanSyncOptions): Promise<PlanSync
       return { verdict: 'deliver' }
     }
     state.notFollowing.delete(message.senderId)
-    const problem = syncMessageProblem(
+    const entries: AnyEnvelope[] = []
+    let problem = syncMessageProblem(
       message.data!,
       state.shape,
       { entries: state.known.size, bytes: state.bytes },
       limits,
+      entries,
     )
+    if (problem === undefined) {
+      // Signatures too, before the entries enter the grow-only document: a badly signed entry
+      // would stay there, be served to every follower and take room honest entries need.
+      const fresh = entries.filter((env) => !state.known.has(env.id) && !state.verified.has(env.id))
+      const errors = await verifyEnvelopes(fresh)
+      const bad = errors.findIndex((error) => error !== undefined)
+      if (bad >= 0)
+        problem = `entry ${fresh[bad]!.id.slice(0, 80)} is badly signed (${describe(errors[bad])})`
+      else for (const env of fresh) if (state.verified.size < limits.maxEntries) state.verified.add(env.id)
+    }
     if (problem === undefined) return { verdict: 'deliver' }
     stats.refusedMessages += 1
     return { verdict: 'refuse', reason: `plan document of ${state.thread}: ${problem}` }
@@ -207,7 +221,10 @@ export async function createPlanSync(options: PlanSyncOptions): Promise<PlanSync
     const doc = handle.doc()
     const candidates: AnyEnvelope[] = []
     for (const key of keys) {
-      if (state.rejected.has(key) || agent.replica(state.thread)?.has(key)) continue
+      if (state.rejected.has(key) || agent.replica(state.thread)?.has(key)) {
+        state.verified.delete(key)
+        continue
+      }
       const bytes = doc.envelopes[key]
       try {
         if (!(bytes instanceof Uint8Array)) throw new Error('the entry is not bytes')
@@ -219,7 +236,16 @@ export async function createPlanSync(options: PlanSyncOptions): Promise<PlanSync
         reject(state, key, error)
       }
     }
-    const errors = await verifyEnvelopes(candidates)
+    // Entries a sync message brought were verified at inspection; those written before (storage,
+    // this peer's own) are verified here.
+    const unchecked = candidates.filter((env) => !state.verified.has(env.id))
+    const failures = new Map<Cid, unknown>()
+    const verdicts = await verifyEnvelopes(unchecked)
+    unchecked.forEach((env, index) => {
+      if (verdicts[index] !== undefined) failures.set(env.id, verdicts[index])
+    })
+    for (const env of candidates) state.verified.delete(env.id)
+    const errors = candidates.map((env) => failures.get(env.id))
     const valid = candidates.filter((env, index) => {
       if (errors[index] !== undefined) reject(state, env.id, errors[index])
       return errors[index] === undefined
@@ -333,6 +359,7 @@ export async function createPlanSync(options: PlanSyncOptions): Promise<PlanSync
       toFold: new Set(),
       folding: undefined,
       rejected: new Set(),
+      verified: new Set(),
       notFollowing: new Set(),
       offChange: () => undefined,
     }
