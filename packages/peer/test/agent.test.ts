@@ -650,3 +650,47 @@ describe('bounded threads', () => {
     agent.stop()
   })
 })
+
+describe('Agent.deliverMany', () => {
+  it('says of each envelope what deliver would, and leaves the same state, folding each thread once', async () => {
+    const strangerDecide = await sign(
+      stranger,
+      'DECIDE',
+      need.thread,
+      {
+        need: need.thread,
+        proposal: propose.id,
+        epoch: 1,
+        lamport: 4,
+        kPlan: 1,
+        decider: stranger.did,
+        attestations: [vote as Envelope],
+        pool: poolSnapshotOf(params),
+      },
+      { lamport: 4 },
+    )
+    const ahead = await sign(
+      stranger,
+      'ATTEST_PLAN',
+      need.thread,
+      { need: need.thread, proposal: propose.id, verdict: 'reject' },
+      { lamport: 1_000_000 },
+    )
+    const batch = [propose, vote, propose, strangerDecide, ahead]
+    const many = agentOf(verifier)
+    expect(await many.agent.deliverMany([need])).toEqual([undefined])
+    const outcomes = await many.agent.deliverMany(batch)
+    const one = agentOf(verifier)
+    await one.agent.deliver(need)
+    const expected: (string | undefined)[] = []
+    for (const env of batch) expected.push(await one.agent.deliver(env))
+    expect(outcomes).toEqual(expected)
+    expect(outcomes).toEqual([undefined, undefined, 'duplicate', 'not-an-anchor', 'pending:lamport'])
+    expect(many.agent.replica(need.thread)!.stateHash()).toBe(one.agent.replica(need.thread)!.stateHash())
+    // A thread not followed yet is opened by its NEED in the same call.
+    const fresh = agentOf(verifier)
+    expect(await fresh.agent.deliverMany([need, propose, vote])).toEqual([undefined, undefined, undefined])
+    expect(fresh.agent.replica(need.thread)!.stateHash()).toBe(one.agent.replica(need.thread)!.stateHash())
+    for (const made of [many, one, fresh]) made.agent.stop()
+  })
+})

@@ -526,6 +526,80 @@ export class Agent {
   }
 
   /**
+   * {@link deliver} for many envelopes at once (a sync page, a plan document's entries): each
+   * thread's envelopes are placed and folded together and its reactions run once, on the state they
+   * lead to — what a restore does — instead of one fold, diff and reaction round per envelope.
+   * Returns one outcome per envelope, in order, with {@link deliver}'s meanings.
+   */
+  async deliverMany(
+    envs: readonly AnyEnvelope[],
+    options: { gated?: boolean } = {},
+  ): Promise<(string | undefined)[]> {
+    const outcomes: (string | undefined)[] = new Array(envs.length).fill(undefined)
+    const byThread = new Map<string, number[]>()
+    for (const [index, env] of envs.entries()) {
+      const list = byThread.get(env.thread) ?? []
+      list.push(index)
+      byThread.set(env.thread, list)
+    }
+    for (const all of byThread.values()) {
+      const thread = envs[all[0]!]!.thread
+      // Until the thread is followed (its NEED opens it), one by one; then the rest together.
+      let next = 0
+      while (next < all.length && !this.#replicas.has(thread) && !this.#stopped) {
+        const index = all[next++]!
+        outcomes[index] = await this.deliver(envs[index]!, options)
+      }
+      const indices = all.slice(next)
+      const replica = this.#replicas.get(thread)
+      if (indices.length === 0) continue
+      if (this.#stopped || !replica || indices.length === 1) {
+        for (const index of indices) outcomes[index] = await this.deliver(envs[index]!, options)
+        continue
+      }
+      const maxEnvelopes = this.#options.maxEnvelopesPerThread ?? DEFAULT_MAX_ENVELOPES_PER_THREAD
+      const taken: AnyEnvelope[] = []
+      const seen = new Set<string>()
+      for (const index of indices) {
+        const env = envs[index]!
+        if (env.net !== this.#params.network) outcomes[index] = this.#refuse('wrong-network')
+        else if (replica.has(env.id) || seen.has(env.id)) outcomes[index] = 'duplicate'
+        else {
+          const gate = options.gated ? undefined : this.#options.policy?.ingress(env)
+          if (gate && !gate.allowed) {
+            const reasons = gate.reasons.map((reason) => `${reason.rule} (${reason.field})`).join(', ')
+            outcomes[index] = `policy: denied by ${reasons || 'default deny'}`
+          } else if (
+            replica.size + replica.pendingSize + taken.length >= maxEnvelopes &&
+            !isParty(replica, env.sender)
+          ) {
+            outcomes[index] = this.#refuse('thread-full')
+          } else {
+            taken.push(env)
+            seen.add(env.id)
+          }
+        }
+      }
+      if (taken.length === 0) continue
+      const { effects, placed } = replica.receiveBatch(taken, this.#options.clock.now())
+      for (const env of placed) this.#notify(env)
+      for (const index of indices) {
+        const env = envs[index]!
+        if (outcomes[index] !== undefined || !seen.has(env.id)) continue
+        outcomes[index] = replica.get(env.id)
+          ? replica.state.rejected.get(env.id)
+          : replica.has(env.id)
+            ? 'pending:lamport'
+            : 'pending:evicted'
+      }
+      this.#learnPool(replica)
+      await this.#react(replica, effects)
+      this.#schedule(replica)
+    }
+    return outcomes
+  }
+
+  /**
    * A newer pool snapshot from an anchor's accepted DECIDE becomes this agent's view of the pool
    * (anchors adopt snapshots at epoch boundaries; peers learn them from the DECIDEs that carry them).
    */

@@ -251,13 +251,12 @@ export async function createPlanSync(options: PlanSyncOptions): Promise<PlanSync
       return errors[index] === undefined
     })
     valid.sort(compareEnvelopes)
-    for (const env of valid) {
-      if (stopped) return
-      if (agent.replica(env.thread)?.has(env.id)) continue
-      options.onEnvelope?.(env)
-      await agent.deliver(env)
-      stats.folded += 1
-    }
+    if (stopped) return
+    const fresh = valid.filter((env) => !agent.replica(env.thread)?.has(env.id))
+    for (const env of fresh) options.onEnvelope?.(env)
+    // One fold and one round of reactions for the batch, not per envelope.
+    await agent.deliverMany(fresh)
+    stats.folded += fresh.length
   }
 
   const reject = (state: Followed, key: Cid, error: unknown): void => {

@@ -69,10 +69,11 @@ export async function syncAgent(options: SyncAgentOptions): Promise<AgentSync> {
   const deliver = async (page: AnyEnvelope[]): Promise<number> => {
     const errors = await verifyEnvelopes(page)
     const valid = page.filter((_, i) => errors[i] === undefined).sort(compareEnvelopes)
-    for (const env of valid) {
-      if (agent.holds(env)) continue
-      options.onEnvelope?.(env)
-      await agent.deliver(env)
+    const fresh = valid.filter((env) => !agent.holds(env))
+    for (const env of fresh) options.onEnvelope?.(env)
+    // One fold and one round of reactions per thread of the page, not per envelope.
+    await agent.deliverMany(fresh)
+    for (const env of fresh) {
       if (!index.has(env.id)) {
         unplaced.add(env.id)
         if (unplaced.size > MAX_REMEMBERED_UNPLACED) unplaced.delete(unplaced.values().next().value!)
