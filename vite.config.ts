@@ -5,7 +5,7 @@ import { CHROMIUM, CHROMIUM_ARGS, CHROMIUM_PERMISSIONS } from './e2e/support/chr
 
 /**
  * The test projects (the web app's build config is packages/web/vite.config.ts):
- * - `node`: every package's tests in Node 24, and the fuzzer's (fuzz/);
+ * - `node`: every package's tests in Node 24, the fuzzer's (fuzz/) and the soak's (soak/);
  * - `chromium`: the isomorphic peer tests again, in Debian's Chromium (real WebCrypto Ed25519,
  *   the same DAG-CBOR, schemas and core), so that "runs in browsers" is tested, not assumed.
  */
@@ -13,6 +13,8 @@ import { CHROMIUM, CHROMIUM_ARGS, CHROMIUM_PERMISSIONS } from './e2e/support/chr
 /** Peer tests that must pass in both runtimes (they import no `node:` module). */
 const ISOMORPHIC_TESTS = [
   'packages/peer/test/{codec,schemas,crypto,consensus,thread,capabilities,plan,plan.property,sim,economy,economy-sim,economy-derive,policy-iso,proofs,merkle,peer-api,plan-doc,plan-storage,plan-wasm,pool}.test.ts',
+  // The tab's IndexedDB storage (skipped in Node, which has no IndexedDB).
+  'packages/web/test/storage.test.ts',
 ]
 
 /** A real anchor and worker peer for `peer-api.test.ts`, which runs in both projects. */
@@ -22,7 +24,7 @@ const projects: TestProjectConfiguration[] = [
   {
     test: {
       name: 'node',
-      include: ['packages/*/test/**/*.test.ts', 'fuzz/**/*.test.ts'],
+      include: ['packages/*/test/**/*.test.ts', 'fuzz/**/*.test.ts', 'soak/**/*.test.ts'],
       environment: 'node',
       testTimeout: 60_000,
       globalSetup: [SWARM_SETUP],

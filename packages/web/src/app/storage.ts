@@ -10,9 +10,23 @@
 
 import { type AnyEnvelope, decodeEnvelope } from '@can-swarm/peer'
 
-const DB_VERSION = 1
+const DB_VERSION = 2
 const STORES = ['keys', 'envelopes', 'settings'] as const
 type StoreName = (typeof STORES)[number]
+
+/** Bounds of the envelope history a tab keeps (docs/PROTOCOL.md §13). */
+export interface TabStorageLimits {
+  /** Most envelopes kept. @default 50 000 */
+  maxEnvelopes: number
+  /** Most envelope bytes kept. @default 67 108 864 (64 MiB) */
+  maxBytes: number
+}
+
+/** Default {@link TabStorageLimits}. */
+export const DEFAULT_TAB_STORAGE_LIMITS: Readonly<TabStorageLimits> = Object.freeze({
+  maxEnvelopes: 50_000,
+  maxBytes: 64 * 1024 * 1024,
+})
 
 /** A stored envelope: its wire bytes (DAG-CBOR) under its id, with its network and thread for filtering. */
 export interface StoredEnvelope {
@@ -32,22 +46,91 @@ function request<T>(req: IDBRequest<T>): Promise<T> {
   })
 }
 
+function done(tx: IDBTransaction): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    tx.oncomplete = () => resolve()
+    tx.onerror = () => reject(tx.error ?? new Error('IndexedDB transaction failed'))
+    tx.onabort = () => reject(tx.error ?? new Error('IndexedDB transaction aborted'))
+  })
+}
+
 /** The tab's durable storage. */
 export class TabStorage {
   readonly #db: IDBDatabase
+  readonly limits: Readonly<TabStorageLimits>
+  #count = 0
+  #bytes = 0
+  #evictedThreads = 0
 
-  private constructor(db: IDBDatabase) {
+  private constructor(db: IDBDatabase, limits: TabStorageLimits) {
     this.#db = db
+    this.limits = Object.freeze(limits)
   }
 
-  /** Opens (or creates) the database `name`. @default name 'can-swarm' */
-  static async open(name = 'can-swarm'): Promise<TabStorage> {
+  /**
+   * Opens (or creates) the database `name`. The envelope history is kept within `limits`: past
+   * them, whole threads go, the one first seen longest ago first.
+   * @default name 'can-swarm'
+   */
+  static async open(name = 'can-swarm', limits: Partial<TabStorageLimits> = {}): Promise<TabStorage> {
     const req = indexedDB.open(name, DB_VERSION)
     req.onupgradeneeded = () => {
       const db = req.result
       for (const store of STORES) if (!db.objectStoreNames.contains(store)) db.createObjectStore(store)
+      const envelopes = req.transaction!.objectStore('envelopes')
+      if (!envelopes.indexNames.contains('atMs')) envelopes.createIndex('atMs', 'atMs')
+      if (!envelopes.indexNames.contains('thread')) envelopes.createIndex('thread', 'thread')
     }
-    return new TabStorage(await request(req))
+    const storage = new TabStorage(await request(req), { ...DEFAULT_TAB_STORAGE_LIMITS, ...limits })
+    await storage.#measure()
+    await storage.#evict()
+    return storage
+  }
+
+  /** Envelopes and envelope bytes held now, and threads evicted since opening. */
+  get usage(): { envelopes: number; bytes: number; evictedThreads: number } {
+    return { envelopes: this.#count, bytes: this.#bytes, evictedThreads: this.#evictedThreads }
+  }
+
+  async #measure(): Promise<void> {
+    const tx = this.#db.transaction('envelopes', 'readonly')
+    const cursor = tx.objectStore('envelopes').openCursor()
+    let count = 0
+    let bytes = 0
+    await new Promise<void>((resolve, reject) => {
+      cursor.onsuccess = () => {
+        const at = cursor.result
+        if (!at) return resolve()
+        count += 1
+        bytes += (at.value as StoredEnvelope).bytes?.byteLength ?? 0
+        at.continue()
+      }
+      cursor.onerror = () => reject(cursor.error ?? new Error('IndexedDB cursor failed'))
+    })
+    this.#count = count
+    this.#bytes = bytes
+  }
+
+  /** Deletes whole threads, the one first seen longest ago first, until the history fits its limits. */
+  async #evict(): Promise<void> {
+    while (this.#count > this.limits.maxEnvelopes || this.#bytes > this.limits.maxBytes) {
+      const tx = this.#db.transaction('envelopes', 'readwrite')
+      const store = tx.objectStore('envelopes')
+      const oldest = (await request(store.index('atMs').openCursor()))?.value as StoredEnvelope | undefined
+      if (!oldest) {
+        this.#count = 0
+        this.#bytes = 0
+        return
+      }
+      const records = (await request(store.index('thread').getAll(oldest.thread))) as StoredEnvelope[]
+      for (const record of records) {
+        store.delete(record.id)
+        this.#count -= 1
+        this.#bytes -= record.bytes?.byteLength ?? 0
+      }
+      await done(tx)
+      this.#evictedThreads += 1
+    }
   }
 
   async #get<T>(store: StoreName, key: string): Promise<T | undefined> {
@@ -77,16 +160,22 @@ export class TabStorage {
     return this.#put('settings', key, value)
   }
 
-  /** Stores envelopes (idempotent by id) in one transaction. */
+  /** Stores envelopes (idempotent by id) in one transaction, then keeps the history within its limits. */
   async saveEnvelopes(envelopes: readonly StoredEnvelope[]): Promise<void> {
     if (envelopes.length === 0) return
     const tx = this.#db.transaction('envelopes', 'readwrite')
     const store = tx.objectStore('envelopes')
-    for (const env of envelopes) store.put(env, env.id)
-    await new Promise<void>((resolve, reject) => {
-      tx.oncomplete = () => resolve()
-      tx.onerror = () => reject(tx.error ?? new Error('IndexedDB transaction failed'))
-    })
+    for (const env of envelopes) {
+      const held = store.getKey(env.id)
+      held.onsuccess = () => {
+        if (held.result !== undefined) return
+        store.put(env, env.id)
+        this.#count += 1
+        this.#bytes += env.bytes.byteLength
+      }
+    }
+    await done(tx)
+    await this.#evict()
   }
 
   /** Deletes stored envelopes by id, in one transaction. */
@@ -94,11 +183,17 @@ export class TabStorage {
     if (ids.length === 0) return
     const tx = this.#db.transaction('envelopes', 'readwrite')
     const store = tx.objectStore('envelopes')
-    for (const id of ids) store.delete(id)
-    await new Promise<void>((resolve, reject) => {
-      tx.oncomplete = () => resolve()
-      tx.onerror = () => reject(tx.error ?? new Error('IndexedDB transaction failed'))
-    })
+    for (const id of ids) {
+      const held = store.get(id)
+      held.onsuccess = () => {
+        const record = held.result as StoredEnvelope | undefined
+        if (!record) return
+        store.delete(id)
+        this.#count -= 1
+        this.#bytes -= record.bytes?.byteLength ?? 0
+      }
+    }
+    await done(tx)
   }
 
   /** Every stored envelope (of every network). */
