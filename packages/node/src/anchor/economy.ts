@@ -29,6 +29,17 @@ export interface LiveLedgerOptions {
   clock?: () => number
   /** Longest a derived ledger is served before it is derived again. @default 1 000 */
   maxAgeMs?: number
+  /**
+   * Derivation walks every thread held, so it is not run more often than this many times its own
+   * last duration: the ledger takes at most 1 / this of the anchor's time. Applies only with
+   * `decides` (without it every new envelope makes the next read derive). @default 20
+   */
+  costFactor?: number
+  /**
+   * Subscribes to the requesters of DECIDEs as they are placed (returns the unsubscribe): how the
+   * ledger knows which funding checks must not be answered from a ledger derived before them.
+   */
+  decides?: (listener: (requester: string) => void) => () => void
   genesis?: Partial<GenesisRule>
   /** Verifiers of the genesis pool (they stake at genesis). */
   genesisVerifiers?: readonly string[]
@@ -63,20 +74,52 @@ export interface LedgerSummary {
 export class LiveLedger {
   readonly #options: LiveLedgerOptions
   #cached: { derived: DerivedLedger; version: string; atMs: number } | undefined
+  /** How long the last derivation took, in ms. */
+  #lastDeriveMs = 0
+  /** Requesters with a NEED decided since the ledger was last derived (its escrow is not in it yet). */
+  #decidedSince = new Set<string>()
+  #derivations = 0
+  #forceNext = false
 
   constructor(options: LiveLedgerOptions) {
     this.#options = options
+    options.decides?.((requester) => this.noteDecided(requester))
   }
 
-  /** The ledger now, derived again if stale. */
+  /** Derivations run so far (each walks every thread held). */
+  get derivations(): number {
+    return this.#derivations
+  }
+
+  /**
+   * A DECIDE of one of `requester`'s NEEDs was placed: until the ledger is derived again its escrow
+   * is not in it, so the next funding check of that requester derives it first (a ledger served
+   * between two derivations never lets a requester fund more than it has).
+   */
+  noteDecided(requester: string): void {
+    this.#decidedSince.add(requester)
+  }
+
+  /**
+   * The ledger now: derived again when something changed, but not more often than
+   * `costFactor` × the last derivation's duration (nor less often than `maxAgeMs` when idle).
+   */
   current(): { derived: DerivedLedger; atMs: number } {
     const clock = this.#options.clock ?? Date.now
     const now = clock()
-    const version = `${this.#options.version()}/${this.#options.manifests?.version ?? 0}/${this.#options.grants?.version ?? 0}`
+    // Grants and manifests are rare and someone waits on each (a faucet answer, a stake): they are
+    // in the next read at once. New envelopes are, within the cost bound.
+    const records = `${this.#options.manifests?.version ?? 0}/${this.#options.grants?.version ?? 0}`
+    const version = `${this.#options.version()}/${records}`
     const cached = this.#cached
-    if (cached && cached.version === version && now - cached.atMs < (this.#options.maxAgeMs ?? 1_000)) {
-      return cached
+    if (cached && !this.#forceNext && cached.version.endsWith(`/${records}`)) {
+      const age = now - cached.atMs
+      const fresh = cached.version === version && age < (this.#options.maxAgeMs ?? 1_000)
+      const tooSoon =
+        this.#options.decides !== undefined && age < (this.#options.costFactor ?? 20) * this.#lastDeriveMs
+      if (fresh || tooSoon) return cached
     }
+    const started = performance.now()
     const derived = deriveLedger({
       replicas: this.#options.replicas(),
       params: this.#options.params,
@@ -86,6 +129,10 @@ export class LiveLedger {
       ...(this.#options.manifests ? { manifests: this.#options.manifests.all() } : {}),
       ...(this.#options.grants ? { grants: this.#options.grants.all() } : {}),
     })
+    this.#lastDeriveMs = performance.now() - started
+    this.#derivations += 1
+    this.#decidedSince.clear()
+    this.#forceNext = false
     this.#cached = { derived, version, atMs: now }
     return this.#cached
   }
@@ -103,6 +150,7 @@ export class LiveLedger {
   funding(): FundingCheck {
     return async (need, _thread, reserved) => {
       await this.#options.grants?.learn?.(need.requester)
+      if (this.#decidedSince.has(need.requester)) this.#forceNext = true
       const balance = this.account(need.requester).balance - reserved
       return balance >= need.budget
         ? undefined
