@@ -12,13 +12,15 @@
  * threads settle quickly. With `GROWTH_HEAP_SNAPSHOT=1` (and `NODE_OPTIONS=--heapsnapshot-signal=SIGUSR2`,
  * which the anchor inherits) the anchor writes a heap snapshot into its working directory at the end.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { killAnchors, startAnchorProcess } from '../packages/node/test/helpers/anchor-process.ts'
 import { createIdentity } from '../packages/peer/src/crypto/ed25519.ts'
 import { fetchNetwork, requestCredits } from '../packages/peer/src/join.ts'
 import { createPeer, type Peer } from '../packages/peer/src/peer.ts'
+import { isThreadFinal } from '../soak/canary.ts'
+import { AnchorInspector, rssMb, withInspector } from './anchor-probe.ts'
 import type { Metric } from './suite.ts'
 
 const IN_FLIGHT = Number(process.env.GROWTH_IN_FLIGHT ?? 16)
@@ -31,49 +33,16 @@ function checkpoints(): number[] {
   return list.sort((a, b) => a - b)
 }
 
-/**
- * The anchor's live heap in MB after a full collection, asked through its inspector (the anchor is
- * started with `--inspect=127.0.0.1:0`; the URL is in its stderr).
- */
+/** The anchor's live heap in MB after a full collection, asked through its inspector. */
 async function liveHeapMb(logs: readonly string[]): Promise<number> {
-  const url = logs.map((line) => /ws:\/\/127\.0\.0\.1:\d+\/[\w-]+/.exec(line)?.[0]).find(Boolean)
-  if (!url) throw new Error('the anchor did not print an inspector URL')
-  const socket = new WebSocket(url)
-  await new Promise((resolve, reject) => {
-    socket.onopen = resolve
-    socket.onerror = () => reject(new Error(`cannot reach the anchor's inspector at ${url}`))
-  })
-  let next = 0
-  const call = (method: string, params: Record<string, unknown> = {}) =>
-    new Promise<{ result?: { result?: { value?: unknown } } }>((resolve, reject) => {
-      const id = ++next
-      const timer = setTimeout(() => reject(new Error(`inspector ${method} timed out`)), 120_000)
-      socket.addEventListener('message', function onMessage(event) {
-        const reply = JSON.parse(String(event.data)) as { id?: number }
-        if (reply.id !== id) return
-        clearTimeout(timer)
-        socket.removeEventListener('message', onMessage)
-        resolve(reply as never)
-      })
-      socket.send(JSON.stringify({ id, method, params }))
-    })
+  const inspector = await AnchorInspector.open(logs)
   try {
-    await call('HeapProfiler.collectGarbage')
-    await call('HeapProfiler.collectGarbage')
-    const reply = await call('Runtime.evaluate', {
-      expression: 'process.memoryUsage().heapUsed',
-      includeCommandLineAPI: true,
-    })
-    return Number(reply.result?.result?.value) / 1048576
+    await inspector.call('HeapProfiler.collectGarbage')
+    await inspector.call('HeapProfiler.collectGarbage')
+    return Number(await inspector.evaluate('process.memoryUsage().heapUsed')) / 1048576
   } finally {
-    socket.close()
+    inspector.close()
   }
-}
-
-async function rssMb(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8')
-  const kb = Number(/VmRSS:\s+(\d+)\s+kB/.exec(status)?.[1] ?? Number.NaN)
-  return kb / 1024
 }
 
 export async function runGrowthBenchmark(progress: (line: string) => void): Promise<Record<string, Metric>> {
@@ -83,19 +52,16 @@ export async function runGrowthBenchmark(progress: (line: string) => void): Prom
   try {
     const identity = await createIdentity({ seed: new Uint8Array(32).fill(91) })
     // The anchor inherits NODE_OPTIONS: its inspector listens on loopback, on a free port.
-    const saved = process.env.NODE_OPTIONS
-    process.env.NODE_OPTIONS = `${saved ?? ''} --inspect=127.0.0.1:0`.trim()
-    const starting = startAnchorProcess([
-      '--data',
-      join(dir, 'anchor'),
-      '--verifiers',
-      identity.did,
-      '--challenge-window-ms',
-      '200',
-    ])
-    if (saved === undefined) delete process.env.NODE_OPTIONS
-    else process.env.NODE_OPTIONS = saved
-    const anchor = await starting
+    const anchor = await withInspector(() =>
+      startAnchorProcess([
+        '--data',
+        join(dir, 'anchor'),
+        '--verifiers',
+        identity.did,
+        '--challenge-window-ms',
+        '200',
+      ]),
+    )
     const pid = anchor.child.pid!
     const ws = anchor.multiaddrs.find((address) => address.includes('/ws/'))!
     const { params } = await fetchNetwork(anchor.url)
@@ -122,13 +88,7 @@ export async function runGrowthBenchmark(progress: (line: string) => void): Prom
     let finalized = 0
     let posted = 0
     const started = performance.now()
-    const isFinal = (thread: string) => {
-      const state = agent.replica(thread)?.state
-      const winner = state?.winner
-      if (!state || !winner) return false
-      const tasks = [...state.tasks.values()].filter((task) => task.proposal === winner.proposal)
-      return tasks.length > 0 && tasks.every((task) => task.state === 'FINAL')
-    }
+    const isFinal = (thread: string) => isThreadFinal(agent, thread)
     let lastProgress = performance.now()
     const samples: { threads: number; mb: number; heapMb: number }[] = []
     for (const mark of marks) {

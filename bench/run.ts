@@ -4,10 +4,9 @@
  * `{"metrics":{name:{"value":…,"unit":…}}}`. Ratios between metrics of one run are the figures to
  * trust on a shared machine; absolute numbers move with load.
  */
-import { mkdir, writeFile } from 'node:fs/promises'
-import { dirname } from 'node:path'
 import { Command } from 'commander'
 import { versionLine } from '../packages/peer/src/cli/version.ts'
+import { printMetrics, writeMetrics } from './report.ts'
 import { BENCHMARKS, type Metric } from './suite.ts'
 
 const program = new Command()
@@ -42,20 +41,6 @@ for (const name of names) {
   console.error(`[bench]   done in ${((performance.now() - started) / 1000).toFixed(1)} s`)
 }
 
-const rows = Object.entries(metrics).map(([name, metric]) => [name, String(metric.value), metric.unit])
-const width = [0, 1, 2].map((column) => Math.max(...rows.map((row) => row[column]!.length), 6))
-console.log(`${'metric'.padEnd(width[0]!)}  ${'value'.padStart(width[1]!)}  unit`)
-for (const row of rows) console.log(`${row[0]!.padEnd(width[0]!)}  ${row[1]!.padStart(width[1]!)}  ${row[2]}`)
-
-const report = {
-  metrics,
-  environment: {
-    node: process.version,
-    platform: process.platform,
-    arch: process.arch,
-    at: new Date().toISOString(),
-  },
-}
-await mkdir(dirname(options.json), { recursive: true })
-await writeFile(options.json, `${JSON.stringify(report, null, 2)}\n`)
+printMetrics(metrics)
+await writeMetrics(options.json, metrics)
 console.error(`[bench] wrote ${options.json}`)

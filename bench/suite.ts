@@ -27,6 +27,7 @@ import { runGrowthBenchmark } from './growth.ts'
 import { runLateJoinBenchmark } from './late-join.ts'
 import { runLedgerBenchmark } from './ledger.ts'
 import { runPolicyBenchmark } from './policy.ts'
+import { runSoakBenchmark } from './soak.ts'
 import { runSyncHealBenchmark } from './sync-heal.ts'
 import { runWebBenchmark } from './web.ts'
 
@@ -388,5 +389,10 @@ export const BENCHMARKS: Record<string, Benchmark> = {
     description:
       'structure-aware fuzzing of every wire decoder and the HTTP router, 1 000 000 inputs per target (FUZZ_BENCH_RUNS): inputs, crashes (must be 0), inputs/s',
     run: runFuzzBenchmark,
+  },
+  soak: {
+    description:
+      'a real anchor under bounded hostile load from SOAK_ATTACKERS (3) processes for SOAK_MINUTES (10) while a canary posts NEEDs: canary DECIDE p95 (bar < 2 000 ms) and FINAL p95, anchor RSS, disk and event-loop p99, attack counters',
+    run: runSoakBenchmark,
   },
 }
