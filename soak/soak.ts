@@ -10,7 +10,7 @@
  * died.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises'
+import { lstat, mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -83,6 +83,8 @@ export interface SoakReport {
     eventLoop: Array<[number, number]>
     /** Threads the anchor holds, every 10 s. */
     threads: Array<[number, number]>
+    /** MB on disk of each entry of its data directory at the end (log, plan documents, blocks…). */
+    diskByEntryMb: Record<string, number>
     /** Its `/api/status` at the end: refusals, gossip rejections, held envelopes, threads… */
     status?: Record<string, unknown>
     /** Its last log lines when it died. */
@@ -117,25 +119,21 @@ export function soakVerdict(input: VerdictInput): string[] {
   return failures
 }
 
-/** Bytes a directory takes on disk (allocated blocks), recursively; 0 when it is gone. */
+/** Bytes a file or directory takes on disk (allocated blocks), recursively; 0 when it is gone. */
 async function diskBytes(path: string): Promise<number> {
-  let entries: import('node:fs').Dirent[]
-  try {
-    entries = await readdir(path, { withFileTypes: true })
-  } catch {
-    return 0
-  }
+  const info = await lstat(path).catch(() => undefined)
+  if (!info?.isDirectory()) return (info?.blocks ?? 0) * 512
   let total = 0
-  for (const entry of entries) {
-    const child = join(path, entry.name)
-    if (entry.isDirectory()) total += await diskBytes(child)
-    else
-      total += await stat(child).then(
-        (s) => s.blocks * 512,
-        () => 0,
-      )
-  }
+  for (const name of await readdir(path).catch(() => [])) total += await diskBytes(join(path, name))
   return total
+}
+
+/** MB on disk of each entry of a directory. */
+async function diskByEntry(path: string): Promise<Record<string, number>> {
+  const sizes: Record<string, number> = {}
+  for (const name of (await readdir(path).catch(() => [])).sort())
+    sizes[name] = Number(((await diskBytes(join(path, name))) / 1048576).toFixed(2))
+  return sizes
 }
 
 /** Installs (once) and reads the anchor's event-loop delay histograms: the whole run and since the last read. */
@@ -397,6 +395,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     await sampleRss()
     await sampleDisk()
     const status = died ? undefined : await anchorStatus(anchor.url, 10_000)
+    const diskEnd = await diskByEntry(data)
     const stats = canary.stats()
     if (!drained && !died) progress(`${stats.open.length} canary NEED(s) still open after the drain`)
     const anchorAlive = !died
@@ -477,6 +476,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         diskMb: diskSeries,
         eventLoop: loopSeries,
         threads: threadSeries,
+        diskByEntryMb: diskEnd,
         ...(status ? { status } : {}),
         ...(diedDuringRun ? { logs: anchor.logs.slice(-40) } : {}),
       },
