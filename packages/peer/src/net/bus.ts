@@ -265,8 +265,10 @@ export function createBus(network: Network, options: BusOptions = {}): GossipBus
         detail: result.detail,
       })
       if (stats.recentRejections.length > MAX_RECENT_REJECTIONS) stats.recentRejections.shift()
-      // Over a quota is not misbehaviour of the forwarder: the frame is dropped, nobody penalised.
-      if (result.reason === 'throttled') return TopicValidatorResult.Ignore
+      // Over a quota is not misbehaviour of the forwarder, and neither is relaying a well-signed
+      // envelope this peer's own policy denies (the forwarder may run another policy, or none): the
+      // frame is dropped, nobody penalised. Only what is provably bad costs the forwarder score.
+      if (result.reason === 'throttled' || result.reason === 'denied') return TopicValidatorResult.Ignore
       network.reputation.recordInvalid(peer)
       return TopicValidatorResult.Reject
     }
