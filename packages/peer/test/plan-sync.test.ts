@@ -188,4 +188,17 @@ describe('plan sync (Automerge-repo over libp2p)', () => {
     await peer.planSync!.flush()
     expect(Object.keys(peer.planSync!.handle(thread)!.doc().envelopes)).toHaveLength(log.length)
   })
+
+  it('opens a document for a decided thread and for its own NEED, not for every NEED it hears', async () => {
+    const { params, log, thread } = await claimedThread(216)
+    const peer = await planPeer(params)
+    await peer.agent.deliver(log[0]!) // a stranger's NEED, undecided
+    await peer.planSync!.flush()
+    expect(peer.planSync!.followed()).toEqual([])
+    for (const env of log.slice(1, 4)) await peer.agent.deliver(env) // … its PROPOSE, vote and DECIDE
+    await until('the decided thread to be followed', () => (peer.planSync!.handle(thread) ? true : undefined))
+    const own = await peer.agent.post({ requires: ['sha256'], inputs: [new Uint8Array([7])], budget: 1 })
+    await until('its own NEED to be followed', () => (peer.planSync!.handle(own) ? true : undefined))
+    expect(peer.planSync!.followed()).toEqual([thread, own].sort())
+  })
 })

@@ -55,7 +55,7 @@ export interface PlanSyncOptions {
   agent: Agent
   /** Where plan documents are kept (see `planStorage`). @default none: memory only */
   storage?: StorageAdapterInterface
-  /** Follow every thread the agent takes an envelope of. @default true */
+  /** Follow every thread the agent holds that has a winning DECIDE, and its own NEEDs. @default true */
   followAll?: boolean
   /** What a remote peer can make this peer store per document. @default DEFAULT_PLAN_DOC_LIMITS */
   limits?: Partial<PlanDocLimits>
@@ -396,6 +396,13 @@ export async function createPlanSync(options: PlanSyncOptions): Promise<PlanSync
     return state.ready
   }
 
+  // A plan document is for a plan: threads with a winning DECIDE, and this peer's own NEEDs. A flood
+  // of NEEDs nobody funds opens no documents.
+  const worthADocument = (thread: string): boolean => {
+    const state = agent.replica(thread)?.state
+    return state !== undefined && (state.winner !== undefined || state.need?.requester === agent.did)
+  }
+
   // What the agent takes in is handled a moment later, in batches: documents are created and
   // written off the path that carries envelopes to the agent (a DECIDE waits for nothing here).
   const observed: AnyEnvelope[] = []
@@ -405,7 +412,7 @@ export async function createPlanSync(options: PlanSyncOptions): Promise<PlanSync
     for (const env of observed.splice(0)) {
       const state = byThread.get(env.thread)
       if (state) enqueue(state, env)
-      else if (options.followAll !== false && !stopped) {
+      else if (options.followAll !== false && !stopped && worthADocument(env.thread)) {
         void follow(env.thread).catch(onError)
       }
     }
@@ -419,7 +426,8 @@ export async function createPlanSync(options: PlanSyncOptions): Promise<PlanSync
     observed.push(env)
     observeTimer ??= setTimeout(drainObserved, observeDelayMs)
   })
-  if (options.followAll !== false) for (const thread of agent.threads()) void follow(thread).catch(onError)
+  if (options.followAll !== false)
+    for (const thread of agent.threads()) if (worthADocument(thread)) void follow(thread).catch(onError)
 
   const clearTimers = (state: Followed): void => {
     if (state.ownTimer) clearTimeout(state.ownTimer)
