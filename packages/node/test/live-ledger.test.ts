@@ -1,14 +1,14 @@
 /**
  * The anchor's live ledger under load (docs/PROTOCOL.md §9, §13): derived again when something
- * changed, but not more often than its cost allows; a funding check of a requester whose NEED was
- * decided since the last derivation always derives first (no overspending from a stale ledger);
- * new grants are seen at once.
+ * changed, but not more often than its cost allows; funding checks take off the budgets of NEEDs
+ * decided since the last derivation (no overspending from a stale ledger) without counting those in
+ * flight twice; new grants are seen at once.
  */
 import { describe, expect, it } from 'vitest'
 import { ThreadReplica } from '../../peer/src/core/thread/replica.ts'
 import { decidedOpening } from '../../peer/test/decided-thread.ts'
 import { makeIdentities, testParams } from '../../peer/test/helpers.ts'
-import { LiveLedger } from '../src/anchor/economy.ts'
+import { type DecidedNeed, LiveLedger } from '../src/anchor/economy.ts'
 
 describe('LiveLedger', () => {
   it('serves a stale ledger within its cost bound, but never to fund a requester that decided since', async () => {
@@ -32,7 +32,7 @@ describe('LiveLedger', () => {
     let version = 0
     let now = 1_000
     let grantsVersion = 0
-    let onDecide: (requester: string) => void = () => undefined
+    let onDecide: (decided: DecidedNeed) => void = () => undefined
     const ledger = new LiveLedger({
       decides: (listener) => {
         onDecide = listener
@@ -42,7 +42,7 @@ describe('LiveLedger', () => {
       replicas: () => replicas,
       version: () => version,
       clock: () => now,
-      costFactor: 1e12, // every derivation counts as costly: only forced ones run
+      costFactor: 1e12, // every derivation counts as costly: within the bound, none runs again
       genesis: { allocations: [{ did: requester!.did, amount: 100 }] },
       grants: {
         all: () => [],
@@ -53,9 +53,20 @@ describe('LiveLedger', () => {
     })
     const funding = ledger.funding()
     const need = { requester: requester!.did, budget: 60 } as never
-    expect(await funding(need, opening.thread, 0)).toBeUndefined()
+    const none = new Set<string>()
+    expect(await funding(need, opening.thread, 0, none)).toBeUndefined()
     expect(ledger.derivations).toBe(1)
-    // The NEED is decided (its 60 escrowed); the ledger is stale but within its cost bound.
+    // While its DECIDE is in flight the agent reserves the 60 itself: not taken twice.
+    ledger.noteDecided({ thread: opening.thread, requester: requester!.did, budget: 60 })
+    expect(
+      await funding(
+        { requester: requester!.did, budget: 40 } as never,
+        'another',
+        60,
+        new Set([opening.thread]),
+      ),
+    ).toBeUndefined()
+    // The NEED is decided (60 escrowed); the ledger, derived before, is served within its cost bound…
     const replica = new ThreadReplica(opening.thread, params)
     replica.receiveAll(opening.log, 0)
     replicas.push(replica)
@@ -63,13 +74,17 @@ describe('LiveLedger', () => {
     now += 5_000
     expect(ledger.account(requester!.did).balance).toBe(100)
     expect(ledger.derivations).toBe(1)
-    // Told of the DECIDE, the next funding check derives first: 40 left, a second 60 is refused.
-    onDecide(requester!.did)
-    expect(await funding(need, 'another', 0)).toMatch(/can spend 40 credits/)
-    expect(ledger.derivations).toBe(2)
-    // A grant is seen at once, whatever the cost bound.
+    // … but funding checks take the decided budget off: 40 left, a second 60 is refused.
+    onDecide({ thread: opening.thread, requester: requester!.did, budget: 60 })
+    expect(await funding(need, 'another', 0, none)).toMatch(/can spend 40 credits/)
+    expect(ledger.derivations).toBe(1)
+    // A grant is seen at once, whatever the cost bound; the derived ledger holds the escrow itself.
     grantsVersion += 1
-    ledger.current()
-    expect(ledger.derivations).toBe(3)
+    expect(ledger.account(requester!.did).balance).toBe(40)
+    expect(ledger.derivations).toBe(2)
+    expect(await funding(need, 'another', 0, none)).toMatch(/can spend 40 credits/)
+    expect(
+      await funding({ requester: requester!.did, budget: 40 } as never, 'another', 0, none),
+    ).toBeUndefined()
   })
 })

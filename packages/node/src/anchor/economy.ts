@@ -36,10 +36,10 @@ export interface LiveLedgerOptions {
    */
   costFactor?: number
   /**
-   * Subscribes to the requesters of DECIDEs as they are placed (returns the unsubscribe): how the
-   * ledger knows which funding checks must not be answered from a ledger derived before them.
+   * Subscribes to DECIDEs as they are placed (returns the unsubscribe): the budgets a ledger
+   * derived before them does not hold in escrow yet, which funding checks take off the balance.
    */
-  decides?: (listener: (requester: string) => void) => () => void
+  decides?: (listener: (decided: DecidedNeed) => void) => () => void
   genesis?: Partial<GenesisRule>
   /** Verifiers of the genesis pool (they stake at genesis). */
   genesisVerifiers?: readonly string[]
@@ -47,6 +47,13 @@ export interface LiveLedgerOptions {
   manifests?: { all(): AcceptedManifest[]; readonly version: number }
   /** Signature-checked faucet grants, a number that changes when they do, and how to learn another anchor's. */
   grants?: { all(): readonly FaucetGrant[]; readonly version: number; learn?(did: string): Promise<boolean> }
+}
+
+/** A NEED whose DECIDE was placed: its requester and the budget its escrow takes. */
+export interface DecidedNeed {
+  thread: string
+  requester: string
+  budget: number
 }
 
 /** Totals of the live ledger, as `/api/ledger` serves them. */
@@ -76,14 +83,13 @@ export class LiveLedger {
   #cached: { derived: DerivedLedger; version: string; atMs: number } | undefined
   /** How long the last derivation took, in ms. */
   #lastDeriveMs = 0
-  /** Requesters with a NEED decided since the ledger was last derived (its escrow is not in it yet). */
-  #decidedSince = new Set<string>()
+  /** Per requester, NEEDs decided since the ledger was last derived (their escrows are not in it yet). */
+  #decidedSince = new Map<string, Map<string, number>>()
   #derivations = 0
-  #forceNext = false
 
   constructor(options: LiveLedgerOptions) {
     this.#options = options
-    options.decides?.((requester) => this.noteDecided(requester))
+    options.decides?.((decided) => this.noteDecided(decided))
   }
 
   /** Derivations run so far (each walks every thread held). */
@@ -92,12 +98,14 @@ export class LiveLedger {
   }
 
   /**
-   * A DECIDE of one of `requester`'s NEEDs was placed: until the ledger is derived again its escrow
-   * is not in it, so the next funding check of that requester derives it first (a ledger served
-   * between two derivations never lets a requester fund more than it has).
+   * A DECIDE of a NEED was placed: until the ledger is derived again its escrow is not in it, so
+   * funding checks take its budget off the requester's balance (a ledger served between two
+   * derivations never lets a requester fund more than it has).
    */
-  noteDecided(requester: string): void {
-    this.#decidedSince.add(requester)
+  noteDecided(decided: DecidedNeed): void {
+    const threads = this.#decidedSince.get(decided.requester) ?? new Map<string, number>()
+    threads.set(decided.thread, decided.budget)
+    this.#decidedSince.set(decided.requester, threads)
   }
 
   /**
@@ -112,7 +120,7 @@ export class LiveLedger {
     const records = `${this.#options.manifests?.version ?? 0}/${this.#options.grants?.version ?? 0}`
     const version = `${this.#options.version()}/${records}`
     const cached = this.#cached
-    if (cached && !this.#forceNext && cached.version.endsWith(`/${records}`)) {
+    if (cached && cached.version.endsWith(`/${records}`)) {
       const age = now - cached.atMs
       const fresh = cached.version === version && age < (this.#options.maxAgeMs ?? 1_000)
       const tooSoon =
@@ -132,7 +140,6 @@ export class LiveLedger {
     this.#lastDeriveMs = performance.now() - started
     this.#derivations += 1
     this.#decidedSince.clear()
-    this.#forceNext = false
     this.#cached = { derived, version, atMs: now }
     return this.#cached
   }
@@ -148,14 +155,22 @@ export class LiveLedger {
    * so the ledger is derived again).
    */
   funding(): FundingCheck {
-    return async (need, _thread, reserved) => {
+    return async (need, _thread, reserved, inFlight) => {
       await this.#options.grants?.learn?.(need.requester)
-      if (this.#decidedSince.has(need.requester)) this.#forceNext = true
-      const balance = this.account(need.requester).balance - reserved
+      const balance =
+        this.account(need.requester).balance - reserved - this.#notInLedger(need.requester, inFlight)
       return balance >= need.budget
         ? undefined
         : `its requester can spend ${balance} credits and the budget is ${need.budget} (ask the faucet: POST /api/faucet/<did>)`
     }
+  }
+
+  /** Budgets of the requester's NEEDs decided since the ledger was derived, less those in flight (in `reserved`). */
+  #notInLedger(requester: string, inFlight: ReadonlySet<string> | undefined): number {
+    let sum = 0
+    for (const [thread, budget] of this.#decidedSince.get(requester) ?? [])
+      if (!inFlight?.has(thread)) sum += budget
+    return sum
   }
 
   /** The verifier pool now: what committee selection draws from. */

@@ -144,6 +144,8 @@ export type FundingCheck = (
   need: NeedInfo,
   thread: string,
   reserved: number,
+  /** The threads whose DECIDEs in flight make up `reserved`. */
+  reservedThreads: ReadonlySet<string>,
 ) => string | undefined | Promise<string | undefined>
 
 export interface AgentOptions {
@@ -294,6 +296,8 @@ export class Agent {
   #lastDecideTs = 0
   /** Budgets of this anchor's DECIDEs in flight, per requester (A7: checked and taken together). */
   #reserved = new Map<string, number>()
+  /** The threads of those DECIDEs in flight, per requester. */
+  #reservedThreads = new Map<string, Set<string>>()
   #observers = new Set<(env: AnyEnvelope) => void>()
   #evictionObservers = new Set<(env: AnyEnvelope) => void>()
   #settledObservers = new Set<(thread: string) => void>()
@@ -1103,7 +1107,8 @@ export class Agent {
     }
     const need = replica.state.need!
     const reserved = this.#reserved.get(need.requester) ?? 0
-    const unfunded = await this.#options.funding?.(need, replica.thread, reserved)
+    const inFlight = new Set(this.#reservedThreads.get(need.requester))
+    const unfunded = await this.#options.funding?.(need, replica.thread, reserved, inFlight)
     if (replica.state.winner) return
     if (unfunded !== undefined) {
       this.#options.onError?.(
@@ -1111,13 +1116,18 @@ export class Agent {
       )
       return
     }
-    this.#reserved.set(need.requester, reserved + need.budget)
+    this.#reserved.set(need.requester, (this.#reserved.get(need.requester) ?? 0) + need.budget)
+    const held = this.#reservedThreads.get(need.requester) ?? new Set<string>()
+    this.#reservedThreads.set(need.requester, held.add(replica.thread))
     try {
       await this.#decideFunded(replica, proposal, attempt, quorum.attestations)
     } finally {
       const left = (this.#reserved.get(need.requester) ?? 0) - need.budget
       if (left > 0) this.#reserved.set(need.requester, left)
       else this.#reserved.delete(need.requester)
+      const still = this.#reservedThreads.get(need.requester)
+      still?.delete(replica.thread)
+      if (still?.size === 0) this.#reservedThreads.delete(need.requester)
     }
   }
 
