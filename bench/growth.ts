@@ -12,9 +12,11 @@
  * threads settle quickly. With `GROWTH_HEAP_SNAPSHOT=1` (and `NODE_OPTIONS=--heapsnapshot-signal=SIGUSR2`,
  * which the anchor inherits) the anchor writes a heap snapshot into its working directory at the end.
  */
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { createGenesisFile } from '../packages/node/src/anchor/genesis.ts'
+import { loadOrCreateIdentity } from '../packages/node/src/anchor/identity.ts'
 import { killAnchors, startAnchorProcess } from '../packages/node/test/helpers/anchor-process.ts'
 import { createIdentity } from '../packages/peer/src/crypto/ed25519.ts'
 import { fetchNetwork, requestCredits } from '../packages/peer/src/join.ts'
@@ -51,21 +53,23 @@ export async function runGrowthBenchmark(progress: (line: string) => void): Prom
   let peer: Peer | undefined
   try {
     const identity = await createIdentity({ seed: new Uint8Array(32).fill(91) })
+    // The client's credits come from the genesis (the faucet's per-account cap would run dry long
+    // before 100 000 NEEDs: what settlement burns adds up); T_challenge is short so threads settle.
+    const data = join(dir, 'anchor')
+    await mkdir(data, { recursive: true, mode: 0o700 })
+    const genesisFile = join(dir, 'genesis.json')
+    await createGenesisFile({
+      identities: [(await loadOrCreateIdentity(data)).identity],
+      out: genesisFile,
+      verifiers: [identity.did],
+      allocations: [{ did: identity.did, amount: 5_000_000 }],
+      challengeWindowMs: 200,
+    })
     // The anchor inherits NODE_OPTIONS: its inspector listens on loopback, on a free port.
-    const anchor = await withInspector(() =>
-      startAnchorProcess([
-        '--data',
-        join(dir, 'anchor'),
-        '--verifiers',
-        identity.did,
-        '--challenge-window-ms',
-        '200',
-      ]),
-    )
+    const anchor = await withInspector(() => startAnchorProcess(['--data', data, '--genesis', genesisFile]))
     const pid = anchor.child.pid!
     const ws = anchor.multiaddrs.find((address) => address.includes('/ws/'))!
     const { params } = await fetchNetwork(anchor.url)
-    await requestCredits(anchor.url, identity.did)
     peer = await createPeer({
       identity,
       params,
@@ -119,8 +123,15 @@ export async function runGrowthBenchmark(progress: (line: string) => void): Prom
             lastProgress = performance.now()
           }
         }
-        if (performance.now() - lastProgress > 120_000)
-          throw new Error(`no thread finalized for 120 s (${finalized} so far, ${open.size} open)`)
+        if (performance.now() - lastProgress > 120_000) {
+          const undecided = [...open].filter((thread) => !agent.replica(thread)?.state.winner).length
+          const account = await fetch(`${anchor.url}/api/ledger/${identity.did}`)
+            .then((response) => response.text())
+            .catch((error: unknown) => String(error))
+          throw new Error(
+            `no thread finalized for 120 s (${finalized} so far, ${open.size} open, ${undecided} undecided; the client's account: ${account})`,
+          )
+        }
         await new Promise((resolve) => setTimeout(resolve, 20))
         if (finalized % 500 === 0 && finalized > 0 && open.size === IN_FLIGHT) {
           const seconds = (performance.now() - started) / 1000

@@ -155,6 +155,8 @@ export async function createGenesisFile(input: {
   allocations?: readonly { did: string; amount: number }[]
   name?: string
   nowMs?: number
+  /** T_challenge of the network, in ms. @default the genesis default (10 000) */
+  challengeWindowMs?: number
 }): Promise<Genesis> {
   const body = genesisBody({
     name: input.name ?? 'can-swarm',
@@ -162,6 +164,7 @@ export async function createGenesisFile(input: {
     anchors: input.identities.map((identity) => identity.did),
     pool: { bootstrap: input.bootstrapMode ?? true, verifiers: [...(input.verifiers ?? [])] },
     economy: { allocations: [...stakeAllocations(input.verifiers ?? []), ...(input.allocations ?? [])] },
+    ...(input.challengeWindowMs === undefined ? {} : { params: { tChallengeMs: input.challengeWindowMs } }),
   })
   const genesis = await signGenesis(body, input.identities)
   writeFileDurably(input.out, `${genesisToJson(genesis)}\n`, 0o644)
