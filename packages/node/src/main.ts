@@ -97,6 +97,38 @@ const program = new Command()
     '--allowed-hosts <names>',
     'comma-separated host names HTTP requests may use besides loopback and --host (DNS-rebinding guard) [env CAN_SWARM_ALLOWED_HOSTS]',
   )
+  .option(
+    '--allowed-origins <origins>',
+    "comma-separated origins whose pages may open a WebSocket to the libp2p listener besides the anchor's own HTTP origins (e.g. https://app.example, http://localhost:* for any port, * for any) [env CAN_SWARM_ALLOWED_ORIGINS]",
+  )
+  .option(
+    '--http-requests-per-second <n>',
+    `HTTP requests per second per client address; beyond, 429 [env CAN_SWARM_HTTP_REQUESTS_PER_SECOND] (default ${DEFAULT_CONFIG.httpRequestsPerSecond})`,
+  )
+  .option(
+    '--http-request-burst <n>',
+    `HTTP requests a client address may send at once [env CAN_SWARM_HTTP_REQUEST_BURST] (default ${DEFAULT_CONFIG.httpRequestBurst})`,
+  )
+  .option(
+    '--upload-bytes-per-second <bytes>',
+    `bytes of uploads per second per client address; beyond, 429 [env CAN_SWARM_UPLOAD_BYTES_PER_SECOND] (default ${DEFAULT_CONFIG.uploadBytesPerSecond})`,
+  )
+  .option(
+    '--upload-burst-bytes <bytes>',
+    `bytes of uploads a client address may send at once [env CAN_SWARM_UPLOAD_BURST_BYTES] (default ${DEFAULT_CONFIG.uploadBurstBytes})`,
+  )
+  .option(
+    '--artifact-store-bytes <bytes>',
+    `most bytes of artifact blocks on disk, pinned and cached [env CAN_SWARM_ARTIFACT_STORE_BYTES] (default ${DEFAULT_CONFIG.artifactStoreBytes})`,
+  )
+  .option(
+    '--artifact-cache-bytes <bytes>',
+    `most bytes of uploaded artifacts no accepted envelope references yet (unpinned, evicted first) [env CAN_SWARM_ARTIFACT_CACHE_BYTES] (default ${DEFAULT_CONFIG.artifactCacheBytes})`,
+  )
+  .option(
+    '--artifact-cache-bytes-per-client <bytes>',
+    `most bytes of that cache one client address holds [env CAN_SWARM_ARTIFACT_CACHE_BYTES_PER_CLIENT] (default ${DEFAULT_CONFIG.artifactCacheBytesPerClient})`,
+  )
   .addOption(
     new Option(
       '--log-level <level>',
@@ -172,6 +204,14 @@ try {
       host: options.host,
       port: options.port,
       allowedHosts: options.allowedHosts,
+      allowedOrigins: options.allowedOrigins,
+      httpRequestsPerSecond: options.httpRequestsPerSecond,
+      httpRequestBurst: options.httpRequestBurst,
+      uploadBytesPerSecond: options.uploadBytesPerSecond,
+      uploadBurstBytes: options.uploadBurstBytes,
+      artifactStoreBytes: options.artifactStoreBytes,
+      artifactCacheBytes: options.artifactCacheBytes,
+      artifactCacheBytesPerClient: options.artifactCacheBytesPerClient,
       logLevel: options.logLevel,
       consensus: options.consensus,
       etcd: options.etcd,

@@ -58,6 +58,14 @@ describe('node packages/node', () => {
       '--no-bootstrap-mode',
       '--genesis',
       '--allowed-hosts',
+      '--allowed-origins',
+      '--http-requests-per-second',
+      '--http-request-burst',
+      '--upload-bytes-per-second',
+      '--upload-burst-bytes',
+      '--artifact-store-bytes',
+      '--artifact-cache-bytes',
+      '--artifact-cache-bytes-per-client',
     ]) {
       expect(help.stdout).toContain(option)
     }

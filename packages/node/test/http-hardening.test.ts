@@ -1,13 +1,16 @@
 /**
  * The anchor's HTTP server against hostile clients: host names it does not answer to (DNS
- * rebinding), malformed paths, too many requests at once, handler bugs, metric-label cardinality;
- * and the headers every response carries.
+ * rebinding), malformed paths, too many requests at once, handler bugs, metric-label cardinality,
+ * clients over their request or upload quota (429, loopback addresses included); and the headers
+ * every response carries.
  */
 import { request as httpRequest } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Registry } from 'prom-client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { hostAllowed, startHttp } from '../src/anchor/http.ts'
+import type { AnchorArtifacts } from '../src/anchor/artifacts.ts'
+import { clientKey, hostAllowed, startHttp } from '../src/anchor/http.ts'
+import { startTestHttp } from './helpers/http.ts'
 
 type Reply = { status: number; headers: Record<string, string | string[] | undefined>; body: string }
 
@@ -16,9 +19,11 @@ function call(
   path: string,
   headers: Record<string, string> = {},
   method = 'GET',
+  { from, body }: { from?: string; body?: Uint8Array } = {},
 ): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, path, method, headers }, (res) => {
+    const target = { host: '127.0.0.1', port, path, method, headers, agent: false as const }
+    const req = httpRequest(from ? { ...target, localAddress: from } : target, (res) => {
       let body = ''
       res.setEncoding('utf8')
       res.on('data', (chunk: string) => {
@@ -27,7 +32,7 @@ function call(
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }))
     })
     req.on('error', reject)
-    req.end()
+    req.end(body)
   })
 }
 
@@ -140,5 +145,63 @@ describe('the anchor HTTP server', () => {
     expect(String(page.headers['content-security-policy'])).toMatch(/frame-ancestors 'none'/)
     const data = await call(port, '/api/status')
     expect(String(data.headers['content-security-policy'])).toMatch(/default-src 'none'/)
+  })
+})
+
+describe('per-client HTTP quotas', () => {
+  it('answers a client over its request rate 429 with Retry-After, loopback included, other clients unaffected', async () => {
+    let clock = 0
+    const stored: string[] = []
+    const artifacts = {
+      maxArtifactBytes: 4096,
+      put: async (cid: string) => void stored.push(cid),
+      get: async () => undefined,
+    } as unknown as AnchorArtifacts
+    const { port: quotaPort, close: closeQuotas } = await startTestHttp({
+      artifacts,
+      quotas: { requests: { perSecond: 2, burst: 3 }, uploadBytes: { perSecond: 100, burst: 1000 } },
+      now: () => clock,
+    })
+    try {
+      const from = (address: string, path = '/healthz') => call(quotaPort, path, {}, 'GET', { from: address })
+      for (let i = 0; i < 3; i += 1) expect((await from('127.0.0.2')).status).toBe(200)
+      const refused = await from('127.0.0.2')
+      expect(refused.status).toBe(429)
+      expect(refused.headers['retry-after']).toBe('1')
+      expect(JSON.parse(refused.body)).toMatchObject({ code: 'QUOTA_EXCEEDED', field: 'client' })
+      expect(JSON.parse(refused.body).error).toMatch(/2 requests\/s/)
+      expect((await from('127.0.0.3')).status).toBe(200) // another address has its own budget
+      clock += 500 // one token back
+      expect((await from('127.0.0.2')).status).toBe(200)
+      expect((await from('127.0.0.2')).status).toBe(429)
+
+      // Upload bytes: 1 000 at once, then 100/s; a body over the budget is refused before it is stored.
+      const put = (bytes: number) =>
+        call(quotaPort, `/api/artifacts/b${'a'.repeat(58)}`, {}, 'PUT', {
+          from: '127.0.0.4',
+          body: new Uint8Array(bytes),
+        })
+      expect((await put(600)).status).toBe(201)
+      const over = await put(600)
+      expect(over.status).toBe(429)
+      expect(over.headers['retry-after']).toBe('2') // 200 bytes missing at 100 bytes/s
+      expect(JSON.parse(over.body)).toMatchObject({ code: 'QUOTA_EXCEEDED', field: 'body' })
+      expect(stored).toHaveLength(1)
+      clock += 2000
+      expect((await put(600)).status).toBe(201)
+    } finally {
+      await closeQuotas()
+    }
+  })
+
+  it('keys clients by address: IPv4 as it is, IPv6 by its /64', () => {
+    expect(clientKey('127.0.0.1')).toBe('127.0.0.1')
+    expect(clientKey('::ffff:10.1.2.3')).toBe('10.1.2.3')
+    expect(clientKey('2001:db8:1:2:3:4:5:6')).toBe('2001:db8:1:2::/64')
+    expect(clientKey('2001:DB8:1:2:ffff::1')).toBe('2001:db8:1:2::/64')
+    expect(clientKey('2001:db8::1')).toBe('2001:db8:0:0::/64')
+    expect(clientKey('fe80::1%eth0')).toBe('fe80:0:0:0::/64')
+    expect(clientKey('::1')).toBe('0:0:0:0::/64')
+    expect(clientKey(undefined)).toBe('unknown')
   })
 })

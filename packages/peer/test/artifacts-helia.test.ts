@@ -1,18 +1,21 @@
 /**
  * Helia artifacts over real libp2p nodes on 127.0.0.1 (artifacts/helia.ts): bitswap between
  * peers, a late joiner served by a peer that only cached the artifact, pins surviving gc and a
- * restart of a disk store, bytes checked against their CID, and thread trees fetched by a light peer.
+ * restart of a disk store, bytes checked against their CID, thread trees fetched by a light peer,
+ * and pins bounded by their limits (depth, blocks, bytes).
  */
 import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createHeliaArtifacts, type HeliaArtifacts, MAX_ARTIFACT_BYTES } from '../src/artifacts/helia.ts'
 import { openArtifactStorage } from '../src/artifacts/storage.ts'
 import { fetchThreadEnvelope, storeThreadTree } from '../src/artifacts/thread-tree.ts'
 import { artifactCid } from '../src/core/artifacts.ts'
-import { OversizedArtifactError } from '../src/core/errors.ts'
+import { OversizedArtifactError, QuotaExceededError } from '../src/core/errors.ts'
 import { verifyInclusion } from '../src/core/thread/merkle.ts'
 import { createIdentity } from '../src/crypto/ed25519.ts'
 import { createNetwork, type Network } from '../src/net/network.ts'
@@ -222,3 +225,40 @@ async function listFiles(root: string): Promise<string[]> {
   }
   return result
 }
+
+describe('Helia pin limits', () => {
+  it('pins a raw block alone, walks DAG-CBOR only as deep as allowed, and refuses a DAG over its block or byte bound having pinned nothing', async () => {
+    const store = await createHeliaArtifacts({
+      pinLimits: { maxDepth: 2, maxBlocks: 8, maxBytes: 64 * 1024 },
+    })
+    started.push(store)
+    const putCbor = async (value: unknown) => {
+      const bytes = dagCbor.encode(value)
+      const cid = CID.createV1(dagCbor.code, await sha256.digest(bytes))
+      await store.helia.blockstore.put(cid, bytes)
+      return cid
+    }
+    // A chain of 6: pinned with its 2 levels below the root; gc takes the 3 deeper blocks.
+    let chain = await putCbor({ level: 5 })
+    for (let level = 4; level >= 0; level -= 1) chain = await putCbor({ level, next: chain })
+    const seen: string[] = []
+    await store.pin(chain.toString(), { onBlock: (cid) => seen.push(cid) })
+    expect(seen).toHaveLength(3)
+    expect(await store.gc()).toBe(3)
+    // A root linking 20 blocks (and one twice): refused at the 9th block before it is read.
+    const leaves = []
+    for (let index = 0; index < 20; index += 1) leaves.push(await putCbor({ index }))
+    const wide = await putCbor({ leaves: [...leaves, leaves[0]] })
+    await expect(store.pin(wide.toString())).rejects.toThrow(QuotaExceededError)
+    expect(store.isPinned(wide.toString())).toBe(false)
+    // …and over its bytes (the same root with room for all its blocks but not their bytes).
+    await expect(
+      store.pin(wide.toString(), { limits: { maxDepth: 2, maxBlocks: 100, maxBytes: 200 } }),
+    ).rejects.toThrow(/more than 200 bytes/)
+    expect(await store.gc()).toBe(21) // nothing of the refused DAG was pinned
+    const raw = await store.put(new TextEncoder().encode('a raw artifact'))
+    await store.pin(raw, { limits: { maxDepth: 0, maxBlocks: 1, maxBytes: 100 } })
+    expect(await store.gc()).toBe(0)
+    expect(store.pins()).toEqual([chain.toString(), raw])
+  })
+})

@@ -16,7 +16,6 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Logger } from 'pino'
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client'
-import { envelopeToJson } from '../../../peer/src/core/codec.ts'
 import type { ConsensusStore } from '../../../peer/src/core/consensus.ts'
 import { type Genesis, genesisToJson, paramsFromGenesis } from '../../../peer/src/core/genesis.ts'
 import { isOpenPool, type NetworkParams, withPool } from '../../../peer/src/core/thread/params.ts'
@@ -29,13 +28,14 @@ import type { AnchorConfig } from './config.ts'
 import { LiveLedger } from './economy.ts'
 import { loadOrCreateGenesis } from './genesis.ts'
 import { GrantStore } from './grants.ts'
-import { startHttp } from './http.ts'
+import { type OwnOrigins, originAllowed, startHttp } from './http.ts'
 import { loadOrCreateIdentity } from './identity.ts'
 import { EnvelopeLog } from './log.ts'
 import { ManifestStore } from './manifests.ts'
 import { BootstrapMonitor } from './monitor.ts'
 import { desiredSnapshot, PoolAdopter } from './pool.ts'
 import { type AnchorSwarm, startSwarm } from './swarm.ts'
+import { ThreadViews } from './thread-views.ts'
 
 export interface Anchor {
   readonly did: string
@@ -141,9 +141,26 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
       swarmRef ? swarmRef.agent.threads().map((thread) => swarmRef!.agent.replica(thread)!) : [],
     version: () => log.size,
   })
+  // The bootstrap monitor hears of every envelope the agent places (restored ones included).
+  const monitor = new BootstrapMonitor(startParams)
+  // Pages that may open a WebSocket to the libp2p listener: the anchor's own (its HTTP port is known
+  // once HTTP listens, before any browser can have loaded a page from it) and the listed origins.
+  const ownOrigins: OwnOrigins = {
+    host: config.host,
+    port: config.port,
+    allowedHosts: config.allowedHosts,
+    allowedOrigins: config.allowedOrigins,
+  }
   const swarm = await startSwarm({
     identity,
     data: config.data,
+    artifacts: {
+      maxTotalBytes: config.artifactStoreBytes,
+      maxCacheBytes: config.artifactCacheBytes,
+      maxCacheBytesPerClient: config.artifactCacheBytesPerClient,
+    },
+    allowWebSocketOrigin: (origin) => originAllowed(origin, ownOrigins),
+    onAgent: (agent) => monitor.attach(agent),
     params: startParams,
     consensus: store,
     policy: policy.gates,
@@ -170,7 +187,6 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
     'artifact store open',
   )
 
-  const monitor = new BootstrapMonitor(startParams)
   let monitorReport = monitor.observe(Date.now())
   // The pool the anchor decides under follows its ledger's pool, adopted at epoch boundaries.
   const adoptPool = async (): Promise<void> => {
@@ -210,7 +226,6 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
   }, 1_000)
   poolTimer.unref()
   const monitorTimer = setInterval(() => {
-    monitor.scan(swarm.agent, Date.now())
     monitorReport = monitor.observe(Date.now())
   }, 5_000)
   monitorTimer.unref()
@@ -259,6 +274,14 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
     },
   })
   new Gauge({
+    name: 'can_swarm_artifact_cache_bytes',
+    help: 'Bytes of unpinned artifact blocks (uploads and reads no accepted envelope references yet)',
+    registers: [registry],
+    collect() {
+      this.set(swarm.artifacts.stats().cachedBytes)
+    },
+  })
+  new Gauge({
     name: 'can_swarm_refusals',
     help: 'Envelopes the anchor refused, by reason code and the rule it enforces (A1–A7, network, state)',
     labelNames: ['reason', 'rule'],
@@ -288,10 +311,15 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
 
   let stopping = false
   const webRoot = existsSync(join(WEB_DIST, 'index.html')) ? WEB_DIST : undefined
+  const threadViews = new ThreadViews((thread) => swarm.agent.replica(thread))
   const { server, url } = await startHttp({
     host: config.host,
     port: config.port,
     allowedHosts: config.allowedHosts,
+    quotas: {
+      requests: { perSecond: config.httpRequestsPerSecond, burst: config.httpRequestBurst },
+      uploadBytes: { perSecond: config.uploadBytesPerSecond, burst: config.uploadBurstBytes },
+    },
     onError: (error) => logger.error({ err: error }, 'HTTP handler failed'),
     registry,
     webRoot,
@@ -326,10 +354,14 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
       params: swarm.agent.params,
       uptimeMs: Date.now() - started,
       webApp: webRoot !== undefined,
-      artifacts: { pinned: swarm.artifacts.pinned, bytes: swarm.artifacts.totalBytes },
+      artifacts: {
+        pinned: swarm.artifacts.pinned,
+        bytes: swarm.artifacts.totalBytes,
+        ...swarm.artifacts.stats(),
+      },
     }),
     onRequest: (_method, route, status) => httpRequests.inc({ route, status: String(status) }),
-    threadEnvelopes: (thread) => swarm.agent.replica(thread)?.envelopes().map(envelopeToJson),
+    threadEnvelopes: (thread) => threadViews.lines(thread),
     ledger,
     pool: {
       snapshot: () => ledger.pool(),
@@ -339,6 +371,7 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
     faucet: (did) => grants.request(did),
     artifacts: swarm.artifacts,
   })
+  ownOrigins.port = Number(new URL(url).port)
   logger.info({ url, webApp: webRoot !== undefined }, 'http listening')
 
   let stopped: Promise<void> | undefined
@@ -352,6 +385,7 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
       await adopting
       await swarm.stop()
       log.close()
+      manifests.close()
       grants.close()
       await store.close()
       logger.info('stopped')

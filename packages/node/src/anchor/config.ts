@@ -23,6 +23,46 @@ const configSchema = z
      * host: what guards against DNS rebinding. An anchor reached by a public name lists it here.
      */
     allowedHosts: z.array(z.string().min(1).max(253)).max(64),
+    /**
+     * Origins (`https://app.example`, `http://localhost:*` for any port, `*` for any) whose pages
+     * may open a WebSocket to the libp2p listener, besides the anchor's own HTTP origins (loopback
+     * names at its HTTP port, `host`, `allowedHosts`) and clients that send no Origin (not browsers).
+     */
+    allowedOrigins: z.array(z.string().min(1).max(300)).max(64),
+    /** HTTP requests per second per client address (its sustained rate). */
+    httpRequestsPerSecond: z.number().min(0.001).max(1_000_000),
+    /** HTTP requests a client address may send at once above that rate. */
+    httpRequestBurst: z.number().int().min(1).max(10_000_000),
+    /** Bytes of request bodies (uploads) per second per client address. */
+    uploadBytesPerSecond: z
+      .number()
+      .int()
+      .min(1)
+      .max(1 << 30),
+    /** Bytes of request bodies a client address may send at once above that rate (≥ one largest artifact). */
+    uploadBurstBytes: z
+      .number()
+      .int()
+      .min(4 * 1024 * 1024)
+      .max(1 << 30),
+    /** Most bytes of artifact blocks on disk, pinned and cached. */
+    artifactStoreBytes: z
+      .number()
+      .int()
+      .min(1024 * 1024)
+      .max(2 ** 50),
+    /** Most bytes of unpinned artifact blocks (uploads and reads no accepted envelope references yet). */
+    artifactCacheBytes: z
+      .number()
+      .int()
+      .min(4 * 1024 * 1024)
+      .max(2 ** 50),
+    /** Most bytes of that cache one client address holds. */
+    artifactCacheBytesPerClient: z
+      .number()
+      .int()
+      .min(4 * 1024 * 1024)
+      .max(2 ** 50),
     logLevel: z.enum(LOG_LEVELS),
     consensus: z.enum(['embedded', 'etcd']),
     /** etcd client URLs, when `consensus` is `etcd`. */
@@ -63,6 +103,14 @@ export const DEFAULT_CONFIG: AnchorConfig = Object.freeze({
   host: '127.0.0.1',
   port: 7700,
   allowedHosts: [],
+  allowedOrigins: [],
+  httpRequestsPerSecond: 50,
+  httpRequestBurst: 200,
+  uploadBytesPerSecond: 1024 * 1024,
+  uploadBurstBytes: 16 * 1024 * 1024,
+  artifactStoreBytes: 256 * 1024 * 1024,
+  artifactCacheBytes: 64 * 1024 * 1024,
+  artifactCacheBytesPerClient: 16 * 1024 * 1024,
   logLevel: 'info',
   consensus: 'embedded',
   etcd: [],
@@ -81,6 +129,14 @@ export const ENVIRONMENT: Readonly<Record<string, keyof AnchorConfig>> = Object.
   CAN_SWARM_HOST: 'host',
   CAN_SWARM_PORT: 'port',
   CAN_SWARM_ALLOWED_HOSTS: 'allowedHosts',
+  CAN_SWARM_ALLOWED_ORIGINS: 'allowedOrigins',
+  CAN_SWARM_HTTP_REQUESTS_PER_SECOND: 'httpRequestsPerSecond',
+  CAN_SWARM_HTTP_REQUEST_BURST: 'httpRequestBurst',
+  CAN_SWARM_UPLOAD_BYTES_PER_SECOND: 'uploadBytesPerSecond',
+  CAN_SWARM_UPLOAD_BURST_BYTES: 'uploadBurstBytes',
+  CAN_SWARM_ARTIFACT_STORE_BYTES: 'artifactStoreBytes',
+  CAN_SWARM_ARTIFACT_CACHE_BYTES: 'artifactCacheBytes',
+  CAN_SWARM_ARTIFACT_CACHE_BYTES_PER_CLIENT: 'artifactCacheBytesPerClient',
   CAN_SWARM_LOG_LEVEL: 'logLevel',
   CAN_SWARM_CONSENSUS: 'consensus',
   CAN_SWARM_ETCD: 'etcd',
@@ -103,8 +159,15 @@ const NUMERIC = new Set<keyof AnchorConfig>([
   'wsPort',
   'webrtcPort',
   'challengeWindowMs',
+  'httpRequestsPerSecond',
+  'httpRequestBurst',
+  'uploadBytesPerSecond',
+  'uploadBurstBytes',
+  'artifactStoreBytes',
+  'artifactCacheBytes',
+  'artifactCacheBytesPerClient',
 ])
-const LISTS = new Set<keyof AnchorConfig>(['etcd', 'peers', 'verifiers', 'allowedHosts'])
+const LISTS = new Set<keyof AnchorConfig>(['etcd', 'peers', 'verifiers', 'allowedHosts', 'allowedOrigins'])
 
 function coerce(key: keyof AnchorConfig, raw: string, source: string): unknown {
   if (NUMERIC.has(key)) {

@@ -14,7 +14,9 @@
  * window; see grants.ts).
  *
  * Hardened for strangers: a request must name an allowed host (loopback, the listening host, or
- * `allowedHosts`: the DNS-rebinding guard), at most `maxConnections` sockets and `maxInFlight`
+ * `allowedHosts`: the DNS-rebinding guard), each client (a remote address; IPv6 by /64) has a
+ * request rate and an upload byte rate (`quotas`: 429 with Retry-After beyond, loopback included),
+ * at most `maxConnections` sockets and `maxInFlight`
  * requests are served at once (503 beyond), slow or endless requests time out, every response
  * carries `nosniff`, `Referrer-Policy: no-referrer`, anti-framing and a content security policy,
  * errors are `{ code, error, field? }` JSON without internals (a malformed path is a 400, a bug a
@@ -26,6 +28,7 @@ import type { AddressInfo } from 'node:net'
 import { extname, join, normalize, resolve, sep } from 'node:path'
 import type { Registry } from 'prom-client'
 import { didKeyProblem } from '../../../peer/src/core/codec.ts'
+import { checkRateBudget, type RateBudget, RateLimiter } from '../../../peer/src/net/quota.ts'
 import type { AnchorArtifacts } from './artifacts.ts'
 
 const TYPES: Record<string, string> = {
@@ -38,6 +41,26 @@ const TYPES: Record<string, string> = {
   '.png': 'image/png',
   '.ico': 'image/x-icon',
 }
+
+/** Per-client HTTP quotas: token buckets keyed by remote address (IPv6: its /64). */
+export interface HttpQuotas {
+  /** Requests, of any kind (refused ones included). */
+  requests: RateBudget
+  /** Bytes of request bodies (uploads, manifests). */
+  uploadBytes: RateBudget
+  /** Clients tracked at most (least recently charged forgotten). @default 10 000 */
+  maxClients?: number
+}
+
+/**
+ * Default {@link HttpQuotas}: 50 requests/s (burst 200) and 1 MiB/s of uploads (burst 16 MiB) per
+ * client address. A page load of the web app is about 40 requests; its tab then asks about one a
+ * second.
+ */
+export const DEFAULT_HTTP_QUOTAS: HttpQuotas = Object.freeze({
+  requests: Object.freeze({ perSecond: 50, burst: 200 }),
+  uploadBytes: Object.freeze({ perSecond: 1024 * 1024, burst: 16 * 1024 * 1024 }),
+})
 
 export interface HttpOptions {
   host: string
@@ -73,21 +96,73 @@ export interface HttpOptions {
   maxConnections?: number
   /** Most requests handled at once; more get 503 with Retry-After. @default 128 */
   maxInFlight?: number
+  /** Per-client request and upload rates; beyond them 429 with Retry-After. @default DEFAULT_HTTP_QUOTAS */
+  quotas?: HttpQuotas
+  /** The quotas' clock, in ms. @default Date.now */
+  now?: () => number
   /** Unexpected errors (bugs): the client gets a bare 500. */
   onError?: (error: unknown) => void
 }
 
-/** A request the server refuses before routing it (bad path, host not allowed). */
+/** A request the server refuses before routing it (bad path, host not allowed, over a quota). */
 class RequestError extends Error {
   readonly status: number
   readonly code: string
   readonly field: string | undefined
-  constructor(status: number, code: string, message: string, field?: string) {
+  /** Seconds after which the same request would be served (`Retry-After`). */
+  readonly retryAfterS: number | undefined
+  constructor(status: number, code: string, message: string, field?: string, retryAfterS?: number) {
     super(message)
     this.status = status
     this.code = code
     this.field = field
+    this.retryAfterS = retryAfterS
   }
+}
+
+/** The quota error of a client over `limiter` by `amount`. */
+function overQuota(
+  limiter: RateLimiter,
+  client: string,
+  amount: number,
+  what: string,
+  field: string,
+): RequestError {
+  const retryAfterS = Math.max(1, Math.ceil(limiter.waitMs(client, amount) / 1000))
+  const { perSecond, burst } = limiter.budget
+  return new RequestError(
+    429,
+    'QUOTA_EXCEEDED',
+    `this client is over its quota of ${perSecond} ${what}/s (burst ${burst}); retry after ${retryAfterS} s`,
+    field,
+    retryAfterS,
+  )
+}
+
+/**
+ * The quota key of a remote address: an IPv4 address (IPv4-mapped IPv6 included) as it is, an IPv6
+ * address by its /64 (one subscriber's usual allocation), `unknown` without one.
+ */
+export function clientKey(address: string | undefined): string {
+  if (!address) return 'unknown'
+  const value = address.toLowerCase().replace(/%.*$/, '')
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/.exec(value)
+  if (mapped) return mapped[1]!
+  if (!value.includes(':')) return value
+  const [head = '', tail] = value.split('::')
+  const groups = (part: string | undefined) => (part ? part.split(':').filter((group) => group !== '') : [])
+  const before = groups(head)
+  const after = groups(tail)
+  const width = (list: string[]) => list.reduce((sum, group) => sum + (group.includes('.') ? 2 : 1), 0)
+  const full = [
+    ...before,
+    ...Array<string>(Math.max(0, 8 - width(before) - width(after))).fill('0'),
+    ...after,
+  ]
+  return `${full
+    .slice(0, 4)
+    .map((group) => (/^[0-9a-f]{1,4}$/.test(group) ? Number.parseInt(group, 16).toString(16) : group))
+    .join(':')}::/64`
 }
 
 /** Decodes a path segment; a malformed `%` escape is the client's error (400), not the server's. */
@@ -119,6 +194,56 @@ function hostName(header: string): string {
   if (value.startsWith('[')) return value.slice(0, value.indexOf(']') + 1)
   const colon = value.lastIndexOf(':')
   return colon >= 0 && value.indexOf(':') === colon ? value.slice(0, colon) : value
+}
+
+/** The anchor's own HTTP origins, as {@link originAllowed} checks them. */
+export interface OwnOrigins {
+  /** The HTTP listening host (`--host`). */
+  host: string
+  /** The HTTP port (the bound one). */
+  port: number
+  /** `allowedHosts`: names (with or without a port) the anchor answers to. */
+  allowedHosts: readonly string[]
+  /** Other origins allowed: exact (`https://app.example`), any port (`http://localhost:*`) or `*` (any). */
+  allowedOrigins: readonly string[]
+}
+
+/**
+ * Whether a WebSocket upgrade (or any request) carrying `origin` may proceed: without an Origin
+ * (not a browser), from one of the anchor's own HTTP origins — a loopback name or the listening
+ * host at its HTTP port, or an allowed host name (at its port when it names one, else at any) — or
+ * from an origin `allowedOrigins` lists. Anything else (`null`, another site) is refused.
+ */
+export function originAllowed(origin: string | undefined, own: OwnOrigins): boolean {
+  if (origin === undefined) return true
+  const value = origin.trim().toLowerCase()
+  for (const entry of own.allowedOrigins) {
+    const wanted = entry.trim().toLowerCase().replace(/\/$/, '')
+    if (wanted === '*' || wanted === value) return true
+    if (
+      wanted.endsWith(':*') &&
+      value.startsWith(wanted.slice(0, -1)) &&
+      /^\d{1,5}$/.test(value.slice(wanted.length - 1))
+    )
+      return true
+  }
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    return false
+  }
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.origin !== value) return false
+  const name = url.hostname
+  const atPort = (url.port || (url.protocol === 'https:' ? '443' : '80')) === String(own.port)
+  if (atPort && (LOOPBACK_NAMES.has(name) || /^127(\.\d{1,3}){3}$/.test(name))) return true
+  const bare = (host: string) => host.replace(/^\[|\]$/g, '')
+  const wildcard = own.host === '0.0.0.0' || own.host === '::'
+  if (atPort && !wildcard && bare(name) === bare(hostName(own.host))) return true
+  return own.allowedHosts.some((entry) => {
+    const wanted = entry.trim().toLowerCase()
+    return wanted === url.host || wanted === name
+  })
 }
 
 /** Whether a request's Host header names this anchor (loopback, its listening host, or an allowed name). */
@@ -158,6 +283,30 @@ function fail(response: ServerResponse, status: number, code: string, error: str
 }
 
 /**
+ * Reads a request body of at most `maxBytes`, charged to `client`'s upload quota: refused (429)
+ * before it is read when its declared length is over the quota, after it is read when it declared
+ * none. An oversized body costs what reading it costs (up to 4 × `maxBytes`, within the burst).
+ * Resolves to undefined when it is larger than `maxBytes`.
+ */
+async function readUpload(
+  request: IncomingMessage,
+  maxBytes: number,
+  client: string,
+  quota: RateLimiter,
+): Promise<Uint8Array | undefined> {
+  const cost = (bytes: number) => Math.min(bytes, 4 * maxBytes, quota.budget.burst)
+  const declared = Number(request.headers['content-length'] ?? Number.NaN)
+  const known = Number.isSafeInteger(declared) && declared >= 0
+  if (known && !quota.take(client, cost(declared)))
+    throw overQuota(quota, client, cost(declared), 'upload bytes', 'body')
+  const body = await readBody(request, maxBytes)
+  const read = body?.length ?? 4 * maxBytes
+  if (!known && !quota.take(client, cost(read)))
+    throw overQuota(quota, client, cost(read), 'upload bytes', 'body')
+  return body
+}
+
+/**
  * Reads a request body of at most `maxBytes`; resolves to undefined when it is larger. An
  * oversized body is drained (up to 4 × `maxBytes`, then the socket is cut) so that the client
  * reads the refusal instead of a reset.
@@ -186,9 +335,11 @@ async function handleArtifact(
   cid: string,
   request: IncomingMessage,
   response: ServerResponse,
+  client: string,
+  uploads: RateLimiter,
 ): Promise<number> {
   if (method === 'PUT') {
-    const body = await readBody(request, store.maxArtifactBytes)
+    const body = await readUpload(request, store.maxArtifactBytes, client, uploads)
     if (body === undefined) {
       return fail(
         response,
@@ -198,12 +349,12 @@ async function handleArtifact(
         'body',
       )
     }
-    const refusal = await store.put(cid, body)
+    const refusal = await store.put(cid, body, client)
     return refusal
       ? fail(response, refusal.status, 'ARTIFACT_REFUSED', refusal.error, 'cid')
       : json(response, 201, { cid })
   }
-  const bytes = await store.get(cid)
+  const bytes = await store.get(cid, client)
   if (!bytes) return fail(response, 404, 'NOT_FOUND', `artifact ${cid.slice(0, 130)} is not held here`, 'cid')
   response.writeHead(200, {
     ...SECURITY_HEADERS,
@@ -271,18 +422,41 @@ const NO_WEB_APP = `<!doctype html><meta charset="utf-8"><title>CAN Swarm anchor
 export function httpRequestListener(
   options: HttpOptions,
 ): (request: IncomingMessage, response: ServerResponse) => void {
-  const handle = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
+  const quotas = options.quotas ?? DEFAULT_HTTP_QUOTAS
+  checkRateBudget(quotas.requests, 'quotas.requests')
+  checkRateBudget(quotas.uploadBytes, 'quotas.uploadBytes')
+  const limiter = (budget: RateBudget) =>
+    new RateLimiter({
+      ...budget,
+      ...(quotas.maxClients === undefined ? {} : { maxKeys: quotas.maxClients }),
+      ...(options.now ? { now: options.now } : {}),
+    })
+  const requests = limiter(quotas.requests)
+  const uploads = limiter(quotas.uploadBytes)
+  const handle = async (
+    request: IncomingMessage,
+    response: ServerResponse,
+    client: string,
+  ): Promise<void> => {
     const url = requestUrl(request.url)
     const method = request.method ?? 'GET'
     let route = url.pathname
     let status: number
     if (options.artifacts && route.startsWith('/api/artifacts/') && ['GET', 'HEAD', 'PUT'].includes(method)) {
-      status = await handleArtifact(options.artifacts, method, route.slice(15), request, response)
       route = '/api/artifacts'
+      status = await handleArtifact(
+        options.artifacts,
+        method,
+        url.pathname.slice(15),
+        request,
+        response,
+        client,
+        uploads,
+      )
     } else if (options.pool && method === 'PUT' && route.startsWith('/api/pool/')) {
       const did = decodeSegment(route.slice('/api/pool/'.length))
       route = '/api/pool'
-      const body = await readBody(request, MAX_MANIFEST_BYTES)
+      const body = await readUpload(request, MAX_MANIFEST_BYTES, client, uploads)
       let manifest: unknown
       try {
         manifest = body === undefined ? undefined : JSON.parse(new TextDecoder().decode(body))
@@ -378,6 +552,14 @@ export function httpRequestListener(
   const maxInFlight = options.maxInFlight ?? 128
   let inFlight = 0
   return (request, response) => {
+    const client = clientKey(request.socket?.remoteAddress)
+    if (!requests.take(client)) {
+      const refusal = overQuota(requests, client, 1, 'requests', 'client')
+      response.setHeader('retry-after', String(refusal.retryAfterS))
+      const status = fail(response, 429, refusal.code, refusal.message, refusal.field)
+      options.onRequest?.(request.method ?? 'GET', 'refused', status)
+      return
+    }
     if (!hostAllowed(request.headers.host, options.host, allowed)) {
       const status = fail(
         response,
@@ -404,12 +586,13 @@ export function httpRequestListener(
     response.once('close', () => {
       inFlight -= 1
     })
-    handle(request, response).catch((error: unknown) => {
+    handle(request, response, client).catch((error: unknown) => {
       if (response.headersSent) {
         response.destroy()
         return
       }
       if (error instanceof RequestError) {
+        if (error.retryAfterS !== undefined) response.setHeader('retry-after', String(error.retryAfterS))
         const status = fail(response, error.status, error.code, error.message, error.field)
         options.onRequest?.(request.method ?? 'GET', 'refused', status)
         return

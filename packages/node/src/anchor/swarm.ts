@@ -1,13 +1,15 @@
 /**
  * The anchor's place in the swarm: a libp2p node with a circuit relay server and TCP, WebSocket
- * and WebRTC-direct listeners (browsers reach it over WebSockets and find each other through it), the gossip bus,
- * and an agent with the anchor's role whose DECIDEs go through the anchor's durable consensus
- * store. Every envelope passes the same gates as at any peer — its network, the policy ingress
- * gate (A8) — before the anchor stores it, relays it or settles it: gossip frames are gated in the
- * bus validator (so they are never forwarded), and everything else in the agent. What the agent
- * takes in (placed into a thread) or says is kept in the envelope log. Its artifacts are pinned in
- * Helia on the same node (artifacts.ts). It follows every thread's plan document (plan sync, kept
- * under `<data>/automerge`), so that any peer can catch up with a thread from it.
+ * and WebRTC-direct listeners (browsers reach it over WebSockets and find each other through it;
+ * the WebSocket listener takes upgrades only from the pages `allowWebSocketOrigin` allows), the
+ * gossip bus, and an agent with the anchor's role whose DECIDEs go through the anchor's durable
+ * consensus store. Every envelope passes the same gates as at any peer — its network, the policy
+ * ingress gate (A8) — before the anchor stores it, relays it or settles it: gossip frames are gated
+ * in the bus validator (so they are never forwarded), and everything else in the agent. What the
+ * agent takes in (placed into a thread) or says is kept in the envelope log. The artifacts the
+ * envelopes the fold accepted reference are pinned in Helia on the same node (artifacts.ts). It
+ * follows every thread's plan document (plan sync, kept under `<data>/automerge`), so that any peer
+ * can catch up with a thread from it.
  */
 import { join } from 'node:path'
 import { circuitRelayServer } from '@libp2p/circuit-relay-v2'
@@ -49,6 +51,10 @@ export interface SwarmOptions {
   webrtcPort: number
   /** Other anchors or relays to stay connected to. */
   bootstrap: readonly string[]
+  /** Which `Origin` headers the WebSocket listener takes upgrades from (others get 403). @default every origin */
+  allowWebSocketOrigin?: (origin: string | undefined) => boolean
+  /** Called with the agent before the log is restored into it (to observe every envelope it places). */
+  onAgent?: (agent: Agent) => void
   onError: (error: unknown) => void
 }
 
@@ -80,6 +86,7 @@ export async function startSwarm(options: SwarmOptions): Promise<AnchorSwarm> {
     bootstrap: options.bootstrap,
     webRTC: options.webrtcPort >= 0,
     webRTCBindAddress: options.host,
+    ...(options.allowWebSocketOrigin ? { allowWebSocketOrigin: options.allowWebSocketOrigin } : {}),
     services: {
       relay: circuitRelayServer({ reservations: { maxReservations: 256 } }) as (components: never) => unknown,
     },
@@ -129,11 +136,14 @@ export async function startSwarm(options: SwarmOptions): Promise<AnchorSwarm> {
       if (!storageReported) options.onError?.(error as Error)
       storageReported = true
     }
-    artifacts.pinReferenced(env)
+    // What the envelope references is pinned only if the fold accepted it: a COMMIT the fold refused
+    // (not the lease holder's, say) pins nothing.
+    if (!agent.replica(env.thread)?.state.rejected.has(env.id)) artifacts.pinReferenced(env)
   })
+  options.onAgent?.(agent)
+  // Restored envelopes the agent places reach the observer too: whatever earlier runs could not pin
+  // yet is looked for again (and only for envelopes the agent still accepts).
   await agent.restore(options.restored)
-  // Whatever earlier runs could not pin yet is looked for again.
-  for (const env of options.restored) artifacts.pinReferenced(env)
   const attached = attachAgent(inner, agent, { onError: options.onError, gated: true })
   const stopService = await serveDecide({ network, agent, consensus: options.consensus, relay: inner })
   const planSync = await createPlanSync({

@@ -31,9 +31,11 @@ import { MemoryBlockstore } from 'blockstore-core'
 import type { Helia, Provider, Router } from 'helia'
 import { createHeliaLight } from 'helia'
 import type { Blockstore } from 'interface-blockstore'
+import { createUnsafe } from 'multiformats/block'
 import { CID } from 'multiformats/cid'
 import { type ArtifactStore, artifactCid } from '../core/artifacts.ts'
-import { InvalidArgumentError, OversizedArtifactError } from '../core/errors.ts'
+import { checkCborBudget } from '../core/cbor-budget.ts'
+import { InvalidArgumentError, OversizedArtifactError, QuotaExceededError } from '../core/errors.ts'
 import type { Cid } from '../core/types.ts'
 import { memoryPinSet, type PinSet } from './pin-set.ts'
 
@@ -45,6 +47,42 @@ export const MAX_ARTIFACT_BYTES = 4 * 1024 * 1024 - 4096
 
 /** Multihash code of SHA2-256. */
 const SHA2_256 = 0x12
+/** Multicodec of raw blocks (every artifact): they link to nothing, so they are pinned alone. */
+export const RAW_CODEC = 0x55
+/** Multicodec of DAG-CBOR blocks (thread trees): the only codec whose links a pin follows. */
+export const DAG_CBOR_CODEC = 0x71
+/** CBOR structure a DAG-CBOR block may carry before its links are read. */
+const BLOCK_CBOR_BUDGET = Object.freeze({ maxItems: 100_000, maxDepth: 64 })
+
+/**
+ * Bounds of the DAG walk of one pin. A raw block is pinned alone (depth 0) whatever they say; a
+ * DAG-CBOR root is walked (and its blocks fetched) at most `maxDepth` links down, and refused once
+ * its blocks pass `maxBlocks` or `maxBytes`, before anything is pinned.
+ */
+export interface PinLimits {
+  /** Levels of links below the root followed (0: the root alone). */
+  maxDepth: number
+  /** Most blocks of one pinned DAG, the root included. */
+  maxBlocks: number
+  /** Most bytes of one pinned DAG, in bytes. */
+  maxBytes: number
+}
+
+/** No bounds (a peer pinning what it made itself, such as its thread trees). */
+export const UNBOUNDED_PIN_LIMITS: PinLimits = Object.freeze({
+  maxDepth: Number.POSITIVE_INFINITY,
+  maxBlocks: Number.POSITIVE_INFINITY,
+  maxBytes: Number.POSITIVE_INFINITY,
+})
+
+/** Options of one {@link HeliaArtifacts.pin}. */
+export interface PinOptions {
+  signal?: AbortSignal
+  /** Bounds of this pin's walk. @default the store's `pinLimits` */
+  limits?: PinLimits
+  /** Hears of every block the walk reads: its CID, size in bytes, and whether it came from the network. */
+  onBlock?: (cid: Cid, bytes: number, fetched: boolean) => void
+}
 
 /** Where a Helia artifact store keeps blocks and pins. */
 export interface ArtifactStorage {
@@ -80,6 +118,8 @@ export interface HeliaArtifactsOptions {
   pinOnPut?: boolean
   /** How long `get` and `pin` look for a block on the network, in ms. @default 30 000 */
   fetchTimeoutMs?: number
+  /** Bounds of every pin's DAG walk, re-pinning at start included. @default {@link UNBOUNDED_PIN_LIMITS} */
+  pinLimits?: PinLimits
   /** Bitswap tuning. @default bitswap's defaults */
   bitswap?: BitswapOptions
 }
@@ -113,16 +153,25 @@ export interface HeliaArtifacts extends ArtifactStore {
   has(cid: Cid, options?: { signal?: AbortSignal }): Promise<boolean>
   /**
    * Keeps an artifact through `gc` (and, with durable storage, restarts); fetches it first when it
-   * is not held. Idempotent.
+   * is not held: a raw block alone, a DAG-CBOR root with the blocks it links to, within the pin
+   * limits (walked and fetched before anything is pinned). Idempotent.
    * @throws {InvalidArgumentError} field `cid` when it is not a CID or cannot be fetched.
+   * @throws {QuotaExceededError} field `cid` when its DAG is larger than the pin limits allow.
    */
-  pin(cid: Cid, options?: { signal?: AbortSignal }): Promise<void>
+  pin(cid: Cid, options?: PinOptions): Promise<void>
   /** Lets `gc` remove the artifact again. Idempotent. */
   unpin(cid: Cid, options?: { signal?: AbortSignal }): Promise<void>
   /** The pinned CIDs. */
   pins(): Cid[]
   /** True when `cid` is pinned. */
   isPinned(cid: Cid): boolean
+  /** True when a pin keeps the block of `cid` (its own, or one of a DAG holding it). */
+  isBlockPinned(cid: Cid): Promise<boolean>
+  /**
+   * Deletes the block of `cid` now unless a pin keeps it (one block, without waiting for `gc` or
+   * for network reads in progress); resolves to whether it was deleted.
+   */
+  evict(cid: Cid): Promise<boolean>
   /** Deletes every unpinned block; resolves with how many were deleted. */
   gc(options?: { signal?: AbortSignal }): Promise<number>
   /** Stops Helia (bitswap) and closes the storage; leaves the libp2p node running. Idempotent. */
@@ -185,6 +234,7 @@ export async function createHeliaArtifacts(options: HeliaArtifactsOptions = {}):
     )
   }
   const fetchTimeoutMs = options.fetchTimeoutMs ?? 30_000
+  const pinLimits = options.pinLimits ?? UNBOUNDED_PIN_LIMITS
   const storage = options.storage ?? memoryArtifactStorage()
   const light = createHeliaLight({ blockstore: storage.blockstore, codecs: [dagCbor] })
   let helia: Helia = light
@@ -194,10 +244,12 @@ export async function createHeliaArtifacts(options: HeliaArtifactsOptions = {}):
   await helia.start()
   const routed = options.libp2p !== undefined && helia.hasRouter(ROUTER_NAME)
 
-  // Helia's pin records live in its in-memory datastore; the durable set rebuilds them.
+  // Helia's pin records live in its in-memory datastore; the durable set rebuilds them (as deep as
+  // the limits let a pin go: what lies deeper was never fetched for it).
   for (const cid of storage.pins.values()) {
     const parsed = parseCid(cid)
-    if (parsed && (await storage.blockstore.has(parsed))) await drainPins(helia.pins.add(parsed))
+    if (parsed && (await storage.blockstore.has(parsed)))
+      await drainPins(helia.pins.add(parsed, { depth: pinDepth(parsed, pinLimits) }))
   }
 
   const read = async (cid: CID, offline: boolean, signal: AbortSignal | undefined) => {
@@ -210,6 +262,47 @@ export async function createHeliaArtifacts(options: HeliaArtifactsOptions = {}):
       signal?.throwIfAborted()
       if (offline || timeout.aborted || isNotFound(error)) return undefined
       throw error
+    }
+  }
+
+  /**
+   * Reads (fetching what is missing) every block a pin of `root` keeps, breadth first, within
+   * `limits`; throws before the limits are passed, having pinned nothing.
+   */
+  const walk = async (root: CID, limits: PinLimits, pin: PinOptions): Promise<void> => {
+    const depth = pinDepth(root, limits)
+    // Blocks to read, in order, each once: at most `maxBlocks` ever enter, whatever a block links to.
+    const order: Array<{ cid: CID; level: number }> = [{ cid: root, level: 0 }]
+    const queued = new Set([root.toString()])
+    let bytes = 0
+    for (let index = 0; index < order.length; index += 1) {
+      const next = order[index]!
+      const id = next.cid.toString()
+      const held = await helia.blockstore.has(next.cid)
+      const block = await read(next.cid, held || !options.libp2p, pin.signal)
+      if (block === undefined) {
+        throw new InvalidArgumentError(
+          `artifact ${id} is neither held here nor offered by a connected peer: put it or connect to a peer holding it first`,
+          'cid',
+        )
+      }
+      bytes += block.length
+      pin.onBlock?.(id, block.length, !held)
+      if (bytes > limits.maxBytes)
+        throw new QuotaExceededError(`the DAG under ${root} holds more than ${limits.maxBytes} bytes`, 'cid')
+      if (next.level >= depth) continue
+      checkCborBudget(block, BLOCK_CBOR_BUDGET, 'cid')
+      for (const [, link] of createUnsafe({ bytes: block, cid: next.cid, codec: dagCbor }).links()) {
+        const linked = link.toString()
+        if (queued.has(linked)) continue
+        queued.add(linked)
+        if (queued.size > limits.maxBlocks)
+          throw new QuotaExceededError(
+            `the DAG under ${root} has more than ${limits.maxBlocks} blocks`,
+            'cid',
+          )
+        order.push({ cid: link, level: next.level + 1 })
+      }
     }
   }
 
@@ -237,27 +330,36 @@ export async function createHeliaArtifacts(options: HeliaArtifactsOptions = {}):
       const cid = parseCid(id)
       return cid !== undefined && helia.blockstore.has(cid, signal ? { signal } : {})
     },
-    async pin(id, { signal } = {}) {
+    async pin(id, pin = {}) {
       const cid = parseCid(id)
       if (!cid) throw new InvalidArgumentError(`"${String(id).slice(0, 130)}" is not a CID`, 'cid')
-      if (storage.pins.has(id) && (await helia.pins.isPinned(cid))) return
-      if ((await read(cid, !options.libp2p, signal)) === undefined) {
-        throw new InvalidArgumentError(
-          `artifact ${id} is neither held here nor offered by a connected peer: put it or connect to a peer holding it first`,
-          'cid',
-        )
-      }
+      if (storage.pins.has(id) && (await hasPinRecord(helia, cid))) return
+      const limits = pin.limits ?? pinLimits
+      await walk(cid, limits, pin)
       storage.pins.add(id)
-      if (!(await helia.pins.isPinned(cid))) await drainPins(helia.pins.add(cid, signal ? { signal } : {}))
+      if (!(await hasPinRecord(helia, cid))) {
+        const depth = pinDepth(cid, limits)
+        await drainPins(helia.pins.add(cid, { depth, ...(pin.signal ? { signal: pin.signal } : {}) }))
+      }
     },
     async unpin(id, { signal } = {}) {
       const cid = parseCid(id)
       if (!cid) return
       storage.pins.delete(id)
-      if (await helia.pins.isPinned(cid)) await drainPins(helia.pins.rm(cid, signal ? { signal } : {}))
+      if (await hasPinRecord(helia, cid)) await drainPins(helia.pins.rm(cid, signal ? { signal } : {}))
     },
     pins: () => storage.pins.values(),
     isPinned: (id) => storage.pins.has(id),
+    async isBlockPinned(id) {
+      const cid = parseCid(id)
+      return cid !== undefined && helia.pins.isPinned(cid)
+    },
+    async evict(id) {
+      const cid = parseCid(id)
+      if (!cid || (await helia.pins.isPinned(cid)) || !(await storage.blockstore.has(cid))) return false
+      await storage.blockstore.delete(cid)
+      return true
+    },
     async gc({ signal } = {}) {
       let deleted = 0
       await helia.gc({
@@ -277,6 +379,30 @@ export async function createHeliaArtifacts(options: HeliaArtifactsOptions = {}):
     },
   }
   return store
+}
+
+/**
+ * The id of the block `cid` names, whatever its codec: the raw CIDv1 of its multihash (blockstores
+ * key blocks by multihash), or undefined when `cid` is not a CID.
+ */
+export function blockId(cid: Cid): Cid | undefined {
+  const parsed = parseCid(cid)
+  return parsed && CID.createV1(RAW_CODEC, parsed.multihash).toString()
+}
+
+/** How many levels of links a pin of `cid` keeps: none for anything but DAG-CBOR. */
+function pinDepth(cid: CID, limits: PinLimits): number {
+  return cid.code === DAG_CBOR_CODEC ? limits.maxDepth : 0
+}
+
+/** True when Helia holds a pin record for `cid` itself (not only for a DAG that holds it). */
+async function hasPinRecord(helia: Helia, cid: CID): Promise<boolean> {
+  try {
+    await helia.pins.get(cid)
+    return true
+  } catch {
+    return false
+  }
 }
 
 /** The CID in `text`, or undefined when it is not one. */

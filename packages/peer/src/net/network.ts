@@ -75,6 +75,11 @@ export interface NetworkOptions {
   iceServers?: readonly RTCIceServer[]
   /** Address node-datachannel binds WebRTC ICE to on Node. @default '127.0.0.1' */
   webRTCBindAddress?: string
+  /**
+   * Which `Origin` headers the WebSocket listener accepts upgrades from (`undefined`: no Origin, a
+   * client that is not a browser); others get 403 (Node only). @default every origin
+   */
+  allowWebSocketOrigin?: (origin: string | undefined) => boolean
   /** Most open connections. @default 100 */
   maxConnections?: number
   /**
@@ -227,6 +232,7 @@ export async function createNetwork(options: NetworkOptions): Promise<Network> {
       webRTC: options.webRTC ?? true,
       iceServers: options.iceServers ?? [],
       bindAddress: options.webRTCBindAddress ?? '127.0.0.1',
+      ...(options.allowWebSocketOrigin ? { allowWebSocketOrigin: options.allowWebSocketOrigin } : {}),
     }),
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],

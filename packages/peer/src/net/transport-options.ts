@@ -11,4 +11,10 @@ export interface TransportOptions {
   iceServers: readonly RTCIceServer[]
   /** Local address node-datachannel binds ICE to (ignored in browsers). */
   bindAddress: string
+  /**
+   * Which `Origin` headers a WebSocket listener accepts upgrades from (`undefined`: no Origin, a
+   * client that is not a browser); others are refused with 403 before libp2p sees the connection.
+   * Ignored in browsers, which do not listen. @default every origin
+   */
+  allowWebSocketOrigin?: (origin: string | undefined) => boolean
 }

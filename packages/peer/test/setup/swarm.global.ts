@@ -50,7 +50,20 @@ export default async function setup(project: TestProject): Promise<() => Promise
   }
   try {
     anchor = await startAnchor(
-      resolveConfig({ data, port: 0, p2pPort: 0, wsPort: 0, webrtcPort: -1, logLevel: 'silent' }, {}),
+      resolveConfig(
+        {
+          data,
+          port: 0,
+          p2pPort: 0,
+          wsPort: 0,
+          webrtcPort: -1,
+          logLevel: 'silent',
+          // The chromium project's test page is served by Vitest from a port of its own: another
+          // origin than the anchor's, which the anchor's WebSocket listener refuses unless listed.
+          allowedOrigins: ['http://127.0.0.1:*', 'http://localhost:*'],
+        },
+        {},
+      ),
       { logger: pino({ level: 'silent' }) },
     )
     const anchorWs = anchor.multiaddrs().find((address) => address.includes('/ws/'))!
