@@ -25,7 +25,7 @@ import { readPolicyBundle } from '../../../peer/src/policy/node.ts'
 import { EmbeddedConsensusStore } from '../consensus/embedded.ts'
 import { EtcdConsensusStore } from '../consensus/etcd.ts'
 import type { AnchorConfig } from './config.ts'
-import { LiveLedger } from './economy.ts'
+import { type DecidedNeed, LiveLedger } from './economy.ts'
 import { loadOrCreateGenesis } from './genesis.ts'
 import { GrantStore } from './grants.ts'
 import { type OwnOrigins, originAllowed, startHttp } from './http.ts'
@@ -131,7 +131,16 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
     consensus: store,
   })
   let swarmRef: AnchorSwarm | undefined
+  // DECIDEs placed since the ledger was last derived (fed below once the agent exists): funding
+  // checks take their budgets off, so the ledger need not be derived again for each one.
+  let onDecide: ((decided: DecidedNeed) => void) | undefined
   const ledger = new LiveLedger({
+    decides: (listener) => {
+      onDecide = listener
+      return () => {
+        onDecide = undefined
+      }
+    },
     params: genesisParams,
     manifests,
     grants,
@@ -160,7 +169,14 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
       maxCacheBytesPerClient: config.artifactCacheBytesPerClient,
     },
     allowWebSocketOrigin: (origin) => originAllowed(origin, ownOrigins),
-    onAgent: (agent) => monitor.attach(agent),
+    onAgent: (agent) => {
+      monitor.attach(agent)
+      agent.observe((env) => {
+        if (env.kind !== 'DECIDE') return
+        const need = agent.replica(env.thread)?.state.need
+        if (need) onDecide?.({ thread: env.thread, requester: need.requester, budget: need.budget })
+      })
+    },
     params: startParams,
     consensus: store,
     policy: policy.gates,

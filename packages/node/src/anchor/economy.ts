@@ -120,7 +120,7 @@ export class LiveLedger {
     const records = `${this.#options.manifests?.version ?? 0}/${this.#options.grants?.version ?? 0}`
     const version = `${this.#options.version()}/${records}`
     const cached = this.#cached
-    if (cached && cached.version.endsWith(`/${records}`)) {
+    if (cached?.version.endsWith(`/${records}`)) {
       const age = now - cached.atMs
       const fresh = cached.version === version && age < (this.#options.maxAgeMs ?? 1_000)
       const tooSoon =
