@@ -137,8 +137,18 @@ export async function startSwarm(options: SwarmOptions): Promise<AnchorSwarm> {
       storageReported = true
     }
     // What the envelope references is pinned only if the fold accepted it: a COMMIT the fold refused
-    // (not the lease holder's, say) pins nothing.
-    if (!agent.replica(env.thread)?.state.rejected.has(env.id)) artifacts.pinReferenced(env)
+    // (not the lease holder's, say) pins nothing. A NEED's inputs are pinned once the NEED is
+    // decided (its requester funded it), not when anyone with a free key posts it.
+    const replica = agent.replica(env.thread)
+    if (!replica || replica.state.rejected.has(env.id)) return
+    if (env.kind === 'NEED') return
+    if (env.kind === 'DECIDE') {
+      const need = replica.state.winner ? replica.state.need : undefined
+      const needEnv = need ? replica.get(need.env) : undefined
+      if (needEnv) artifacts.pinReferenced(needEnv)
+      return
+    }
+    artifacts.pinReferenced(env)
   })
   options.onAgent?.(agent)
   // Restored envelopes the agent places reach the observer too: whatever earlier runs could not pin
