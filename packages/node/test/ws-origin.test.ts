@@ -15,6 +15,7 @@ import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createIdentity } from '../../peer/src/crypto/ed25519.ts'
 import { createNetwork } from '../../peer/src/net/network.ts'
+import { webSocketOpens } from '../../peer/test/peers.ts'
 import { type Anchor, startAnchor } from '../src/anchor/anchor.ts'
 import { resolveConfig } from '../src/anchor/config.ts'
 import { originAllowed } from '../src/anchor/http.ts'
@@ -52,18 +53,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true })
 })
 
-/** Whether a WebSocket sending `origin` (none when undefined) opens. */
-function opens(origin: string | undefined): Promise<boolean> {
-  return new Promise((resolve) => {
-    const init = origin === undefined ? {} : { headers: { origin } }
-    const socket = new WebSocket(wsUrl, init as never)
-    socket.onopen = () => {
-      socket.close()
-      resolve(true)
-    }
-    socket.onerror = () => resolve(false)
-  })
-}
+const opens = (origin: string | undefined) => webSocketOpens(wsUrl, origin)
 
 /** The raw answer to an upgrade request sending `origin`. */
 function upgradeAnswer(origin: string): Promise<{ status: number; body: string }> {

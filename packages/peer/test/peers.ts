@@ -19,3 +19,15 @@ export async function until<T>(what: string, probe: () => T | undefined, timeout
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
 }
+
+/** Whether a WebSocket to `url` sending `origin` (none when undefined) opens. */
+export function webSocketOpens(url: string, origin: string | undefined): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = new WebSocket(url, (origin === undefined ? {} : { headers: { origin } }) as never)
+    socket.onopen = () => {
+      socket.close()
+      resolve(true)
+    }
+    socket.onerror = () => resolve(false)
+  })
+}

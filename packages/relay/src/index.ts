@@ -50,6 +50,10 @@ async function main(argv: string[]): Promise<void> {
     .option('--ws-port <port>', 'WebSocket port (0 = any free port)', port, 0)
     .option('--listen <multiaddr...>', 'listen multiaddrs, replacing --host and the ports')
     .option('--max-reservations <n>', 'most relay reservations at once', positive, 128)
+    .option(
+      '--allowed-origins <list>',
+      'comma-separated web origins whose pages may connect over WebSocket (exact, scheme://host:* or *); default none',
+    )
     .showHelpAfterError()
   program.parse(argv)
   const options = program.opts<{
@@ -59,6 +63,7 @@ async function main(argv: string[]): Promise<void> {
     wsPort: number
     listen?: string[]
     maxReservations: number
+    allowedOrigins?: string
   }>()
   if (!LOOPBACK.has(options.host) || options.listen) {
     process.stderr.write(
@@ -71,6 +76,10 @@ async function main(argv: string[]): Promise<void> {
     tcpPort: options.tcpPort,
     wsPort: options.wsPort,
     maxReservations: options.maxReservations,
+    allowedOrigins: (options.allowedOrigins ?? '')
+      .split(',')
+      .map((entry) => entry.trim())
+      .filter(Boolean),
     ...(options.listen ? { listen: options.listen } : {}),
   })
   process.stdout.write(`relay ${relay.peerId}\n`)

@@ -13,7 +13,7 @@
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createIdentity, type LocalIdentity } from '@can-swarm/peer/crypto'
-import { createNetwork, type Network } from '@can-swarm/peer/net'
+import { createNetwork, type Network, originListed } from '@can-swarm/peer/net'
 import { circuitRelayServer } from '@libp2p/circuit-relay-v2'
 
 /** Options of {@link startRelay}. */
@@ -30,6 +30,12 @@ export interface RelayOptions {
   listen?: readonly string[]
   /** Most relay reservations held at once. @default 128 */
   maxReservations?: number
+  /**
+   * Web pages (origins) whose browsers may open a WebSocket to the relay: exact origins,
+   * `scheme://host:*` or `*`. A request without an `Origin` (not from a browser) is accepted.
+   * @default none: every browser page is refused
+   */
+  allowedOrigins?: readonly string[]
   /** Most open connections. @default 512 */
   maxConnections?: number
   /** Inbound connections accepted per second from one host. @default 100 */
@@ -83,6 +89,8 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     identity,
     listen,
     webRTC: false,
+    allowWebSocketOrigin: (origin) =>
+      origin === undefined || originListed(origin, options.allowedOrigins ?? []),
     dialDiscoveredBelow: 0,
     reputationPingMs: 0,
     maxConnections: options.maxConnections ?? 512,

@@ -28,6 +28,7 @@ import type { AddressInfo } from 'node:net'
 import { extname, join, normalize, resolve, sep } from 'node:path'
 import type { Registry } from 'prom-client'
 import { didKeyProblem } from '../../../peer/src/core/codec.ts'
+import { originListed } from '../../../peer/src/net/origins.ts'
 import { checkRateBudget, type RateBudget, RateLimiter } from '../../../peer/src/net/quota.ts'
 import type { AnchorArtifacts } from './artifacts.ts'
 
@@ -217,16 +218,7 @@ export interface OwnOrigins {
 export function originAllowed(origin: string | undefined, own: OwnOrigins): boolean {
   if (origin === undefined) return true
   const value = origin.trim().toLowerCase()
-  for (const entry of own.allowedOrigins) {
-    const wanted = entry.trim().toLowerCase().replace(/\/$/, '')
-    if (wanted === '*' || wanted === value) return true
-    if (
-      wanted.endsWith(':*') &&
-      value.startsWith(wanted.slice(0, -1)) &&
-      /^\d{1,5}$/.test(value.slice(wanted.length - 1))
-    )
-      return true
-  }
+  if (originListed(value, own.allowedOrigins)) return true
   let url: URL
   try {
     url = new URL(value)
