@@ -260,6 +260,65 @@ describe('the anchor role', () => {
     expect(agent.replica(need.thread)?.state.tasks.get(task)?.lease?.worker).toBe(workerA.did)
     agent.stop()
   })
+  it('grants to a worker with a record before a throwaway key asking nothing (workerRank)', async () => {
+    const two = testParams({ anchors: [anchor.did, anchor2.did], verifiers: [verifier.did], bootstrap: true })
+    const grantTo = async (workerRank?: (did: string) => number) => {
+      const { agent, published, advance } = agentOf(anchor, {
+        params: two,
+        roles: { decider: true },
+        consensus: new MemoryConsensusStore(),
+        ...(workerRank ? { workerRank } : {}),
+      })
+      const decide = await sign(
+        anchor2,
+        'DECIDE',
+        need.thread,
+        {
+          need: need.thread,
+          proposal: propose.id,
+          epoch: 1,
+          lamport: 4,
+          kPlan: 1,
+          decider: anchor2.did,
+          attestations: [vote as Envelope],
+          pool: poolSnapshotOf(two),
+        },
+        { lamport: 4 },
+      )
+      for (const env of [need, propose, decide]) await agent.deliver(env)
+      const squatter = await sign(
+        stranger,
+        'CLAIM',
+        need.thread,
+        { task, leaseTtlMs: 120_000, cost: 0, etaMs: 1 },
+        { lamport: 5 },
+      )
+      const known = await sign(
+        workerB,
+        'CLAIM',
+        need.thread,
+        { task, leaseTtlMs: 120_000, cost: 3, etaMs: 1 },
+        { lamport: 6 },
+      )
+      await agent.deliver(squatter)
+      await agent.deliver(known)
+      await advance(10_000)
+      agent.stop()
+      return (published.find((env) => env.kind === 'GRANT') as Envelope<'GRANT'>).payload.claim
+    }
+    const squatterClaim = await grantTo()
+    const rankedClaim = await grantTo((did) => (did === workerB.did ? 620 : 500))
+    expect(squatterClaim).not.toBe(rankedClaim)
+    // Without ranks the cheapest ask (the throwaway key's) wins; with them, the worker with a record.
+    const cheapest = await sign(
+      stranger,
+      'CLAIM',
+      need.thread,
+      { task, leaseTtlMs: 120_000, cost: 0, etaMs: 1 },
+      { lamport: 5 },
+    )
+    expect(squatterClaim).toBe(cheapest.id)
+  })
 })
 
 /**

@@ -181,6 +181,8 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
     consensus: store,
     policy: policy.gates,
     funding: ledger.funding(),
+    // Grants go to workers with a record first (reputation from settled outcomes; newcomers 500).
+    workerRank: (worker) => ledger.current().derived.reputation.get(worker) ?? 500,
     log,
     restored: envelopes,
     host: config.host,

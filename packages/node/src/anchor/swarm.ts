@@ -41,6 +41,8 @@ export interface SwarmOptions {
   policy?: PolicyGates
   /** The funding check of DECIDEs (A7). */
   funding?: FundingCheck
+  /** A worker's standing for grants (its reputation). */
+  workerRank?: (worker: string) => number
   log: EnvelopeLog
   /** Envelopes restored from the log. */
   restored: readonly AnyEnvelope[]
@@ -123,6 +125,7 @@ export async function startSwarm(options: SwarmOptions): Promise<AnchorSwarm> {
     onError: options.onError,
     ...(policy ? { policy } : {}),
     ...(options.funding ? { funding: options.funding } : {}),
+    ...(options.workerRank ? { workerRank: options.workerRank } : {}),
   })
   // What the agent takes into a thread (past every gate) or says is logged; what it publishes is
   // logged before it leaves (the agent places its own envelope before handing it to the bus).

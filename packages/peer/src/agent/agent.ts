@@ -160,6 +160,12 @@ export interface AgentOptions {
   consensus?: ConsensusStore
   /** Decider: the funding check run before every DECIDE. @default every NEED is funded */
   funding?: FundingCheck
+  /**
+   * Decider: a worker's standing (its reputation, say): among CLAIMs of workers that never held the
+   * task, the higher ranks are granted first, before the cheaper asks — so throwaway keys asking
+   * nothing do not beat workers with a record. @default every worker ranks the same
+   */
+  workerRank?: (worker: string) => number
   /** @default the built-in capabilities */
   capabilities?: CapabilityRegistry
   roles?: AgentRoles
@@ -1230,7 +1236,8 @@ export class Agent {
       const timedOut = new Set(this.#timedOutWorkers(replica, current))
       const held = this.#earlierHolders(replica, current)
       // Workers that never held this task first (a holder that yields and claims again cannot keep
-      // it from the others), then the cheapest ask, then the first received.
+      // it from the others), then the best standing, then the cheapest ask, then the first received.
+      const rank = this.#options.workerRank ?? (() => 0)
       const candidates = [...current.requests]
         .filter(([, round]) => round === current.round)
         .map(([claim]) => replica.get(claim) as Envelope<'CLAIM'>)
@@ -1238,6 +1245,7 @@ export class Agent {
         .sort(
           (a, b) =>
             (held.get(a.sender) ?? 0) - (held.get(b.sender) ?? 0) ||
+            rank(b.sender) - rank(a.sender) ||
             a.payload.cost - b.payload.cost ||
             (replica.receivedAt(a.id) ?? 0) - (replica.receivedAt(b.id) ?? 0) ||
             (a.id < b.id ? -1 : 1),
