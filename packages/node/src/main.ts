@@ -102,6 +102,10 @@ const program = new Command()
     "comma-separated origins whose pages may open a WebSocket to the libp2p listener besides the anchor's own HTTP origins (e.g. https://app.example, http://localhost:* for any port, * for any) [env CAN_SWARM_ALLOWED_ORIGINS]",
   )
   .option(
+    '--trusted-proxies <addresses>',
+    'comma-separated addresses of reverse proxies in front of the HTTP API: their requests are keyed for quotas by the client X-Forwarded-For names [env CAN_SWARM_TRUSTED_PROXIES]',
+  )
+  .option(
     '--http-requests-per-second <n>',
     `HTTP requests per second per client address; beyond, 429 [env CAN_SWARM_HTTP_REQUESTS_PER_SECOND] (default ${DEFAULT_CONFIG.httpRequestsPerSecond})`,
   )
@@ -205,6 +209,7 @@ try {
       port: options.port,
       allowedHosts: options.allowedHosts,
       allowedOrigins: options.allowedOrigins,
+      trustedProxies: options.trustedProxies,
       httpRequestsPerSecond: options.httpRequestsPerSecond,
       httpRequestBurst: options.httpRequestBurst,
       uploadBytesPerSecond: options.uploadBytesPerSecond,

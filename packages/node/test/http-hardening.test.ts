@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net'
 import { Registry } from 'prom-client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { AnchorArtifacts } from '../src/anchor/artifacts.ts'
-import { clientKey, hostAllowed, startHttp } from '../src/anchor/http.ts'
+import { clientAddress, clientKey, hostAllowed, startHttp } from '../src/anchor/http.ts'
 import { startTestHttp } from './helpers/http.ts'
 
 type Reply = { status: number; headers: Record<string, string | string[] | undefined>; body: string }
@@ -191,6 +191,39 @@ describe('per-client HTTP quotas', () => {
       expect((await put(600)).status).toBe(201)
     } finally {
       await closeQuotas()
+    }
+  })
+
+  it('keys the clients of a trusted reverse proxy by the address X-Forwarded-For names, no one else', async () => {
+    // The rightmost hop that is not a trusted proxy is the client; an untrusted peer's header is ignored.
+    expect(clientAddress('10.0.0.1', '203.0.113.7', ['10.0.0.1'])).toBe('203.0.113.7')
+    expect(
+      clientAddress('::ffff:10.0.0.1', '198.51.100.1, 203.0.113.7, 10.0.0.2', ['10.0.0.1', '10.0.0.2']),
+    ).toBe('203.0.113.7')
+    expect(clientAddress('192.0.2.9', '203.0.113.7', ['10.0.0.1'])).toBe('192.0.2.9')
+    expect(clientAddress('10.0.0.1', undefined, ['10.0.0.1'])).toBe('10.0.0.1')
+    expect(clientAddress('10.0.0.1', '10.0.0.1', ['10.0.0.1'])).toBe('10.0.0.1')
+    expect(clientAddress('10.0.0.1', '203.0.113.7', [])).toBe('10.0.0.1')
+    // Behind the proxy (loopback here), each forwarded client has its own budget.
+    const { port: proxied, close } = await startTestHttp({
+      trustedProxies: ['127.0.0.5'],
+      quotas: { requests: { perSecond: 0.001, burst: 2 }, uploadBytes: { perSecond: 100, burst: 1000 } },
+    })
+    try {
+      const via = (client: string) =>
+        call(proxied, '/healthz', { 'x-forwarded-for': client }, 'GET', { from: '127.0.0.5' })
+      expect((await via('203.0.113.1')).status).toBe(200)
+      expect((await via('203.0.113.1')).status).toBe(200)
+      expect((await via('203.0.113.1')).status).toBe(429)
+      expect((await via('203.0.113.2')).status).toBe(200)
+      // A client that is not the proxy cannot pick its key by sending the header.
+      const direct = (client: string) =>
+        call(proxied, '/healthz', { 'x-forwarded-for': client }, 'GET', { from: '127.0.0.6' })
+      expect((await direct('198.51.100.1')).status).toBe(200)
+      expect((await direct('198.51.100.2')).status).toBe(200)
+      expect((await direct('198.51.100.3')).status).toBe(429)
+    } finally {
+      await close()
     }
   })
 

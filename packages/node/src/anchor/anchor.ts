@@ -334,6 +334,7 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
     host: config.host,
     port: config.port,
     allowedHosts: config.allowedHosts,
+    trustedProxies: config.trustedProxies,
     quotas: {
       requests: { perSecond: config.httpRequestsPerSecond, burst: config.httpRequestBurst },
       uploadBytes: { perSecond: config.uploadBytesPerSecond, burst: config.uploadBurstBytes },

@@ -29,6 +29,12 @@ const configSchema = z
      * names at its HTTP port, `host`, `allowedHosts`) and clients that send no Origin (not browsers).
      */
     allowedOrigins: z.array(z.string().min(1).max(300)).max(64),
+    /**
+     * Addresses of reverse proxies in front of the HTTP API: a request from one of them is keyed
+     * (for quotas) by the client its `X-Forwarded-For` names — the rightmost address that is not a
+     * trusted proxy — instead of the proxy's own address.
+     */
+    trustedProxies: z.array(z.string().min(1).max(64)).max(64),
     /** HTTP requests per second per client address (its sustained rate). */
     httpRequestsPerSecond: z.number().min(0.001).max(1_000_000),
     /** HTTP requests a client address may send at once above that rate. */
@@ -104,6 +110,7 @@ export const DEFAULT_CONFIG: AnchorConfig = Object.freeze({
   port: 7700,
   allowedHosts: [],
   allowedOrigins: [],
+  trustedProxies: [],
   httpRequestsPerSecond: 50,
   httpRequestBurst: 200,
   uploadBytesPerSecond: 1024 * 1024,
@@ -130,6 +137,7 @@ export const ENVIRONMENT: Readonly<Record<string, keyof AnchorConfig>> = Object.
   CAN_SWARM_PORT: 'port',
   CAN_SWARM_ALLOWED_HOSTS: 'allowedHosts',
   CAN_SWARM_ALLOWED_ORIGINS: 'allowedOrigins',
+  CAN_SWARM_TRUSTED_PROXIES: 'trustedProxies',
   CAN_SWARM_HTTP_REQUESTS_PER_SECOND: 'httpRequestsPerSecond',
   CAN_SWARM_HTTP_REQUEST_BURST: 'httpRequestBurst',
   CAN_SWARM_UPLOAD_BYTES_PER_SECOND: 'uploadBytesPerSecond',
@@ -167,7 +175,14 @@ const NUMERIC = new Set<keyof AnchorConfig>([
   'artifactCacheBytes',
   'artifactCacheBytesPerClient',
 ])
-const LISTS = new Set<keyof AnchorConfig>(['etcd', 'peers', 'verifiers', 'allowedHosts', 'allowedOrigins'])
+const LISTS = new Set<keyof AnchorConfig>([
+  'etcd',
+  'peers',
+  'verifiers',
+  'allowedHosts',
+  'allowedOrigins',
+  'trustedProxies',
+])
 
 function coerce(key: keyof AnchorConfig, raw: string, source: string): unknown {
   if (NUMERIC.has(key)) {

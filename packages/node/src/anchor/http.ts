@@ -93,6 +93,8 @@ export interface HttpOptions {
   faucet?: (did: string) => Promise<{ status: number; error: string; field?: string } | object>
   /** Host names requests may name besides loopback and `host` (with or without a port). @default none */
   allowedHosts?: readonly string[]
+  /** Reverse proxies whose `X-Forwarded-For` names the client (for quotas). @default none */
+  trustedProxies?: readonly string[]
   /** Most open sockets. @default 512 */
   maxConnections?: number
   /** Most requests handled at once; more get 503 with Retry-After. @default 128 */
@@ -164,6 +166,32 @@ export function clientKey(address: string | undefined): string {
     .slice(0, 4)
     .map((group) => (/^[0-9a-f]{1,4}$/.test(group) ? Number.parseInt(group, 16).toString(16) : group))
     .join(':')}::/64`
+}
+
+/**
+ * The address a request's quotas are keyed by: its peer's, unless the peer is a trusted reverse
+ * proxy — then the rightmost `X-Forwarded-For` address that is not a trusted proxy (what the
+ * proxies in front of the anchor saw), or the peer's own when the header names none.
+ */
+export function clientAddress(
+  remote: string | undefined,
+  forwardedFor: string | string[] | undefined,
+  trustedProxies: readonly string[],
+): string | undefined {
+  const bare = (address: string) =>
+    address
+      .trim()
+      .toLowerCase()
+      .replace(/^::ffff:(?=\d)/, '')
+  if (remote === undefined || trustedProxies.length === 0) return remote
+  const trusted = new Set(trustedProxies.map(bare))
+  if (!trusted.has(bare(remote))) return remote
+  const hops = (Array.isArray(forwardedFor) ? forwardedFor.join(',') : (forwardedFor ?? ''))
+    .split(',')
+    .map(bare)
+    .filter((hop) => hop !== '')
+  for (let index = hops.length - 1; index >= 0; index -= 1) if (!trusted.has(hops[index]!)) return hops[index]
+  return remote
 }
 
 /** Decodes a path segment; a malformed `%` escape is the client's error (400), not the server's. */
@@ -544,7 +572,13 @@ export function httpRequestListener(
   const maxInFlight = options.maxInFlight ?? 128
   let inFlight = 0
   return (request, response) => {
-    const client = clientKey(request.socket?.remoteAddress)
+    const client = clientKey(
+      clientAddress(
+        request.socket?.remoteAddress,
+        request.headers['x-forwarded-for'],
+        options.trustedProxies ?? [],
+      ),
+    )
     if (!requests.take(client)) {
       const refusal = overQuota(requests, client, 1, 'requests', 'client')
       response.setHeader('retry-after', String(refusal.retryAfterS))
