@@ -3,9 +3,9 @@ import { builtinCapabilities } from '../src/agent/capabilities.ts'
 import { type AcceptedManifest, DEFAULT_GENESIS, deriveLedger } from '../src/core/economy/derive.ts'
 import { requiredBond } from '../src/core/economy/proofs.ts'
 import { selectCommittee } from '../src/core/economy/selection.ts'
-import { BadSignatureError, SchemaViolationError } from '../src/core/errors.ts'
+import { BadSignatureError, MalformedEnvelopeError, SchemaViolationError } from '../src/core/errors.ts'
 import type { Did } from '../src/core/types.ts'
-import { signManifest, verifyManifest } from '../src/crypto/manifest.ts'
+import { MAX_MANIFEST_BYTES, manifestFromJson, signManifest, verifyManifest } from '../src/crypto/manifest.ts'
 import { type FinalThread, finalThread } from './final-thread.ts'
 import { makeIdentities, sign, TEST_NET } from './helpers.ts'
 
@@ -27,6 +27,15 @@ function funded(fixture: FinalThread) {
 }
 
 describe('verifier manifests', () => {
+  it('refuses manifest text over the limit before parsing it (found by the fuzzer: 3 MB of nested brackets)', () => {
+    const bomb = new TextEncoder().encode(`{"region":${'['.repeat(3_000_000)}`)
+    expect(() => manifestFromJson(bomb)).toThrow(MalformedEnvelopeError)
+    expect(() => manifestFromJson(bomb)).toThrow(new RegExp(`at most ${MAX_MANIFEST_BYTES} bytes`))
+    expect(() => manifestFromJson(new TextEncoder().encode('{"v":'))).toThrow(MalformedEnvelopeError)
+    expect(() => manifestFromJson(Uint8Array.from([0x7b, 0xff, 0x7d]))).toThrow(MalformedEnvelopeError)
+    expect(manifestFromJson(new TextEncoder().encode('{"v":2}'))).toEqual({ v: 2 })
+  })
+
   it('verify after a trip through JSON, and name what is wrong otherwise', async () => {
     const [alice, mallory] = await makeIdentities(2, 71)
     const manifest = await signManifest(alice!, declared)

@@ -28,6 +28,7 @@ import type { AddressInfo } from 'node:net'
 import { extname, join, normalize, resolve, sep } from 'node:path'
 import type { Registry } from 'prom-client'
 import { didKeyProblem } from '../../../peer/src/core/codec.ts'
+import { MAX_MANIFEST_BYTES, manifestFromJson } from '../../../peer/src/crypto/manifest.ts'
 import { originListed } from '../../../peer/src/net/origins.ts'
 import { checkRateBudget, type RateBudget, RateLimiter } from '../../../peer/src/net/quota.ts'
 import type { AnchorArtifacts } from './artifacts.ts'
@@ -387,7 +388,6 @@ async function handleArtifact(
 }
 
 /** Largest manifest body accepted. */
-const MAX_MANIFEST_BYTES = 4096
 
 /**
  * Routes any web app may call from another origin (the genesis, the status, the faucet: what an app
@@ -479,7 +479,7 @@ export function httpRequestListener(
       const body = await readUpload(request, MAX_MANIFEST_BYTES, client, uploads)
       let manifest: unknown
       try {
-        manifest = body === undefined ? undefined : JSON.parse(new TextDecoder().decode(body))
+        manifest = body === undefined ? undefined : manifestFromJson(body)
       } catch {
         manifest = undefined
       }

@@ -18,7 +18,7 @@
 import { base64url } from 'multiformats/bases/base64'
 import { z } from 'zod'
 import { cidProblem, didKeyProblem, encodeCanonical, publicKeyFromDid } from '../core/codec.ts'
-import { BadSignatureError, SchemaViolationError } from '../core/errors.ts'
+import { BadSignatureError, MalformedEnvelopeError, SchemaViolationError } from '../core/errors.ts'
 import type { Did } from '../core/types.ts'
 import { type Identity, verifySignature } from './ed25519.ts'
 
@@ -81,6 +81,29 @@ function verifyShape(value: unknown): VerifierManifest {
  * @throws {SchemaViolationError} naming the field that is wrong (`net` for another network).
  * @throws {BadSignatureError} when the signature is not the did's.
  */
+/** Largest manifest text, in bytes (a manifest is a few hundred). */
+export const MAX_MANIFEST_BYTES = 4096
+
+/**
+ * Parses a manifest's JSON text as it arrives (the body of `PUT /api/pool/<did>`), refusing text
+ * over {@link MAX_MANIFEST_BYTES} before parsing it: megabytes of nested brackets never reach the
+ * JSON parser. The result still has to pass {@link verifyManifest}.
+ *
+ * @throws {MalformedEnvelopeError} field `body` when the text is too long or not JSON.
+ */
+export function manifestFromJson(bytes: Uint8Array): unknown {
+  if (bytes.length > MAX_MANIFEST_BYTES)
+    throw new MalformedEnvelopeError(
+      `a manifest is at most ${MAX_MANIFEST_BYTES} bytes, not ${bytes.length}`,
+      'body',
+    )
+  try {
+    return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes))
+  } catch (error) {
+    throw new MalformedEnvelopeError(`a manifest must be JSON (${(error as Error).message})`, 'body')
+  }
+}
+
 export async function verifyManifest(value: unknown, network?: string): Promise<VerifierManifest> {
   const manifest = verifyShape(value)
   if (network !== undefined && manifest.net !== network) {
