@@ -6,15 +6,14 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { artifactCid } from '../../peer/src/core/artifacts.ts'
 import type { Identity } from '../../peer/src/crypto/ed25519.ts'
 import { fetchNetwork, requestCredits } from '../../peer/src/join.ts'
 import { makeIdentities, sign, signNeed } from '../../peer/test/helpers.ts'
 import { until } from '../../peer/test/peers.ts'
-import { type Anchor, startAnchor } from '../src/anchor/anchor.ts'
-import { resolveConfig } from '../src/anchor/config.ts'
+import type { Anchor } from '../src/anchor/anchor.ts'
+import { startTestAnchor } from './helpers/in-process.ts'
 
 let dir: string
 let anchor: Anchor
@@ -25,20 +24,7 @@ let verifier: Identity
 beforeAll(async () => {
   ;[requester, planner, verifier] = (await makeIdentities(3, 0x61)) as [Identity, Identity, Identity]
   dir = await mkdtemp(join(tmpdir(), 'can-swarm-anchor-pins-'))
-  anchor = await startAnchor(
-    resolveConfig(
-      {
-        data: join(dir, 'anchor'),
-        port: 0,
-        p2pPort: 0,
-        wsPort: 0,
-        webrtcPort: -1,
-        verifiers: [verifier.did],
-      },
-      {},
-    ),
-    { logger: pino({ level: 'silent' }) },
-  )
+  anchor = await startTestAnchor(dir, { verifiers: [verifier.did] })
 }, 60_000)
 
 afterAll(async () => {

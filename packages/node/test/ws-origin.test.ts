@@ -11,14 +11,14 @@ import { request as httpRequest } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
-import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createIdentity } from '../../peer/src/crypto/ed25519.ts'
 import { createNetwork } from '../../peer/src/net/network.ts'
 import { webSocketOpens } from '../../peer/test/peers.ts'
-import { type Anchor, startAnchor } from '../src/anchor/anchor.ts'
+import type { Anchor } from '../src/anchor/anchor.ts'
 import { resolveConfig } from '../src/anchor/config.ts'
 import { originAllowed } from '../src/anchor/http.ts'
+import { startTestAnchor } from './helpers/in-process.ts'
 
 let dir: string
 let anchor: Anchor
@@ -27,22 +27,10 @@ let httpPort: number
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'can-swarm-ws-origin-'))
-  anchor = await startAnchor(
-    resolveConfig(
-      {
-        data: join(dir, 'anchor'),
-        port: 0,
-        p2pPort: 0,
-        wsPort: 0,
-        webrtcPort: -1,
-        logLevel: 'silent',
-        allowedHosts: ['anchor.example.org'],
-        allowedOrigins: ['https://app.example'],
-      },
-      {},
-    ),
-    { logger: pino({ level: 'silent' }) },
-  )
+  anchor = await startTestAnchor(dir, {
+    allowedHosts: ['anchor.example.org'],
+    allowedOrigins: ['https://app.example'],
+  })
   const ws = anchor.multiaddrs().find((address) => address.includes('/ws/'))!
   wsUrl = `ws://127.0.0.1:${/\/tcp\/(\d+)\/ws/.exec(ws)![1]}/`
   httpPort = Number(new URL(anchor.url).port)

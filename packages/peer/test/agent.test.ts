@@ -68,6 +68,25 @@ beforeAll(async () => {
   task = `${propose.id}/count`
 })
 
+/** A DECIDE of the test plan signed by `who`, under the pool of `pool`. */
+const decideBy = (who: Identity, pool: NetworkParams) =>
+  sign(
+    who,
+    'DECIDE',
+    need.thread,
+    {
+      need: need.thread,
+      proposal: propose.id,
+      epoch: 1,
+      lamport: 4,
+      kPlan: 1,
+      decider: who.did,
+      attestations: [vote as Envelope],
+      pool: poolSnapshotOf(pool),
+    },
+    { lamport: 4 },
+  )
+
 /** A clock whose time moves only when told, firing due timers in order. */
 function manualClock(): { clock: AgentClock; advance(toMs: number): Promise<void> } {
   let now = 0
@@ -224,22 +243,7 @@ describe('the anchor role', () => {
       roles: { decider: true },
       consensus: new MemoryConsensusStore(),
     })
-    const decide = await sign(
-      anchor2,
-      'DECIDE',
-      need.thread,
-      {
-        need: need.thread,
-        proposal: propose.id,
-        epoch: 1,
-        lamport: 4,
-        kPlan: 1,
-        decider: anchor2.did,
-        attestations: [vote as Envelope],
-        pool: poolSnapshotOf(two),
-      },
-      { lamport: 4 },
-    )
+    const decide = await decideBy(anchor2, two)
     for (const env of [need, propose, decide]) expect(await agent.deliver(env)).toBeUndefined()
     const claim = (who: Identity, lamport: number) =>
       sign(who, 'CLAIM', need.thread, { task, leaseTtlMs: 120_000, cost: 3, etaMs: 1 }, { lamport })
@@ -269,22 +273,7 @@ describe('the anchor role', () => {
         consensus: new MemoryConsensusStore(),
         ...(workerRank ? { workerRank } : {}),
       })
-      const decide = await sign(
-        anchor2,
-        'DECIDE',
-        need.thread,
-        {
-          need: need.thread,
-          proposal: propose.id,
-          epoch: 1,
-          lamport: 4,
-          kPlan: 1,
-          decider: anchor2.did,
-          attestations: [vote as Envelope],
-          pool: poolSnapshotOf(two),
-        },
-        { lamport: 4 },
-      )
+      const decide = await decideBy(anchor2, two)
       for (const env of [need, propose, decide]) await agent.deliver(env)
       const squatter = await sign(
         stranger,
@@ -712,22 +701,7 @@ describe('bounded threads', () => {
 
 describe('Agent.deliverMany', () => {
   it('says of each envelope what deliver would, and leaves the same state, folding each thread once', async () => {
-    const strangerDecide = await sign(
-      stranger,
-      'DECIDE',
-      need.thread,
-      {
-        need: need.thread,
-        proposal: propose.id,
-        epoch: 1,
-        lamport: 4,
-        kPlan: 1,
-        decider: stranger.did,
-        attestations: [vote as Envelope],
-        pool: poolSnapshotOf(params),
-      },
-      { lamport: 4 },
-    )
+    const strangerDecide = await decideBy(stranger, params)
     const ahead = await sign(
       stranger,
       'ATTEST_PLAN',

@@ -497,11 +497,8 @@ export class Agent {
     if (this.#stopped) return 'stopped'
     if (env.net !== this.#params.network) return this.#refuse('wrong-network')
     if (this.#retired.has(env.thread)) return 'retired'
-    const gate = options.gated ? undefined : this.#options.policy?.ingress(env)
-    if (gate && !gate.allowed) {
-      const reasons = gate.reasons.map((reason) => `${reason.rule} (${reason.field})`).join(', ')
-      return `policy: denied by ${reasons || 'default deny'}`
-    }
+    const denied = this.#policyDenial(env, options)
+    if (denied !== undefined) return denied
     let replica = this.#replicas.get(env.thread)
     if (!replica) {
       if (env.kind !== 'NEED') return this.#holdOrphan(env)
@@ -517,13 +514,7 @@ export class Agent {
       this.#schedule(replica)
       return replica.state.rejected.get(env.id) ?? (replica.get(env.id) ? undefined : 'pending:lamport')
     }
-    const maxEnvelopes = this.#options.maxEnvelopesPerThread ?? DEFAULT_MAX_ENVELOPES_PER_THREAD
-    if (
-      replica.size + replica.pendingSize >= maxEnvelopes &&
-      !replica.has(env.id) &&
-      !isParty(replica, env.sender)
-    )
-      return this.#refuse('thread-full')
+    if (!replica.has(env.id) && this.#full(replica, env, 0)) return this.#refuse('thread-full')
     const result = replica.receive(env, this.#options.clock.now())
     if (!result.added) return 'duplicate'
     if (result.evicted) return 'pending:evicted'
@@ -567,7 +558,6 @@ export class Agent {
         for (const index of indices) outcomes[index] = await this.deliver(envs[index]!, options)
         continue
       }
-      const maxEnvelopes = this.#options.maxEnvelopesPerThread ?? DEFAULT_MAX_ENVELOPES_PER_THREAD
       const taken: AnyEnvelope[] = []
       const seen = new Set<string>()
       for (const index of indices) {
@@ -575,16 +565,10 @@ export class Agent {
         if (env.net !== this.#params.network) outcomes[index] = this.#refuse('wrong-network')
         else if (replica.has(env.id) || seen.has(env.id)) outcomes[index] = 'duplicate'
         else {
-          const gate = options.gated ? undefined : this.#options.policy?.ingress(env)
-          if (gate && !gate.allowed) {
-            const reasons = gate.reasons.map((reason) => `${reason.rule} (${reason.field})`).join(', ')
-            outcomes[index] = `policy: denied by ${reasons || 'default deny'}`
-          } else if (
-            replica.size + replica.pendingSize + taken.length >= maxEnvelopes &&
-            !isParty(replica, env.sender)
-          ) {
-            outcomes[index] = this.#refuse('thread-full')
-          } else {
+          const denied = this.#policyDenial(env, options)
+          if (denied !== undefined) outcomes[index] = denied
+          else if (this.#full(replica, env, taken.length)) outcomes[index] = this.#refuse('thread-full')
+          else {
             taken.push(env)
             seen.add(env.id)
           }
@@ -607,6 +591,20 @@ export class Agent {
       this.#schedule(replica)
     }
     return outcomes
+  }
+
+  /** Why the policy ingress gate denies an envelope (unless the bus ran it already), if it does. */
+  #policyDenial(env: AnyEnvelope, options: { gated?: boolean }): string | undefined {
+    const gate = options.gated ? undefined : this.#options.policy?.ingress(env)
+    if (!gate || gate.allowed) return undefined
+    const reasons = gate.reasons.map((reason) => `${reason.rule} (${reason.field})`).join(', ')
+    return `policy: denied by ${reasons || 'default deny'}`
+  }
+
+  /** Whether a thread holding `extra` more envelopes than it has is full for `env`'s sender. */
+  #full(replica: ThreadReplica, env: AnyEnvelope, extra: number): boolean {
+    const max = this.#options.maxEnvelopesPerThread ?? DEFAULT_MAX_ENVELOPES_PER_THREAD
+    return replica.size + replica.pendingSize + extra >= max && !isParty(replica, env.sender)
   }
 
   /**
