@@ -21,6 +21,7 @@ import { base58btc } from 'multiformats/bases/base58'
 import { CID } from 'multiformats/cid'
 import * as digest from 'multiformats/hashes/digest'
 import { checkCborBudget, ENVELOPE_CBOR_BUDGET } from './cbor-budget.ts'
+import { compactDecoded, intern } from './compact.ts'
 import { decodeDagJson, type JsonBudget } from './dag-json.ts'
 import {
   InvalidArgumentError,
@@ -250,9 +251,39 @@ export function decodeEnvelope(bytes: Uint8Array): AnyEnvelope {
       'envelope bytes are not the canonical DAG-CBOR encoding of the envelope (keys unsorted, floats, or non-minimal lengths): encode with encodeEnvelope',
     )
   }
-  const envelope = signed as AnyEnvelope
-  envelope.id = cidOfDagCbor(bytes)
+  // Kept for as long as its thread: no view into the input (a frame), repeated strings shared.
+  const envelope = compactDecoded(signed) as AnyEnvelope
+  envelope.id = intern(cidOfDagCbor(bytes))
+  if (envelope.kind === 'DECIDE') sharePool(envelope as Envelope<'DECIDE'>)
   return envelope
+}
+
+/** DECIDE pools recently decoded, by the hash of their encoding (each DECIDE embeds the pool). */
+const pools = new Map<string, Envelope<'DECIDE'>['payload']['pool']>()
+/** Distinct pools {@link sharePool} remembers. */
+export const SHARED_POOLS = 64
+
+/**
+ * Every DECIDE under one pool snapshot carries all of it (up to 256 verifier entries): a thread
+ * held for long keeps a copy each. Equal pools (equal canonical bytes) share one frozen object.
+ */
+function sharePool(decide: Envelope<'DECIDE'>): void {
+  const key = bytesToHex(sha256(encodeEnvelopeObject({ pool: decide.payload.pool })))
+  const known = pools.get(key)
+  if (known) {
+    decide.payload.pool = known
+    return
+  }
+  if (pools.size >= SHARED_POOLS) pools.delete(pools.keys().next().value!)
+  pools.set(key, deepFreeze(decide.payload.pool))
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !ArrayBuffer.isView(value) && !Object.isFrozen(value)) {
+    for (const inner of Object.values(value)) deepFreeze(inner)
+    Object.freeze(value)
+  }
+  return value
 }
 
 /**
@@ -321,8 +352,8 @@ export function envelopeFromJson(text: string): AnyEnvelope {
   }
   const id = cidOfDagCbor(canonical)
   if (carriedId !== undefined && carriedId !== id) throw new WrongIdError(id, carriedId)
-  const envelope = signed as AnyEnvelope
-  envelope.id = id
+  const envelope = compactDecoded(signed) as AnyEnvelope
+  envelope.id = intern(id)
   return envelope
 }
 
