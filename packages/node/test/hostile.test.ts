@@ -9,7 +9,6 @@
  * was.
  */
 import { mkdtemp, rm } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -31,6 +30,7 @@ import { signManifest } from '../../peer/src/crypto/manifest.ts'
 import { requestDecide } from '../../peer/src/decide/client.ts'
 import { fetchNetwork, requestCredits } from '../../peer/src/join.ts'
 import { createPeer, type Peer } from '../../peer/src/peer.ts'
+import { freePort } from './consensus/helpers/etcd-cluster.ts'
 import { killAnchors, type StartedAnchor, startAnchorProcess } from './helpers/anchor-process.ts'
 import { forge, gossipRaw, type HostileNode, hostileNode, sybil } from './helpers/hostile.ts'
 
@@ -97,18 +97,6 @@ async function rejectedAtEdge(
     `the anchor's gossip validator to reject (${reason})`,
     async () => ((await status(anchor)).gossipRejected[reason] ?? 0) > before,
   )
-}
-
-/** A free TCP port on loopback (anchors keep theirs across a restart). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
 }
 
 async function ports(): Promise<string[]> {

@@ -92,6 +92,19 @@ describe('plan document files', () => {
     expect(await storage.load([DOC, 'sync-state', 'peer'])).toEqual(new Uint8Array([19]))
   })
 
+  it('a failed save rejects, and reads of that key go on', async () => {
+    const dir = scratch()
+    const storage = planStorage(dir)
+    await storage.save([DOC, 'snapshot', 'a'], new Uint8Array([1]))
+    // The kind's directory is a file: the save cannot create its temporary file.
+    writeFileSync(join(dir, '4N', DOC.slice(2), 'incremental'), 'not a directory')
+    const failing = storage.save([DOC, 'incremental', 'x'], new Uint8Array([2]))
+    const reading = storage.load([DOC, 'incremental', 'x'])
+    await expect(failing).rejects.toThrow()
+    await expect(reading).resolves.toBeUndefined()
+    expect((await storage.loadRange([DOC])).map((chunk) => chunk.key[2])).toEqual(['a'])
+  })
+
   it('quarantines a torn, flipped or foreign chunk and loads the rest', async () => {
     const dir = scratch()
     const storage = planStorage(dir)

@@ -38,7 +38,10 @@ export async function startSync(
   options: SyncOptions,
 ): Promise<{ stop(): Promise<void>; pullNow(): Promise<number> }> {
   const { agent } = options
-  const adopted = new Set<string>()
+  // Per thread, the winning DECIDE already merged into the store; a settled thread's entry goes
+  // (merging again is harmless: the store keeps the record it has).
+  const adopted = new Map<string, string>()
+  const unsettled = agent.onSettled((thread) => adopted.delete(thread))
   let fenced = 0
   // Threads to look at after the next round: every one at start, then those that took anything in
   // (by sync, gossip or the DECIDE service), so that a round costs what changed, not every thread.
@@ -69,8 +72,7 @@ export async function startSync(
       if (target > fenced && target > current) fenced = await store.fenceEpoch(target)
     }
     if (winner.decider === agent.did || !store.mergeRecord) return
-    const key = `${thread}|${winner.env}`
-    if (adopted.has(key)) return
+    if (adopted.get(thread) === winner.env) return
     const record: DecideRecord = {
       need: winner.need,
       proposal: winner.proposal,
@@ -81,7 +83,7 @@ export async function startSync(
       bucket: bucketOf(winner.need),
     }
     await store.mergeRecord(record)
-    adopted.add(key)
+    adopted.set(thread, winner.env)
   }
 
   const sync = await syncAgent({
@@ -96,6 +98,7 @@ export async function startSync(
     async stop() {
       await sync.stop()
       unobserve()
+      unsettled()
     },
   }
 }

@@ -72,7 +72,7 @@ async function until(probe: () => boolean, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (!probe()) {
     if (Date.now() > deadline)
-      throw new Error('the hostile node did not join the anchor’s gossip mesh in time')
+      throw new Error('the hostile node did not learn the anchor’s subscription in time')
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
 }
@@ -85,7 +85,14 @@ export async function hostileNode(
   anchorTcp: string,
   options: { served?: readonly AnyEnvelope[]; gossipThread?: string } = {},
 ): Promise<HostileNode> {
-  const network = await createNetwork({ identity: await sybil(), webRTC: false })
+  // Flood publishing: a frame goes to every subscriber of its topic, mesh or not. An attacker picks
+  // its own settings, and the test then needs no place in the anchor's mesh for the topic (which
+  // the anchor may prune it from, with a backoff, once many hostile nodes have joined).
+  const network = await createNetwork({
+    identity: await sybil(),
+    webRTC: false,
+    gossip: { floodPublish: true },
+  })
   const bus = createBus(network)
   const stopServing = await serveSync(network.libp2p, { envelopes: () => options.served ?? [] })
   const { multiaddr } = await import('@multiformats/multiaddr')
@@ -103,8 +110,10 @@ export async function hostileNode(
   const anchorPeer = anchorTcp.slice(anchorTcp.lastIndexOf('/') + 1)
   if (options.gossipThread !== undefined) {
     const topic = threadTopic(options.gossipThread, network.config.shardCount)
-    const pubsub = network.pubsub as unknown as { getMeshPeers(topic: string): string[] }
-    await until(() => pubsub.getMeshPeers(topic).includes(anchorPeer), 20_000)
+    const pubsub = network.pubsub as unknown as {
+      getSubscribers(topic: string): Array<{ toString(): string }>
+    }
+    await until(() => pubsub.getSubscribers(topic).some((peer) => peer.toString() === anchorPeer), 20_000)
   }
   return {
     network,

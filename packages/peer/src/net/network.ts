@@ -31,6 +31,7 @@ import { InvalidArgumentError } from '../core/errors.ts'
 import type { LocalIdentity } from '../crypto/ed25519.ts'
 import { frameId } from './frame.ts'
 import { libp2pKeyFromIdentity } from './identity.ts'
+import { type Keeper, keepConnected } from './keeper.ts'
 import { PeerReputation, type ReputationOptions } from './reputation.ts'
 import { allShardTopics, capabilityTopic, checkShardCount, DEFAULT_SHARD_COUNT } from './topics.ts'
 import { DEFAULT_MAX_ENVELOPE_AGE_MS } from './validation.ts'
@@ -55,8 +56,14 @@ export interface NetworkOptions {
    * @default Node: `/ip4/127.0.0.1/tcp/0`, `/ip4/127.0.0.1/tcp/0/ws`, `/webrtc`; browser: `/webrtc`
    */
   listen?: readonly string[]
-  /** Multiaddrs (with `/p2p/<id>`) dialled at start and kept connected. @default [] */
+  /**
+   * Multiaddrs (with `/p2p/<id>`) dialled at start and kept connected: one that drops is dialled
+   * again, after 1 s doubling to {@link NetworkOptions.bootstrapRedialMaxMs}, for as long as the node
+   * runs (see keeper.ts). @default []
+   */
   bootstrap?: readonly string[]
+  /** Longest wait between redials of a lost bootstrap peer, in ms. @default 30 000 */
+  bootstrapRedialMaxMs?: number
   /** Discover peers announced on the pubsub discovery topic. @default true */
   pubsubDiscovery?: boolean
   /** How often this peer announces itself on the discovery topic, in ms. @default 2000 */
@@ -320,6 +327,14 @@ export async function createNetwork(options: NetworkOptions): Promise<Network> {
     ;(pinger as { unref?: () => void }).unref?.()
   }
 
+  const keeper: Keeper | undefined =
+    options.bootstrap && options.bootstrap.length > 0
+      ? keepConnected(libp2p, options.bootstrap, {
+          maxDelayMs: options.bootstrapRedialMaxMs ?? 30_000,
+          allowed: (peer) => !reputation.isDenied(peer),
+        })
+      : undefined
+
   let stopping: Promise<void> | undefined
   return {
     libp2p,
@@ -331,6 +346,7 @@ export async function createNetwork(options: NetworkOptions): Promise<Network> {
     stop() {
       stopping ??= (async () => {
         if (pinger) clearInterval(pinger)
+        keeper?.stop()
         await libp2p.stop()
       })()
       return stopping

@@ -104,7 +104,7 @@ class PlanFileStorage implements StorageAdapterInterface {
 
   async load(key: StorageKey): Promise<Uint8Array | undefined> {
     const path = this.#path(key)
-    await this.#writing.get(path)
+    await this.#writing.get(path)?.catch(() => undefined)
     return this.#read(path)
   }
 
@@ -113,7 +113,9 @@ class PlanFileStorage implements StorageAdapterInterface {
     try {
       file = await readFile(path)
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+      // Absent: no file, or a path component that is not a directory.
+      const code = (error as NodeJS.ErrnoException).code
+      if (code === 'ENOENT' || code === 'ENOTDIR') return undefined
       throw error
     }
     const payload = unframeChunk(file)
@@ -164,7 +166,7 @@ class PlanFileStorage implements StorageAdapterInterface {
     const dir = this.#path(prefix)
     const chunks: Chunk[] = []
     for (const path of await this.#files(dir)) {
-      await this.#writing.get(path)
+      await this.#writing.get(path)?.catch(() => undefined)
       const data = await this.#read(path)
       if (data) chunks.push({ key: this.#key(path), data })
     }
