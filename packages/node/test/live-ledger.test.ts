@@ -77,6 +77,11 @@ describe('LiveLedger', () => {
     // … but funding checks take the decided budget off: 40 left, a second 60 is refused.
     onDecide({ thread: opening.thread, requester: requester!.did, budget: 60 })
     expect(await funding(need, 'another', 0, none)).toMatch(/can spend 40 credits/)
+    // The rank of undecided NEEDs under a flood says the same; a key holding nothing funds nothing.
+    expect(ledger.canFund(requester!.did, 60)).toBe(false)
+    expect(ledger.canFund(requester!.did, 40)).toBe(true)
+    expect(ledger.canFund(planner!.did, 1)).toBe(false)
+    expect(ledger.canFund(planner!.did, 0)).toBe(true)
     expect(ledger.derivations).toBe(1)
     // A grant is seen at once, whatever the cost bound; the derived ledger holds the escrow itself.
     grantsVersion += 1

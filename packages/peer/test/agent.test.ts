@@ -3,6 +3,7 @@
  * says of each envelope (duplicates, orphans, pending, refusals), who may hold the anchor's role,
  * the anchor's funding check before a DECIDE, and leases granted by receipt, never by lamport.
  */
+import fc from 'fast-check'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { Agent, type AgentOptions, type FundingCheck } from '../src/agent/agent.ts'
 import { type AgentClock, SeededRandom } from '../src/agent/ports.ts'
@@ -671,6 +672,78 @@ describe('bounded threads', () => {
     expect(agent.replica(own)).toBeDefined()
     expect(agent.sizes).toMatchObject({ threads: 2, undecided: 2 })
     agent.stop()
+  })
+
+  it('under a flood from one key, that key’s NEEDs go first; ranked NEEDs outlast unranked ones', async () => {
+    const { agent, advance } = agentOf(planner, { maxUndecidedThreads: 3 })
+    const honest = await needOf(requester, 40)
+    await agent.deliver(honest)
+    const flood: string[] = []
+    for (let i = 0; i < 10; i += 1) {
+      await advance(20 + 10 * i)
+      const env = await needOf(stranger, 100 + i)
+      flood.push(env.thread)
+      await agent.deliver(env)
+    }
+    // The requester's NEED was the quietest, and stayed: the flooder held more.
+    expect(agent.replica(honest.thread)).toBeDefined()
+    expect(agent.sizes.undecided).toBe(3)
+    expect(flood.filter((thread) => agent.replica(thread) !== undefined)).toEqual(flood.slice(-2))
+    agent.stop()
+
+    // Many keys with one NEED each (a Sybil flood): the rank decides, the NEED that can be paid stays.
+    const sybils = await makeIdentities(8, 0x5b)
+    const ranked = agentOf(planner, {
+      maxUndecidedThreads: 3,
+      undecidedRank: (wanted) => (wanted.requester === requester.did ? 1 : 0),
+    })
+    await ranked.agent.deliver(honest)
+    for (const [i, sybil] of sybils.entries()) {
+      await ranked.advance(20 + 10 * i)
+      await ranked.agent.deliver(await needOf(sybil, 200 + i))
+    }
+    expect(ranked.agent.replica(honest.thread)).toBeDefined()
+    expect(ranked.agent.evictedThreads).toBe(sybils.length - 2)
+    ranked.agent.stop()
+  })
+
+  it('evicts the lowest rank, then from the requester holding the most (property)', async () => {
+    const keys = await makeIdentities(5, 0x6c)
+    const rankOf = (did: string) => (did === keys[0]!.did ? 2 : did === keys[1]!.did ? 1 : 0)
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.integer({ min: 0, max: keys.length - 1 }), { minLength: 1, maxLength: 30 }),
+        fc.integer({ min: 1, max: 6 }),
+        async (senders, max) => {
+          const { agent, advance } = agentOf(planner, {
+            maxUndecidedThreads: max,
+            undecidedRank: (wanted) => rankOf(wanted.requester),
+          })
+          const requesterOf = new Map<string, string>()
+          for (const [i, index] of senders.entries()) {
+            await advance(i * 10)
+            const env = await needOf(keys[index]!, 1000 + i)
+            requesterOf.set(env.thread, env.sender)
+            const before = agent.threads()
+            await agent.deliver(env)
+            expect(agent.sizes.undecided).toBeLessThanOrEqual(max)
+            const gone = before.filter((thread) => agent.replica(thread) === undefined)
+            expect(gone.length).toBeLessThanOrEqual(1)
+            if (gone.length === 0) continue
+            const victim = requesterOf.get(gone[0]!)!
+            const lowest = Math.min(...before.map((thread) => rankOf(requesterOf.get(thread)!)))
+            expect(rankOf(victim)).toBe(lowest)
+            const held = (did: string) => before.filter((thread) => requesterOf.get(thread) === did).length
+            for (const thread of before) {
+              const other = requesterOf.get(thread)!
+              if (rankOf(other) === lowest) expect(held(victim)).toBeGreaterThanOrEqual(held(other))
+            }
+          }
+          agent.stop()
+        },
+      ),
+      { numRuns: 60 },
+    )
   })
 
   it('a full thread takes its parties’ envelopes and refuses everyone else’s (thread-full)', async () => {

@@ -183,6 +183,8 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
     funding: ledger.funding(),
     // Grants go to workers with a record first (reputation from settled outcomes; newcomers 500).
     workerRank: (worker) => ledger.current().derived.reputation.get(worker) ?? 500,
+    // Under a NEED flood, NEEDs nobody can pay for leave first (the anchor would never decide them).
+    undecidedRank: (need) => (ledger.canFund(need.requester, need.budget) ? 1 : 0),
     log,
     restored: envelopes,
     host: config.host,

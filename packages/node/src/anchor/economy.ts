@@ -173,6 +173,15 @@ export class LiveLedger {
     return sum
   }
 
+  /**
+   * Whether `requester` can spend `budget` now, by the ledger as last derived less the budgets of
+   * its NEEDs decided since (O(its decided NEEDs since); no derivation unless one is due).
+   */
+  canFund(requester: string, budget: number): boolean {
+    const balance = this.current().derived.ledger.account(requester).balance
+    return balance - this.#notInLedger(requester, undefined) >= budget
+  }
+
   /** The verifier pool now: what committee selection draws from. */
   pool(): { atMs: number; entries: readonly PoolEntry[] } {
     const { derived, atMs } = this.current()

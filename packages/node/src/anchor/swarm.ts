@@ -43,6 +43,8 @@ export interface SwarmOptions {
   funding?: FundingCheck
   /** A worker's standing for grants (its reputation). */
   workerRank?: (worker: string) => number
+  /** Which undecided NEEDs stay when room must be made (those their requester can fund). */
+  undecidedRank?: (need: { requester: string; budget: number }) => number
   log: EnvelopeLog
   /** Envelopes restored from the log. */
   restored: readonly AnyEnvelope[]
@@ -126,6 +128,7 @@ export async function startSwarm(options: SwarmOptions): Promise<AnchorSwarm> {
     ...(policy ? { policy } : {}),
     ...(options.funding ? { funding: options.funding } : {}),
     ...(options.workerRank ? { workerRank: options.workerRank } : {}),
+    ...(options.undecidedRank ? { undecidedRank: options.undecidedRank } : {}),
   })
   // What the agent takes into a thread (past every gate) or says is logged; what it publishes is
   // logged before it leaves (the agent places its own envelope before handing it to the bus).

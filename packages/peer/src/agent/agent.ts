@@ -196,10 +196,18 @@ export interface AgentOptions {
   maxRetiredThreads?: number
   /**
    * Most threads followed without a winning DECIDE (anyone may post a NEED; only funded ones get
-   * decided). A NEED beyond it evicts the undecided thread quiet the longest — never one this agent
-   * posted; its envelopes go to {@link Agent.onEvict} observers. @default 4 096
+   * decided). A NEED beyond it evicts one undecided thread — never one this agent posted — chosen
+   * by {@link AgentOptions.undecidedRank}, then from the requester holding the most undecided
+   * threads, then the one quiet the longest; its envelopes go to {@link Agent.onEvict} observers.
+   * A flood from one key so evicts its own NEEDs first. @default 4 096
    */
   maxUndecidedThreads?: number
+  /**
+   * How much an undecided NEED is worth keeping when room must be made (lower goes first): an
+   * anchor ranks NEEDs whose requester can fund the budget above those it cannot. Asked once per
+   * requester and budget per eviction. @default 0 for every NEED
+   */
+  undecidedRank?: (need: { requester: string; budget: number }) => number
   /**
    * Most envelopes one thread holds (placed and pending). A full thread still takes envelopes of
    * its parties — anchors, its requester, its winning planner, lease holders, committee members
@@ -984,27 +992,48 @@ export class Agent {
   }
 
   /**
-   * Before a NEED opens a new thread: when as many undecided threads are followed as allowed, the
-   * one quiet the longest (never one of this agent's own NEEDs) is dropped, its envelopes handed
-   * to eviction observers (they may be fetched again later).
+   * Before a NEED opens a new thread: when as many undecided threads are followed as allowed, one
+   * is dropped (never one of this agent's own NEEDs; order in {@link AgentOptions.maxUndecidedThreads})
+   * and its envelopes handed to eviction observers (they may be fetched again later). One pass
+   * over the undecided threads, only when at the bound.
    */
   #makeRoomForThread(need: AnyEnvelope): void {
     const max = this.#options.maxUndecidedThreads ?? DEFAULT_MAX_UNDECIDED_THREADS
     if (this.#undecided.size < max || need.sender === this.did) return
-    let victim: ThreadReplica | undefined
-    let victimQuietSince = Number.POSITIVE_INFINITY
+    const rankOf = this.#options.undecidedRank
+    const ranks = new Map<string, number>()
+    const held = new Map<string, number>()
+    const candidates: { replica: ThreadReplica; requester: string; rank: number; quietSince: number }[] = []
     for (const thread of this.#undecided) {
       const replica = this.#replicas.get(thread)
-      if (!replica || replica.state.need?.requester === this.did) continue
-      const quietSince = this.#lastActivity.get(replica.thread) ?? 0
-      if (quietSince < victimQuietSince) {
-        victim = replica
-        victimQuietSince = quietSince
+      const wanted = replica?.state.need
+      if (!replica || wanted?.requester === this.did) continue
+      // A thread opened by other envelopes before its NEED has no requester yet: it ranks lowest.
+      const requester = wanted?.requester ?? ''
+      let rank = Number.NEGATIVE_INFINITY
+      if (wanted !== undefined) {
+        const key = `${requester}|${wanted.budget}`
+        rank = ranks.get(key) ?? rankOf?.({ requester, budget: wanted.budget }) ?? 0
+        ranks.set(key, rank)
       }
+      held.set(requester, (held.get(requester) ?? 0) + 1)
+      candidates.push({ replica, requester, rank, quietSince: this.#lastActivity.get(thread) ?? 0 })
+    }
+    let victim: (typeof candidates)[number] | undefined
+    for (const candidate of candidates) {
+      if (
+        victim === undefined ||
+        candidate.rank < victim.rank ||
+        (candidate.rank === victim.rank &&
+          (held.get(candidate.requester)! > held.get(victim.requester)! ||
+            (held.get(candidate.requester) === held.get(victim.requester) &&
+              candidate.quietSince < victim.quietSince)))
+      )
+        victim = candidate
     }
     if (!victim) return
-    const dropped = [...victim.envelopes(), ...victim.pending()]
-    this.#drop(victim.thread)
+    const dropped = [...victim.replica.envelopes(), ...victim.replica.pending()]
+    this.#drop(victim.replica.thread)
     this.#evictedThreads += 1
     for (const env of dropped) this.#notifyEviction(env)
   }
