@@ -190,6 +190,42 @@ describe('the anchor artifact store', () => {
   })
 })
 
+describe('the artifacts of settled threads', () => {
+  it('give way when room is needed, oldest settled first, never one a thread under way references', async () => {
+    const { artifacts } = await anchorStore(join(dir, 'settled'), { maxTotalBytes: 100 })
+    const body = (size: number, fill: number) => new Uint8Array(size).fill(fill)
+    const pinFor = async (bytes: Uint8Array, thread: string) => {
+      expect(await artifacts.put(artifactCid(bytes), bytes)).toBeUndefined()
+      artifacts.pinReferenced(await needOf([artifactCid(bytes)], thread))
+      await artifacts.settled()
+      expect(artifacts.store.isPinned(artifactCid(bytes))).toBe(true)
+    }
+    const [a, b, c, d] = [body(40, 11), body(30, 12), body(30, 13), body(30, 14)]
+    await pinFor(a, 'thread-a')
+    await pinFor(b, 'thread-b')
+    artifacts.pinReferenced(await needOf([artifactCid(b)], 'thread-b2')) // a second thread needs b
+    await pinFor(c, 'thread-c') // 100 bytes pinned: the store is full
+    expect((await artifacts.put(artifactCid(d), d))?.status).toBe(507)
+    // b's first thread settles; its second is under way: b stays, the store is still full.
+    artifacts.threadSettled('thread-b')
+    expect(artifacts.stats().settledPins).toBe(0)
+    expect((await artifacts.put(artifactCid(d), d))?.status).toBe(507)
+    // a settles, then b's second thread: a settled first, and freeing a alone makes room.
+    artifacts.threadSettled('thread-a')
+    artifacts.threadSettled('thread-b2')
+    expect(artifacts.stats().settledPins).toBe(2)
+    expect(await artifacts.put(artifactCid(d), d)).toBeUndefined()
+    expect(artifacts.store.isPinned(artifactCid(a))).toBe(false)
+    expect(await artifacts.store.has(artifactCid(a))).toBe(false)
+    for (const kept of [b, c]) expect(artifacts.store.isPinned(artifactCid(kept))).toBe(true)
+    expect(artifacts.stats()).toMatchObject({ settledPins: 1, releasedPins: 1 })
+    // A settled artifact referenced again by a new thread is under way again: it no longer gives way.
+    artifacts.pinReferenced(await needOf([artifactCid(b)], 'thread-b3'))
+    expect(artifacts.stats().settledPins).toBe(0)
+    expect(artifacts.totalBytes).toBe(90)
+  })
+})
+
 /** Stores `value` as a DAG-CBOR block in `store` (what a peer making a thread tree does). */
 async function putDagCbor(store: HeliaArtifacts, value: unknown): Promise<string> {
   const bytes = dagCbor.encode(value)

@@ -23,6 +23,8 @@
  * nobody has costs bounded time and never starves the others. What could not be pinned is
  * remembered (bounded) and pinned when its bytes are uploaded. A raw block is pinned alone (depth 0);
  * a DAG-CBOR root is walked within `pinLimits` (depth, blocks, bytes) before anything is pinned.
+ * Once every thread that references an artifact has settled, its pin gives way when room is
+ * needed (oldest settled first, {@link AnchorArtifacts.threadSettled}); until then it stays.
  *
  * Opening also imports the stand-in store of earlier versions (`<data>/artifacts/<cid>` files,
  * pinned) and indexes the unpinned blocks left on disk as cache entries of an earlier run.
@@ -94,6 +96,11 @@ export const DEFAULT_PIN_LIMITS: PinLimits = Object.freeze({
 
 /** Referenced artifacts remembered (to pin when uploaded) after their attempts failed. */
 const MAX_WANTED = 65_536
+/**
+ * Artifacts of settled threads kept pinned until room is needed; past it the oldest settled ones
+ * are unpinned at once (their blocks then go at the next collection).
+ */
+export const MAX_SETTLED_PINS = 65_536
 /** How often expired cache entries are swept, and at most how often unpinned blocks are collected, in ms. */
 const SWEEP_EVERY_MS = 60_000
 /** Owner of cache entries found on disk at start (uploaded or read before a restart). */
@@ -150,6 +157,16 @@ export class AnchorArtifacts {
   #draining = 0
   /** Pin attempts made, ever. */
   #attempts = 0
+  /** Per thread not settled yet: the artifacts pinned for it. */
+  readonly #liveThreads = new Map<string, Set<string>>()
+  /** Per artifact pinned for threads: how many threads not settled yet reference it. */
+  readonly #liveRefs = new Map<string, number>()
+  /** Artifacts every referencing thread of which has settled: CID → bytes its pin walked (0: unknown). Oldest settled first. */
+  readonly #settledPins = new Map<string, number>()
+  /** Bytes each pin walked, for pins made for threads in this run. */
+  readonly #pinBytes = new Map<string, number>()
+  /** Settled artifacts unpinned to make room, ever. */
+  #releasedPins = 0
   /** When unpinned blocks were last collected (a full scan of the blockstore). */
   #collectedAtMs = Number.NEGATIVE_INFINITY
   readonly #sweeper: ReturnType<typeof setInterval>
@@ -245,8 +262,12 @@ export class AnchorArtifacts {
     retryingPins: number
     pinAttemptsMade: number
     wanted: number
+    settledPins: number
+    releasedPins: number
   } {
     return {
+      settledPins: this.#settledPins.size,
+      releasedPins: this.#releasedPins,
       cachedBlocks: this.#cache.size,
       cachedBytes: this.#cache.weight,
       pendingPins: this.#queue.size,
@@ -375,15 +396,82 @@ export class AnchorArtifacts {
       await this.#evict(this.#cache.victim()!)
     }
     if (this.#totalBytes + bytes <= this.maxTotalBytes) return true
+    // Artifacts of settled threads give way before anything is refused, oldest settled first, as
+    // many as the bytes wanted (by what their pins walked), then their blocks are collected.
+    // A pin made before a restart has no size noted: its root block's size stands in, and a round
+    // that freed too little is followed by another.
+    for (let round = 0; this.#settledPins.size > 0 && round < 8; round += 1) {
+      const wanted = this.#totalBytes + bytes - this.maxTotalBytes
+      let freed = 0
+      for (const [cid, size] of this.#settledPins) {
+        if (freed >= wanted) break
+        await this.#unpinSettled(cid)
+        freed +=
+          size > 0
+            ? size
+            : ((await this.store.get(cid, { offline: true }).catch(() => undefined))?.length ?? 0)
+      }
+      if (await this.#collect(bytes)) return true
+    }
     // What is neither pinned nor cached lies on disk unaccounted for (files of a crash, blocks
     // fetched for other reasons): collect it before refusing — a scan of the whole blockstore, so at
     // most once a minute, however often a full store is asked.
     if (this.#now() - this.#collectedAtMs < SWEEP_EVERY_MS) return false
+    return this.#collect(bytes)
+  }
+
+  /** Deletes every block neither pinned nor cached and counts the disk again; whether `bytes` fit. */
+  async #collect(bytes: number): Promise<boolean> {
     this.#collectedAtMs = this.#now()
     await this.store.gc()
     for (const id of this.#cache.keys()) if (!(await this.store.has(id))) this.#cache.delete(id)
     this.#totalBytes = directoryBytes(this.blocksDir)
     return this.#totalBytes + bytes <= this.maxTotalBytes
+  }
+
+  async #unpinSettled(cid: string): Promise<void> {
+    this.#settledPins.delete(cid)
+    this.#pinBytes.delete(cid)
+    this.#releasedPins += 1
+    await this.store.unpin(cid).catch(() => undefined)
+  }
+
+  /**
+   * `thread` has settled (its challenge windows are over): the artifacts pinned for it that no
+   * thread still under way references may give way when room is needed, oldest settled first —
+   * until then they stay pinned and served. Past {@link MAX_SETTLED_PINS} the oldest are unpinned.
+   */
+  threadSettled(thread: string): void {
+    const cids = this.#liveThreads.get(thread)
+    if (!cids) return
+    this.#liveThreads.delete(thread)
+    for (const cid of cids) {
+      const left = (this.#liveRefs.get(cid) ?? 1) - 1
+      if (left > 0) {
+        this.#liveRefs.set(cid, left)
+        continue
+      }
+      this.#liveRefs.delete(cid)
+      this.#settledPins.delete(cid)
+      this.#settledPins.set(cid, this.#pinBytes.get(cid) ?? 0)
+    }
+    while (this.#settledPins.size > MAX_SETTLED_PINS) {
+      const oldest = this.#settledPins.keys().next().value!
+      this.#run(this.#unpinSettled(oldest))
+    }
+  }
+
+  /** Notes that `thread` references `cid`: while the thread is under way, the pin stays. */
+  #reference(thread: string, cid: string): void {
+    let cids = this.#liveThreads.get(thread)
+    if (!cids) {
+      cids = new Set()
+      this.#liveThreads.set(thread, cids)
+    }
+    if (cids.has(cid)) return
+    cids.add(cid)
+    this.#liveRefs.set(cid, (this.#liveRefs.get(cid) ?? 0) + 1)
+    this.#settledPins.delete(cid)
   }
 
   /** Drops a cache entry and deletes its block unless a pin keeps it. */
@@ -400,7 +488,9 @@ export class AnchorArtifacts {
     const refs = env.kind === 'NEED' ? env.payload.inputs : env.kind === 'COMMIT' ? env.payload.outputs : []
     for (const cid of refs) {
       if (this.#stopping.signal.aborted) return
-      if (!CID_PATTERN.test(cid) || this.store.isPinned(cid)) continue
+      if (!CID_PATTERN.test(cid)) continue
+      this.#reference(env.thread, cid)
+      if (this.store.isPinned(cid)) continue
       const id = blockId(cid)
       if (id === undefined) continue
       this.#wanted.delete(id)
@@ -533,11 +623,13 @@ export class AnchorArtifacts {
     }
     const taken: Array<[string, { owner: string; weight: number; value: { atMs: number } }]> = []
     const fetched: Array<[string, number]> = []
+    let walked = 0
     try {
       await this.store.pin(cid, {
         signal,
         limits,
         onBlock: (block, bytes, wasFetched) => {
+          walked += bytes
           const id = blockId(block)!
           const entry = this.#cache.delete(id)
           if (entry) taken.push([id, entry])
@@ -554,6 +646,8 @@ export class AnchorArtifacts {
       await this.#fit(undefined, 0)
       throw error
     }
+    if (this.#liveRefs.has(cid) || this.#settledPins.has(cid)) this.#pinBytes.set(cid, walked)
+    if (this.#settledPins.has(cid)) this.#settledPins.set(cid, walked)
     // Pinned bytes grew: the cache gives way if the disk would overflow.
     await this.#fit(undefined, 0)
   }

@@ -156,6 +156,8 @@ export async function startSwarm(options: SwarmOptions): Promise<AnchorSwarm> {
     }
     artifacts.pinReferenced(env)
   })
+  // A settled thread's artifacts may give way to new ones when the store is full.
+  const unsettled = agent.onSettled((thread) => artifacts.threadSettled(thread))
   options.onAgent?.(agent)
   // Restored envelopes the agent places reach the observer too: whatever earlier runs could not pin
   // yet is looked for again (and only for envelopes the agent still accepts).
@@ -187,6 +189,7 @@ export async function startSwarm(options: SwarmOptions): Promise<AnchorSwarm> {
       await planSync.stop()
       await stopService()
       attached.detach()
+      unsettled()
       agent.stop()
       await inner.flush().catch(() => undefined)
       await artifacts.stop()
