@@ -22,6 +22,7 @@ import { runBusBenchmark } from './bus.ts'
 import { runCasBenchmark } from './cas.ts'
 import { runDecideBenchmark } from './decide.ts'
 import { runDecideE2eBenchmark } from './decide-e2e.ts'
+import { runEvictBenchmark } from './evict.ts'
 import { runFuzzBenchmark } from './fuzz.ts'
 import { runGrowthBenchmark } from './growth.ts'
 import { runLateJoinBenchmark } from './late-join.ts'
@@ -369,6 +370,10 @@ export const BENCHMARKS: Record<string, Benchmark> = {
   cas: {
     description: 'a 1 MiB artifact fetched by one peer from another through Helia/bitswap (libp2p, loopback)',
     run: runCasBenchmark,
+  },
+  evict: {
+    description: 'CPU per NEED of a flood at the undecided-thread bound (each NEED evicts one) vs below it',
+    run: runEvictBenchmark,
   },
   ledger: {
     description:

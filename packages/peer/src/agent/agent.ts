@@ -53,6 +53,7 @@ import { signEnvelope } from '../crypto/envelopes.ts'
 import type { PolicyGates } from '../policy/gates.ts'
 import { builtinCapabilities, type CapabilityRegistry } from './capabilities.ts'
 import type { AgentClock, AgentRandom, EnvelopeSink } from './ports.ts'
+import { NEVER_EVICTED, UndecidedIndex } from './undecided.ts'
 
 /** Roles an agent can play. */
 export interface AgentRoles {
@@ -198,14 +199,15 @@ export interface AgentOptions {
    * Most threads followed without a winning DECIDE (anyone may post a NEED; only funded ones get
    * decided). A NEED beyond it evicts one undecided thread — never one this agent posted — chosen
    * by {@link AgentOptions.undecidedRank}, then from the requester holding the most undecided
-   * threads, then the one quiet the longest; its envelopes go to {@link Agent.onEvict} observers.
+   * threads (of those, the least recently active), then that requester's quietest; its envelopes
+   * go to {@link Agent.onEvict} observers.
    * A flood from one key so evicts its own NEEDs first. @default 4 096
    */
   maxUndecidedThreads?: number
   /**
    * How much an undecided NEED is worth keeping when room must be made (lower goes first): an
    * anchor ranks NEEDs whose requester can fund the budget above those it cannot. Asked once per
-   * requester and budget per eviction. @default 0 for every NEED
+   * NEED, when it is placed. @default 0 for every NEED
    */
   undecidedRank?: (need: { requester: string; budget: number }) => number
   /**
@@ -317,7 +319,7 @@ export class Agent {
   #settledObservers = new Set<(thread: string) => void>()
   #evictedThreads = 0
   /** Threads followed that have no winning DECIDE yet. */
-  #undecided = new Set<string>()
+  #undecided = new UndecidedIndex()
   /** When an envelope was last placed in each followed thread (ms on the agent's clock). */
   #lastActivity = new Map<string, number>()
   /** The settle check armed per thread, with its time. */
@@ -450,6 +452,15 @@ export class Agent {
 
   #notify(env: AnyEnvelope): void {
     this.#lastActivity.set(env.thread, this.#options.clock.now())
+    if (env.kind === 'NEED' && this.#undecided.has(env.thread)) {
+      // The NEED is placed: its requester and rank place the thread for eviction.
+      const need = env as Envelope<'NEED'>
+      const rank =
+        need.sender === this.did
+          ? NEVER_EVICTED
+          : (this.#options.undecidedRank?.({ requester: need.sender, budget: need.payload.budget }) ?? 0)
+      this.#undecided.add(env.thread, need.sender, rank)
+    } else this.#undecided.touch(env.thread)
     for (const observer of this.#observers) {
       try {
         observer(env)
@@ -993,47 +1004,18 @@ export class Agent {
 
   /**
    * Before a NEED opens a new thread: when as many undecided threads are followed as allowed, one
-   * is dropped (never one of this agent's own NEEDs; order in {@link AgentOptions.maxUndecidedThreads})
-   * and its envelopes handed to eviction observers (they may be fetched again later). One pass
-   * over the undecided threads, only when at the bound.
+   * is dropped (never one of this agent's own NEEDs; order in {@link AgentOptions.maxUndecidedThreads},
+   * kept by {@link UndecidedIndex}) and its envelopes handed to eviction observers (they may be
+   * fetched again later).
    */
   #makeRoomForThread(need: AnyEnvelope): void {
     const max = this.#options.maxUndecidedThreads ?? DEFAULT_MAX_UNDECIDED_THREADS
     if (this.#undecided.size < max || need.sender === this.did) return
-    const rankOf = this.#options.undecidedRank
-    const ranks = new Map<string, number>()
-    const held = new Map<string, number>()
-    const candidates: { replica: ThreadReplica; requester: string; rank: number; quietSince: number }[] = []
-    for (const thread of this.#undecided) {
-      const replica = this.#replicas.get(thread)
-      const wanted = replica?.state.need
-      if (!replica || wanted?.requester === this.did) continue
-      // A thread opened by other envelopes before its NEED has no requester yet: it ranks lowest.
-      const requester = wanted?.requester ?? ''
-      let rank = Number.NEGATIVE_INFINITY
-      if (wanted !== undefined) {
-        const key = `${requester}|${wanted.budget}`
-        rank = ranks.get(key) ?? rankOf?.({ requester, budget: wanted.budget }) ?? 0
-        ranks.set(key, rank)
-      }
-      held.set(requester, (held.get(requester) ?? 0) + 1)
-      candidates.push({ replica, requester, rank, quietSince: this.#lastActivity.get(thread) ?? 0 })
-    }
-    let victim: (typeof candidates)[number] | undefined
-    for (const candidate of candidates) {
-      if (
-        victim === undefined ||
-        candidate.rank < victim.rank ||
-        (candidate.rank === victim.rank &&
-          (held.get(candidate.requester)! > held.get(victim.requester)! ||
-            (held.get(candidate.requester) === held.get(victim.requester) &&
-              candidate.quietSince < victim.quietSince)))
-      )
-        victim = candidate
-    }
+    const thread = this.#undecided.victim()
+    const victim = thread === undefined ? undefined : this.#replicas.get(thread)
     if (!victim) return
-    const dropped = [...victim.replica.envelopes(), ...victim.replica.pending()]
-    this.#drop(victim.replica.thread)
+    const dropped = [...victim.envelopes(), ...victim.pending()]
+    this.#drop(victim.thread)
     this.#evictedThreads += 1
     for (const env of dropped) this.#notifyEviction(env)
   }
