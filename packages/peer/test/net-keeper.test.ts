@@ -94,6 +94,32 @@ describe('keepConnected', () => {
     keeper.stop()
   })
 
+  it('backs off from a peer that accepts and at once closes the connection', async () => {
+    const host = new FakeHost()
+    const id = await peerId()
+    let now = 0
+    const keeper = keepConnected(host, [`/ip4/127.0.0.1/tcp/4001/p2p/${id}`], {
+      minDelayMs: 1000,
+      maxDelayMs: 16_000,
+      tickMs: 0,
+      now: () => now,
+      random: () => 0.5,
+    })
+    const dialTimes: number[] = []
+    for (; now <= 60_000; now += 100) {
+      const before = host.dialsTo.length
+      keeper.tick()
+      if (host.dialsTo.length > before) dialTimes.push(now)
+      // Each dial succeeds, and the peer closes the connection before the next look.
+      await host.settleAll(true)
+      host.connected.clear()
+    }
+    const gaps = dialTimes.slice(1).map((at, i) => at - dialTimes[i]!)
+    expect(gaps.slice(0, 4)).toEqual([2000, 4000, 8000, 16_000])
+    expect(dialTimes.length).toBeLessThan(10)
+    keeper.stop()
+  })
+
   it('keeps each listed peer once, skips what it cannot name, never dials a denied peer, and is bounded', async () => {
     const ids = await Promise.all(Array.from({ length: 4 }, peerId))
     await fc.assert(

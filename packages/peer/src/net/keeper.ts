@@ -103,16 +103,12 @@ export function keepConnected(
       dials += 1
       host
         .dial(entry.address, { signal: AbortSignal.timeout(dialTimeoutMs) })
-        .then(
-          () => {
-            entry.delayMs = minDelayMs
-          },
-          () => {
-            entry.delayMs = Math.min(maxDelayMs, entry.delayMs * 2)
-          },
-        )
+        .catch(() => undefined)
         .finally(() => {
+          // The wait doubles whatever the dial said: only a connection seen on a later tick resets
+          // it, so a peer that accepts and at once closes (it denies us) is not dialled every second.
           entry.dialing = false
+          entry.delayMs = Math.min(maxDelayMs, entry.delayMs * 2)
           entry.nextAt = now() + entry.delayMs * (0.75 + random() / 2)
         })
     }
