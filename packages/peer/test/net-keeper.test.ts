@@ -41,22 +41,28 @@ class FakeHost {
   }
 }
 
+/** One peer kept on a clock the test moves (`clock.now`), from 1 s up to `maxDelayMs`, no jitter. */
+async function keptOne(maxDelayMs: number) {
+  const host = new FakeHost()
+  const clock = { now: 0 }
+  const id = await peerId()
+  const keeper = keepConnected(host, [`/ip4/127.0.0.1/tcp/4001/p2p/${id}`], {
+    minDelayMs: 1000,
+    maxDelayMs,
+    tickMs: 0,
+    now: () => clock.now,
+    random: () => 0.5,
+  })
+  return { host, clock, keeper }
+}
+
 describe('keepConnected', () => {
   it('redials a lost peer for ever, backing off to the cap, and from the start once it is back', async () => {
-    const host = new FakeHost()
-    const id = await peerId()
-    let now = 0
-    const keeper = keepConnected(host, [`/ip4/127.0.0.1/tcp/4001/p2p/${id}`], {
-      minDelayMs: 1000,
-      maxDelayMs: 8000,
-      tickMs: 0,
-      now: () => now,
-      random: () => 0.5,
-    })
+    const { host, clock, keeper } = await keptOne(8000)
     // Not connected: the first dial comes after the shortest delay, not before.
     keeper.tick()
     expect(host.dialsTo).toHaveLength(0)
-    now = 1000
+    clock.now = 1000
     keeper.tick()
     expect(host.dialsTo).toHaveLength(1)
     // One dial at a time per peer.
@@ -64,52 +70,43 @@ describe('keepConnected', () => {
     expect(host.dialsTo).toHaveLength(1)
     // Failures double the wait up to the cap, and never stop the keeper.
     const gaps: number[] = []
-    let last = now
+    let last = clock.now
     for (let failure = 0; failure < 40; failure += 1) {
       await host.settleAll(false)
       const before = host.dialsTo.length
       while (host.dialsTo.length === before) {
-        now += 100
+        clock.now += 100
         keeper.tick()
       }
-      gaps.push(now - last)
-      last = now
+      gaps.push(clock.now - last)
+      last = clock.now
     }
     expect(gaps.slice(0, 4)).toEqual([2000, 4000, 8000, 8000])
     expect(Math.max(...gaps)).toBe(8000)
     // Back: connected, no more dials; lost again, redialled after the shortest delay.
     await host.settleAll(true)
     const dialsWhenBack = host.dialsTo.length
-    now += 60_000
+    clock.now += 60_000
     keeper.tick()
     expect(host.dialsTo).toHaveLength(dialsWhenBack)
     host.connected.clear()
     keeper.tick()
-    now += 999
+    clock.now += 999
     keeper.tick()
     expect(host.dialsTo).toHaveLength(dialsWhenBack)
-    now += 1
+    clock.now += 1
     keeper.tick()
     expect(host.dialsTo).toHaveLength(dialsWhenBack + 1)
     keeper.stop()
   })
 
   it('backs off from a peer that accepts and at once closes the connection', async () => {
-    const host = new FakeHost()
-    const id = await peerId()
-    let now = 0
-    const keeper = keepConnected(host, [`/ip4/127.0.0.1/tcp/4001/p2p/${id}`], {
-      minDelayMs: 1000,
-      maxDelayMs: 16_000,
-      tickMs: 0,
-      now: () => now,
-      random: () => 0.5,
-    })
+    const { host, clock, keeper } = await keptOne(16_000)
     const dialTimes: number[] = []
-    for (; now <= 60_000; now += 100) {
+    for (; clock.now <= 60_000; clock.now += 100) {
       const before = host.dialsTo.length
       keeper.tick()
-      if (host.dialsTo.length > before) dialTimes.push(now)
+      if (host.dialsTo.length > before) dialTimes.push(clock.now)
       // Each dial succeeds, and the peer closes the connection before the next look.
       await host.settleAll(true)
       host.connected.clear()
