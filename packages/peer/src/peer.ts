@@ -64,6 +64,13 @@ export interface PeerOptions {
   /** Policy gates (see `policy/`). @default the built-in rules */
   policy?: PolicyGates
   tuning?: Partial<AgentTuning>
+  /**
+   * Drop a thread from memory once it has settled (FINAL and quiet for 2 × T_challenge): its
+   * replica goes, its id is remembered (bounded) and later envelopes of it are answered `retired`.
+   * Turn it on for long-running peers that do not read old threads (their memory then stays flat
+   * in the number of finished threads). @default false
+   */
+  retireSettled?: boolean
   /** libp2p options beyond identity and bootstrap (listen addresses, WebRTC, limits…). */
   network?: Omit<NetworkOptions, 'identity' | 'bootstrap'>
   bus?: BusOptions
@@ -156,6 +163,7 @@ export async function createPeer(options: PeerOptions): Promise<Peer> {
     ...(options.consensus ? { consensus: options.consensus } : {}),
     ...(options.policy ? { policy: options.policy } : {}),
     ...(options.tuning ? { tuning: options.tuning } : {}),
+    ...(options.retireSettled ? { retireSettled: true } : {}),
   })
   const attached: AttachedAgent = attachAgent(bus, agent, { onError })
   const planSync =

@@ -44,6 +44,15 @@ describe('createPeer', () => {
       syncIntervalMs: 1000,
     })
     peers.push(requester)
+    // A long-running peer that keeps no finished threads in memory.
+    const watcher = await createPeer({
+      params,
+      bootstrap: [tcpOf(worker)],
+      network: { webRTC: false },
+      syncIntervalMs: 1000,
+      retireSettled: true,
+    })
+    peers.push(watcher)
     // A peer of another network, connected to both: their envelopes are worthless to it.
     const outsider = await createPeer({
       params: testParams({ network: OTHER_NET, anchors: [identity.did], verifiers: [], bootstrap: true }),
@@ -88,6 +97,13 @@ describe('createPeer', () => {
       const bytes = await requester.artifacts.get(cid)
       expect(bytes && artifactCid(bytes)).toBe(cid)
     }
+    // Once settled (FINAL, then quiet for 2 × T_challenge) the watcher drops the thread from
+    // memory and answers its envelopes `retired`; the requester, which did not ask, keeps it.
+    await until('the watcher to retire the settled thread', () =>
+      watcher.agent.isRetired(need) ? true : undefined,
+    )
+    expect(watcher.agent.replica(need)).toBeUndefined()
+    expect(requester.agent.replica(need)).toBeDefined()
   })
 
   it('a late joiner catches up with a 1 000-envelope thread through sync', async () => {
