@@ -149,8 +149,15 @@ export async function runGrowthBenchmark(progress: (line: string) => void): Prom
       metrics[`anchor_rss_mb_${mark}`] = { value: Math.round(mb), unit: 'MB' }
       metrics[`anchor_heap_mb_${mark}`] = { value: Math.round(heapMb), unit: 'MB' }
       const seconds = (performance.now() - started) / 1000
+      // Plan documents the anchor holds against those it let go (settled threads' leave memory).
+      const planSync = await fetch(`${anchor.url}/api/status`)
+        .then(
+          async (response) =>
+            ((await response.json()) as { planSync?: { threads: number; forgotten: number } }).planSync,
+        )
+        .catch(() => undefined)
       progress(
-        `${mark} threads final in ${seconds.toFixed(0)} s: anchor RSS ${mb.toFixed(0)} MB, live heap ${heapMb.toFixed(0)} MB`,
+        `${mark} threads final in ${seconds.toFixed(0)} s: anchor RSS ${mb.toFixed(0)} MB, live heap ${heapMb.toFixed(0)} MB, plan documents followed ${planSync?.threads ?? '?'}, forgotten ${planSync?.forgotten ?? '?'}`,
       )
     }
     const seconds = (performance.now() - started) / 1000
