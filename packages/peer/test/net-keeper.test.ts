@@ -117,6 +117,17 @@ describe('keepConnected', () => {
     keeper.stop()
   })
 
+  it('does not keep the node itself when its own list names it', async () => {
+    const [own, other] = await Promise.all([peerId(), peerId()])
+    const keeper = keepConnected(
+      new FakeHost(),
+      [`/ip4/127.0.0.1/tcp/1/p2p/${own}`, `/ip4/127.0.0.1/tcp/2/p2p/${other}`],
+      { tickMs: 0, self: own },
+    )
+    expect(keeper.size).toBe(1)
+    keeper.stop()
+  })
+
   it('keeps each listed peer once, skips what it cannot name, never dials a denied peer, and is bounded', async () => {
     const ids = await Promise.all(Array.from({ length: 4 }, peerId))
     await fc.assert(

@@ -9,7 +9,7 @@ import { artifactCid } from '../src/core/artifacts.ts'
 import { MemoryConsensusStore } from '../src/core/consensus.ts'
 import { fetchTaskInputs } from '../src/core/thread/inputs.ts'
 import { createIdentity } from '../src/crypto/ed25519.ts'
-import { createPeer, type Peer } from '../src/peer.ts'
+import { createPeer, type Peer, type PeerOptions } from '../src/peer.ts'
 import { claimedThread } from './claimed-thread.ts'
 import { testParams } from './helpers.ts'
 import { tcpOf, until } from './peers.ts'
@@ -21,6 +21,13 @@ const peers: Peer[] = []
 afterAll(async () => {
   for (const peer of peers) await peer.stop().catch(() => undefined)
 })
+
+/** A peer (stopped after the tests) that joins through `via`, over TCP only. */
+async function joining(via: Peer, options: Omit<PeerOptions, 'bootstrap' | 'network'>): Promise<Peer> {
+  const peer = await createPeer({ ...options, bootstrap: [tcpOf(via)], network: { webRTC: false } })
+  peers.push(peer)
+  return peer
+}
 
 describe('createPeer', () => {
   it('runs a NEED to FINAL between two peers over libp2p', async () => {
@@ -37,30 +44,14 @@ describe('createPeer', () => {
       syncIntervalMs: 1000,
     })
     peers.push(worker)
-    const requester = await createPeer({
-      params,
-      bootstrap: [tcpOf(worker)],
-      network: { webRTC: false },
-      syncIntervalMs: 1000,
-    })
-    peers.push(requester)
+    const requester = await joining(worker, { params, syncIntervalMs: 1000 })
     // A long-running peer that keeps no finished threads in memory.
-    const watcher = await createPeer({
-      params,
-      bootstrap: [tcpOf(worker)],
-      network: { webRTC: false },
-      syncIntervalMs: 1000,
-      retireSettled: true,
-    })
-    peers.push(watcher)
+    const watcher = await joining(worker, { params, syncIntervalMs: 1000, retireSettled: true })
     // A peer of another network, connected to both: their envelopes are worthless to it.
-    const outsider = await createPeer({
+    const outsider = await joining(worker, {
       params: testParams({ network: OTHER_NET, anchors: [identity.did], verifiers: [], bootstrap: true }),
-      bootstrap: [tcpOf(worker)],
-      network: { webRTC: false },
       syncIntervalMs: 1000,
     })
-    peers.push(outsider)
     await new Promise((resolve) => setTimeout(resolve, 1500))
     const need = await requester.post({
       requires: ['sort-dedupe', 'sha256'],
@@ -124,14 +115,7 @@ describe('createPeer', () => {
     const reference = holder.agent.replica(thread)!
     expect([...reference.state.rejected.values()]).toEqual([])
 
-    const late = await createPeer({
-      params,
-      bootstrap: [tcpOf(holder)],
-      network: { webRTC: false },
-      syncIntervalMs: 0,
-      planSync: false,
-    })
-    peers.push(late)
+    const late = await joining(holder, { params, syncIntervalMs: 0, planSync: false })
     const caughtUp = await until('the late joiner to hold the thread', () => {
       const replica = late.agent.replica(thread)
       return replica && replica.size === log.length ? replica : undefined

@@ -161,8 +161,8 @@ export class AnchorArtifacts {
   readonly #liveThreads = new Map<string, Set<string>>()
   /** Per artifact pinned for threads: how many threads not settled yet reference it. */
   readonly #liveRefs = new Map<string, number>()
-  /** Artifacts every referencing thread of which has settled: CID → bytes its pin walked (0: unknown). Oldest settled first. */
-  readonly #settledPins = new Map<string, number>()
+  /** Artifacts every referencing thread of which has settled, oldest settled first. */
+  readonly #settledPins = new Set<string>()
   /** Bytes each pin walked, for pins made for threads in this run. */
   readonly #pinBytes = new Map<string, number>()
   /** Settled artifacts unpinned to make room, ever. */
@@ -403,13 +403,11 @@ export class AnchorArtifacts {
     for (let round = 0; this.#settledPins.size > 0 && round < 8; round += 1) {
       const wanted = this.#totalBytes + bytes - this.maxTotalBytes
       let freed = 0
-      for (const [cid, size] of this.#settledPins) {
+      for (const cid of this.#settledPins) {
         if (freed >= wanted) break
+        const size = this.#pinBytes.get(cid)
         await this.#unpinSettled(cid)
-        freed +=
-          size > 0
-            ? size
-            : ((await this.store.get(cid, { offline: true }).catch(() => undefined))?.length ?? 0)
+        freed += size ?? (await this.store.get(cid, { offline: true }).catch(() => undefined))?.length ?? 0
       }
       if (await this.#collect(bytes)) return true
     }
@@ -453,10 +451,10 @@ export class AnchorArtifacts {
       }
       this.#liveRefs.delete(cid)
       this.#settledPins.delete(cid)
-      this.#settledPins.set(cid, this.#pinBytes.get(cid) ?? 0)
+      this.#settledPins.add(cid)
     }
     while (this.#settledPins.size > MAX_SETTLED_PINS) {
-      const oldest = this.#settledPins.keys().next().value!
+      const oldest = this.#settledPins.values().next().value!
       this.#run(this.#unpinSettled(oldest))
     }
   }
@@ -647,7 +645,6 @@ export class AnchorArtifacts {
       throw error
     }
     if (this.#liveRefs.has(cid) || this.#settledPins.has(cid)) this.#pinBytes.set(cid, walked)
-    if (this.#settledPins.has(cid)) this.#settledPins.set(cid, walked)
     // Pinned bytes grew: the cache gives way if the disk would overflow.
     await this.#fit(undefined, 0)
   }

@@ -29,6 +29,8 @@ export interface KeeperOptions {
   dialTimeoutMs?: number
   /** How often the keeper looks, in ms. @default 1000 */
   tickMs?: number
+  /** This node's own peer id: an entry naming it is not kept (one list for every anchor). */
+  self?: string
   /** Whether `peer` may be dialled (the reputation gate). @default always */
   allowed?: (peer: string) => boolean
   /** Clock, in ms. @default Date.now */
@@ -81,7 +83,7 @@ export function keepConnected(
       continue
     }
     const peer = peerIdOf(address)
-    if (peer === undefined || seen.has(peer.toString())) continue
+    if (peer === undefined || seen.has(peer.toString()) || peer.toString() === options.self) continue
     seen.add(peer.toString())
     kept.push({ address, peer, delayMs: minDelayMs, nextAt: now() + minDelayMs, dialing: false })
   }

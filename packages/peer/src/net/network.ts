@@ -329,15 +329,11 @@ export async function createNetwork(options: NetworkOptions): Promise<Network> {
 
   const keeper: Keeper | undefined =
     options.bootstrap && options.bootstrap.length > 0
-      ? keepConnected(
-          libp2p,
-          // An operator's list may name this node itself (one list for every anchor): not kept.
-          options.bootstrap.filter((address) => !address.endsWith(`/p2p/${libp2p.peerId.toString()}`)),
-          {
-            maxDelayMs: options.bootstrapRedialMaxMs ?? 30_000,
-            allowed: (peer) => !reputation.isDenied(peer),
-          },
-        )
+      ? keepConnected(libp2p, options.bootstrap, {
+          self: libp2p.peerId.toString(),
+          maxDelayMs: options.bootstrapRedialMaxMs ?? 30_000,
+          allowed: (peer) => !reputation.isDenied(peer),
+        })
       : undefined
 
   let stopping: Promise<void> | undefined
