@@ -1,6 +1,13 @@
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { builtinCapabilities } from '../src/agent/capabilities.ts'
-import { accountView, DEFAULT_GENESIS, deriveLedger, type GenesisRule } from '../src/core/economy/derive.ts'
+import {
+  accountView,
+  DEFAULT_GENESIS,
+  deriveLedger,
+  type GenesisRule,
+  LedgerTimeline,
+} from '../src/core/economy/derive.ts'
 import type { FaucetGrant } from '../src/core/economy/grants.ts'
 import { ThreadReplica } from '../src/core/thread/replica.ts'
 import type { Did } from '../src/core/types.ts'
@@ -236,5 +243,142 @@ describe('the ledger derived from live threads', () => {
     })
     expect(window.grants).toBe(1)
     expect(window.ledger.supply.minted).toBe(1_000)
+  })
+})
+
+describe('a thread’s lifetime (§9.3)', () => {
+  it('pays nothing finalized after its lifetime and refunds every escrow once it is over', async () => {
+    const lifetime = 10_000
+    const late = await finalThread({
+      output: await honestOutput(),
+      finalizedAtMs: lifetime,
+      params: { threadLifetimeMs: lifetime },
+      tag: 13,
+    })
+    const { params, replica, requester, worker } = late
+    const funded = fundedGenesis(late)
+    const before = deriveLedger({ replicas: [replica], params, nowMs: lifetime - 1, ...funded })
+    expect(accountView(before, requester.did)).toMatchObject({ balance: ALLOCATION - 10, escrowed: 10 })
+    expect(accountView(before, worker.did)).toMatchObject({ escrowed: 2, pending: 0 })
+    const over = deriveLedger({ replicas: [replica], params, nowMs: lifetime, ...funded })
+    expect(accountView(over, requester.did)).toMatchObject({ balance: ALLOCATION, escrowed: 0, pending: 0 })
+    expect(accountView(over, worker.did)).toMatchObject({ balance: ALLOCATION, escrowed: 0, pending: 0 })
+    expect(over.ledger.escrows()).toEqual([])
+    expect(over.ledger.conservationGap()).toBe(0)
+
+    // Finalized in time, it is paid when its payouts fall due, even after the lifetime.
+    const inTime = await finalThread({
+      output: await honestOutput(),
+      finalizedAtMs: lifetime - 1,
+      params: { threadLifetimeMs: lifetime },
+      tag: 13,
+    })
+    const due = lifetime - 1 + 2 * params.tChallengeMs
+    const paid = deriveLedger({ replicas: [inTime.replica], params, nowMs: due, ...funded })
+    expect(accountView(paid, worker.did)).toMatchObject({ balance: ALLOCATION - 2 + 3, pending: 0 })
+    const waiting = deriveLedger({ replicas: [inTime.replica], params, nowMs: due - 1, ...funded })
+    expect(accountView(waiting, worker.did)).toMatchObject({ pending: 3, escrowed: 2 })
+  })
+})
+
+describe('the settled base of the ledger (§9.3)', () => {
+  /** Threads of one requester, worker and verifier: funding competes, one is never finalized. */
+  async function history() {
+    const output = await honestOutput()
+    const lifetime = 100_000
+    const threads = await Promise.all(
+      [
+        { budget: 10, decidedAtMs: 100, finalizedAtMs: 1_000 },
+        { budget: 9, decidedAtMs: 200, finalizedAtMs: 60_000 },
+        { budget: 8, decidedAtMs: 300, finalizedAtMs: 2_000 },
+        { budget: 7, decidedAtMs: 400, finalizedAtMs: 3_000 },
+      ].map((shape) => finalThread({ output, ...shape, params: { threadLifetimeMs: lifetime }, tag: 14 })),
+    )
+    const [first] = threads
+    // The fourth is never finalized: its replica lacks the FINALIZE.
+    const stuck = new ThreadReplica(threads[3]!.thread, first!.params)
+    stuck.receiveAll(threads[3]!.log.slice(0, -1), 0)
+    const replicas = [...threads.slice(0, 3).map((t) => t.replica), stuck]
+    const options = {
+      params: first!.params,
+      genesis: {
+        allocations: [
+          { did: first!.requester.did, amount: 25 },
+          { did: first!.worker.did, amount: ALLOCATION },
+          { did: first!.verifier.did, amount: ALLOCATION },
+        ],
+      },
+      genesisVerifiers: [first!.verifier.did],
+    }
+    const grants = [grantOf(first!, first!.requester.did, 500, 250)]
+    return { replicas, options, grants, lifetime, first: first! }
+  }
+
+  it('settling in steps and dropping settled threads gives the ledger of the full derivation', async () => {
+    const { replicas, options, grants, lifetime } = await history()
+    const end = lifetime + 400 + 1
+    for (const nowMs of [end, end + 30 * 7 * 86_400_000]) {
+      const full = deriveLedger({ replicas, grants, nowMs, ...options })
+      fc.assert(
+        fc.property(fc.array(fc.integer({ min: 0, max: end }), { maxLength: 6 }), (cuts) => {
+          const timeline = new LedgerTimeline(options)
+          let held = [...replicas]
+          for (const untilMs of [...cuts].sort((a, b) => a - b)) {
+            const settled = new Set(timeline.settle({ replicas: held, grants, nowMs: untilMs, untilMs }))
+            held = held.filter((replica) => !settled.has(replica.thread))
+          }
+          const derived = timeline.derive({ replicas: held, grants, nowMs })
+          expect(derived.ledger.canonical()).toEqual(full.ledger.canonical())
+          expect(derived.reputation).toEqual(full.reputation)
+          expect(derived.pool).toEqual(full.pool)
+          expect(derived.unfundedTotal).toBe(full.unfundedTotal)
+          expect(derived.applied).toBe(full.applied)
+          expect(derived.grants).toBe(full.grants)
+          expect(derived.settledThreads + derived.threads.size).toBe(replicas.length)
+        }),
+        { numRuns: 40 },
+      )
+    }
+  })
+
+  it('stops at the first thread that can still change: a stuck thread holds the base until its lifetime is over', async () => {
+    const { replicas, options, grants, lifetime } = await history()
+    const timeline = new LedgerTimeline(options)
+    // By 70 000 the thread decided at 200 has a payout still to fall due (at 80 000): only the
+    // first settles, though the third (due at 22 000) could.
+    expect(timeline.settle({ replicas, grants, nowMs: 70_000, untilMs: 70_000 })).toHaveLength(1)
+    expect(timeline.cutMs).toBe(100)
+    // By 80 000 everything but the stuck thread (decided at 400, sealed at 100 400) has settled.
+    expect(timeline.settle({ replicas, grants, nowMs: 80_000, untilMs: 80_000 })).toHaveLength(2)
+    expect(timeline.cutMs).toBe(300)
+    expect(timeline.settle({ replicas, grants, nowMs: lifetime + 399, untilMs: lifetime + 399 })).toEqual([])
+    expect(timeline.settle({ replicas, grants, nowMs: lifetime + 400, untilMs: lifetime + 400 })).toEqual([
+      replicas[3]!.thread,
+    ])
+    expect(timeline.settled.closedEscrows).toBe(0)
+    // A settled thread given again is not settled twice.
+    const again = timeline.derive({ replicas, grants, nowMs: lifetime + 400 })
+    const without = timeline.derive({ replicas: [], grants, nowMs: lifetime + 400 })
+    expect(again.ledger.canonical()).toEqual(without.ledger.canonical())
+    expect(again.threads.size).toBe(0)
+  })
+
+  it('settles a DECIDE that arrives behind the cut at the cut, and refuses one older than the late window', async () => {
+    const { replicas, options, grants, first } = await history()
+    const [a, b, c] = replicas
+    const timeline = new LedgerTimeline({ ...options, lateWindowMs: 150 })
+    // Only the thread decided at 300 is known when the base moves on.
+    expect(timeline.settle({ replicas: [c!], grants, nowMs: 70_000, untilMs: 70_000 })).toHaveLength(1)
+    expect(timeline.cutMs).toBe(300)
+    // Decided at 200 (within 150 of the cut): settled now, at the cut.
+    expect(timeline.isSettled(b!.thread, 200)).toBe(false)
+    const late = timeline.derive({ replicas: [b!], grants, nowMs: 70_000 })
+    expect(late.threads.has(b!.thread)).toBe(true)
+    // Decided at 100 (150 behind the cut and more): too late, it changes nothing.
+    expect(timeline.isSettled(a!.thread, 100)).toBe(true)
+    const tooLate = timeline.derive({ replicas: [a!], grants, nowMs: 70_000 })
+    const none = timeline.derive({ replicas: [], grants, nowMs: 70_000 })
+    expect(tooLate.ledger.canonical()).toEqual(none.ledger.canonical())
+    expect(accountView(tooLate, first.worker.did)).toEqual(accountView(none, first.worker.did))
   })
 })

@@ -2,7 +2,13 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { hashCanonical } from '../src/core/codec.ts'
 import { Ledger, type LedgerOp, LedgerRejectedError } from '../src/core/economy/ledger.ts'
-import { decayed, reputationScores } from '../src/core/economy/reputation.ts'
+import {
+  decayed,
+  OUTCOME_POINTS,
+  type OutcomeKind,
+  ReputationBuckets,
+  reputationScores,
+} from '../src/core/economy/reputation.ts'
 import { isqrt, type PoolEntry, relatedParties, selectCommittee } from '../src/core/economy/selection.ts'
 import {
   settleBounty,
@@ -242,9 +248,12 @@ describe('committee selection', () => {
 describe('reputation', () => {
   it('moves with outcomes, halves with age, stays within [0, 1000]', () => {
     const day = 86_400_000
-    expect(decayed(-150, 0, 7 * day)).toBe(-150)
-    expect(decayed(-150, 7 * day, 7 * day)).toBe(-75)
-    expect(decayed(40, 400 * day, 7 * day)).toBe(0)
+    expect(decayed(-150, 0, 0, 7 * day)).toBe(-150)
+    expect(decayed(-150, 0, 7 * day, 7 * day)).toBe(-75)
+    // Halvings count half-life boundaries crossed, not time since each outcome.
+    expect(decayed(-150, 7 * day - 1, 7 * day, 7 * day)).toBe(-75)
+    expect(decayed(-150, 7 * day, 14 * day - 1, 7 * day)).toBe(-150)
+    expect(decayed(40, 0, 400 * day, 7 * day)).toBe(0)
     const scores = reputationScores(
       [
         { did: alice, kind: 'finalized', atMs: 0 },
@@ -258,6 +267,48 @@ describe('reputation', () => {
     expect(scores.get(alice)).toBe(515)
     expect(scores.get(bob)).toBe(200)
     expect(scores.get(carol)).toBe(425)
+  })
+
+  it('keeps outcomes as counts per period: the same scores as the outcomes one by one, pruned when spent', () => {
+    const day = 86_400_000
+    const kinds = Object.keys(OUTCOME_POINTS) as OutcomeKind[]
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            did: fc.constantFrom(alice, bob, carol),
+            kind: fc.constantFrom(...kinds),
+            atMs: fc.integer({ min: 0, max: 300 * day }),
+          }),
+          { maxLength: 60 },
+        ),
+        fc.integer({ min: 0, max: 60 }),
+        fc.integer({ min: 0, max: 400 * day }),
+        (outcomes, split, later) => {
+          const nowMs = 300 * day + later
+          const buckets = new ReputationBuckets()
+          for (const outcome of outcomes.slice(0, split)) buckets.add(outcome)
+          const copy = buckets.clone()
+          buckets.prune(nowMs)
+          const expected = new Map<string, number>()
+          for (const outcome of outcomes) {
+            const points = decayed(OUTCOME_POINTS[outcome.kind], outcome.atMs, nowMs, 7 * day)
+            expected.set(outcome.did, (expected.get(outcome.did) ?? 0) + points)
+          }
+          const scores = buckets.scores(nowMs, outcomes.slice(split))
+          for (const [did, sum] of expected) {
+            expect(scores.get(did) ?? 500).toBe(Math.max(0, Math.min(1000, 500 + sum)))
+          }
+          expect(copy.scores(nowMs, outcomes.slice(split))).toEqual(reputationScores(outcomes, nowMs))
+        },
+      ),
+    )
+    const buckets = new ReputationBuckets()
+    buckets.add({ did: alice, kind: 'finalized', atMs: 0 })
+    buckets.prune(29 * 7 * day)
+    expect(buckets.size).toBe(1)
+    buckets.prune(30 * 7 * day)
+    expect(buckets.size).toBe(0)
   })
 })
 

@@ -47,6 +47,8 @@ export interface GenesisParams {
   maxLeaseTtlMs: number
   maxProposalsPerPlanner: number
   maxLamportStep: number
+  /** How long a decided thread may take before it settles for good. @default 24 h (absent: the default) */
+  threadLifetimeMs?: number
 }
 
 /** The faucet of A7: credits minted on request, bounded per account and per network per window. */
@@ -157,6 +159,7 @@ const genesisBodySchema = z.strictObject({
     maxLeaseTtlMs: count,
     maxProposalsPerPlanner: z.int().min(1).max(256),
     maxLamportStep: z.int().min(1).max(1_000_000),
+    threadLifetimeMs: z.int().min(1).optional(),
   }),
   pool: z.strictObject({
     bootstrap: z.boolean(),

@@ -18,10 +18,10 @@ import type { Did } from '../types.ts'
 import { admittedGrants, type FaucetGrant } from './grants.ts'
 import { Ledger, type LedgerOp, type LedgerParams, LedgerRejectedError } from './ledger.ts'
 import { latestManifests, type PoolManifest, poolSnapshot, stakeOpFor } from './pool.ts'
-import { type Outcome, reputationScores } from './reputation.ts'
+import { type Outcome, ReputationBuckets } from './reputation.ts'
 import type { PoolEntry } from './selection.ts'
 import type { RelatedParties } from './settlement.ts'
-import { settleThread, type ThreadSettlementReport } from './thread-settlement.ts'
+import { settleThread, type ThreadSettlementReport, threadTimes } from './thread-settlement.ts'
 
 /** The genesis rule of the ledger: allocations, the stake of the genesis verifiers, the faucet. */
 export type GenesisRule = GenesisEconomy
@@ -40,19 +40,26 @@ export interface DerivedLedger {
   readonly ledger: Ledger
   /** Payouts per account still inside their challenge period. */
   readonly pending: ReadonlyMap<Did, number>
-  /** Operations applied and refused. */
+  /** Operations applied (the settled base's included). */
   readonly applied: number
+  /** Operations refused since the settled base (the ledger's tail). */
   readonly refused: { op: LedgerOp['op']; reason: string }[]
+  /** Operations refused, the settled base's included. */
+  readonly refusedTotal: number
   readonly slashes: number
   readonly upheldChallenges: number
   readonly frivolousChallenges: number
-  /** Decided threads whose requester could not fund the budget (A7). */
+  /** Decided threads past the settled base whose requester could not fund the budget (A7). */
   readonly unfunded: readonly string[]
+  /** Decided threads that were not funded, the settled base's included. */
+  readonly unfundedTotal: number
+  /** Threads settled into the base (their replicas may be gone). */
+  readonly settledThreads: number
   /** Faucet grants the faucet rule admitted (the rest minted nothing). */
   readonly grants: number
-  /** Per decided thread: what settling it did. */
+  /** Per decided thread past the settled base: what settling it did. */
   readonly threads: ReadonlyMap<string, ThreadSettlementReport>
-  /** Settled outcomes of every thread (for reputation). */
+  /** Settled outcomes of the threads past the settled base (the base keeps them as counts). */
   readonly outcomes: readonly Outcome[]
   /** Reputation per identity from the outcomes, per-mille. */
   readonly reputation: ReadonlyMap<Did, number>
@@ -66,166 +73,390 @@ type Step =
   | { atMs: number; rank: 1; key: string; manifest: PoolManifest }
   | { atMs: number; rank: 2; key: string; replica: ThreadReplica }
 
-/** Derives the ledger that `replicas` imply at `nowMs`. */
-export function deriveLedger(input: {
+function compareSteps(a: Step, b: Step): number {
+  return a.atMs !== b.atMs
+    ? a.atMs - b.atMs
+    : a.rank !== b.rank
+      ? a.rank - b.rank
+      : a.key < b.key
+        ? -1
+        : a.key > b.key
+          ? 1
+          : 0
+}
+
+/** What the ledger is derived from at one time. */
+export interface LedgerInputs {
   replicas: Iterable<ThreadReplica>
-  params: NetworkParams
   nowMs: number
-  /** The genesis rule. @default {@link DEFAULT_GENESIS} */
-  genesis?: Partial<GenesisRule>
-  /** Verifiers of the genesis pool, who stake `verifierStake` at genesis. @default none */
-  genesisVerifiers?: readonly Did[]
   /** Signature-checked faucet grants of anchors of this network. */
   grants?: readonly FaucetGrant[]
   /** Signature-checked verifier manifests: each verifier's stake is brought to what it declares. */
   manifests?: readonly AcceptedManifest[]
+}
+
+export interface LedgerTimelineOptions {
+  params: NetworkParams
+  /** The genesis rule. @default {@link DEFAULT_GENESIS} */
+  genesis?: Partial<GenesisRule>
+  /** Verifiers of the genesis pool, who stake `verifierStake` at genesis. @default none */
+  genesisVerifiers?: readonly Did[]
   ledgerParams?: Partial<LedgerParams>
   /** @default related by each thread's pool */
   related?: RelatedParties
-  /** Every thread is over: refund whatever escrow is still open (the simulator's end). @default false */
-  closing?: boolean
-  /** Called after every operation applied or refused, with the ledger (checkers hook in here). */
-  onOperation?: (op: LedgerOp, applied: boolean, ledger: Ledger, thread: string | undefined) => void
-}): DerivedLedger {
-  const genesis: GenesisRule = {
-    ...DEFAULT_GENESIS,
-    ...input.genesis,
-    faucet: { ...DEFAULT_GENESIS.faucet, ...input.genesis?.faucet },
+  /**
+   * How far before the settled base's cut a thread's DECIDE may lie and still be settled when it
+   * arrives late (a partition healing): later than this it is refused, as it may have been settled
+   * and forgotten already (§9.3). Threads settled within it are remembered, so none settles twice.
+   * @default 1 h
+   */
+  lateWindowMs?: number
+}
+
+/** Counters of a ledger's history. */
+interface Totals {
+  clock: number
+  applied: number
+  refused: number
+  slashes: number
+  upheldChallenges: number
+  frivolousChallenges: number
+  unfunded: number
+  grants: number
+  settledThreads: number
+}
+
+type OperationHook = (op: LedgerOp, applied: boolean, ledger: Ledger, thread: string | undefined) => void
+
+/** Steps applied to one ledger: the base when settling, a copy of it when deriving. */
+class Run {
+  readonly refused: { op: LedgerOp['op']; reason: string }[] = []
+  readonly threads = new Map<string, ThreadSettlementReport>()
+  readonly unfunded: string[] = []
+  readonly outcomes: Outcome[] = []
+  readonly pending = new Map<Did, number>()
+  readonly ledger: Ledger
+  readonly totals: Totals
+  readonly params: NetworkParams
+  readonly related: RelatedParties | undefined
+  readonly onOperation: OperationHook | undefined
+  #current: string | undefined
+
+  constructor(
+    ledger: Ledger,
+    totals: Totals,
+    params: NetworkParams,
+    related: RelatedParties | undefined,
+    onOperation: OperationHook | undefined,
+  ) {
+    this.ledger = ledger
+    this.totals = totals
+    this.params = params
+    this.related = related
+    this.onOperation = onOperation
   }
-  const ledger = new Ledger({ faucetCapPerAccount: genesis.faucet.grantCredits, ...input.ledgerParams })
-  const refused: { op: LedgerOp['op']; reason: string }[] = []
-  let applied = 0
-  let slashes = 0
-  let clock = 0
-  let current: string | undefined
-  const apply = (op: LedgerOp): boolean => {
-    clock += 1
+
+  apply = (op: LedgerOp): boolean => {
+    this.totals.clock += 1
     let ok = false
     try {
-      ledger.apply(op, clock)
-      applied += 1
-      if (op.op === 'slash') slashes += 1
+      this.ledger.apply(op, this.totals.clock)
+      this.totals.applied += 1
+      if (op.op === 'slash') this.totals.slashes += 1
       ok = true
     } catch (error) {
       if (!(error instanceof LedgerRejectedError)) throw error
-      refused.push({ op: op.op, reason: error.reason })
+      this.totals.refused += 1
+      this.refused.push({ op: op.op, reason: error.reason })
     }
-    input.onOperation?.(op, ok, ledger, current)
+    this.onOperation?.(op, ok, this.ledger, this.#current)
     return ok
   }
-  const lastActiveMs = new Map<Did, number>()
-  const replicas = [...input.replicas]
-  for (const replica of replicas) {
-    for (const env of replica.envelopes()) {
-      if (replica.state.rejected.has(env.id)) continue
-      // A sender's ts is its own claim: never later than now.
-      const atMs = Math.min(env.ts, Number.isFinite(input.nowMs) ? input.nowMs : env.ts)
-      lastActiveMs.set(env.sender, Math.max(lastActiveMs.get(env.sender) ?? 0, atMs))
-    }
-  }
-  // Genesis.
-  for (const allocation of genesis.allocations) {
-    if (allocation.amount > 0)
-      apply({ op: 'mint', to: allocation.did, amount: allocation.amount, reason: 'genesis' })
-  }
-  if (genesis.verifierStake > 0) {
-    for (const did of input.genesisVerifiers ?? [])
-      apply({ op: 'stake', account: did, amount: genesis.verifierStake })
-  }
-  // The anchors' timeline.
-  const grants = admittedGrants(
-    (input.grants ?? []).filter((grant) => grant.net === input.params.network),
-    genesis.faucet,
-  )
-  // Manifests of another network count for nothing here, whoever forgot to check them (A7).
-  const manifests = (input.manifests ?? []).filter(
-    (manifest) => manifest.net === undefined || manifest.net === input.params.network,
-  )
-  const steps: Step[] = [
-    ...grants.map((grant) => ({
-      atMs: grant.atMs,
-      rank: 0 as const,
-      key: `${grant.to}|${grant.anchor}`,
-      grant,
-    })),
-    ...latestManifests(manifests).map((manifest) => ({
-      atMs: (manifest as AcceptedManifest).atMs ?? 0,
-      rank: 1 as const,
-      key: manifest.did,
-      manifest,
-    })),
-    ...replicas
-      .filter((replica) => replica.state.winner !== undefined)
-      .map((replica) => ({ atMs: replica.state.winner!.ts, rank: 2 as const, key: replica.thread, replica })),
-  ]
-  steps.sort((a, b) =>
-    a.atMs !== b.atMs
-      ? a.atMs - b.atMs
-      : a.rank !== b.rank
-        ? a.rank - b.rank
-        : a.key < b.key
-          ? -1
-          : a.key > b.key
-            ? 1
-            : 0,
-  )
-  const pending = new Map<Did, number>()
-  const outcomes: Outcome[] = []
-  const unfunded: string[] = []
-  const threads = new Map<string, ThreadSettlementReport>()
-  let upheldChallenges = 0
-  let frivolousChallenges = 0
-  const access = {
-    escrow: (id: string) => ledger.escrow(id),
-    account: (did: Did) => ledger.account(did),
-    apply,
-  }
-  for (const step of steps) {
+
+  step(step: Step, nowMs: number, closing: boolean): void {
     if (step.rank === 0) {
-      apply({ op: 'mint', to: step.grant.to, amount: step.grant.amount, reason: 'faucet' })
-    } else if (step.rank === 1) {
-      const op = stakeOpFor(step.manifest, ledger.account(step.manifest.did))
-      if (op) apply(op)
-    } else {
-      current = step.replica.thread
-      const report = settleThread(step.replica, access, {
-        params: input.params,
-        nowMs: input.nowMs,
-        closing: input.closing ?? false,
-        ...(input.related ? { related: input.related } : {}),
-      })
-      current = undefined
-      threads.set(step.replica.thread, report)
-      if (report.unfunded) unfunded.push(step.replica.thread)
-      upheldChallenges += report.upheldChallenges
-      frivolousChallenges += report.frivolousChallenges
-      for (const payout of report.pending)
-        pending.set(payout.to, (pending.get(payout.to) ?? 0) + payout.amount)
-      outcomes.push(...report.outcomes)
+      this.totals.grants += 1
+      this.apply({ op: 'mint', to: step.grant.to, amount: step.grant.amount, reason: 'faucet' })
+      return
+    }
+    if (step.rank === 1) {
+      const op = stakeOpFor(step.manifest, this.ledger.account(step.manifest.did))
+      if (op) this.apply(op)
+      return
+    }
+    this.#current = step.replica.thread
+    const report = settleThread(
+      step.replica,
+      {
+        escrow: (id) => this.ledger.escrow(id),
+        account: (did) => this.ledger.account(did),
+        apply: this.apply,
+      },
+      { params: this.params, nowMs, closing, ...(this.related ? { related: this.related } : {}) },
+    )
+    this.#current = undefined
+    this.threads.set(step.replica.thread, report)
+    if (report.unfunded) {
+      this.totals.unfunded += 1
+      this.unfunded.push(step.replica.thread)
+    }
+    this.totals.upheldChallenges += report.upheldChallenges
+    this.totals.frivolousChallenges += report.frivolousChallenges
+    for (const payout of report.pending)
+      this.pending.set(payout.to, (this.pending.get(payout.to) ?? 0) + payout.amount)
+    this.outcomes.push(...report.outcomes)
+  }
+}
+
+/** Escrow ids a thread's settlement may open: its budget, its COMMITs' bounties, its CHALLENGEs' bonds. */
+function escrowIdsOf(replica: ThreadReplica): string[] {
+  const ids = [`${replica.thread}/budget`]
+  for (const env of replica.envelopes()) {
+    if (env.kind === 'COMMIT') ids.push(`${env.id}/bounty`)
+    else if (env.kind === 'CHALLENGE') ids.push(`${env.id}/bond`)
+  }
+  return ids
+}
+
+/**
+ * The ledger's timeline (A7) with a settled base (docs/PROTOCOL.md §9.3). `derive` gives the ledger
+ * at a time: the base, then every step not in it, in the anchors' order. `settle` moves into the
+ * base the longest prefix of steps that can no longer change — faucet grants, manifests, and
+ * threads past their seal — so that their replicas may leave memory: the base keeps balances,
+ * reputation counts per half-life period and counters, never the threads.
+ *
+ * Without `settle` the result is exactly the full derivation of every step. With it the result is
+ * the same for every thread that reached the ledger before it was settled; a thread whose DECIDE
+ * arrives after the base's cut (it was not there when the base moved on) is settled at the cut,
+ * and one older than `lateWindowMs` before the cut is refused (docs/PROTOCOL.md §9.3).
+ */
+export class LedgerTimeline {
+  readonly params: NetworkParams
+  readonly #genesis: GenesisRule
+  readonly #options: LedgerTimelineOptions
+  readonly #base: Ledger
+  readonly #totals: Totals
+  readonly #reputation = new ReputationBuckets()
+  readonly #lastActiveMs = new Map<Did, number>()
+  /** Latest step settled into the base (the cut). */
+  #cutMs = Number.NEGATIVE_INFINITY
+  readonly #settledGrants = new Set<string>()
+  readonly #settledManifests = new Set<string>()
+  /** Threads settled into the base, by their DECIDE time (kept for `lateWindowMs` behind the cut). */
+  readonly #settledThreads = new Map<string, number>()
+
+  constructor(options: LedgerTimelineOptions) {
+    this.params = options.params
+    this.#options = options
+    this.#genesis = {
+      ...DEFAULT_GENESIS,
+      ...options.genesis,
+      faucet: { ...DEFAULT_GENESIS.faucet, ...options.genesis?.faucet },
+    }
+    this.#base = new Ledger({
+      faucetCapPerAccount: this.#genesis.faucet.grantCredits,
+      ...options.ledgerParams,
+    })
+    this.#totals = {
+      clock: 0,
+      applied: 0,
+      refused: 0,
+      slashes: 0,
+      upheldChallenges: 0,
+      frivolousChallenges: 0,
+      unfunded: 0,
+      grants: 0,
+      settledThreads: 0,
     }
   }
-  const reputation = reputationScores(outcomes, Number.isFinite(input.nowMs) ? input.nowMs : 0)
-  const pool = poolSnapshot({
-    manifests: latestManifests(manifests),
-    account: (did) => ledger.account(did),
-    reputationPerMille: reputation,
-    lastActiveMs,
-  })
-  return {
-    ledger,
-    pending,
-    applied,
-    refused,
-    slashes,
-    upheldChallenges,
-    frivolousChallenges,
-    unfunded,
-    grants: grants.length,
-    threads,
-    outcomes,
-    reputation,
-    pool,
+
+  /** The genesis operations, applied to the base before anything else (once). */
+  #genesisApplied = false
+  #ensureGenesis(onOperation: OperationHook | undefined): void {
+    if (this.#genesisApplied) return
+    this.#genesisApplied = true
+    const run = new Run(this.#base, this.#totals, this.params, this.#options.related, onOperation)
+    for (const allocation of this.#genesis.allocations) {
+      if (allocation.amount > 0)
+        run.apply({ op: 'mint', to: allocation.did, amount: allocation.amount, reason: 'genesis' })
+    }
+    if (this.#genesis.verifierStake > 0) {
+      for (const did of this.#options.genesisVerifiers ?? [])
+        run.apply({ op: 'stake', account: did, amount: this.#genesis.verifierStake })
+    }
   }
+
+  /** The base's cut: the time of the latest step settled into it (−∞ before any). */
+  get cutMs(): number {
+    return this.#cutMs
+  }
+
+  /** Threads settled into the base, those still remembered, and closed escrow ids still held. */
+  get settled(): { threads: number; remembered: number; closedEscrows: number; reputationIds: number } {
+    return {
+      threads: this.#totals.settledThreads,
+      remembered: this.#settledThreads.size,
+      closedEscrows: this.#base.closedEscrows,
+      reputationIds: this.#reputation.size,
+    }
+  }
+
+  /**
+   * Whether a thread decided at `decidedMs` is settled into the base, or too old to be settled now
+   * (its DECIDE lies more than `lateWindowMs` behind the cut): either way the ledger never needs its
+   * replica again.
+   */
+  isSettled(thread: string, decidedMs: number): boolean {
+    return (
+      this.#settledThreads.has(thread) ||
+      decidedMs < this.#cutMs - (this.#options.lateWindowMs ?? DEFAULT_LATE_WINDOW_MS)
+    )
+  }
+
+  /** Steps not in the base, in the anchors' order. */
+  #steps(input: LedgerInputs, replicas: readonly ThreadReplica[]): Step[] {
+    const network = this.params.network
+    const grants = admittedGrants(
+      (input.grants ?? []).filter((grant) => grant.net === network),
+      this.#genesis.faucet,
+    )
+    // Manifests of another network count for nothing here, whoever forgot to check them (A7).
+    const manifests = (input.manifests ?? []).filter(
+      (manifest) => manifest.net === undefined || manifest.net === network,
+    )
+    const steps: Step[] = []
+    for (const grant of grants) {
+      const key = `${grant.to}|${grant.anchor}|${grant.atMs}`
+      if (!this.#settledGrants.has(key)) steps.push({ atMs: grant.atMs, rank: 0, key, grant })
+    }
+    for (const manifest of latestManifests(manifests)) {
+      const atMs = (manifest as AcceptedManifest).atMs ?? 0
+      if (!this.#settledManifests.has(`${manifest.did}|${atMs}`))
+        steps.push({ atMs, rank: 1, key: manifest.did, manifest })
+    }
+    for (const replica of replicas) {
+      const winner = replica.state.winner
+      if (winner === undefined || this.isSettled(replica.thread, winner.ts)) continue
+      steps.push({ atMs: winner.ts, rank: 2, key: replica.thread, replica })
+    }
+    // A step arriving behind the cut goes at the cut: nothing goes before the base.
+    for (const step of steps) step.atMs = Math.max(step.atMs, this.#cutMs)
+    return steps.sort(compareSteps)
+  }
+
+  /**
+   * Settles into the base, in order, every step up to `untilMs` that can no longer change (a thread
+   * once its seal is at or before `untilMs`), stopping at the first that can. Returns the threads
+   * settled: the ledger no longer needs their replicas.
+   */
+  settle(input: LedgerInputs & { untilMs: number }): string[] {
+    this.#ensureGenesis(undefined)
+    const replicas = [...input.replicas]
+    const settled: string[] = []
+    const run = new Run(this.#base, this.#totals, this.params, this.#options.related, undefined)
+    for (const step of this.#steps(input, replicas)) {
+      if (step.atMs > input.untilMs) break
+      if (step.rank === 2) {
+        const times = threadTimes(step.replica, this.params)
+        if (times === undefined || times.sealMs > input.untilMs) break
+      }
+      run.step(step, input.nowMs, false)
+      this.#cutMs = Math.max(this.#cutMs, step.atMs)
+      if (step.rank === 0) this.#settledGrants.add(step.key)
+      else if (step.rank === 1) this.#settledManifests.add(`${step.key}|${step.atMs}`)
+      else {
+        const replica = step.replica
+        this.#settledThreads.set(replica.thread, replica.state.winner!.ts)
+        this.#totals.settledThreads += 1
+        this.#base.forgetClosed(escrowIdsOf(replica))
+        noteActivity(this.#lastActiveMs, replica, input.nowMs)
+        settled.push(replica.thread)
+      }
+    }
+    for (const outcome of run.outcomes) this.#reputation.add(outcome)
+    const late = this.#options.lateWindowMs ?? DEFAULT_LATE_WINDOW_MS
+    for (const [thread, decidedMs] of this.#settledThreads) {
+      if (decidedMs < this.#cutMs - late) this.#settledThreads.delete(thread)
+    }
+    this.#reputation.prune(input.nowMs)
+    return settled
+  }
+
+  /** The ledger at `nowMs`: the base, then every step not in it. */
+  derive(
+    input: LedgerInputs & {
+      /** Every thread is over: refund whatever escrow is still open (the simulator's end). @default false */
+      closing?: boolean
+      /** Called after every operation applied or refused, with the ledger (checkers hook in here). */
+      onOperation?: OperationHook
+    },
+  ): DerivedLedger {
+    this.#ensureGenesis(input.onOperation)
+    const replicas = [...input.replicas]
+    const totals = { ...this.#totals }
+    const run = new Run(this.#base.clone(), totals, this.params, this.#options.related, input.onOperation)
+    const lastActiveMs = new Map(this.#lastActiveMs)
+    for (const replica of replicas) {
+      const winner = replica.state.winner
+      if (winner !== undefined && this.isSettled(replica.thread, winner.ts)) continue
+      noteActivity(lastActiveMs, replica, input.nowMs)
+    }
+    for (const step of this.#steps(input, replicas)) run.step(step, input.nowMs, input.closing ?? false)
+    const network = this.params.network
+    const manifests = (input.manifests ?? []).filter(
+      (manifest) => manifest.net === undefined || manifest.net === network,
+    )
+    const nowMs = Number.isFinite(input.nowMs) ? input.nowMs : 0
+    const reputation = this.#reputation.scores(nowMs, run.outcomes)
+    const pool = poolSnapshot({
+      manifests: latestManifests(manifests),
+      account: (did) => run.ledger.account(did),
+      reputationPerMille: reputation,
+      lastActiveMs,
+    })
+    return {
+      ledger: run.ledger,
+      pending: run.pending,
+      applied: totals.applied,
+      refused: run.refused,
+      refusedTotal: totals.refused,
+      slashes: totals.slashes,
+      upheldChallenges: totals.upheldChallenges,
+      frivolousChallenges: totals.frivolousChallenges,
+      unfunded: run.unfunded,
+      unfundedTotal: totals.unfunded,
+      grants: totals.grants,
+      settledThreads: totals.settledThreads,
+      threads: run.threads,
+      outcomes: run.outcomes,
+      reputation,
+      pool,
+    }
+  }
+}
+
+/** How far behind the base's cut a late DECIDE is still settled. @default 1 h */
+export const DEFAULT_LATE_WINDOW_MS = 3_600_000
+
+/** Records, per sender, the latest time it signed an accepted envelope of `replica` (never after now). */
+function noteActivity(lastActiveMs: Map<Did, number>, replica: ThreadReplica, nowMs: number): void {
+  for (const env of replica.envelopes()) {
+    if (replica.state.rejected.has(env.id)) continue
+    // A sender's ts is its own claim: never later than now.
+    const atMs = Math.min(env.ts, Number.isFinite(nowMs) ? nowMs : env.ts)
+    lastActiveMs.set(env.sender, Math.max(lastActiveMs.get(env.sender) ?? 0, atMs))
+  }
+}
+
+/** Derives the ledger that `replicas` imply at `nowMs` (every step, no settled base). */
+export function deriveLedger(
+  input: LedgerInputs &
+    Omit<LedgerTimelineOptions, 'lateWindowMs'> & {
+      closing?: boolean
+      onOperation?: OperationHook
+    },
+): DerivedLedger {
+  return new LedgerTimeline(input).derive(input)
 }
 
 /** One account as a person sees it. */

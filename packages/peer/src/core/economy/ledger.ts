@@ -359,6 +359,35 @@ export class Ledger {
     return held - (this.#minted - this.#burned)
   }
 
+  /**
+   * Forgets that these escrows were closed (an id once closed may never open again). For escrows of
+   * a thread settled for good whose envelopes can no longer reach the ledger (docs/PROTOCOL.md §9.3),
+   * so that closed ids do not pile up for ever. Open escrows are left alone.
+   */
+  forgetClosed(ids: Iterable<string>): void {
+    for (const id of ids) this.#closedEscrows.delete(id)
+  }
+
+  /** Escrow ids remembered as closed. */
+  get closedEscrows(): number {
+    return this.#closedEscrows.size
+  }
+
+  /** An independent copy: the same accounts, escrows, supply and time. */
+  clone(): Ledger {
+    const copy = new Ledger(this.params)
+    for (const [did, account] of this.#accounts) {
+      copy.#accounts.set(did, { ...account, unbonding: account.unbonding.map((entry) => ({ ...entry })) })
+    }
+    for (const [id, escrow] of this.#escrows) copy.#escrows.set(id, { ...escrow })
+    copy.#closedEscrows = new Set(this.#closedEscrows)
+    copy.#minted = this.#minted
+    copy.#burned = this.#burned
+    copy.#genesisMinted = this.#genesisMinted
+    copy.#lastAtMs = this.#lastAtMs
+    return copy
+  }
+
   /** A deterministic plain snapshot (for hashing and comparing replicas). */
   canonical(): unknown {
     return {

@@ -76,6 +76,50 @@ export function relatedByPool(entries: readonly PoolEntry[]): RelatedParties {
   return (a, b) => a === b || (entries.length > 0 && relatedParties(a, entries).has(b))
 }
 
+/** When a decided thread's lifetime ends and when it settles for good (docs/PROTOCOL.md §9.3). */
+export interface ThreadTimes {
+  /** The winning DECIDE's `ts` + `threadLifetimeMs`: results finalized from then on are not paid. */
+  closeMs: number
+  /**
+   * From this time on nothing the thread holds can change the ledger any more: its plan is done
+   * and every payout finalized in time has fallen due, or its lifetime is over (and those payouts
+   * fell due). Every escrow still open is refunded then.
+   */
+  sealMs: number
+}
+
+/** The times of a decided thread ({@link ThreadTimes}); undefined while it is undecided. */
+export function threadTimes(replica: ThreadReplica, params: NetworkParams): ThreadTimes | undefined {
+  const { winner } = replica.state
+  if (winner === undefined) return undefined
+  const closeMs = winner.ts + params.threadLifetimeMs
+  let latestDueMs = 0
+  for (const task of replica.state.tasks.values()) {
+    for (const commit of [...task.pastCommits, ...(task.commit ? [task.commit] : [])]) {
+      const dueMs = payoutDueMs(replica, commit, params)
+      if (dueMs - 2 * params.tChallengeMs < closeMs) latestDueMs = Math.max(latestDueMs, dueMs)
+    }
+  }
+  return {
+    closeMs,
+    sealMs: planDone(replica, params, closeMs) ? latestDueMs : Math.max(closeMs, latestDueMs),
+  }
+}
+
+/** Every task of the winning plan is FINAL, finalized before `closeMs`. */
+function planDone(replica: ThreadReplica, params: NetworkParams, closeMs: number): boolean {
+  const { winner, tasks } = replica.state
+  if (winner === undefined) return false
+  let planned = 0
+  for (const task of tasks.values()) {
+    if (task.proposal !== winner.proposal) continue
+    planned += 1
+    if (task.state !== 'FINAL' || !task.commit) return false
+    if (payoutDueMs(replica, task.commit, params) - 2 * params.tChallengeMs >= closeMs) return false
+  }
+  return planned > 0
+}
+
 /**
  * The time at which a FINAL commit's payouts fall due: its FINALIZE + 2 × T_challenge, by the
  * clock of the anchor that signed the FINALIZE (A6: never a worker's or verifier's `ts`).
@@ -137,7 +181,15 @@ export function settleThread(
   options: SettleThreadOptions,
 ): ThreadSettlementReport {
   const { params, nowMs } = options
-  const closing = options.closing ?? nowMs === Number.POSITIVE_INFINITY
+  const times = threadTimes(replica, params)
+  // A thread past its seal is over whatever the caller says: what is still open is refunded.
+  const closing =
+    (options.closing ?? nowMs === Number.POSITIVE_INFINITY) || (times !== undefined && nowMs >= times.sealMs)
+  // Results finalized after the thread's lifetime are not paid (as if never finalized).
+  const closeMs = times?.closeMs ?? Number.POSITIVE_INFINITY
+  const inTime = (commit: CommitInfo) =>
+    commit.finalizedBy !== undefined &&
+    payoutDueMs(replica, commit, params) - 2 * params.tChallengeMs < closeMs
   const related = options.related ?? relatedByPool(replica.state.winner?.pool.entries ?? [])
   const state = replica.state
   const thread = replica.thread
@@ -229,7 +281,7 @@ export function settleThread(
             }),
           )
         for (const [id] of challenges) refund(`${id}/bond`)
-      } else if (commit.finalizedBy !== undefined) {
+      } else if (commit.finalizedBy !== undefined && inTime(commit)) {
         const dueMs = payoutDueMs(replica, commit, params)
         latestDueMs = Math.max(latestDueMs, dueMs)
         if (dueMs <= nowMs) {
@@ -288,7 +340,7 @@ export function settleThread(
     const planned = winner
       ? [...state.tasks.values()].filter((task) => task.proposal === winner.proposal)
       : []
-    const done = planned.length > 0 && planned.every((task) => task.state === 'FINAL' && task.commit)
+    const done = planDone(replica, params, closeMs)
     if (done || closing) {
       const payments = done
         ? planned.map((task) => {

@@ -55,6 +55,13 @@ export interface NetworkParams {
    * thread (0 for a NEED). Beyond it the envelope waits, unfolded, until the gap fills. @default 4 096
    */
   maxLamportStep: number
+  /**
+   * How long a decided thread may take (docs/PROTOCOL.md §9.3): from its winning DECIDE's `ts`, by
+   * the anchor's clock. Results finalized later are not paid; once it has passed (and the payouts
+   * finalized in time fell due) the thread settles for good and every escrow still open is
+   * refunded, so no thread holds credits, or a ledger's memory, forever. @default 24 h
+   */
+  threadLifetimeMs: number
 }
 
 /** Defaults, with an empty verifier pool (bootstrap) and no network. */
@@ -71,6 +78,7 @@ export const DEFAULT_NETWORK_PARAMS: NetworkParams = Object.freeze({
   maxLeaseTtlMs: 3_600_000,
   maxProposalsPerPlanner: 2,
   maxLamportStep: 4_096,
+  threadLifetimeMs: 86_400_000,
 })
 
 const INTEGER_KEYS = [
@@ -81,6 +89,7 @@ const INTEGER_KEYS = [
   'maxLeaseTtlMs',
   'maxProposalsPerPlanner',
   'maxLamportStep',
+  'threadLifetimeMs',
 ] as const
 
 /** Builds parameters from defaults plus overrides, checking them. */
@@ -102,6 +111,8 @@ export function networkParams(overrides: Partial<NetworkParams> = {}): NetworkPa
   }
   if (params.maxLamportStep < 1)
     throw new InvalidArgumentError('maxLamportStep must be at least 1', 'maxLamportStep')
+  if (params.threadLifetimeMs < 1)
+    throw new InvalidArgumentError('threadLifetimeMs must be at least 1', 'threadLifetimeMs')
   if (params.pool) {
     const listed = new Set(params.verifiers)
     const missing = params.pool.find((entry) => !listed.has(entry.did))
