@@ -26,6 +26,8 @@ import { AnchorInspector, rssMb, withInspector } from './anchor-probe.ts'
 import type { Metric } from './suite.ts'
 
 const IN_FLIGHT = Number(process.env.GROWTH_IN_FLIGHT ?? 16)
+/** The anchor's `--settle-horizon-ms` here. */
+const SETTLE_HORIZON_MS = 2_000
 
 function checkpoints(): number[] {
   const raw = process.env.GROWTH_THREADS ?? '1000,10000'
@@ -66,7 +68,17 @@ export async function runGrowthBenchmark(progress: (line: string) => void): Prom
       challengeWindowMs: 200,
     })
     // The anchor inherits NODE_OPTIONS: its inspector listens on loopback, on a free port.
-    const anchor = await withInspector(() => startAnchorProcess(['--data', data, '--genesis', genesisFile]))
+    // Settled threads leave the anchor 2 s after their seal (the default waits 5 minutes).
+    const anchor = await withInspector(() =>
+      startAnchorProcess([
+        '--data',
+        data,
+        '--genesis',
+        genesisFile,
+        '--settle-horizon-ms',
+        String(SETTLE_HORIZON_MS),
+      ]),
+    )
     const pid = anchor.child.pid!
     const ws = anchor.multiaddrs.find((address) => address.includes('/ws/'))!
     const { params } = await fetchNetwork(anchor.url)
@@ -141,8 +153,9 @@ export async function runGrowthBenchmark(progress: (line: string) => void): Prom
           progress(`${finalized} threads final in ${seconds.toFixed(0)} s`)
         }
       }
-      // Let the anchor settle (payouts fall due, retirement after 2 × T_challenge) before reading.
-      await new Promise((resolve) => setTimeout(resolve, 3000))
+      // Let the anchor settle (payouts fall due 2 × T_challenge after FINALIZE, the ledger's base
+      // takes threads the horizon after that, on its 10 s timer at the latest) before reading.
+      await new Promise((resolve) => setTimeout(resolve, 3000 + SETTLE_HORIZON_MS + 10_000))
       const heapMb = await liveHeapMb(anchor.logs)
       const mb = await rssMb(pid)
       samples.push({ threads: mark, mb, heapMb })
@@ -150,14 +163,19 @@ export async function runGrowthBenchmark(progress: (line: string) => void): Prom
       metrics[`anchor_heap_mb_${mark}`] = { value: Math.round(heapMb), unit: 'MB' }
       const seconds = (performance.now() - started) / 1000
       // Plan documents the anchor holds against those it let go (settled threads' leave memory).
-      const planSync = await fetch(`${anchor.url}/api/status`)
+      // and threads it holds against those the ledger's settled base took.
+      const status = await fetch(`${anchor.url}/api/status`)
         .then(
           async (response) =>
-            ((await response.json()) as { planSync?: { threads: number; forgotten: number } }).planSync,
+            (await response.json()) as {
+              threads?: number
+              planSync?: { threads: number; forgotten: number }
+              ledgerBase?: { threads: number; remembered: number }
+            },
         )
         .catch(() => undefined)
       progress(
-        `${mark} threads final in ${seconds.toFixed(0)} s: anchor RSS ${mb.toFixed(0)} MB, live heap ${heapMb.toFixed(0)} MB, plan documents followed ${planSync?.threads ?? '?'}, forgotten ${planSync?.forgotten ?? '?'}`,
+        `${mark} threads final in ${seconds.toFixed(0)} s: anchor RSS ${mb.toFixed(0)} MB, live heap ${heapMb.toFixed(0)} MB, threads held ${status?.threads ?? '?'}, settled into the ledger's base ${status?.ledgerBase?.threads ?? '?'}, plan documents followed ${status?.planSync?.threads ?? '?'}, forgotten ${status?.planSync?.forgotten ?? '?'}`,
       )
     }
     const seconds = (performance.now() - started) / 1000

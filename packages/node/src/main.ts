@@ -133,6 +133,10 @@ const program = new Command()
     '--artifact-cache-bytes-per-client <bytes>',
     `most bytes of that cache one client address holds [env CAN_SWARM_ARTIFACT_CACHE_BYTES_PER_CLIENT] (default ${DEFAULT_CONFIG.artifactCacheBytesPerClient})`,
   )
+  .option(
+    '--settle-horizon-ms <ms>',
+    `how long a thread stays in memory after it settled for good, before the ledger's settled base takes it (it stays in the log) [env CAN_SWARM_SETTLE_HORIZON_MS] (default ${DEFAULT_CONFIG.settleHorizonMs})`,
+  )
   .addOption(
     new Option(
       '--log-level <level>',
@@ -217,6 +221,7 @@ try {
       artifactStoreBytes: options.artifactStoreBytes,
       artifactCacheBytes: options.artifactCacheBytes,
       artifactCacheBytesPerClient: options.artifactCacheBytesPerClient,
+      settleHorizonMs: options.settleHorizonMs,
       logLevel: options.logLevel,
       consensus: options.consensus,
       etcd: options.etcd,

@@ -586,6 +586,8 @@ describe('settled threads (bounded state)', () => {
     const settled: string[] = []
     const { agent, advance, commit, key } = await finalThread({ retireSettled: true, settleAfterMs: 10_000 })
     agent.onSettled((thread) => settled.push(thread))
+    const retired: [string, number][] = []
+    agent.onRetire((thread, envelopes) => retired.push([thread, envelopes.length]))
     // News of the thread (a late, refused vote is still placed) moves the quiet period on.
     await advance(9_000)
     const late = await sign(
@@ -607,6 +609,11 @@ describe('settled threads (bounded state)', () => {
     expect(agent.threads()).toEqual([])
     expect(agent.isRetired(need.thread)).toBe(true)
     expect(agent.sizes).toMatchObject({ threads: 0, retired: 1, memos: 0 })
+    // Observers hear of it with every envelope it held (the late vote included).
+    expect(retired).toHaveLength(1)
+    expect(retired[0]![0]).toBe(need.thread)
+    expect(retired[0]![1]).toBeGreaterThan(5)
+    expect(agent.retire(need.thread)).toBe(false)
     expect(agent.holds(late)).toBe(true)
     const again = await sign(
       key,

@@ -95,6 +95,9 @@ describe('createPeer', () => {
     )
     expect(watcher.agent.replica(need)).toBeUndefined()
     expect(requester.agent.replica(need)).toBeDefined()
+    // Its envelopes left the watcher's sync index with it (the requester still serves them).
+    expect(log.some((env) => watcher.sync!.index.has(env.id))).toBe(false)
+    expect(log.every((env) => requester.sync!.index.has(env.id))).toBe(true)
   })
 
   it('a late joiner catches up with a 1 000-envelope thread through sync', async () => {

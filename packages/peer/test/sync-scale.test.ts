@@ -127,6 +127,41 @@ describe('the sync index', () => {
     )
   })
 
+  it('removes items: the same order and fingerprints as an index built from what is left', () => {
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(fc.tuple(fc.nat(12), fc.nat(40), fc.nat(3)), {
+          maxLength: 900,
+          selector: (t) => t.join(),
+        }),
+        fc.array(fc.boolean(), { maxLength: 900 }),
+        fc.nat(),
+        (tuples, drop, a) => {
+          const items = tuples.map(([t, l, s]) => item(t, l, s))
+          const index = indexOf(items)
+          const kept = items.filter((_, i) => !drop[i])
+          for (const [i, one] of items.entries()) if (drop[i]) expect(index.remove(one.id)).toBe(true)
+          expect(index.remove('bafynothing')).toBe(false)
+          const fresh = indexOf(kept)
+          expect(index.size).toBe(kept.length)
+          expect(ids(index)).toEqual(ids(fresh))
+          const from = kept.length === 0 ? 0 : a % (kept.length + 1)
+          expect(
+            sameFingerprint(index.fingerprint(from, index.size), fresh.fingerprint(from, fresh.size)),
+          ).toBe(true)
+          // Adding after removals keeps the order too.
+          for (const [i, one] of items.entries()) if (drop[i] && i % 2 === 0) index.add(one)
+          const again = indexOf([...kept, ...items.filter((_, i) => drop[i] && i % 2 === 0)])
+          expect(ids(index)).toEqual(ids(again))
+          expect(sameFingerprint(index.fingerprint(0, index.size), again.fingerprint(0, again.size))).toBe(
+            true,
+          )
+        },
+      ),
+      { numRuns: 100 },
+    )
+  })
+
   it('holds an id once and tells a different set apart', () => {
     const index = indexOf([item(1, 1, 1), item(1, 2, 1)])
     expect(index.add(item(1, 1, 1))).toBe(false)

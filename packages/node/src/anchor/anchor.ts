@@ -131,6 +131,7 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
     consensus: store,
   })
   let swarmRef: AnchorSwarm | undefined
+  let stopping = false
   // DECIDEs placed since the ledger was last derived (fed below once the agent exists): funding
   // checks take their budgets off, so the ledger need not be derived again for each one.
   let onDecide: ((decided: DecidedNeed) => void) | undefined
@@ -148,7 +149,13 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
     genesisVerifiers: genesis.body.pool.verifiers,
     replicas: () =>
       swarmRef ? swarmRef.agent.threads().map((thread) => swarmRef!.agent.replica(thread)!) : [],
-    version: () => log.size,
+    version: () => log.appended,
+    settleHorizonMs: config.settleHorizonMs,
+    // Threads settled into the ledger's base leave memory (their envelopes stay in the log).
+    onSettled: (replicas) => {
+      if (!swarmRef || stopping) return
+      for (const replica of replicas) swarmRef.agent.retire(replica.thread)
+    },
   })
   // The bootstrap monitor hears of every envelope the agent places (restored ones included).
   const monitor = new BootstrapMonitor(startParams)
@@ -245,6 +252,9 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
       })
   }, 1_000)
   poolTimer.unref()
+  // Threads settle into the ledger's base even when nobody reads the ledger.
+  const settleTimer = setInterval(() => ledger.settle(), 10_000)
+  settleTimer.unref()
   const monitorTimer = setInterval(() => {
     monitorReport = monitor.observe(Date.now())
   }, 5_000)
@@ -329,7 +339,6 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
     },
   })
 
-  let stopping = false
   const webRoot = existsSync(join(WEB_DIST, 'index.html')) ? WEB_DIST : undefined
   const threadViews = new ThreadViews((thread) => swarm.agent.replica(thread))
   const { server, url } = await startHttp({
@@ -370,7 +379,8 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
       connections: swarm.network.libp2p.getConnections().length,
       threads: swarm.agent.threads().length,
       planSync: swarm.planSync.stats(),
-      envelopes: log.size,
+      envelopes: log.appended,
+      ledgerBase: ledger.settled,
       consensus: config.consensus,
       params: swarm.agent.params,
       uptimeMs: Date.now() - started,
@@ -400,6 +410,7 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
     stopped ??= (async () => {
       stopping = true
       clearInterval(monitorTimer)
+      clearInterval(settleTimer)
       clearInterval(poolTimer)
       logger.info('stopping')
       await closeServer(server)

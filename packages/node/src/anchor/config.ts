@@ -69,6 +69,15 @@ const configSchema = z
       .int()
       .min(4 * 1024 * 1024)
       .max(2 ** 50),
+    /**
+     * How long a thread stays in memory after it settled for good (docs/PROTOCOL.md §9.6) before
+     * the ledger's settled base takes it and the anchor lets it go (it stays in the log on disk).
+     */
+    settleHorizonMs: z
+      .number()
+      .int()
+      .min(0)
+      .max(7 * 86_400_000),
     logLevel: z.enum(LOG_LEVELS),
     consensus: z.enum(['embedded', 'etcd']),
     /** etcd client URLs, when `consensus` is `etcd`. */
@@ -118,6 +127,7 @@ export const DEFAULT_CONFIG: AnchorConfig = Object.freeze({
   artifactStoreBytes: 256 * 1024 * 1024,
   artifactCacheBytes: 64 * 1024 * 1024,
   artifactCacheBytesPerClient: 16 * 1024 * 1024,
+  settleHorizonMs: 300_000,
   logLevel: 'info',
   consensus: 'embedded',
   etcd: [],
@@ -145,6 +155,7 @@ export const ENVIRONMENT: Readonly<Record<string, keyof AnchorConfig>> = Object.
   CAN_SWARM_ARTIFACT_STORE_BYTES: 'artifactStoreBytes',
   CAN_SWARM_ARTIFACT_CACHE_BYTES: 'artifactCacheBytes',
   CAN_SWARM_ARTIFACT_CACHE_BYTES_PER_CLIENT: 'artifactCacheBytesPerClient',
+  CAN_SWARM_SETTLE_HORIZON_MS: 'settleHorizonMs',
   CAN_SWARM_LOG_LEVEL: 'logLevel',
   CAN_SWARM_CONSENSUS: 'consensus',
   CAN_SWARM_ETCD: 'etcd',
@@ -174,6 +185,7 @@ const NUMERIC = new Set<keyof AnchorConfig>([
   'artifactStoreBytes',
   'artifactCacheBytes',
   'artifactCacheBytesPerClient',
+  'settleHorizonMs',
 ])
 const LISTS = new Set<keyof AnchorConfig>([
   'etcd',

@@ -5,6 +5,11 @@
  * envelopes, granted or accepted a manifest, or when `maxAgeMs` has passed (payouts fall due as
  * time goes by), so reading it is cheap and always reflects signed records only. It also answers
  * the anchor's funding check before a DECIDE.
+ *
+ * Threads settled for good (docs/PROTOCOL.md §9.6) move into the ledger's settled base
+ * `settleHorizonMs` after their seal, and are handed to `onSettled` so that the anchor lets them go
+ * (their envelopes stay in the log on disk): what the anchor holds in memory for the ledger is the
+ * threads of the last lifetime, not the whole history.
  */
 import type { FundingCheck } from '../../../peer/src/agent/agent.ts'
 import {
@@ -12,8 +17,8 @@ import {
   type AccountView,
   accountView,
   type DerivedLedger,
-  deriveLedger,
   type GenesisRule,
+  LedgerTimeline,
 } from '../../../peer/src/core/economy/derive.ts'
 import type { FaucetGrant } from '../../../peer/src/core/economy/grants.ts'
 import type { PoolEntry } from '../../../peer/src/core/economy/selection.ts'
@@ -47,7 +52,22 @@ export interface LiveLedgerOptions {
   manifests?: { all(): AcceptedManifest[]; readonly version: number }
   /** Signature-checked faucet grants, a number that changes when they do, and how to learn another anchor's. */
   grants?: { all(): readonly FaucetGrant[]; readonly version: number; learn?(did: string): Promise<boolean> }
+  /**
+   * How long a thread stays in memory after its seal (§9.6) before it moves into the settled base:
+   * room for envelopes still on their way (gossip admits them up to 2 minutes old). @default 5 min
+   */
+  settleHorizonMs?: number
+  /** How far behind the settled base's cut a late DECIDE is still settled. @default 1 h */
+  lateWindowMs?: number
+  /**
+   * Hears of threads the ledger no longer needs (settled into its base, or decided too long before
+   * its cut): the anchor retires them. Called outside the read that settled them.
+   */
+  onSettled?: (threads: readonly ThreadReplica[]) => void
 }
+
+/** Default of {@link LiveLedgerOptions.settleHorizonMs}. */
+export const DEFAULT_SETTLE_HORIZON_MS = 300_000
 
 /** A NEED whose DECIDE was placed: its requester and the budget its escrow takes. */
 export interface DecidedNeed {
@@ -71,6 +91,8 @@ export interface LedgerSummary {
   refused: number
   /** Decided threads whose requester could not fund them. */
   unfunded: number
+  /** Threads settled into the ledger's base (no longer held in memory). */
+  settledThreads: number
   /** Faucet grants admitted. */
   grants: number
   /** Σ holdings − (minted − burned): 0 unless something is wrong. */
@@ -86,10 +108,47 @@ export class LiveLedger {
   /** Per requester, NEEDs decided since the ledger was last derived (their escrows are not in it yet). */
   #decidedSince = new Map<string, Map<string, number>>()
   #derivations = 0
+  readonly #timeline: LedgerTimeline
 
   constructor(options: LiveLedgerOptions) {
     this.#options = options
+    this.#timeline = new LedgerTimeline({
+      params: options.params,
+      ...(options.genesis ? { genesis: options.genesis } : {}),
+      ...(options.genesisVerifiers ? { genesisVerifiers: options.genesisVerifiers } : {}),
+      ...(options.lateWindowMs === undefined ? {} : { lateWindowMs: options.lateWindowMs }),
+    })
     options.decides?.((decided) => this.noteDecided(decided))
+  }
+
+  /** The settled base: threads settled, those remembered against a second settlement, its cut. */
+  get settled(): LedgerTimeline['settled'] & { cutMs: number } {
+    return { ...this.#timeline.settled, cutMs: this.#timeline.cutMs }
+  }
+
+  /**
+   * Moves into the settled base every thread sealed more than `settleHorizonMs` ago (in the
+   * anchors' order) and hands the threads the ledger no longer needs to `onSettled`. Returns how
+   * many it handed over. Run on every derivation, and by the anchor on a timer.
+   */
+  settle(): number {
+    const now = (this.#options.clock ?? Date.now)()
+    const replicas = [...this.#options.replicas()]
+    this.#timeline.settle({
+      replicas,
+      nowMs: now,
+      untilMs: now - (this.#options.settleHorizonMs ?? DEFAULT_SETTLE_HORIZON_MS),
+      ...(this.#options.manifests ? { manifests: this.#options.manifests.all() } : {}),
+      ...(this.#options.grants ? { grants: this.#options.grants.all() } : {}),
+    })
+    // Settled now, settled before and given again, or decided too long before the cut: not needed.
+    const done = replicas.filter((replica) => {
+      const winner = replica.state.winner
+      return winner !== undefined && this.#timeline.isSettled(replica.thread, winner.ts)
+    })
+    const onSettled = this.#options.onSettled
+    if (done.length > 0 && onSettled) setImmediate(() => onSettled(done))
+    return done.length
   }
 
   /** Derivations run so far (each walks every thread held). */
@@ -128,12 +187,10 @@ export class LiveLedger {
       if (fresh || tooSoon) return cached
     }
     const started = performance.now()
-    const derived = deriveLedger({
+    this.settle()
+    const derived = this.#timeline.derive({
       replicas: this.#options.replicas(),
-      params: this.#options.params,
       nowMs: now,
-      ...(this.#options.genesis ? { genesis: this.#options.genesis } : {}),
-      ...(this.#options.genesisVerifiers ? { genesisVerifiers: this.#options.genesisVerifiers } : {}),
       ...(this.#options.manifests ? { manifests: this.#options.manifests.all() } : {}),
       ...(this.#options.grants ? { grants: this.#options.grants.all() } : {}),
     })
@@ -203,8 +260,9 @@ export class LiveLedger {
       slashes: derived.slashes,
       upheldChallenges: derived.upheldChallenges,
       frivolousChallenges: derived.frivolousChallenges,
-      refused: derived.refused.length,
-      unfunded: derived.unfunded.length,
+      refused: derived.refusedTotal,
+      unfunded: derived.unfundedTotal,
+      settledThreads: derived.settledThreads,
       grants: derived.grants,
       conservationGap: derived.ledger.conservationGap(),
       atMs,

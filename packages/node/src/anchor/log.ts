@@ -39,6 +39,7 @@ export class EnvelopeLog {
   readonly path: string
   readonly #segments: SegmentLog
   #ids: Set<Cid>
+  #appended = 0
 
   private constructor(path: string, segments: SegmentLog, ids: Set<Cid>) {
     this.path = path
@@ -130,8 +131,23 @@ export class EnvelopeLog {
     return this.#ids.has(id)
   }
 
+  /** Envelopes held in the log's index of ids (those of retired threads are forgotten, see {@link forget}). */
   get size(): number {
     return this.#ids.size
+  }
+
+  /** Envelopes this log has taken since it was opened (a version number: it only grows). */
+  get appended(): number {
+    return this.#appended
+  }
+
+  /**
+   * Forgets the ids of envelopes whose thread left memory for good (its envelopes stay on disk):
+   * the index then holds live threads only. The agent answers later envelopes of such a thread
+   * `retired`, so they are not appended again.
+   */
+  forget(ids: Iterable<Cid>): void {
+    for (const id of ids) this.#ids.delete(id)
   }
 
   /** Why writes are refused, once a write failed (the anchor is then not ready). */
@@ -148,6 +164,7 @@ export class EnvelopeLog {
     if (this.#ids.has(env.id)) return
     this.#segments.append(encodeEnvelope(env))
     this.#ids.add(env.id)
+    this.#appended += 1
   }
 
   /** Resolves once every envelope appended so far is on disk. */

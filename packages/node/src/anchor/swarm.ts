@@ -156,6 +156,8 @@ export async function startSwarm(options: SwarmOptions): Promise<AnchorSwarm> {
     }
     artifacts.pinReferenced(env)
   })
+  // A retired thread's envelopes stay on disk; the log's index of ids lets them go.
+  const unretire = agent.onRetire((_thread, envelopes) => log.forget(envelopes.map((env) => env.id)))
   // A settled thread's artifacts may give way to new ones when the store is full.
   const unsettled = agent.onSettled((thread) => artifacts.threadSettled(thread))
   options.onAgent?.(agent)
@@ -190,6 +192,7 @@ export async function startSwarm(options: SwarmOptions): Promise<AnchorSwarm> {
       await stopService()
       attached.detach()
       unsettled()
+      unretire()
       agent.stop()
       await inner.flush().catch(() => undefined)
       await artifacts.stop()

@@ -317,6 +317,7 @@ export class Agent {
   #observers = new Set<(env: AnyEnvelope) => void>()
   #evictionObservers = new Set<(env: AnyEnvelope) => void>()
   #settledObservers = new Set<(thread: string) => void>()
+  #retireObservers = new Set<(thread: string, envelopes: readonly AnyEnvelope[]) => void>()
   #evictedThreads = 0
   /** Threads followed that have no winning DECIDE yet. */
   #undecided = new UndecidedIndex()
@@ -432,6 +433,16 @@ export class Agent {
   onSettled(observer: (thread: string) => void): () => void {
     this.#settledObservers.add(observer)
     return () => this.#settledObservers.delete(observer)
+  }
+
+  /**
+   * Calls `observer` with each thread {@link retire}d and the envelopes it held (placed and
+   * pending), so that indexes of envelopes (a sync index, a log's ids) let them go too. Returns a
+   * function that removes it.
+   */
+  onRetire(observer: (thread: string, envelopes: readonly AnyEnvelope[]) => void): () => void {
+    this.#retireObservers.add(observer)
+    return () => this.#retireObservers.delete(observer)
   }
 
   /** Whether a thread was dropped from memory once settled ({@link AgentOptions.retireSettled}). */
@@ -996,7 +1007,7 @@ export class Agent {
           this.#options.onError?.(error)
         }
       }
-      if (this.#options.retireSettled) this.#retire(thread)
+      if (this.#options.retireSettled) this.retire(thread)
     })
     this.#timers.add(cancel)
     this.#settleTimers.set(thread, { atMs, cancel })
@@ -1025,15 +1036,31 @@ export class Agent {
     return this.#evictedThreads
   }
 
-  /** Drops a settled thread from memory, keeping its refusal counts and its id. */
-  #retire(thread: string): void {
-    if (!this.#drop(thread)) return
+  /**
+   * Drops a thread from memory for good — its replica, memos and timers (its refusal counts stay)
+   * — and remembers its id, so that later envelopes of it are answered `retired`
+   * ({@link AgentOptions.maxRetiredThreads} ids at most). For a thread whose record lives elsewhere:
+   * an anchor's settled ledger base and its log on disk. Returns false if the thread was not followed.
+   */
+  retire(thread: string): boolean {
+    const replica = this.#replicas.get(thread)
+    if (!replica) return false
+    const envelopes = [...replica.envelopes(), ...replica.pending()]
+    this.#drop(thread)
     this.#retired.add(thread)
     const max = this.#options.maxRetiredThreads ?? DEFAULT_MAX_RETIRED_THREADS
     for (const oldest of this.#retired) {
       if (this.#retired.size <= max) break
       this.#retired.delete(oldest)
     }
+    for (const observer of this.#retireObservers) {
+      try {
+        observer(thread, envelopes)
+      } catch (error) {
+        this.#options.onError?.(error)
+      }
+    }
+    return true
   }
 
   #planLater(replica: ThreadReplica): void {

@@ -63,7 +63,14 @@ export async function syncAgent(options: SyncAgentOptions): Promise<AgentSync> {
     index.add(env)
     unplaced.delete(env.id)
   })
-  const unevict = agent.onEvict((env) => unplaced.delete(env.id))
+  // What the agent lets go (an evicted undecided thread, a retired settled one) is not served.
+  const unevict = agent.onEvict((env) => {
+    unplaced.delete(env.id)
+    index.remove(env.id)
+  })
+  const unretire = agent.onRetire((_thread, envelopes) => {
+    for (const env of envelopes) index.remove(env.id)
+  })
   const stopServing = await serveSync(libp2p, index, options.serve)
 
   const deliver = async (page: AnyEnvelope[]): Promise<number> => {
@@ -136,6 +143,7 @@ export async function syncAgent(options: SyncAgentOptions): Promise<AgentSync> {
       await running?.catch(() => undefined)
       unobserve()
       unevict()
+      unretire()
       await stopServing()
     },
   }

@@ -126,7 +126,21 @@ export class SyncIndex<T extends SyncKeyed> {
     this.#byId.set(item.id, item)
     const chunks = this.#chunks
     if (chunks.length === 0) chunks.push(newChunk())
-    // The first chunk whose last item sorts after the new one (else the last chunk).
+    const low = this.#chunkFor(item)
+    const chunk = chunks[low]!
+    const at = lowerBound(chunk.items, item)
+    chunk.items.splice(at, 0, item)
+    chunk.hashes.copyWithin((at + 1) * LIMBS, at * LIMBS, (chunk.items.length - 1) * LIMBS)
+    hashInto(item.id, chunk.hashes, at * LIMBS)
+    addLimbs(chunk.sum, 0, chunk.hashes, at * LIMBS)
+    if (chunk.items.length >= CHUNK_ITEMS) this.#split(low)
+    this.#dirty = true
+    return true
+  }
+
+  /** The first chunk whose last item sorts at or after `item` (else the last chunk). */
+  #chunkFor(item: SyncKeyed): number {
+    const chunks = this.#chunks
     let low = 0
     let high = chunks.length - 1
     while (low < high) {
@@ -135,13 +149,23 @@ export class SyncIndex<T extends SyncKeyed> {
       if (compareKeys(items[items.length - 1]!, item) < 0) low = mid + 1
       else high = mid
     }
+    return low
+  }
+
+  /** Removes an item by id (false when not held). O(log n + {@link CHUNK_ITEMS}). */
+  remove(id: string): boolean {
+    const item = this.#byId.get(id)
+    if (item === undefined) return false
+    this.#byId.delete(id)
+    const chunks = this.#chunks
+    const low = this.#chunkFor(item)
     const chunk = chunks[low]!
     const at = lowerBound(chunk.items, item)
-    chunk.items.splice(at, 0, item)
-    chunk.hashes.copyWithin((at + 1) * LIMBS, at * LIMBS, (chunk.items.length - 1) * LIMBS)
-    hashInto(item.id, chunk.hashes, at * LIMBS)
-    addLimbs(chunk.sum, 0, chunk.hashes, at * LIMBS)
-    if (chunk.items.length >= CHUNK_ITEMS) this.#split(low)
+    addLimbs(chunk.sum, 0, chunk.hashes, at * LIMBS, -1)
+    chunk.items.splice(at, 1)
+    chunk.hashes.copyWithin(at * LIMBS, (at + 1) * LIMBS, (chunk.items.length + 1) * LIMBS)
+    chunk.hashes.fill(0, chunk.items.length * LIMBS, (chunk.items.length + 1) * LIMBS)
+    if (chunk.items.length === 0) chunks.splice(low, 1)
     this.#dirty = true
     return true
   }

@@ -107,7 +107,7 @@ export interface LedgerTimelineOptions {
   /**
    * How far before the settled base's cut a thread's DECIDE may lie and still be settled when it
    * arrives late (a partition healing): later than this it is refused, as it may have been settled
-   * and forgotten already (§9.3). Threads settled within it are remembered, so none settles twice.
+   * and forgotten already (§9.6). Threads settled within it are remembered, so none settles twice.
    * @default 1 h
    */
   lateWindowMs?: number
@@ -219,7 +219,7 @@ function escrowIdsOf(replica: ThreadReplica): string[] {
 }
 
 /**
- * The ledger's timeline (A7) with a settled base (docs/PROTOCOL.md §9.3). `derive` gives the ledger
+ * The ledger's timeline (A7) with a settled base (docs/PROTOCOL.md §9.6). `derive` gives the ledger
  * at a time: the base, then every step not in it, in the anchors' order. `settle` moves into the
  * base the longest prefix of steps that can no longer change — faucet grants, manifests, and
  * threads past their seal — so that their replicas may leave memory: the base keeps balances,
@@ -228,7 +228,7 @@ function escrowIdsOf(replica: ThreadReplica): string[] {
  * Without `settle` the result is exactly the full derivation of every step. With it the result is
  * the same for every thread that reached the ledger before it was settled; a thread whose DECIDE
  * arrives after the base's cut (it was not there when the base moved on) is settled at the cut,
- * and one older than `lateWindowMs` before the cut is refused (docs/PROTOCOL.md §9.3).
+ * and one older than `lateWindowMs` before the cut is refused (docs/PROTOCOL.md §9.6).
  */
 export class LedgerTimeline {
   readonly params: NetworkParams

@@ -361,7 +361,7 @@ export class Ledger {
 
   /**
    * Forgets that these escrows were closed (an id once closed may never open again). For escrows of
-   * a thread settled for good whose envelopes can no longer reach the ledger (docs/PROTOCOL.md §9.3),
+   * a thread settled for good whose envelopes can no longer reach the ledger (docs/PROTOCOL.md §9.6),
    * so that closed ids do not pile up for ever. Open escrows are left alone.
    */
   forgetClosed(ids: Iterable<string>): void {

@@ -76,7 +76,7 @@ export function relatedByPool(entries: readonly PoolEntry[]): RelatedParties {
   return (a, b) => a === b || (entries.length > 0 && relatedParties(a, entries).has(b))
 }
 
-/** When a decided thread's lifetime ends and when it settles for good (docs/PROTOCOL.md §9.3). */
+/** When a decided thread's lifetime ends and when it settles for good (docs/PROTOCOL.md §9.6). */
 export interface ThreadTimes {
   /** The winning DECIDE's `ts` + `threadLifetimeMs`: results finalized from then on are not paid. */
   closeMs: number

@@ -56,7 +56,7 @@ export interface NetworkParams {
    */
   maxLamportStep: number
   /**
-   * How long a decided thread may take (docs/PROTOCOL.md §9.3): from its winning DECIDE's `ts`, by
+   * How long a decided thread may take (docs/PROTOCOL.md §9.6): from its winning DECIDE's `ts`, by
    * the anchor's clock. Results finalized later are not paid; once it has passed (and the payouts
    * finalized in time fell due) the thread settles for good and every escrow still open is
    * refunded, so no thread holds credits, or a ledger's memory, forever. @default 24 h
