@@ -608,7 +608,8 @@ describe('settled threads (bounded state)', () => {
     expect(agent.replica(need.thread)).toBeUndefined()
     expect(agent.threads()).toEqual([])
     expect(agent.isRetired(need.thread)).toBe(true)
-    expect(agent.sizes).toMatchObject({ threads: 0, retired: 1, memos: 0 })
+    // Its timers went with it (an anchor's 10-minute lease-hold watch would keep the replica alive).
+    expect(agent.sizes).toMatchObject({ threads: 0, retired: 1, memos: 0, timers: 0 })
     // Observers hear of it with every envelope it held (the late vote included).
     expect(retired).toHaveLength(1)
     expect(retired[0]![0]).toBe(need.thread)

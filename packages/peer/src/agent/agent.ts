@@ -305,6 +305,8 @@ export class Agent {
   /** Anchor duties and claim attempts with a timer armed (one per key). */
   #duties = new Set<string>()
   #timers = new Set<() => void>()
+  /** Per thread, its pending {@link #after} timers and duty keys: cancelled when it is dropped. */
+  #threadTimers = new Map<string, { cancels: Set<() => void>; duties: Set<string> }>()
   /** The duty timer armed per thread, with the time it is due. */
   #armed = new Map<string, { dueMs: number; cancel: () => void }>()
   #refusals = new Map<string, number>()
@@ -451,8 +453,16 @@ export class Agent {
   }
 
   /** Threads followed, threads retired, and memos held: the agent's bounded state, for status pages. */
-  get sizes(): { threads: number; undecided: number; retired: number; orphans: number; memos: number } {
+  get sizes(): {
+    threads: number
+    undecided: number
+    retired: number
+    orphans: number
+    memos: number
+    timers: number
+  } {
     return {
+      timers: this.#timers.size,
       threads: this.#replicas.size,
       undecided: this.#undecided.size,
       retired: this.#retired.size,
@@ -898,19 +908,37 @@ export class Agent {
     return memo
   }
 
-  #after(delayMs: number, action: () => Promise<void>): void {
+  /**
+   * Runs `action` after `delayMs`, for `thread`: dropping the thread cancels it (a timer must not
+   * keep a retired thread's replica in memory until it fires).
+   */
+  #after(delayMs: number, action: () => Promise<void>, thread: string): void {
     if (this.#stopped) return
     const clock = this.#options.clock
+    let held = this.#threadTimers.get(thread)
+    if (!held) {
+      held = { cancels: new Set(), duties: new Set() }
+      this.#threadTimers.set(thread, held)
+    }
+    const own = held
     const cancel = clock.setTimer(clock.now() + delayMs, async () => {
       this.#timers.delete(cancel)
+      own.cancels.delete(cancel)
+      const tidy = () => {
+        if (own.cancels.size === 0 && own.duties.size === 0 && this.#threadTimers.get(thread) === own)
+          this.#threadTimers.delete(thread)
+      }
       if (this.#stopped) return
       try {
         await action()
       } catch (error) {
         this.#options.onError?.(error)
+      } finally {
+        tidy()
       }
     })
     this.#timers.add(cancel)
+    own.cancels.add(cancel)
   }
 
   /**
@@ -961,6 +989,15 @@ export class Agent {
         this.#timers.delete(armed.cancel)
         timers.delete(thread)
       }
+    }
+    const held = this.#threadTimers.get(thread)
+    if (held) {
+      for (const cancel of held.cancels) {
+        cancel()
+        this.#timers.delete(cancel)
+      }
+      for (const key of held.duties) this.#duties.delete(key)
+      this.#threadTimers.delete(thread)
     }
     this.#replicas.delete(thread)
     this.#undecided.delete(thread)
@@ -1068,7 +1105,7 @@ export class Agent {
     if (!need || !this.#once(replica.thread, `plan:${need.env}`)) return
     if (!need.requires.every((name) => this.capabilities.has(name))) return
     const window = Math.max(1, Math.min(this.tuning.proposeBackoffMs, need.bidWindowMs))
-    this.#after(this.#options.random.next() * window, () => this.#propose(replica))
+    this.#after(this.#options.random.next() * window, () => this.#propose(replica), replica.thread)
   }
 
   async #propose(replica: ThreadReplica): Promise<void> {
@@ -1141,8 +1178,10 @@ export class Agent {
       if (!this.#once(replica.thread, `decide:${replica.thread}:${proposal}`)) return
       const need = replica.state.need!
       if (this.#homeAnchor(need.requester) !== this.did) {
-        this.#after(this.tuning.anchorBackupMs * (1 + this.#options.random.next()), () =>
-          this.#decide(replica, proposal, 2),
+        this.#after(
+          this.tuning.anchorBackupMs * (1 + this.#options.random.next()),
+          () => this.#decide(replica, proposal, 2),
+          replica.thread,
         )
         return
       }
@@ -1193,8 +1232,10 @@ export class Agent {
       if (!(error instanceof StaleEpochError) && error instanceof CanSwarmError) throw error
       if (attempt < this.tuning.decideAttempts) {
         const delay = this.tuning.decideRetryMs * 2 ** Math.min(3, attempt - 1)
-        this.#after(delay * (0.5 + this.#options.random.next()), () =>
-          this.#decide(replica, proposal, attempt + 1),
+        this.#after(
+          delay * (0.5 + this.#options.random.next()),
+          () => this.#decide(replica, proposal, attempt + 1),
+          replica.thread,
         )
       }
       return
@@ -1249,14 +1290,30 @@ export class Agent {
    * heal placed it where it no longer applies) is then sent anew — until the state no longer calls
    * for it, at most `MAX_DUTY_ROUNDS` times. One timer per duty key at a time.
    */
-  #duty(key: string, delayMs: number, act: () => Promise<boolean>, round = 1): void {
+  #duty(thread: string, key: string, delayMs: number, act: () => Promise<boolean>, round = 1): void {
     if (this.#duties.has(key)) return
     this.#duties.add(key)
-    this.#after(delayMs, async () => {
-      this.#duties.delete(key)
-      if ((await act()) && round < MAX_DUTY_ROUNDS)
-        this.#duty(key, this.tuning.anchorBackupMs, act, round + 1)
-    })
+    this.#dutiesOf(thread).add(key)
+    this.#after(
+      delayMs,
+      async () => {
+        this.#duties.delete(key)
+        this.#threadTimers.get(thread)?.duties.delete(key)
+        if ((await act()) && round < MAX_DUTY_ROUNDS)
+          this.#duty(thread, key, this.tuning.anchorBackupMs, act, round + 1)
+      },
+      thread,
+    )
+  }
+
+  /** The duty keys under way for `thread` (forgotten with it when it is dropped). */
+  #dutiesOf(thread: string): Set<string> {
+    let held = this.#threadTimers.get(thread)
+    if (!held) {
+      held = { cancels: new Set(), duties: new Set() }
+      this.#threadTimers.set(thread, held)
+    }
+    return held.duties
   }
 
   /**
@@ -1265,7 +1322,7 @@ export class Agent {
    * grants at once; other anchors only after a back-off, when no grant has come.
    */
   #grantLater(replica: ThreadReplica, taskId: string): void {
-    this.#duty(`grant:${replica.thread}:${taskId}`, this.#anchorDelay(replica), async () => {
+    this.#duty(replica.thread, `grant:${replica.thread}:${taskId}`, this.#anchorDelay(replica), async () => {
       const current = replica.state.tasks.get(taskId)
       if (current?.state !== 'DECIDED' || current.lease) return false
       if (!current.parents.every((parent) => replica.state.tasks.get(parent)?.state === 'FINAL')) return false
@@ -1337,7 +1394,7 @@ export class Agent {
    */
   #scavengeLater(replica: ThreadReplica, taskId: string, claim: Cid): void {
     const renewedBy = replica.state.tasks.get(taskId)?.lease?.renewedBy
-    this.#duty(`release:${claim}:${renewedBy}`, this.#anchorDelay(replica), async () => {
+    this.#duty(replica.thread, `release:${claim}:${renewedBy}`, this.#anchorDelay(replica), async () => {
       const lease = replica.state.tasks.get(taskId)?.lease
       if (lease?.claim !== claim || lease.renewedBy !== renewedBy) return false
       await this.publish('RELEASE', replica.thread, { task: taskId, claim, reason: 'lease-expired' })
@@ -1348,20 +1405,24 @@ export class Agent {
   /** Arms the hold limit of a lease this anchor watches. */
   #watchHold(replica: ThreadReplica, taskId: string, claim: Cid): void {
     if (!this.#once(replica.thread, `hold:${claim}`)) return
-    this.#after(this.tuning.maxLeaseHoldMs, async () => {
-      this.#duty(`release:${claim}:hold`, 0, async () => {
-        if (replica.state.tasks.get(taskId)?.lease?.claim !== claim) return false
-        await this.publish('RELEASE', replica.thread, { task: taskId, claim, reason: 'lease-expired' })
-        return true
-      })
-    })
+    this.#after(
+      this.tuning.maxLeaseHoldMs,
+      async () => {
+        this.#duty(replica.thread, `release:${claim}:hold`, 0, async () => {
+          if (replica.state.tasks.get(taskId)?.lease?.claim !== claim) return false
+          await this.publish('RELEASE', replica.thread, { task: taskId, claim, reason: 'lease-expired' })
+          return true
+        })
+      },
+      replica.thread,
+    )
   }
 
   /** Finalizes a verified result once the challenge window has passed by this anchor's clock (A6). */
   #finalizeLater(replica: ThreadReplica, taskId: string, commitId: Cid): void {
     const task = replica.state.tasks.get(taskId)
     if (task?.commit?.id !== commitId) return
-    this.#duty(`finalize:${commitId}`, this.#anchorDelay(replica), async () => {
+    this.#duty(replica.thread, `finalize:${commitId}`, this.#anchorDelay(replica), async () => {
       const current = replica.state.tasks.get(taskId)
       const commit = current?.commit
       if (!current || commit?.id !== commitId || current.state !== 'VERIFIED') return false
@@ -1393,21 +1454,27 @@ export class Agent {
     const key = `claim:${replica.thread}:${taskId}`
     if (this.#duties.has(key)) return
     this.#duties.add(key)
-    this.#after(this.#options.random.next() * this.tuning.claimBackoffMs, async () => {
-      this.#duties.delete(key)
-      const current = replica.state.tasks.get(taskId)
-      if (current?.state !== 'DECIDED' || current.lease) return
-      if (!current.parents.every((parent) => replica.state.tasks.get(parent)?.state === 'FINAL')) return
-      for (const [id, round] of current.requests) {
-        if (round === current.round && replica.get(id)?.sender === this.did) return
-      }
-      const cost = this.capabilities.get(current.spec.capability)!.manifest.price
-      const payload = { task: taskId, leaseTtlMs: this.tuning.leaseTtlMs, cost, etaMs: this.tuning.workMs }
-      await this.publish('CLAIM', replica.thread, payload)
-      if (this.#options.adversary?.equivocate) {
-        await this.publish('CLAIM', replica.thread, { ...payload, cost: cost + 1 })
-      }
-    })
+    this.#dutiesOf(replica.thread).add(key)
+    this.#after(
+      this.#options.random.next() * this.tuning.claimBackoffMs,
+      async () => {
+        this.#duties.delete(key)
+        this.#threadTimers.get(replica.thread)?.duties.delete(key)
+        const current = replica.state.tasks.get(taskId)
+        if (current?.state !== 'DECIDED' || current.lease) return
+        if (!current.parents.every((parent) => replica.state.tasks.get(parent)?.state === 'FINAL')) return
+        for (const [id, round] of current.requests) {
+          if (round === current.round && replica.get(id)?.sender === this.did) return
+        }
+        const cost = this.capabilities.get(current.spec.capability)!.manifest.price
+        const payload = { task: taskId, leaseTtlMs: this.tuning.leaseTtlMs, cost, etaMs: this.tuning.workMs }
+        await this.publish('CLAIM', replica.thread, payload)
+        if (this.#options.adversary?.equivocate) {
+          await this.publish('CLAIM', replica.thread, { ...payload, cost: cost + 1 })
+        }
+      },
+      replica.thread,
+    )
   }
 
   #workIfMine(replica: ThreadReplica, taskId: string, claim: Cid): void {
@@ -1416,20 +1483,24 @@ export class Agent {
     if (!this.#once(replica.thread, `work:${claim}`)) return
     const heartbeatEvery = Math.max(1, Math.floor(task.lease.ttlMs / 3))
     const beat = (): void => {
-      this.#after(heartbeatEvery, async () => {
-        const current = replica.state.tasks.get(taskId)
-        if (current?.lease?.claim !== claim) return
-        await this.publish(
-          'HEARTBEAT',
-          replica.thread,
-          { task: taskId, claim, progress: 500 },
-          { fence: claim },
-        )
-        beat()
-      })
+      this.#after(
+        heartbeatEvery,
+        async () => {
+          const current = replica.state.tasks.get(taskId)
+          if (current?.lease?.claim !== claim) return
+          await this.publish(
+            'HEARTBEAT',
+            replica.thread,
+            { task: taskId, claim, progress: 500 },
+            { fence: claim },
+          )
+          beat()
+        },
+        replica.thread,
+      )
     }
     beat()
-    this.#after(this.tuning.workMs, () => this.#commit(replica, taskId, claim))
+    this.#after(this.tuning.workMs, () => this.#commit(replica, taskId, claim), replica.thread)
   }
 
   async #commit(replica: ThreadReplica, taskId: string, claim: Cid): Promise<void> {
