@@ -107,11 +107,13 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
     { policyHash: policy.manifest.policyHash, conformance: policy.conformancePassed },
     'policy gates loaded',
   )
-  const { log, envelopes, report: logReport } = await EnvelopeLog.open(config.data)
+  // Opened lazily: the swarm replays it in batches, letting settled threads go as it reads.
+  let replayed = 0
+  const { log, report: logReport } = await EnvelopeLog.open(config.data, { lazy: true })
   const damaged = logReport.tornBytes > 0 || logReport.quarantined.length > 0 || logReport.undecodable > 0
   ;(damaged ? logger.warn.bind(logger) : logger.info.bind(logger))(
     {
-      envelopes: envelopes.length,
+      records: logReport.records,
       segments: logReport.segments,
       tornBytes: logReport.tornBytes,
       quarantined: logReport.quarantined,
@@ -193,7 +195,13 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
     // Under a NEED flood, NEEDs nobody can pay for leave first (the anchor would never decide them).
     undecidedRank: (need) => (ledger.canFund(need.requester, need.budget) ? 1 : 0),
     log,
-    restored: envelopes,
+    restored: (function* counted() {
+      for (const env of log.replay()) {
+        replayed += 1
+        yield env
+      }
+    })(),
+    onRestored: (untilMs) => ledger.settle(untilMs),
     host: config.host,
     tcpPort: config.p2pPort,
     wsPort: config.wsPort,
@@ -202,6 +210,15 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
     onError: (error) => logger.warn({ err: error }, 'agent error'),
   })
   swarmRef = swarm
+  ;(log.undecodable > 0 ? logger.warn.bind(logger) : logger.info.bind(logger))(
+    {
+      envelopes: replayed,
+      undecodable: log.undecodable,
+      threads: swarm.agent.threads().length,
+      settled: ledger.settled.threads,
+    },
+    'envelope log replayed',
+  )
   adopter.attach(swarm.agent)
   logger.info({ multiaddrs: swarm.multiaddrs(), peerId: swarm.network.peerId.toString() }, 'swarm listening')
   logger.info(
@@ -379,7 +396,9 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
       connections: swarm.network.libp2p.getConnections().length,
       threads: swarm.agent.threads().length,
       planSync: swarm.planSync.stats(),
-      envelopes: log.appended,
+      // Envelopes of the threads held (those of retired threads stay on disk, out of the index).
+      envelopes: log.size,
+      envelopesAppended: log.appended,
       ledgerBase: ledger.settled,
       consensus: config.consensus,
       params: swarm.agent.params,

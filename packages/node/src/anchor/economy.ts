@@ -129,15 +129,18 @@ export class LiveLedger {
   /**
    * Moves into the settled base every thread sealed more than `settleHorizonMs` ago (in the
    * anchors' order) and hands the threads the ledger no longer needs to `onSettled`. Returns how
-   * many it handed over. Run on every derivation, and by the anchor on a timer.
+   * many it handed over. Run on every derivation, and by the anchor on a timer; while the anchor
+   * replays its log, `asOfMs` is the latest time the replay has reached.
    */
-  settle(): number {
+  settle(asOfMs?: number): number {
     const now = (this.#options.clock ?? Date.now)()
     const replicas = [...this.#options.replicas()]
+    // While the log is replayed, as of the time the replay has reached (what the anchor held then).
+    const asOf = Math.min(now, asOfMs ?? now)
     this.#timeline.settle({
       replicas,
       nowMs: now,
-      untilMs: now - (this.#options.settleHorizonMs ?? DEFAULT_SETTLE_HORIZON_MS),
+      untilMs: asOf - (this.#options.settleHorizonMs ?? DEFAULT_SETTLE_HORIZON_MS),
       ...(this.#options.manifests ? { manifests: this.#options.manifests.all() } : {}),
       ...(this.#options.grants ? { grants: this.#options.grants.all() } : {}),
     })

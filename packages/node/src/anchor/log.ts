@@ -7,6 +7,10 @@
  * write (full disk, I/O error) fails the log: appends throw `StorageFailedError`, `/readyz` says
  * so, and the anchor keeps serving reads.
  *
+ * An anchor opens the log `lazy` and {@link EnvelopeLog.replay}s it in batches into its agent,
+ * one segment in memory at a time, so that threads settled for good leave memory while the rest
+ * is still being read (docs/PROTOCOL.md §9.6).
+ *
  * Logs of earlier versions (`<data>/envelopes.jsonl`, one DAG-JSON envelope per line) are imported
  * once, read as a stream (a torn last line is dropped), and then renamed `envelopes.jsonl.imported`.
  */
@@ -35,11 +39,32 @@ export interface EnvelopeLogReport extends OpenReport {
   imported: number
 }
 
+/** The envelope a record holds, or undefined (the record kept in `bad`) when it is not one. */
+function decodeOrKeep(payload: Uint8Array, bad: Uint8Array[]): AnyEnvelope | undefined {
+  try {
+    return decodeEnvelope(payload)
+  } catch {
+    bad.push(Uint8Array.from(payload))
+    return undefined
+  }
+}
+
+/** Writes records that were not envelopes to `<log>/quarantine/undecodable-<pass>-<i>.bad`. */
+function quarantineUndecodable(path: string, bad: readonly Uint8Array[], pass: number): void {
+  if (bad.length === 0) return
+  const quarantine = join(path, 'quarantine')
+  mkdirSync(quarantine, { recursive: true })
+  for (const [index, bytes] of bad.entries())
+    writeFileSync(join(quarantine, `undecodable-${pass === 0 ? '' : `${pass}-`}${index}.bad`), bytes)
+}
+
 export class EnvelopeLog {
   readonly path: string
   readonly #segments: SegmentLog
   #ids: Set<Cid>
   #appended = 0
+  #replays = 0
+  #undecodable = 0
 
   private constructor(path: string, segments: SegmentLog, ids: Set<Cid>) {
     this.path = path
@@ -47,10 +72,14 @@ export class EnvelopeLog {
     this.#ids = ids
   }
 
-  /** Opens (creating) the log in `dataDir` and returns it with the envelopes it holds, in log order. */
+  /**
+   * Opens (creating) the log in `dataDir` and returns it with the envelopes it holds, in log order.
+   * `lazy` checks the log's framing only (a torn tail is cut, damaged records quarantined) and
+   * returns no envelopes: {@link replay} reads them afterwards, decoding as it goes.
+   */
   static async open(
     dataDir: string,
-    options: { ops?: LogFileOps; maxSegmentBytes?: number } = {},
+    options: { ops?: LogFileOps; maxSegmentBytes?: number; lazy?: boolean } = {},
   ): Promise<{ log: EnvelopeLog; envelopes: AnyEnvelope[]; report: EnvelopeLogReport }> {
     const path = join(dataDir, 'log')
     const envelopes: AnyEnvelope[] = []
@@ -62,25 +91,16 @@ export class EnvelopeLog {
         ...(options.ops ? { ops: options.ops } : {}),
         ...(options.maxSegmentBytes ? { maxSegmentBytes: options.maxSegmentBytes } : {}),
       },
-      (payload) => {
-        let env: AnyEnvelope
-        try {
-          env = decodeEnvelope(payload)
-        } catch {
-          bad.push(Uint8Array.from(payload))
-          return
-        }
-        if (ids.has(env.id)) return
-        ids.add(env.id)
-        envelopes.push(env)
-      },
+      options.lazy
+        ? () => undefined
+        : (payload) => {
+            const env = decodeOrKeep(payload, bad)
+            if (env === undefined || ids.has(env.id)) return
+            ids.add(env.id)
+            envelopes.push(env)
+          },
     )
-    if (bad.length > 0) {
-      const quarantine = join(path, 'quarantine')
-      mkdirSync(quarantine, { recursive: true })
-      for (const [index, bytes] of bad.entries())
-        writeFileSync(join(quarantine, `undecodable-${index}.bad`), bytes)
-    }
+    quarantineUndecodable(path, bad, 0)
     const log = new EnvelopeLog(path, segments, ids)
     const imported = await log.#importLegacy(dataDir, envelopes)
     return { log, envelopes, report: { ...report, undecodable: bad.length, imported } }
@@ -125,6 +145,29 @@ export class EnvelopeLog {
       closeSync(fd)
     }
     return imported
+  }
+
+  /**
+   * Reads every envelope of the log again, in log order, one segment in memory at a time; each
+   * enters the log's index of ids (a duplicate record is skipped). Records that are not envelopes
+   * are quarantined and skipped. For an anchor that opened the log `lazy`.
+   */
+  *replay(): Generator<AnyEnvelope> {
+    const bad: Uint8Array[] = []
+    for (const payload of this.#segments.records()) {
+      const env = decodeOrKeep(payload, bad)
+      if (env === undefined || this.#ids.has(env.id)) continue
+      this.#ids.add(env.id)
+      yield env
+    }
+    quarantineUndecodable(this.path, bad, this.#replays)
+    this.#replays += 1
+    this.#undecodable += bad.length
+  }
+
+  /** Records replay found not to be envelopes (quarantined). */
+  get undecodable(): number {
+    return this.#undecodable
   }
 
   has(id: Cid): boolean {

@@ -46,8 +46,13 @@ export interface SwarmOptions {
   /** Which undecided NEEDs stay when room must be made (those their requester can fund). */
   undecidedRank?: (need: { requester: string; budget: number }) => number
   log: EnvelopeLog
-  /** Envelopes restored from the log. */
-  restored: readonly AnyEnvelope[]
+  /** Envelopes restored from the log, in log order (read as they are restored). */
+  restored: Iterable<AnyEnvelope>
+  /**
+   * Called after each batch of restored envelopes with the latest `ts` among them (never after
+   * now): the anchor lets threads settled by then go before it reads on.
+   */
+  onRestored?: (untilMs: number) => void
   host: string
   tcpPort: number
   wsPort: number
@@ -74,6 +79,31 @@ export interface AnchorSwarm {
   readonly planSync: PlanSync
   multiaddrs(): string[]
   stop(): Promise<void>
+}
+
+/** Envelopes restored into the agent at once (one fold and one round of reactions per thread of a batch). */
+export const RESTORE_BATCH = 16_384
+
+async function restoreInBatches(
+  agent: Agent,
+  envelopes: Iterable<AnyEnvelope>,
+  onRestored: ((untilMs: number) => void) | undefined,
+): Promise<void> {
+  let batch: AnyEnvelope[] = []
+  let latest = 0
+  const flush = async () => {
+    await agent.restore(batch)
+    batch = []
+    onRestored?.(Math.min(latest, Date.now()))
+    // Let what the hook scheduled (threads retired) run before reading on.
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+  for (const env of envelopes) {
+    batch.push(env)
+    latest = Math.max(latest, env.ts)
+    if (batch.length >= RESTORE_BATCH) await flush()
+  }
+  if (batch.length > 0) await flush()
 }
 
 export async function startSwarm(options: SwarmOptions): Promise<AnchorSwarm> {
@@ -163,7 +193,7 @@ export async function startSwarm(options: SwarmOptions): Promise<AnchorSwarm> {
   options.onAgent?.(agent)
   // Restored envelopes the agent places reach the observer too: whatever earlier runs could not pin
   // yet is looked for again (and only for envelopes the agent still accepts).
-  await agent.restore(options.restored)
+  await restoreInBatches(agent, options.restored, options.onRestored)
   const attached = attachAgent(inner, agent, { onError: options.onError, gated: true })
   const stopService = await serveDecide({ network, agent, consensus: options.consensus, relay: inner })
   const planSync = await createPlanSync({

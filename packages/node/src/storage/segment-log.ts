@@ -253,6 +253,47 @@ export class SegmentLog {
     return { segment, offset, bytes: bytes.length, file }
   }
 
+  /**
+   * Reads the log again from its first segment, one segment in memory at a time, yielding every
+   * whole record in order (damaged ones, reported when the log was opened, are skipped). Records
+   * appended while it reads are yielded if they were on disk when their segment was read.
+   */
+  *records(): Generator<Uint8Array> {
+    let names: string[]
+    try {
+      names = readdirSync(this.dir)
+        .filter((name) => SEGMENT.test(name))
+        .sort()
+    } catch (error) {
+      throw new InvalidArgumentError(`${this.dir}: cannot read the log (${(error as Error).message})`, 'dir')
+    }
+    for (const name of names) {
+      let data: Buffer
+      const fd = openSync(join(this.dir, name), 'r')
+      try {
+        const size = fstatSync(fd).size
+        data = Buffer.alloc(size)
+        for (let read = 0; read < size; ) {
+          const got = readSync(fd, data, read, size - read, read)
+          if (got === 0) break
+          read += got
+        }
+      } finally {
+        closeSync(fd)
+      }
+      let offset = 0
+      while (offset < data.length) {
+        const length = recordAt(data, offset, this.#maxRecordBytes)
+        if (length === undefined) {
+          offset += 1
+          continue
+        }
+        yield data.subarray(offset + HEADER_BYTES, offset + HEADER_BYTES + length)
+        offset += HEADER_BYTES + length
+      }
+    }
+  }
+
   /** Why writes are refused, once a write or fsync failed. */
   get failed(): StorageFailedError | undefined {
     return this.#failed

@@ -86,4 +86,35 @@ describe('the envelope log', () => {
     again.log.close()
     expect(again.envelopes.map((env) => env.id)).toEqual([envs[5]!.id])
   })
+
+  it('opened lazily, replays what eager opening reads, across segments, skipping what is no envelope', async () => {
+    const data = join(root, 'lazy')
+    await mkdir(data)
+    // Small segments: the replay crosses several files.
+    const { log: segments } = SegmentLog.open(
+      { dir: join(data, 'log'), maxSegmentBytes: 1024 },
+      () => undefined,
+    )
+    segments.append(new TextEncoder().encode('checksummed, but no envelope'))
+    segments.close()
+    const first = await EnvelopeLog.open(data, { maxSegmentBytes: 1024 })
+    for (const env of [...envs, envs[2]!]) first.log.append(env)
+    await first.log.flush()
+    first.log.close()
+    const lazy = await EnvelopeLog.open(data, { lazy: true, maxSegmentBytes: 1024 })
+    expect(lazy.envelopes).toEqual([])
+    expect(lazy.report.segments).toBeGreaterThan(1)
+    expect(lazy.log.size).toBe(0)
+    const replayed = [...lazy.log.replay()]
+    expect(replayed.map((env) => env.id)).toEqual(envs.map((env) => env.id))
+    // Replayed envelopes are in the index: appending one again writes nothing.
+    expect(lazy.log.size).toBe(6)
+    expect(lazy.log.undecodable).toBe(1)
+    lazy.log.append(envs[0]!)
+    expect(lazy.log.appended).toBe(0)
+    lazy.log.close()
+    const eager = await EnvelopeLog.open(data, { maxSegmentBytes: 1024 })
+    eager.log.close()
+    expect(eager.envelopes.map((env) => env.id)).toEqual(replayed.map((env) => env.id))
+  })
 })
