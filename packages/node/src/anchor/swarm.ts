@@ -186,8 +186,12 @@ export async function startSwarm(options: SwarmOptions): Promise<AnchorSwarm> {
     }
     artifacts.pinReferenced(env)
   })
-  // A retired thread's envelopes stay on disk; the log's index of ids lets them go.
-  const unretire = agent.onRetire((_thread, envelopes) => log.forget(envelopes.map((env) => env.id)))
+  // A retired thread's envelopes stay on disk; the log's index of ids lets them go, and its
+  // artifacts count as settled (a thread that never finished never settled for the agent).
+  const unretire = agent.onRetire((thread, envelopes) => {
+    log.forget(envelopes.map((env) => env.id))
+    artifacts.threadSettled(thread)
+  })
   // A settled thread's artifacts may give way to new ones when the store is full.
   const unsettled = agent.onSettled((thread) => artifacts.threadSettled(thread))
   options.onAgent?.(agent)
