@@ -382,3 +382,61 @@ describe('the settled base of the ledger (§9.3)', () => {
     expect(accountView(tooLate, first.worker.did)).toEqual(accountView(none, first.worker.did))
   })
 })
+
+describe('a thread the settled base carries (§9.6)', () => {
+  it('settles the escrows of a thread open too long in place, lets later threads settle, and pays it when it finishes', async () => {
+    const output = await honestOutput()
+    const lifetime = 1_000_000
+    const thread = (budget: number, decidedAtMs: number, finalizedAtMs: number) =>
+      finalThread({
+        output,
+        budget,
+        decidedAtMs,
+        finalizedAtMs,
+        params: { threadLifetimeMs: lifetime },
+        tag: 15,
+      })
+    const slow = await thread(10, 100, 50_000)
+    const quick = await thread(9, 200, 1_000)
+    const { params, requester, worker, verifier } = slow
+    // The slow thread is under way: its result is committed and attested, not yet finalized.
+    const open = new ThreadReplica(slow.thread, params)
+    open.receiveAll(slow.log.slice(0, -1), 0)
+    const options = {
+      params,
+      genesis: allocating(requester.did, worker.did, verifier.did),
+      genesisVerifiers: [verifier.did],
+      carryAfterMs: 20_000,
+    }
+    const timeline = new LedgerTimeline(options)
+    // Before carryAfterMs has passed the open thread holds the base back.
+    expect(timeline.settle({ replicas: [open, quick.replica], nowMs: 20_099, untilMs: 20_099 })).toEqual([])
+    expect(timeline.settled.carried).toBe(0)
+    // Then it is carried (its budget and bounty held in the base) and the quick thread settles.
+    expect(timeline.settle({ replicas: [open, quick.replica], nowMs: 30_000, untilMs: 30_000 })).toEqual([
+      quick.thread,
+    ])
+    expect(timeline.settled).toMatchObject({ carried: 1, threads: 1 })
+    const carried = timeline.derive({ replicas: [open], nowMs: 30_000 })
+    // 10 (slow) held, 9 (quick) paid 3 to the worker and refunded 6.
+    expect(accountView(carried, requester.did)).toMatchObject({ balance: ALLOCATION - 10 - 3, escrowed: 10 })
+    expect(carried.ledger.conservationGap()).toBe(0)
+    // It finishes: finalized at 50 000, due at 70 000; paid in the tail, then settled for good.
+    const done = slow.replica
+    const due = 50_000 + 2 * params.tChallengeMs
+    const paid = timeline.derive({ replicas: [done], nowMs: due })
+    expect(accountView(paid, requester.did)).toMatchObject({ balance: ALLOCATION - 3 - 3, escrowed: 0 })
+    expect(accountView(paid, worker.did)).toMatchObject({
+      balance: ALLOCATION + 3 + 3 - 2 - 2 + 0,
+      pending: 0,
+    })
+    expect(timeline.settle({ replicas: [done], nowMs: due, untilMs: due })).toEqual([slow.thread])
+    expect(timeline.settled).toMatchObject({ carried: 0, threads: 2 })
+    const after = timeline.derive({ replicas: [], nowMs: due })
+    expect(after.ledger.canonical()).toEqual(paid.ledger.canonical())
+    expect(after.ledger.conservationGap()).toBe(0)
+    // Over the same history the full derivation agrees here (no later thread used the held funds).
+    const full = deriveLedger({ replicas: [done, quick.replica], nowMs: due, ...options })
+    expect(full.ledger.canonical()).toEqual(after.ledger.canonical())
+  })
+})

@@ -111,7 +111,18 @@ export interface LedgerTimelineOptions {
    * @default 1 h
    */
   lateWindowMs?: number
+  /**
+   * How long a decided thread that is still open may hold the settled base back. Past it the base
+   * carries the thread: the escrows it opened so far are settled in place (at its DECIDE), and
+   * everything else it does — payouts, refunds, slashes, new escrows — applies after the base,
+   * when it happens, until it seals (§9.6). So one thread left undone cannot keep every later
+   * thread in memory for its whole lifetime. @default 10 min
+   */
+  carryAfterMs?: number
 }
+
+/** Default of {@link LedgerTimelineOptions.carryAfterMs}. */
+export const DEFAULT_CARRY_AFTER_MS = 600_000
 
 /** Counters of a ledger's history. */
 interface Totals {
@@ -173,7 +184,18 @@ class Run {
     return ok
   }
 
-  step(step: Step, nowMs: number, closing: boolean): void {
+  /**
+   * Applies one step. A thread that was carried (`carry`) has its escrows held already: an escrow
+   * op it recorded answers as it did then (held, or refused), without applying anything. With
+   * `carry.onlyEscrows` the thread is being carried now: only its escrows are applied (and
+   * recorded), nothing else, and nothing is reported.
+   */
+  step(
+    step: Step,
+    nowMs: number,
+    closing: boolean,
+    carry?: { escrows: Map<string, boolean>; onlyEscrows: boolean },
+  ): void {
     if (step.rank === 0) {
       this.totals.grants += 1
       this.apply({ op: 'mint', to: step.grant.to, amount: step.grant.amount, reason: 'faucet' })
@@ -185,16 +207,24 @@ class Run {
       return
     }
     this.#current = step.replica.thread
+    const apply =
+      carry === undefined
+        ? this.apply
+        : (op: LedgerOp): boolean => {
+            if (op.op !== 'escrow') return carry.onlyEscrows ? false : this.apply(op)
+            const held = carry.escrows.get(op.id)
+            if (held !== undefined) return held
+            const ok = this.apply(op)
+            if (carry.onlyEscrows) carry.escrows.set(op.id, ok)
+            return ok
+          }
     const report = settleThread(
       step.replica,
-      {
-        escrow: (id) => this.ledger.escrow(id),
-        account: (did) => this.ledger.account(did),
-        apply: this.apply,
-      },
+      { escrow: (id) => this.ledger.escrow(id), account: (did) => this.ledger.account(did), apply },
       { params: this.params, nowMs, closing, ...(this.related ? { related: this.related } : {}) },
     )
     this.#current = undefined
+    if (carry?.onlyEscrows) return
     this.threads.set(step.replica.thread, report)
     if (report.unfunded) {
       this.totals.unfunded += 1
@@ -242,6 +272,11 @@ export class LedgerTimeline {
   #cutMs = Number.NEGATIVE_INFINITY
   readonly #settledGrants = new Set<string>()
   readonly #settledManifests = new Set<string>()
+  /**
+   * Threads the base has passed while they were still open ({@link LedgerTimelineOptions.carryAfterMs}):
+   * per escrow id they opened then, whether it was held. Kept until they seal.
+   */
+  readonly #carried = new Map<string, Map<string, boolean>>()
   /** Threads settled into the base, by their DECIDE time (kept for `lateWindowMs` behind the cut). */
   readonly #settledThreads = new Map<string, number>()
 
@@ -292,9 +327,16 @@ export class LedgerTimeline {
   }
 
   /** Threads settled into the base, those still remembered, and closed escrow ids still held. */
-  get settled(): { threads: number; remembered: number; closedEscrows: number; reputationIds: number } {
+  get settled(): {
+    threads: number
+    carried: number
+    remembered: number
+    closedEscrows: number
+    reputationIds: number
+  } {
     return {
       threads: this.#totals.settledThreads,
+      carried: this.#carried.size,
       remembered: this.#settledThreads.size,
       closedEscrows: this.#base.closedEscrows,
       reputationIds: this.#reputation.size,
@@ -354,13 +396,28 @@ export class LedgerTimeline {
     const replicas = [...input.replicas]
     const settled: string[] = []
     const run = new Run(this.#base, this.#totals, this.params, this.#options.related, undefined)
+    const carryAfter = this.#options.carryAfterMs ?? DEFAULT_CARRY_AFTER_MS
     for (const step of this.#steps(input, replicas)) {
       if (step.atMs > input.untilMs) break
+      let carried: Map<string, boolean> | undefined
       if (step.rank === 2) {
+        const thread = step.replica.thread
+        carried = this.#carried.get(thread)
         const times = threadTimes(step.replica, this.params)
-        if (times === undefined || times.sealMs > input.untilMs) break
+        if (times === undefined || times.sealMs > input.untilMs) {
+          // Carried already: it no longer holds the base back.
+          if (carried) continue
+          if (input.untilMs - step.replica.state.winner!.ts < carryAfter) break
+          // Open too long: its escrows go into the base here, the rest of it later (§9.6).
+          const escrows = new Map<string, boolean>()
+          run.step(step, input.nowMs, false, { escrows, onlyEscrows: true })
+          this.#carried.set(thread, escrows)
+          this.#cutMs = Math.max(this.#cutMs, step.atMs)
+          continue
+        }
       }
-      run.step(step, input.nowMs, false)
+      run.step(step, input.nowMs, false, carried ? { escrows: carried, onlyEscrows: false } : undefined)
+      if (step.rank === 2) this.#carried.delete(step.replica.thread)
       this.#cutMs = Math.max(this.#cutMs, step.atMs)
       if (step.rank === 0) this.#settledGrants.add(step.key)
       else if (step.rank === 1) this.#settledManifests.add(`${step.key}|${step.atMs}`)
@@ -401,7 +458,15 @@ export class LedgerTimeline {
       if (winner !== undefined && this.isSettled(replica.thread, winner.ts)) continue
       noteActivity(lastActiveMs, replica, input.nowMs)
     }
-    for (const step of this.#steps(input, replicas)) run.step(step, input.nowMs, input.closing ?? false)
+    for (const step of this.#steps(input, replicas)) {
+      const carried = step.rank === 2 ? this.#carried.get(step.replica.thread) : undefined
+      run.step(
+        step,
+        input.nowMs,
+        input.closing ?? false,
+        carried ? { escrows: carried, onlyEscrows: false } : undefined,
+      )
+    }
     const network = this.params.network
     const manifests = (input.manifests ?? []).filter(
       (manifest) => manifest.net === undefined || manifest.net === network,
