@@ -365,9 +365,12 @@ export async function createPlanSync(options: PlanSyncOptions): Promise<PlanSync
     byThread.set(thread, state)
     byDoc.set(docId, state)
     state.ready = (async () => {
-      if (repo.storageSubsystem) {
-        await repo.find<PlanDoc>(docId, { allowableStates: ['ready', 'requesting', 'unavailable'] })
-      }
+      // What storage holds of the document is loaded straight into its handle. Not `repo.find`:
+      // it races each load against one promise that never settles, and every such race stays
+      // attached to it, with the loaded document, for the life of the process (a leak of one
+      // document per thread followed).
+      const stored = await repo.storageSubsystem?.loadDocData(docId)
+      if (stored) repo.import<PlanDoc>(stored, { docId })
       // Merging the shared root is a no-op when the document is already held.
       const handle = repo.import<PlanDoc>(start.root, { docId })
       await handle.whenReady()
