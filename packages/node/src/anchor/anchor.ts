@@ -10,12 +10,14 @@
  * await anchor.stop()
  * ```
  */
+
 import { existsSync, mkdirSync } from 'node:fs'
 import type { Server } from 'node:http'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Logger } from 'pino'
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client'
+import type { Agent } from '../../../peer/src/agent/agent.ts'
 import type { ConsensusStore } from '../../../peer/src/core/consensus.ts'
 import { type Genesis, genesisToJson, paramsFromGenesis } from '../../../peer/src/core/genesis.ts'
 import { isOpenPool, type NetworkParams, withPool } from '../../../peer/src/core/thread/params.ts'
@@ -132,7 +134,8 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
     rule: genesis.body.economy.faucet,
     consensus: store,
   })
-  let swarmRef: AnchorSwarm | undefined
+  // The agent, from before the log is replayed into it (the ledger settles during the replay).
+  let agentRef: Agent | undefined
   let stopping = false
   // DECIDEs placed since the ledger was last derived (fed below once the agent exists): funding
   // checks take their budgets off, so the ledger need not be derived again for each one.
@@ -149,14 +152,13 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
     grants,
     genesis: genesis.body.economy,
     genesisVerifiers: genesis.body.pool.verifiers,
-    replicas: () =>
-      swarmRef ? swarmRef.agent.threads().map((thread) => swarmRef!.agent.replica(thread)!) : [],
+    replicas: () => (agentRef ? agentRef.threads().map((thread) => agentRef!.replica(thread)!) : []),
     version: () => log.appended,
     settleHorizonMs: config.settleHorizonMs,
     // Threads settled into the ledger's base leave memory (their envelopes stay in the log).
     onSettled: (replicas) => {
-      if (!swarmRef || stopping) return
-      for (const replica of replicas) swarmRef.agent.retire(replica.thread)
+      if (!agentRef || stopping) return
+      for (const replica of replicas) agentRef.retire(replica.thread)
     },
   })
   // The bootstrap monitor hears of every envelope the agent places (restored ones included).
@@ -179,6 +181,7 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
     },
     allowWebSocketOrigin: (origin) => originAllowed(origin, ownOrigins),
     onAgent: (agent) => {
+      agentRef = agent
       monitor.attach(agent)
       agent.observe((env) => {
         if (env.kind !== 'DECIDE') return
@@ -209,7 +212,6 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
     bootstrap: config.peers,
     onError: (error) => logger.warn({ err: error }, 'agent error'),
   })
-  swarmRef = swarm
   ;(log.undecodable > 0 ? logger.warn.bind(logger) : logger.info.bind(logger))(
     {
       envelopes: replayed,
