@@ -110,7 +110,6 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
     'policy gates loaded',
   )
   // Opened lazily: the swarm replays it in batches, letting settled threads go as it reads.
-  let replayed = 0
   const { log, report: logReport } = await EnvelopeLog.open(config.data, { lazy: true })
   const damaged = logReport.tornBytes > 0 || logReport.quarantined.length > 0 || logReport.undecodable > 0
   ;(damaged ? logger.warn.bind(logger) : logger.info.bind(logger))(
@@ -198,12 +197,7 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
     // Under a NEED flood, NEEDs nobody can pay for leave first (the anchor would never decide them).
     undecidedRank: (need) => (ledger.canFund(need.requester, need.budget) ? 1 : 0),
     log,
-    restored: (function* counted() {
-      for (const env of log.replay()) {
-        replayed += 1
-        yield env
-      }
-    })(),
+    restored: log.replay(),
     onRestored: (untilMs) => ledger.settle(untilMs),
     host: config.host,
     tcpPort: config.p2pPort,
@@ -214,7 +208,7 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
   })
   ;(log.undecodable > 0 ? logger.warn.bind(logger) : logger.info.bind(logger))(
     {
-      envelopes: replayed,
+      envelopes: log.replayed,
       undecodable: log.undecodable,
       threads: swarm.agent.threads().length,
       settled: ledger.settled.threads,

@@ -65,6 +65,7 @@ export class EnvelopeLog {
   #appended = 0
   #replays = 0
   #undecodable = 0
+  #replayed = 0
 
   private constructor(path: string, segments: SegmentLog, ids: Set<Cid>) {
     this.path = path
@@ -158,11 +159,17 @@ export class EnvelopeLog {
       const env = decodeOrKeep(payload, bad)
       if (env === undefined || this.#ids.has(env.id)) continue
       this.#ids.add(env.id)
+      this.#replayed += 1
       yield env
     }
     quarantineUndecodable(this.path, bad, this.#replays)
     this.#replays += 1
     this.#undecodable += bad.length
+  }
+
+  /** Envelopes {@link replay} has handed out so far. */
+  get replayed(): number {
+    return this.#replayed
   }
 
   /** Records replay found not to be envelopes (quarantined). */

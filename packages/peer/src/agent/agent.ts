@@ -915,12 +915,7 @@ export class Agent {
   #after(delayMs: number, action: () => Promise<void>, thread: string): void {
     if (this.#stopped) return
     const clock = this.#options.clock
-    let held = this.#threadTimers.get(thread)
-    if (!held) {
-      held = { cancels: new Set(), duties: new Set() }
-      this.#threadTimers.set(thread, held)
-    }
-    const own = held
+    const own = this.#timersOf(thread)
     const cancel = clock.setTimer(clock.now() + delayMs, async () => {
       this.#timers.delete(cancel)
       own.cancels.delete(cancel)
@@ -1293,7 +1288,7 @@ export class Agent {
   #duty(thread: string, key: string, delayMs: number, act: () => Promise<boolean>, round = 1): void {
     if (this.#duties.has(key)) return
     this.#duties.add(key)
-    this.#dutiesOf(thread).add(key)
+    this.#timersOf(thread).duties.add(key)
     this.#after(
       delayMs,
       async () => {
@@ -1306,14 +1301,14 @@ export class Agent {
     )
   }
 
-  /** The duty keys under way for `thread` (forgotten with it when it is dropped). */
-  #dutiesOf(thread: string): Set<string> {
+  /** The pending timers and duty keys of `thread` (cancelled and forgotten when it is dropped). */
+  #timersOf(thread: string): { cancels: Set<() => void>; duties: Set<string> } {
     let held = this.#threadTimers.get(thread)
     if (!held) {
       held = { cancels: new Set(), duties: new Set() }
       this.#threadTimers.set(thread, held)
     }
-    return held.duties
+    return held
   }
 
   /**
@@ -1454,7 +1449,7 @@ export class Agent {
     const key = `claim:${replica.thread}:${taskId}`
     if (this.#duties.has(key)) return
     this.#duties.add(key)
-    this.#dutiesOf(replica.thread).add(key)
+    this.#timersOf(replica.thread).duties.add(key)
     this.#after(
       this.#options.random.next() * this.tuning.claimBackoffMs,
       async () => {

@@ -279,6 +279,7 @@ export class LedgerTimeline {
   readonly #carried = new Map<string, Map<string, boolean>>()
   /** Threads settled into the base, by their DECIDE time (kept for `lateWindowMs` behind the cut). */
   readonly #settledThreads = new Map<string, number>()
+  #genesisApplied = false
 
   constructor(options: LedgerTimelineOptions) {
     this.params = options.params
@@ -305,8 +306,15 @@ export class LedgerTimeline {
     }
   }
 
+  /** Manifests of this network: one of another counts for nothing here, whoever forgot to check it (A7). */
+  #manifestsOf(input: LedgerInputs): AcceptedManifest[] {
+    const network = this.params.network
+    return (input.manifests ?? []).filter(
+      (manifest) => manifest.net === undefined || manifest.net === network,
+    )
+  }
+
   /** The genesis operations, applied to the base before anything else (once). */
-  #genesisApplied = false
   #ensureGenesis(onOperation: OperationHook | undefined): void {
     if (this.#genesisApplied) return
     this.#genesisApplied = true
@@ -362,16 +370,12 @@ export class LedgerTimeline {
       (input.grants ?? []).filter((grant) => grant.net === network),
       this.#genesis.faucet,
     )
-    // Manifests of another network count for nothing here, whoever forgot to check them (A7).
-    const manifests = (input.manifests ?? []).filter(
-      (manifest) => manifest.net === undefined || manifest.net === network,
-    )
     const steps: Step[] = []
     for (const grant of grants) {
       const key = `${grant.to}|${grant.anchor}|${grant.atMs}`
       if (!this.#settledGrants.has(key)) steps.push({ atMs: grant.atMs, rank: 0, key, grant })
     }
-    for (const manifest of latestManifests(manifests)) {
+    for (const manifest of latestManifests(this.#manifestsOf(input))) {
       const atMs = (manifest as AcceptedManifest).atMs ?? 0
       if (!this.#settledManifests.has(`${manifest.did}|${atMs}`))
         steps.push({ atMs, rank: 1, key: manifest.did, manifest })
@@ -467,14 +471,10 @@ export class LedgerTimeline {
         carried ? { escrows: carried, onlyEscrows: false } : undefined,
       )
     }
-    const network = this.params.network
-    const manifests = (input.manifests ?? []).filter(
-      (manifest) => manifest.net === undefined || manifest.net === network,
-    )
     const nowMs = Number.isFinite(input.nowMs) ? input.nowMs : 0
     const reputation = this.#reputation.scores(nowMs, run.outcomes)
     const pool = poolSnapshot({
-      manifests: latestManifests(manifests),
+      manifests: latestManifests(this.#manifestsOf(input)),
       account: (did) => run.ledger.account(did),
       reputationPerMille: reputation,
       lastActiveMs,

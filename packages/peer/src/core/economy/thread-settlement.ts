@@ -86,6 +86,8 @@ export interface ThreadTimes {
    * fell due). Every escrow still open is refunded then.
    */
   sealMs: number
+  /** Every task of the winning plan is FINAL, finalized before `closeMs` (its budget pays out). */
+  done: boolean
 }
 
 /** The times of a decided thread ({@link ThreadTimes}); undefined while it is undecided. */
@@ -94,30 +96,25 @@ export function threadTimes(replica: ThreadReplica, params: NetworkParams): Thre
   if (winner === undefined) return undefined
   const closeMs = winner.ts + params.threadLifetimeMs
   let latestDueMs = 0
+  let planned = 0
+  let done = true
   for (const task of replica.state.tasks.values()) {
     for (const commit of [...task.pastCommits, ...(task.commit ? [task.commit] : [])]) {
-      const dueMs = payoutDueMs(replica, commit, params)
-      if (dueMs - 2 * params.tChallengeMs < closeMs) latestDueMs = Math.max(latestDueMs, dueMs)
+      if (finalizedAtMs(replica, commit) < closeMs)
+        latestDueMs = Math.max(latestDueMs, payoutDueMs(replica, commit, params))
     }
-  }
-  return {
-    closeMs,
-    sealMs: planDone(replica, params, closeMs) ? latestDueMs : Math.max(closeMs, latestDueMs),
-  }
-}
-
-/** Every task of the winning plan is FINAL, finalized before `closeMs`. */
-function planDone(replica: ThreadReplica, params: NetworkParams, closeMs: number): boolean {
-  const { winner, tasks } = replica.state
-  if (winner === undefined) return false
-  let planned = 0
-  for (const task of tasks.values()) {
     if (task.proposal !== winner.proposal) continue
     planned += 1
-    if (task.state !== 'FINAL' || !task.commit) return false
-    if (payoutDueMs(replica, task.commit, params) - 2 * params.tChallengeMs >= closeMs) return false
+    if (task.state !== 'FINAL' || !task.commit || finalizedAtMs(replica, task.commit) >= closeMs) done = false
   }
-  return planned > 0
+  done &&= planned > 0
+  return { closeMs, sealMs: done ? latestDueMs : Math.max(closeMs, latestDueMs), done }
+}
+
+/** The `ts` of the FINALIZE of a commit (the anchor's clock), +∞ while it is not finalized. */
+function finalizedAtMs(replica: ThreadReplica, commit: CommitInfo): number {
+  const finalize = commit.finalizedBy === undefined ? undefined : replica.get(commit.finalizedBy)
+  return finalize === undefined ? Number.POSITIVE_INFINITY : finalize.ts
 }
 
 /**
@@ -125,8 +122,7 @@ function planDone(replica: ThreadReplica, params: NetworkParams, closeMs: number
  * clock of the anchor that signed the FINALIZE (A6: never a worker's or verifier's `ts`).
  */
 export function payoutDueMs(replica: ThreadReplica, commit: CommitInfo, params: NetworkParams): number {
-  const finalize = commit.finalizedBy === undefined ? undefined : replica.get(commit.finalizedBy)
-  return finalize === undefined ? Number.POSITIVE_INFINITY : finalize.ts + 2 * params.tChallengeMs
+  return finalizedAtMs(replica, commit) + 2 * params.tChallengeMs
 }
 
 function escrowOf(env: Envelope): LedgerOp | undefined {
@@ -187,9 +183,7 @@ export function settleThread(
     (options.closing ?? nowMs === Number.POSITIVE_INFINITY) || (times !== undefined && nowMs >= times.sealMs)
   // Results finalized after the thread's lifetime are not paid (as if never finalized).
   const closeMs = times?.closeMs ?? Number.POSITIVE_INFINITY
-  const inTime = (commit: CommitInfo) =>
-    commit.finalizedBy !== undefined &&
-    payoutDueMs(replica, commit, params) - 2 * params.tChallengeMs < closeMs
+  const inTime = (commit: CommitInfo) => finalizedAtMs(replica, commit) < closeMs
   const related = options.related ?? relatedByPool(replica.state.winner?.pool.entries ?? [])
   const state = replica.state
   const thread = replica.thread
@@ -340,7 +334,7 @@ export function settleThread(
     const planned = winner
       ? [...state.tasks.values()].filter((task) => task.proposal === winner.proposal)
       : []
-    const done = planDone(replica, params, closeMs)
+    const done = times?.done ?? false
     if (done || closing) {
       const payments = done
         ? planned.map((task) => {
