@@ -189,6 +189,27 @@ describe('the verifier pool from manifests', () => {
     expect(kinds).toEqual(expect.arrayContaining(['bounty-spike', 'self-challenge', 'finalized']))
     expect(derived.reputation.get(worker.did)).toBeLessThan(500)
     expect(derived.reputation.get(verifier.did)).toBeGreaterThan(500)
+    // A self-challenge dated far in the future counts as of now, not of its own date.
+    replica.receive(
+      await sign(
+        worker,
+        'CHALLENGE',
+        fixture.thread,
+        {
+          task,
+          commit: commit.id,
+          proof: { ...proof, expected: [fixture.input] },
+          bond: requiredBond(proof),
+        },
+        { ts: 10 ** 13 },
+      ),
+      0,
+    )
+    const nowMs = 5_000_000
+    const dated = deriveLedger({ replicas: [replica], params, nowMs, ...funded(fixture) })
+    const selfChallenges = dated.outcomes.filter((o) => o.kind === 'self-challenge')
+    expect(selfChallenges).toHaveLength(2)
+    expect(Math.max(...selfChallenges.map((o) => o.atMs))).toBeLessThanOrEqual(nowMs)
 
     // The same work with an ordinary bounty and no self-challenge: no abuse recorded.
     const fair = await finalThread({ output, verifyBounty: 2, cost: 3, tag: 78 })

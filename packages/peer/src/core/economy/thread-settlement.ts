@@ -197,7 +197,10 @@ export function settleThread(
     unfunded: false,
     outcomes: [],
   }
-  const outcome = (did: Did, kind: Outcome['kind'], atMs: number) => report.outcomes.push({ did, kind, atMs })
+  // An outcome dated by a sender's `ts` is never later than now: a future date would keep its
+  // points from decaying (and open a reputation period per distinct future date).
+  const outcome = (did: Did, kind: Outcome['kind'], atMs: number) =>
+    report.outcomes.push({ did, kind, atMs: Math.min(atMs, nowMs) })
   const open = new Set<string>()
   // A7: the budget is escrowed when the NEED is decided; an unfunded NEED pays nobody.
   if (state.winner && state.need && state.need.budget > 0) {
