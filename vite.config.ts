@@ -1,11 +1,12 @@
 import { existsSync } from 'node:fs'
 import { playwright } from '@vitest/browser-playwright'
-import { defineConfig, type TestProjectConfiguration } from 'vitest/config'
+import { configDefaults, defineConfig, type TestProjectConfiguration } from 'vitest/config'
 import { CHROMIUM, CHROMIUM_ARGS, CHROMIUM_PERMISSIONS } from './e2e/support/chromium-flags.ts'
 
 /**
  * The test projects (the web app's build config is packages/web/vite.config.ts):
- * - `node`: every package's tests in Node 24, the fuzzer's (fuzz/) and the soak's (soak/);
+ * - `node`: every package's tests in Node 24, the fuzzer's (fuzz/), the soak's (soak/) and the tools';
+ * - `api`: `peer-api.test.ts` in Node, with the small real swarm it joins (test-support/);
  * - `chromium`: the isomorphic peer tests again, in Debian's Chromium (real WebCrypto Ed25519,
  *   the same DAG-CBOR, schemas and core), so that "runs in browsers" is tested, not assumed.
  */
@@ -18,13 +19,29 @@ const ISOMORPHIC_TESTS = [
 ]
 
 /** A real anchor and worker peer for `peer-api.test.ts`, which runs in both projects. */
-const SWARM_SETUP = 'packages/peer/test/setup/swarm.global.ts'
+const SWARM_SETUP = 'test-support/swarm.global.ts'
+const PEER_API_TEST = 'packages/peer/test/peer-api.test.ts'
 
 const projects: TestProjectConfiguration[] = [
   {
     test: {
       name: 'node',
-      include: ['packages/*/test/**/*.test.ts', 'fuzz/**/*.test.ts', 'soak/**/*.test.ts'],
+      include: [
+        'packages/*/test/**/*.test.ts',
+        'fuzz/**/*.test.ts',
+        'soak/**/*.test.ts',
+        'tools/**/*.test.ts',
+      ],
+      exclude: [...configDefaults.exclude, PEER_API_TEST],
+      environment: 'node',
+      testTimeout: 60_000,
+    },
+  },
+  {
+    // The one Node test that needs a running swarm: its own project, so that only it starts one.
+    test: {
+      name: 'api',
+      include: [PEER_API_TEST],
       environment: 'node',
       testTimeout: 60_000,
       globalSetup: [SWARM_SETUP],

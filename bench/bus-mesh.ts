@@ -10,7 +10,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { createServer } from 'node:net'
-import { PeerProcess, randomSeedHex } from '../packages/peer/src/cli/mesh-cluster.ts'
+import { PeerProcess, randomSeedHex } from '@can-swarm/peer/mesh'
 
 const PEERS = Number(process.env.BUS_PEERS ?? 10)
 const log = (line: string) => process.stderr.write(`[bus] ${line}\n`)

@@ -8,7 +8,7 @@
 import { execFileSync } from 'node:child_process'
 import { loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
-import { runScenario } from '../packages/peer/test/net/run-script.ts'
+import { runScenario } from '../test-support/run-script.ts'
 import type { Metric } from './suite.ts'
 
 const DRIVER = fileURLToPath(new URL('./bus-mesh.ts', import.meta.url))

@@ -4,9 +4,9 @@
  * hash check). One warm-up fetch first (the bitswap stream and identify), then the samples.
  */
 import { randomBytes } from 'node:crypto'
-import { createHeliaArtifacts, type HeliaArtifacts } from '../packages/peer/src/artifacts/helia.ts'
-import { createIdentity } from '../packages/peer/src/crypto/ed25519.ts'
-import { createNetwork, type Network } from '../packages/peer/src/net/network.ts'
+import { createIdentity } from '@can-swarm/peer'
+import { createHeliaArtifacts, type HeliaArtifacts } from '@can-swarm/peer/artifacts'
+import { createNetwork, type Network } from '@can-swarm/peer/net'
 
 const ARTIFACT_BYTES = 1024 * 1024
 const SAMPLES = 15

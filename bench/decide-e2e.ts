@@ -6,20 +6,13 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { createIdentity, fetchNetwork, requestCredits, requestDecide } from '@can-swarm/peer'
+import { createBus, createNetwork, type Network } from '@can-swarm/peer/net'
 import { multiaddr } from '@multiformats/multiaddr'
-import { EtcdCluster, etcdAvailable } from '../packages/node/test/consensus/helpers/etcd-cluster.ts'
-import {
-  killAnchors,
-  type StartedAnchor,
-  startAnchorProcess,
-} from '../packages/node/test/helpers/anchor-process.ts'
-import { planQuorum } from '../packages/node/test/helpers/quorum.ts'
-import { createIdentity } from '../packages/peer/src/crypto/ed25519.ts'
-import { requestDecide } from '../packages/peer/src/decide/client.ts'
-import { fetchNetwork, requestCredits } from '../packages/peer/src/join.ts'
-import { createBus } from '../packages/peer/src/net/bus.ts'
-import { createNetwork, type Network } from '../packages/peer/src/net/network.ts'
-import { makeIdentities } from '../packages/peer/test/helpers.ts'
+import { killAnchors, type StartedAnchor, startAnchorProcess } from '../test-support/anchor-process.ts'
+import { makeIdentities } from '../test-support/envelopes.ts'
+import { EtcdCluster, etcdAvailable } from '../test-support/etcd-cluster.ts'
+import { planQuorum } from '../test-support/quorum.ts'
 
 const LISTENERS = 4
 const LATENCY_NEEDS = 100

@@ -7,11 +7,10 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { EmbeddedConsensusStore, EtcdConsensusStore } from '@can-swarm/node'
+import type { ConsensusStore } from '@can-swarm/peer'
 import { Etcd3 } from 'etcd3'
-import { EmbeddedConsensusStore } from '../packages/node/src/consensus/embedded.ts'
-import { EtcdConsensusStore } from '../packages/node/src/consensus/etcd.ts'
-import { ETCD_BIN, EtcdCluster } from '../packages/node/test/consensus/helpers/etcd-cluster.ts'
-import type { ConsensusStore } from '../packages/peer/src/core/consensus.ts'
+import { ETCD_BIN, EtcdCluster } from '../test-support/etcd-cluster.ts'
 
 interface Metric {
   value: number

@@ -4,11 +4,10 @@
  * below the bound (no eviction), in the same run. The ratio is the figure: eviction must cost a
  * constant per NEED, not a scan of every thread held.
  */
-import { Agent } from '../packages/peer/src/agent/agent.ts'
-import { SeededRandom } from '../packages/peer/src/agent/ports.ts'
-import { artifactCid, MemoryArtifactStore } from '../packages/peer/src/core/artifacts.ts'
-import type { Envelope } from '../packages/peer/src/core/types.ts'
-import { makeIdentities, signNeed, testParams } from '../packages/peer/test/helpers.ts'
+
+import type { Envelope } from '@can-swarm/peer'
+import { Agent, artifactCid, MemoryArtifactStore, SeededRandom } from '@can-swarm/peer'
+import { makeIdentities, signNeed, testParams } from '../test-support/envelopes.ts'
 import type { Metric } from './suite.ts'
 
 const HELD = 4096

@@ -5,9 +5,9 @@
  * - `plan_sync_ms`: Automerge plan sync alone (the thread's document, envelope sync off);
  * - `envelope_sync_ms`: envelope sync alone (`/can-swarm/sync/2.0.0`, plan sync off).
  */
-import { createPeer, type Peer, type PeerOptions } from '../packages/peer/src/peer.ts'
-import { claimedThread } from '../packages/peer/test/claimed-thread.ts'
-import { tcpOf } from '../packages/peer/test/peers.ts'
+import { createPeer, type Peer, type PeerOptions } from '@can-swarm/peer'
+import { claimedThread } from '../test-support/claimed-thread.ts'
+import { tcpOf } from '../test-support/peers.ts'
 import type { Metric } from './suite.ts'
 
 const ROUNDS = 3

@@ -6,9 +6,8 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { EmbeddedConsensusStore } from '../packages/node/src/consensus/embedded.ts'
-import { LedgerSequencer } from '../packages/peer/src/core/economy/sequencer.ts'
-import { runSimulation } from '../packages/peer/src/sim/world.ts'
+import { EmbeddedConsensusStore } from '@can-swarm/node'
+import { LedgerSequencer, runSimulation } from '@can-swarm/peer'
 
 const OPERATIONS = 2000
 const ACCOUNTS = 20

@@ -3,19 +3,21 @@
  * gas-metered engine, and the ingress gate measured against Ed25519 envelope verification in the
  * same run (the gate runs on every received envelope, right after verification).
  */
-import { artifactCid } from '../packages/peer/src/core/artifacts.ts'
-import type { Envelope } from '../packages/peer/src/core/types.ts'
-import { PROTOCOL_VERSION } from '../packages/peer/src/core/types.ts'
-import { createIdentity } from '../packages/peer/src/crypto/ed25519.ts'
-import { signEnvelope, verifyEnvelopes } from '../packages/peer/src/crypto/envelopes.ts'
+
+import type { Envelope } from '@can-swarm/peer'
 import {
+  artifactCid,
   capsuleHashOf,
   createCapsule,
+  createIdentity,
   envelopeInput,
   loadPolicyEngine,
   PolicyGates,
-} from '../packages/peer/src/policy/index.ts'
-import { readPolicyBundle } from '../packages/peer/src/policy/node.ts'
+  PROTOCOL_VERSION,
+  signEnvelope,
+  verifyEnvelopes,
+} from '@can-swarm/peer'
+import { readPolicyBundle } from '@can-swarm/peer/node'
 
 interface Metric {
   value: number

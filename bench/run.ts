@@ -1,11 +1,11 @@
 #!/usr/bin/env node
+import { versionLine } from '@can-swarm/peer/node'
 /**
  * `npm run bench -- [names…] [--json FILE]`: runs benchmarks and writes
  * `{"metrics":{name:{"value":…,"unit":…}}}`. Ratios between metrics of one run are the figures to
  * trust on a shared machine; absolute numbers move with load.
  */
 import { Command } from 'commander'
-import { versionLine } from '../packages/peer/src/cli/version.ts'
 import { printMetrics, writeMetrics } from './report.ts'
 import { BENCHMARKS, type Metric } from './suite.ts'
 

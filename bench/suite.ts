@@ -3,21 +3,29 @@
  * of work (not a fixed time) so that runs compare.
  */
 
-import { replayTrace, writeTrace } from '../packages/peer/src/audit/trace.ts'
-import { artifactCid } from '../packages/peer/src/core/artifacts.ts'
-import { decodeEnvelope, encodeEnvelope, signingBytes, threadIdOf } from '../packages/peer/src/core/codec.ts'
-import { BUILTIN_POLICY_HASH } from '../packages/peer/src/core/digest.ts'
-import { networkParams, poolSnapshotOf } from '../packages/peer/src/core/thread/params.ts'
-import { ThreadReplica } from '../packages/peer/src/core/thread/replica.ts'
 import {
   type AnyEnvelope,
+  artifactCid,
+  BUILTIN_POLICY_HASH,
+  createIdentity,
+  decodeEnvelope,
   type Envelope,
+  encodeEnvelope,
+  type Identity,
+  networkParams,
   PROTOCOL_VERSION,
+  poolSnapshotOf,
+  replayTrace,
+  runSimulation,
+  signEnvelope,
+  signingBytes,
   type TaskSpec,
-} from '../packages/peer/src/core/types.ts'
-import { createIdentity, type Identity, verifySignature } from '../packages/peer/src/crypto/ed25519.ts'
-import { signEnvelope, verifyEnvelopes } from '../packages/peer/src/crypto/envelopes.ts'
-import { runSimulation } from '../packages/peer/src/sim/world.ts'
+  ThreadReplica,
+  threadIdOf,
+  verifyEnvelopes,
+  verifySignature,
+  writeTrace,
+} from '@can-swarm/peer'
 import { runBusBenchmark } from './bus.ts'
 import { runCasBenchmark } from './cas.ts'
 import { runDecideBenchmark } from './decide.ts'

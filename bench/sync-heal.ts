@@ -11,16 +11,21 @@
  * index of every envelope into one of the shared ones, each envelope decoded (id recomputed) but
  * neither verified nor folded, with the server's per-peer rate limits lifted.
  */
+
+import type { AnyEnvelope } from '@can-swarm/peer'
+import {
+  artifactCid,
+  createIdentity,
+  createPeer,
+  type Peer,
+  pullEnvelopes,
+  SyncIndex,
+  serveSync,
+} from '@can-swarm/peer'
+import { createNetwork, type Network } from '@can-swarm/peer/net'
 import { multiaddr } from '@multiformats/multiaddr'
-import { artifactCid } from '../packages/peer/src/core/artifacts.ts'
-import type { AnyEnvelope } from '../packages/peer/src/core/types.ts'
-import { createIdentity } from '../packages/peer/src/crypto/ed25519.ts'
-import { createNetwork, type Network } from '../packages/peer/src/net/network.ts'
-import { createPeer, type Peer } from '../packages/peer/src/peer.ts'
-import { pullEnvelopes, serveSync } from '../packages/peer/src/sync/sync.ts'
-import { SyncIndex } from '../packages/peer/src/sync/sync-index.ts'
-import { claimedThread } from '../packages/peer/test/claimed-thread.ts'
-import { tcpOf } from '../packages/peer/test/peers.ts'
+import { claimedThread } from '../test-support/claimed-thread.ts'
+import { tcpOf } from '../test-support/peers.ts'
 import type { Metric } from './suite.ts'
 
 /** Envelopes of a thread both sides hold before the partition. */

@@ -7,10 +7,14 @@
  */
 import '@automerge/automerge'
 import { next as A } from '@automerge/automerge/slim'
-import { encodeEnvelope } from '../packages/peer/src/core/codec.ts'
-import type { AnyEnvelope } from '../packages/peer/src/core/types.ts'
-import { type PlanDoc, planDocumentId, planDocumentStart } from '../packages/peer/src/plan-sync/document.ts'
-import { encodePlanSyncFrame } from '../packages/peer/src/plan-sync/network.ts'
+import type { AnyEnvelope } from '@can-swarm/peer'
+import { encodeEnvelope } from '@can-swarm/peer'
+import {
+  encodePlanSyncFrame,
+  type PlanDoc,
+  planDocumentId,
+  planDocumentStart,
+} from '@can-swarm/peer/plan-sync'
 import { type Item, itemFromValue, itemToValue, text } from './cbor.ts'
 import type { Codec } from './mutate.ts'
 

@@ -10,7 +10,7 @@
  */
 import { getHeapStatistics, setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
-import { CanSwarmError } from '../packages/peer/src/core/errors.ts'
+import { CanSwarmError } from '@can-swarm/peer'
 import { type Codec, cborCodec, hashName, Mutator, Rng } from './mutate.ts'
 
 /** A decoder under test. */

@@ -4,10 +4,10 @@
  * heap. And the oracle itself: decoders that throw untyped errors, stall or hoard heap are caught.
  * `FUZZ_SEED` picks another run seed (the default keeps CI reproducible); `FUZZ_RUNS` more inputs.
  */
+
+import { encodeEnvelope, MalformedEnvelopeError } from '@can-swarm/peer'
 import * as dagCbor from '@ipld/dag-cbor'
 import { describe, expect, it } from 'vitest'
-import { encodeEnvelope } from '../packages/peer/src/core/codec.ts'
-import { MalformedEnvelopeError } from '../packages/peer/src/core/errors.ts'
 import { type Crash, check, type FuzzTarget, fuzzTarget, inputOf } from './engine.ts'
 import { loadCorpus } from './seeds.ts'
 import { TARGETS } from './targets.ts'

@@ -17,16 +17,19 @@ import { Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
+import type { AnchorArtifacts } from '@can-swarm/node'
+import { type HttpOptions, httpRequestListener } from '@can-swarm/node'
+import type { AnyEnvelope } from '@can-swarm/peer'
+import {
+  artifactCid,
+  CanSwarmError,
+  checkCborBudget,
+  didKeyProblem,
+  envelopeToJson,
+  verifyManifest,
+} from '@can-swarm/peer'
 import * as dagCbor from '@ipld/dag-cbor'
 import { Registry } from 'prom-client'
-import type { AnchorArtifacts } from '../packages/node/src/anchor/artifacts.ts'
-import { type HttpOptions, httpRequestListener } from '../packages/node/src/anchor/http.ts'
-import { artifactCid } from '../packages/peer/src/core/artifacts.ts'
-import { checkCborBudget } from '../packages/peer/src/core/cbor-budget.ts'
-import { didKeyProblem, envelopeToJson } from '../packages/peer/src/core/codec.ts'
-import { CanSwarmError } from '../packages/peer/src/core/errors.ts'
-import type { AnyEnvelope } from '../packages/peer/src/core/types.ts'
-import { verifyManifest } from '../packages/peer/src/crypto/manifest.ts'
 import { type Item, parseItem } from './cbor.ts'
 import { Refused } from './engine.ts'
 

@@ -7,8 +7,8 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname } from 'node:path'
+import { versionLine } from '@can-swarm/peer/node'
 import { Command, InvalidArgumentError } from 'commander'
-import { versionLine } from '../packages/peer/src/cli/version.ts'
 import { type Crash, check, fuzzMetrics, TIME_LIMIT_MS } from './engine.ts'
 import { fuzzTargets, TARGET_NAMES, TARGETS } from './targets.ts'
 

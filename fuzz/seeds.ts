@@ -8,19 +8,31 @@
  * between them sign nearly every kind of the protocol the way live peers do.
  */
 import { readFileSync } from 'node:fs'
-import { decodeEnvelope, encodeEnvelope, envelopeToJson, sha256Hex } from '../packages/peer/src/core/codec.ts'
-import { genesisBody, genesisToJson } from '../packages/peer/src/core/genesis.ts'
-import { buildThreadTree } from '../packages/peer/src/core/thread/merkle.ts'
-import type { AnyEnvelope } from '../packages/peer/src/core/types.ts'
-import { createIdentity, type Identity } from '../packages/peer/src/crypto/ed25519.ts'
-import { signGenesis } from '../packages/peer/src/crypto/genesis.ts'
-import { signManifest } from '../packages/peer/src/crypto/manifest.ts'
-import { encodeRequest, encodeResponse } from '../packages/peer/src/decide/protocol.ts'
-import { encodeFrame } from '../packages/peer/src/net/frame.ts'
-import { type BundleManifest, createCapsule, encodeCapsule } from '../packages/peer/src/policy/capsule.ts'
-import { runSimulation } from '../packages/peer/src/sim/world.ts'
-import { encodeSyncRequest, encodeSyncResponse } from '../packages/peer/src/sync/protocol.ts'
-import { compareKeys, type SyncKeyed } from '../packages/peer/src/sync/sync-index.ts'
+import type { AnyEnvelope } from '@can-swarm/peer'
+import {
+  type BundleManifest,
+  buildThreadTree,
+  compareKeys,
+  createCapsule,
+  createIdentity,
+  decodeEnvelope,
+  encodeCapsule,
+  encodeEnvelope,
+  encodeRequest,
+  encodeResponse,
+  encodeSyncRequest,
+  encodeSyncResponse,
+  envelopeToJson,
+  genesisBody,
+  genesisToJson,
+  type Identity,
+  runSimulation,
+  type SyncKeyed,
+  sha256Hex,
+  signGenesis,
+  signManifest,
+} from '@can-swarm/peer'
+import { encodeFrame } from '@can-swarm/peer/net'
 
 /** Envelopes kept per kind (enough variety, few enough that each seed is mutated often). */
 const PER_KIND = 3

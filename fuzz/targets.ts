@@ -7,22 +7,31 @@
  */
 import '@automerge/automerge'
 import { next as A } from '@automerge/automerge/slim'
-import { decodeEnvelope, envelopeFromJson } from '../packages/peer/src/core/codec.ts'
-import { genesisFromJson } from '../packages/peer/src/core/genesis.ts'
-import { decodeInnerNode, decodeThreadRoot } from '../packages/peer/src/core/thread/merkle.ts'
-import { verifyGenesis } from '../packages/peer/src/crypto/genesis.ts'
-import { manifestFromJson, verifyManifest } from '../packages/peer/src/crypto/manifest.ts'
-import { decodeRequest, decodeResponse } from '../packages/peer/src/decide/protocol.ts'
-import { decodeFrame } from '../packages/peer/src/net/frame.ts'
+import {
+  decodeCapsule,
+  decodeEnvelope,
+  decodeInnerNode,
+  decodeRequest,
+  decodeResponse,
+  decodeSyncRequest,
+  decodeSyncResponse,
+  decodeThreadRoot,
+  envelopeFromJson,
+  genesisFromJson,
+  manifestFromJson,
+  verifyCapsule,
+  verifyGenesis,
+  verifyManifest,
+} from '@can-swarm/peer'
+import { decodeFrame } from '@can-swarm/peer/net'
 import {
   DEFAULT_PLAN_DOC_LIMITS,
+  decodePlanSyncFrame,
   type PlanDoc,
+  PlanSyncFrameError,
   planDocumentStart,
   syncMessageProblem,
-} from '../packages/peer/src/plan-sync/document.ts'
-import { decodePlanSyncFrame, PlanSyncFrameError } from '../packages/peer/src/plan-sync/network.ts'
-import { decodeCapsule, verifyCapsule } from '../packages/peer/src/policy/capsule.ts'
-import { decodeSyncRequest, decodeSyncResponse } from '../packages/peer/src/sync/protocol.ts'
+} from '@can-swarm/peer/plan-sync'
 import { automergeCodec, planSyncSeeds } from './automerge.ts'
 import { type FuzzOptions, type FuzzTarget, fuzzTarget, Refused, type TargetReport } from './engine.ts'
 import { httpHarness } from './http.ts'

@@ -21,7 +21,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { loadPolicyEngine } from '../packages/peer/src/policy/engine.ts'
+import { loadPolicyEngine } from '@can-swarm/peer'
 
 /** The pinned Open Policy Agent version (DESIGN.md). */
 const OPA_VERSION = 'v1.22.3'

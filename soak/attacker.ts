@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { versionLine } from '@can-swarm/peer/node'
 /**
  * `node soak/attacker.ts <kinds> <anchor-url> <multiaddr> --net <id>`: one hostile process of the
  * soak (see attacks.ts). It rotates through `kinds` (comma-separated), `--phase-ms` each, starting
@@ -6,7 +7,6 @@
  * every 2 s and when it stops (SIGTERM, or `--duration-ms` passed, or its parent gone).
  */
 import { Command, InvalidArgumentError } from 'commander'
-import { versionLine } from '../packages/peer/src/cli/version.ts'
 import { ATTACK_KINDS, ATTACKS, type AttackKind, Counters } from './attacks.ts'
 
 const number = (name: string, min: number) => (value: string) => {

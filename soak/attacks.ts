@@ -23,31 +23,28 @@
  *   which peers without the policy gate take and relay, and the anchor denies.
  */
 import { connect, type Socket } from 'node:net'
-import type { Stream } from '@libp2p/interface'
-import { lpStream } from '@libp2p/utils'
-import { multiaddr } from '@multiformats/multiaddr'
-import { forge, gossipRaw, type HostileNode } from '../packages/node/test/helpers/hostile.ts'
-import { artifactCid } from '../packages/peer/src/core/artifacts.ts'
-import type { AnyEnvelope, Envelope } from '../packages/peer/src/core/types.ts'
-import { createIdentity, type LocalIdentity } from '../packages/peer/src/crypto/ed25519.ts'
+import type { AnyEnvelope, Envelope } from '@can-swarm/peer'
 import {
+  artifactCid,
+  createIdentity,
   DECIDE_PROTOCOL,
   decodeResponse,
-  MAX_MESSAGE_BYTES as MAX_DECIDE_BYTES,
-} from '../packages/peer/src/decide/protocol.ts'
-import { createBus } from '../packages/peer/src/net/bus.ts'
-import { createNetwork, type Network } from '../packages/peer/src/net/network.ts'
-import { allShardTopics } from '../packages/peer/src/net/topics.ts'
-import {
   decodeSyncResponse,
   encodeSyncRequest,
+  type LocalIdentity,
+  MAX_MESSAGE_BYTES as MAX_DECIDE_BYTES,
   MAX_RANGES_PER_REQUEST,
   MAX_SYNC_MESSAGE_BYTES,
   MAX_SYNC_REQUEST_BYTES,
   SYNC_PROTOCOL,
   type SyncRequest,
-} from '../packages/peer/src/sync/protocol.ts'
-import { signNeed } from '../packages/peer/test/helpers.ts'
+} from '@can-swarm/peer'
+import { allShardTopics, createBus, createNetwork, type Network } from '@can-swarm/peer/net'
+import type { Stream } from '@libp2p/interface'
+import { lpStream } from '@libp2p/utils'
+import { multiaddr } from '@multiformats/multiaddr'
+import { signNeed } from '../test-support/envelopes.ts'
+import { forge, gossipRaw, type HostileNode } from '../test-support/hostile.ts'
 
 export const ATTACK_KINDS = ['flood', 'bombs', 'http', 'sync', 'squat', 'poison'] as const
 export type AttackKind = (typeof ATTACK_KINDS)[number]

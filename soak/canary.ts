@@ -5,9 +5,8 @@
  * FINAL. A tick that finds `maxInFlight` NEEDs still open posts nothing and is counted as skipped:
  * the canary fell behind.
  */
-import type { Agent } from '../packages/peer/src/agent/agent.ts'
-import { requestCredits } from '../packages/peer/src/join.ts'
-import type { Peer } from '../packages/peer/src/peer.ts'
+import type { Agent, Peer } from '@can-swarm/peer'
+import { requestCredits } from '@can-swarm/peer'
 
 /** Whether every task of a thread's winning plan is FINAL (false while undecided). */
 export function isThreadFinal(agent: Agent, thread: string): boolean {

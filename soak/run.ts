@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { versionLine } from '@can-swarm/peer/node'
 /**
  * `npm run soak -- [--minutes M] [--attackers N] [--json FILE]`: a real anchor, an honest canary
  * and N hostile processes for M minutes (see soak.ts). Progress goes to stderr every ~10 s, the
@@ -8,8 +9,7 @@
  */
 import { Command, InvalidArgumentError } from 'commander'
 import { printMetrics, writeMetrics } from '../bench/report.ts'
-import { killAnchors } from '../packages/node/test/helpers/anchor-process.ts'
-import { versionLine } from '../packages/peer/src/cli/version.ts'
+import { killAnchors } from '../test-support/anchor-process.ts'
 import { ATTACK_KINDS, type AttackKind, DEFAULT_ATTACK_KINDS } from './attacks.ts'
 import { runSoak } from './soak.ts'
 

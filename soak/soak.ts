@@ -14,16 +14,10 @@ import { lstat, mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
+import { createIdentity, createPeer, fetchNetwork, type Peer, requestCredits } from '@can-swarm/peer'
 import { AnchorInspector, rssMb, withInspector } from '../bench/anchor-probe.ts'
 import type { Metric } from '../bench/report.ts'
-import {
-  killAnchors,
-  type StartedAnchor,
-  startAnchorProcess,
-} from '../packages/node/test/helpers/anchor-process.ts'
-import { createIdentity } from '../packages/peer/src/crypto/ed25519.ts'
-import { fetchNetwork, requestCredits } from '../packages/peer/src/join.ts'
-import { createPeer, type Peer } from '../packages/peer/src/peer.ts'
+import { killAnchors, type StartedAnchor, startAnchorProcess } from '../test-support/anchor-process.ts'
 import { type AttackKind, DEFAULT_ATTACK_KINDS } from './attacks.ts'
 import { Canary, type CanaryStats, percentile } from './canary.ts'
 

@@ -1,10 +1,7 @@
 /** Starts and stops real anchor processes (`node packages/node`) for browser tests and benchmarks. */
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import {
-  type StartedAnchor,
-  startAnchorProcess as startAnchor,
-} from '../../packages/node/test/helpers/anchor-process.ts'
+import { type StartedAnchor, startAnchorProcess as startAnchor } from '../../test-support/anchor-process.ts'
 
 /** The repository root. */
 export const ROOT = join(import.meta.dirname, '..', '..')
@@ -13,7 +10,7 @@ export const ROOT = join(import.meta.dirname, '..', '..')
 export type RunningAnchor = StartedAnchor
 
 /** A free TCP port on 127.0.0.1 (the etcd test harness's helper). */
-export { freePort } from '../../packages/node/test/consensus/helpers/etcd-cluster.ts'
+export { freePort } from '../../test-support/etcd-cluster.ts'
 
 /** Options of {@link startAnchorProcess}. */
 export interface AnchorProcessOptions {

@@ -6,10 +6,10 @@
  */
 import { mkdirSync } from 'node:fs'
 import { resolve } from 'node:path'
+import { CanSwarmError } from '@can-swarm/peer'
+import { versionLine } from '@can-swarm/peer/node'
 import { Command, Option } from 'commander'
 import pino from 'pino'
-import { versionLine } from '../../peer/src/cli/version.ts'
-import { CanSwarmError } from '../../peer/src/core/errors.ts'
 import { startAnchor } from './anchor/anchor.ts'
 import { DEFAULT_CONFIG, LOG_LEVELS, resolveConfig } from './anchor/config.ts'
 import { createGenesisFile } from './anchor/genesis.ts'

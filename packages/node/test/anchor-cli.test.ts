@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { killAnchors, startAnchorProcess } from './helpers/anchor-process.ts'
+import { killAnchors, startAnchorProcess } from '../../../test-support/anchor-process.ts'
 
 const root = join(import.meta.dirname, '..', '..', '..')
 const node = process.execPath

@@ -6,16 +6,14 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import type { AnyEnvelope } from '@can-swarm/peer'
+import { createIdentity, fetchNetwork, requestCredits, requestDecide } from '@can-swarm/peer'
+import { createNetwork, type Network } from '@can-swarm/peer/net'
 import { multiaddr } from '@multiformats/multiaddr'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { AnyEnvelope } from '../../peer/src/core/types.ts'
-import { createIdentity } from '../../peer/src/crypto/ed25519.ts'
-import { requestDecide } from '../../peer/src/decide/client.ts'
-import { fetchNetwork, requestCredits } from '../../peer/src/join.ts'
-import { createNetwork, type Network } from '../../peer/src/net/network.ts'
-import { makeIdentities } from '../../peer/test/helpers.ts'
-import { killAnchors, type StartedAnchor, startAnchorProcess } from './helpers/anchor-process.ts'
-import { type PlanQuorum, planQuorum } from './helpers/quorum.ts'
+import { killAnchors, type StartedAnchor, startAnchorProcess } from '../../../test-support/anchor-process.ts'
+import { makeIdentities } from '../../../test-support/envelopes.ts'
+import { type PlanQuorum, planQuorum } from '../../../test-support/quorum.ts'
 
 let dir: string
 let network: Network | undefined

@@ -1,11 +1,10 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fetchNetwork, requestCredits, signManifest } from '@can-swarm/peer'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { signManifest } from '../../peer/src/crypto/manifest.ts'
-import { fetchNetwork, requestCredits } from '../../peer/src/join.ts'
-import { makeIdentities } from '../../peer/test/helpers.ts'
-import { killAnchors, startAnchorProcess } from './helpers/anchor-process.ts'
+import { killAnchors, startAnchorProcess } from '../../../test-support/anchor-process.ts'
+import { makeIdentities } from '../../../test-support/envelopes.ts'
 
 let dir: string
 

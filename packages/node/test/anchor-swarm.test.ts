@@ -1,20 +1,24 @@
 import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import type { AnyEnvelope } from '@can-swarm/peer'
+import {
+  createIdentity,
+  createPeer,
+  fetchNetwork,
+  type Peer,
+  requestCredits,
+  requestDecide,
+  verifyEnvelope,
+} from '@can-swarm/peer'
+import { createNetwork, type Network } from '@can-swarm/peer/net'
 import { multiaddr } from '@multiformats/multiaddr'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { AnyEnvelope } from '../../peer/src/core/types.ts'
-import { createIdentity } from '../../peer/src/crypto/ed25519.ts'
-import { verifyEnvelope } from '../../peer/src/crypto/envelopes.ts'
-import { requestDecide } from '../../peer/src/decide/client.ts'
-import { fetchNetwork, requestCredits } from '../../peer/src/join.ts'
-import { createNetwork, type Network } from '../../peer/src/net/network.ts'
-import { createPeer, type Peer } from '../../peer/src/peer.ts'
-import { makeIdentities } from '../../peer/test/helpers.ts'
-import { until } from '../../peer/test/peers.ts'
+import { killAnchors, startAnchorProcess } from '../../../test-support/anchor-process.ts'
+import { makeIdentities } from '../../../test-support/envelopes.ts'
+import { until } from '../../../test-support/peers.ts'
+import { planQuorum } from '../../../test-support/quorum.ts'
 import { EnvelopeLog } from '../src/anchor/log.ts'
-import { killAnchors, startAnchorProcess } from './helpers/anchor-process.ts'
-import { planQuorum } from './helpers/quorum.ts'
 
 let dir: string
 const networks: Network[] = []

@@ -1,13 +1,11 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { createIdentity, createPeer, fetchNetwork, type Peer, requestCredits } from '@can-swarm/peer'
 import { multiaddr } from '@multiformats/multiaddr'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createIdentity } from '../../peer/src/crypto/ed25519.ts'
-import { fetchNetwork, requestCredits } from '../../peer/src/join.ts'
-import { createPeer, type Peer } from '../../peer/src/peer.ts'
-import { until } from '../../peer/test/peers.ts'
-import { killAnchors, type StartedAnchor, startAnchorProcess } from './helpers/anchor-process.ts'
+import { killAnchors, type StartedAnchor, startAnchorProcess } from '../../../test-support/anchor-process.ts'
+import { until } from '../../../test-support/peers.ts'
 
 let dir: string
 let anchor: StartedAnchor | undefined

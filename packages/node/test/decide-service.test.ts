@@ -5,18 +5,21 @@
  * refused at once while the slow request that holds them waits — all with `QUOTA_EXCEEDED` or
  * `MALFORMED_ENVELOPE`, never by the process running out of memory.
  */
+
+import {
+  Agent,
+  createIdentity,
+  DECIDE_PROTOCOL,
+  decodeResponse,
+  MemoryArtifactStore,
+  MemoryConsensusStore,
+  SeededRandom,
+} from '@can-swarm/peer'
+import { createNetwork, type Network, systemClock } from '@can-swarm/peer/net'
 import type { Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { Agent } from '../../peer/src/agent/agent.ts'
-import { SeededRandom } from '../../peer/src/agent/ports.ts'
-import { MemoryArtifactStore } from '../../peer/src/core/artifacts.ts'
-import { MemoryConsensusStore } from '../../peer/src/core/consensus.ts'
-import { createIdentity } from '../../peer/src/crypto/ed25519.ts'
-import { DECIDE_PROTOCOL, decodeResponse } from '../../peer/src/decide/protocol.ts'
-import { systemClock } from '../../peer/src/net/agent-bus.ts'
-import { createNetwork, type Network } from '../../peer/src/net/network.ts'
-import { testParams } from '../../peer/test/helpers.ts'
+import { testParams } from '../../../test-support/envelopes.ts'
 import { serveDecide } from '../src/anchor/decide-service.ts'
 
 const base = { webRTC: false, pubsubDiscovery: false, reputationPingMs: 0, listen: ['/ip4/127.0.0.1/tcp/0'] }

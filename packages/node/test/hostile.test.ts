@@ -11,28 +11,32 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { multiaddr } from '@multiformats/multiaddr'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { envelopeFromJson, threadIdOf } from '../../peer/src/core/codec.ts'
-import { BUILTIN_POLICY_HASH } from '../../peer/src/core/digest.ts'
-import type { NetworkParams } from '../../peer/src/core/thread/params.ts'
-import { poolSnapshotOf } from '../../peer/src/core/thread/params.ts'
-import { ThreadReplica } from '../../peer/src/core/thread/replica.ts'
+import type { NetworkParams } from '@can-swarm/peer'
 import {
   type AnyEnvelope,
+  BUILTIN_POLICY_HASH,
+  createIdentity,
+  createPeer,
   type Envelope,
+  envelopeFromJson,
+  fetchNetwork,
+  type LocalIdentity,
   MAX_EPOCH,
   MAX_LAMPORT,
+  type Peer,
   PROTOCOL_VERSION,
-} from '../../peer/src/core/types.ts'
-import { createIdentity, type LocalIdentity } from '../../peer/src/crypto/ed25519.ts'
-import { signManifest } from '../../peer/src/crypto/manifest.ts'
-import { requestDecide } from '../../peer/src/decide/client.ts'
-import { fetchNetwork, requestCredits } from '../../peer/src/join.ts'
-import { createPeer, type Peer } from '../../peer/src/peer.ts'
-import { freePort } from './consensus/helpers/etcd-cluster.ts'
-import { killAnchors, type StartedAnchor, startAnchorProcess } from './helpers/anchor-process.ts'
-import { forge, gossipRaw, type HostileNode, hostileNode, sybil } from './helpers/hostile.ts'
+  poolSnapshotOf,
+  requestCredits,
+  requestDecide,
+  signManifest,
+  ThreadReplica,
+  threadIdOf,
+} from '@can-swarm/peer'
+import { multiaddr } from '@multiformats/multiaddr'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { killAnchors, type StartedAnchor, startAnchorProcess } from '../../../test-support/anchor-process.ts'
+import { freePort } from '../../../test-support/etcd-cluster.ts'
+import { forge, gossipRaw, type HostileNode, hostileNode, sybil } from '../../../test-support/hostile.ts'
 
 const CHALLENGE_WINDOW_MS = 1500
 let dir: string

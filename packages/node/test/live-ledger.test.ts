@@ -4,11 +4,12 @@
  * decided since the last derivation (no overspending from a stale ledger) without counting those in
  * flight twice; new grants are seen at once.
  */
+
+import type { NetworkParams } from '@can-swarm/peer'
+import { ThreadReplica } from '@can-swarm/peer'
 import { describe, expect, it } from 'vitest'
-import type { NetworkParams } from '../../peer/src/core/thread/params.ts'
-import { ThreadReplica } from '../../peer/src/core/thread/replica.ts'
-import { decidedOpening } from '../../peer/test/decided-thread.ts'
-import { makeIdentities, testParams } from '../../peer/test/helpers.ts'
+import { decidedOpening } from '../../../test-support/decided-thread.ts'
+import { makeIdentities, testParams } from '../../../test-support/envelopes.ts'
 import { type DecidedNeed, LiveLedger } from '../src/anchor/economy.ts'
 
 const INPUT = 'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'

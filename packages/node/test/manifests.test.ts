@@ -9,10 +9,10 @@ import { appendFileSync, existsSync, readFileSync, statSync, writeFileSync } fro
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import type { Identity } from '@can-swarm/peer'
+import { signManifest } from '@can-swarm/peer'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { Identity } from '../../peer/src/crypto/ed25519.ts'
-import { signManifest } from '../../peer/src/crypto/manifest.ts'
-import { makeIdentities, TEST_NET } from '../../peer/test/helpers.ts'
+import { makeIdentities, TEST_NET } from '../../../test-support/envelopes.ts'
 import { ManifestStore } from '../src/anchor/manifests.ts'
 
 let dir: string

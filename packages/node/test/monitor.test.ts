@@ -1,7 +1,6 @@
+import type { Agent, AnyEnvelope } from '@can-swarm/peer'
+import { networkParams } from '@can-swarm/peer'
 import { describe, expect, it } from 'vitest'
-import type { Agent } from '../../peer/src/agent/agent.ts'
-import { networkParams } from '../../peer/src/core/thread/params.ts'
-import type { AnyEnvelope } from '../../peer/src/core/types.ts'
 import { BootstrapMonitor } from '../src/anchor/monitor.ts'
 
 const pool = Array.from({ length: 12 }, (_, i) => `did:key:z6Mkpool${String(i).padStart(2, '0')}`)

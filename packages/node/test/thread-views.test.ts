@@ -3,12 +3,11 @@
  * only the new envelopes, other threads' envelopes cost nothing, a replaced replica is re-read, and
  * the texts are bounded.
  */
+
+import type { AnyEnvelope, ThreadReplica } from '@can-swarm/peer'
+import { artifactCid, envelopeToJson } from '@can-swarm/peer'
 import { describe, expect, it } from 'vitest'
-import { artifactCid } from '../../peer/src/core/artifacts.ts'
-import { envelopeToJson } from '../../peer/src/core/codec.ts'
-import type { ThreadReplica } from '../../peer/src/core/thread/replica.ts'
-import type { AnyEnvelope } from '../../peer/src/core/types.ts'
-import { makeIdentities, sign } from '../../peer/test/helpers.ts'
+import { makeIdentities, sign } from '../../../test-support/envelopes.ts'
 import { ThreadViews } from '../src/anchor/thread-views.ts'
 
 /** A stand-in replica: its envelopes in log order and their number, as ThreadReplica has them. */

@@ -5,6 +5,7 @@
  */
 import fc from 'fast-check'
 import { beforeAll, describe, expect, it } from 'vitest'
+import { makeIdentities, sign, signNeed, testParams } from '../../../test-support/envelopes.ts'
 import { Agent, type AgentOptions, type FundingCheck } from '../src/agent/agent.ts'
 import { type AgentClock, SeededRandom } from '../src/agent/ports.ts'
 import { artifactCid, MemoryArtifactStore } from '../src/core/artifacts.ts'
@@ -13,7 +14,6 @@ import { InvalidArgumentError } from '../src/core/errors.ts'
 import { type NetworkParams, poolSnapshotOf } from '../src/core/thread/params.ts'
 import type { AnyEnvelope, Envelope } from '../src/core/types.ts'
 import type { Identity } from '../src/crypto/ed25519.ts'
-import { makeIdentities, sign, signNeed, testParams } from './helpers.ts'
 
 const input = artifactCid(new TextEncoder().encode('a b a'))
 /** The id of a network other than the test network. */

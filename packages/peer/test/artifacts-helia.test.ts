@@ -11,6 +11,7 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { makeIdentities, sign } from '../../../test-support/envelopes.ts'
 import { createHeliaArtifacts, type HeliaArtifacts, MAX_ARTIFACT_BYTES } from '../src/artifacts/helia.ts'
 import { openArtifactStorage } from '../src/artifacts/storage.ts'
 import { fetchThreadEnvelope, storeThreadTree } from '../src/artifacts/thread-tree.ts'
@@ -19,7 +20,6 @@ import { OversizedArtifactError, QuotaExceededError } from '../src/core/errors.t
 import { verifyInclusion } from '../src/core/thread/merkle.ts'
 import { createIdentity } from '../src/crypto/ed25519.ts'
 import { createNetwork, type Network } from '../src/net/network.ts'
-import { makeIdentities, sign } from './helpers.ts'
 
 const started: Array<{ stop(): Promise<void> }> = []
 let dir: string

@@ -6,12 +6,12 @@
 import { decode, encode } from '@ipld/dag-cbor'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
+import { decidedOpening } from '../../../test-support/decided-thread.ts'
+import { makeIdentities, testParams } from '../../../test-support/envelopes.ts'
 import { decodeEnvelope, encodeEnvelope } from '../src/core/codec.ts'
 import { compactDecoded, Interner } from '../src/core/compact.ts'
 import { poolSnapshotOf } from '../src/core/thread/params.ts'
 import type { Envelope } from '../src/core/types.ts'
-import { decidedOpening } from './decided-thread.ts'
-import { makeIdentities, testParams } from './helpers.ts'
 
 const pool = await makeIdentities(3, 40)
 const [vA, vB, vC] = pool.map((identity) => identity.did) as [string, string, string]

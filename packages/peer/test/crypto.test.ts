@@ -2,6 +2,7 @@ import * as ed from '@noble/ed25519'
 import { sha512 } from '@noble/hashes/sha2.js'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
+import { TEST_NET, testParams } from '../../../test-support/envelopes.ts'
 import { computeEnvelopeId, decodeEnvelope, encodeEnvelope, signingBytes } from '../src/core/codec.ts'
 import {
   BadSignatureError,
@@ -33,7 +34,6 @@ import { signEnvelope, verifyEnvelope, verifyEnvelopes } from '../src/crypto/env
 import { addGenesisSignature, signGenesis, verifyGenesis } from '../src/crypto/genesis.ts'
 import { signGrant, verifyGrant } from '../src/crypto/grants.ts'
 import { arbEnvelopeUnsigned } from './arbitraries.ts'
-import { TEST_NET, testParams } from './helpers.ts'
 
 /** An envelope id standing for the PROPOSE that embedded plan votes name. */
 const PROPOSAL = 'bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku'

@@ -4,13 +4,14 @@
  * carries `outputs` as given (the honest result or not), so economy tests can settle right and
  * wrong work. The decider is the network's one anchor: it decides, grants and finalizes.
  */
+
+import { decidedOpening, taskOf } from '../../../test-support/decided-thread.ts'
+import { makeIdentities, sign, testParams } from '../../../test-support/envelopes.ts'
 import { MemoryArtifactStore } from '../src/core/artifacts.ts'
 import type { NetworkParams } from '../src/core/thread/params.ts'
 import { ThreadReplica } from '../src/core/thread/replica.ts'
 import type { AnyEnvelope, Cid, Envelope } from '../src/core/types.ts'
 import type { Identity } from '../src/crypto/ed25519.ts'
-import { decidedOpening, taskOf } from './decided-thread.ts'
-import { makeIdentities, sign, testParams } from './helpers.ts'
 
 export interface FinalThread {
   requester: Identity

@@ -5,13 +5,13 @@
  * A worker asks at most the plan's price, and the plan's price bounds what the budget pays.
  */
 import { describe, expect, it } from 'vitest'
+import { makeIdentities, sign } from '../../../test-support/envelopes.ts'
 import { wordFrequencyCapability } from '../src/agent/capabilities.ts'
 import { compareEnvelopes } from '../src/core/codec.ts'
 import { deriveLedger } from '../src/core/economy/derive.ts'
 import type { AnyEnvelope, Envelope } from '../src/core/types.ts'
 import type { Identity } from '../src/crypto/ed25519.ts'
 import { finalThread } from './final-thread.ts'
-import { makeIdentities, sign } from './helpers.ts'
 
 const right = () => wordFrequencyCapability([new TextEncoder().encode('a b a')])
 const telemetry = { cpuMs: 1, wallMs: 1, memoryBytes: 0, inputBytes: 5, outputBytes: 1 }

@@ -5,13 +5,13 @@
  * faucet's grant or its refusal in words.
  */
 import { beforeAll, describe, expect, it } from 'vitest'
+import { makeIdentities, testParams } from '../../../test-support/envelopes.ts'
 import { type Genesis, genesisBody, genesisToJson } from '../src/core/genesis.ts'
 import { poolSnapshotOf } from '../src/core/thread/params.ts'
 import type { Identity } from '../src/crypto/ed25519.ts'
 import { signGenesis } from '../src/crypto/genesis.ts'
 import { signGrant } from '../src/crypto/grants.ts'
 import { fetchNetwork, requestCredits } from '../src/join.ts'
-import { makeIdentities, testParams } from './helpers.ts'
 
 const ANCHOR_URL = 'http://anchor.test:7700/'
 

@@ -4,12 +4,12 @@
  * batched frames arrive whole; close() stops delivery.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { sign, signNeed } from '../../../test-support/envelopes.ts'
 import type { AnyEnvelope } from '../src/core/types.ts'
 import { createIdentity, type LocalIdentity } from '../src/crypto/ed25519.ts'
 import { createBus, type GossipBus } from '../src/net/bus.ts'
 import { createNetwork, type Network } from '../src/net/network.ts'
 import { capabilityTopic } from '../src/net/topics.ts'
-import { sign, signNeed } from './helpers.ts'
 
 const base = { webRTC: false, pubsubDiscovery: false, reputationPingMs: 0, listen: ['/ip4/127.0.0.1/tcp/0'] }
 

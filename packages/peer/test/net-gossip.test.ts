@@ -6,7 +6,7 @@
  */
 import { fileURLToPath } from 'node:url'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { runScenario } from './net/run-script.ts'
+import { runScenario } from '../../../test-support/run-script.ts'
 
 interface PeerResult {
   index: number

@@ -2,13 +2,13 @@
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { describe, expect, it } from 'vitest'
+import { TEST_NET } from '../../../test-support/envelopes.ts'
 import { BUILTIN_POLICY_HASH } from '../src/core/digest.ts'
 import { PROTOCOL_VERSION } from '../src/core/types.ts'
 import { createIdentity } from '../src/crypto/ed25519.ts'
 import { signEnvelope } from '../src/crypto/envelopes.ts'
 import { didFromPeerId, libp2pKeyFromIdentity, peerIdFromDid } from '../src/net/identity.ts'
 import { createNetwork } from '../src/net/network.ts'
-import { TEST_NET } from './helpers.ts'
 
 describe('peer identity', () => {
   it('derives the libp2p key from the agent seed', async () => {

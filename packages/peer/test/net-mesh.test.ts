@@ -5,7 +5,7 @@
 import { execFileSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
-import { runScenario } from './net/run-script.ts'
+import { runScenario } from '../../../test-support/run-script.ts'
 
 const MESH = fileURLToPath(new URL('../src/cli/mesh.ts', import.meta.url))
 

@@ -5,6 +5,7 @@
  * never throttled, and a forwarding peer over its budget is refused before any signature check.
  */
 import { afterAll, describe, expect, it } from 'vitest'
+import { sign } from '../../../test-support/envelopes.ts'
 import { encodeEnvelope } from '../src/core/codec.ts'
 import type { AnyEnvelope } from '../src/core/types.ts'
 import { createIdentity, type LocalIdentity } from '../src/crypto/ed25519.ts'
@@ -13,7 +14,6 @@ import { encodeFrame } from '../src/net/frame.ts'
 import { createNetwork, type Network } from '../src/net/network.ts'
 import { ByteBudget, RateLimiter } from '../src/net/quota.ts'
 import { threadTopic } from '../src/net/topics.ts'
-import { sign } from './helpers.ts'
 
 describe('RateLimiter and ByteBudget', () => {
   it('allows a burst, refills at the rate, and takes nothing from a request it refuses', () => {

@@ -1,5 +1,6 @@
 /** The bus's building blocks without a network: frames, topics, frame validation, reputation. */
 import { describe, expect, it } from 'vitest'
+import { TEST_NET, testParams } from '../../../test-support/envelopes.ts'
 import { computeEnvelopeId, decodeEnvelope, encodeEnvelope, signingBytes } from '../src/core/codec.ts'
 import { BUILTIN_POLICY_HASH } from '../src/core/digest.ts'
 import { poolSnapshotOf } from '../src/core/thread/params.ts'
@@ -10,7 +11,6 @@ import { decodeFrame, encodeFrame, frameId, isBatchFrame } from '../src/net/fram
 import { PeerReputation } from '../src/net/reputation.ts'
 import { allShardTopics, capabilityTopic, shardOf, threadTopic } from '../src/net/topics.ts'
 import { validateFrame } from '../src/net/validation.ts'
-import { TEST_NET, testParams } from './helpers.ts'
 
 const NOW = 1_700_000_000_000
 /** An envelope id standing for a PROPOSE. */

@@ -6,10 +6,10 @@
 import { multiaddr } from '@multiformats/multiaddr'
 import { afterAll, describe, expect, inject, it } from 'vitest'
 import { RUNTIME } from '#net/transports'
+import { until } from '../../../test-support/peers.ts'
 import { builtinCapabilities } from '../src/agent/capabilities.ts'
 import { artifactCid } from '../src/core/artifacts.ts'
 import { createPeer, fetchNetwork, type Peer, requestCredits } from '../src/index.ts'
-import { until } from './peers.ts'
 
 const swarm = inject('swarm')
 const peers: Peer[] = []

@@ -4,15 +4,15 @@
  * of a thread) catches up through sync to the same state and fetches the thread's artifacts.
  */
 import { afterAll, describe, expect, it } from 'vitest'
+import { claimedThread } from '../../../test-support/claimed-thread.ts'
+import { testParams } from '../../../test-support/envelopes.ts'
+import { tcpOf, until } from '../../../test-support/peers.ts'
 import type { HeliaArtifacts } from '../src/artifacts/helia.ts'
 import { artifactCid } from '../src/core/artifacts.ts'
 import { MemoryConsensusStore } from '../src/core/consensus.ts'
 import { fetchTaskInputs } from '../src/core/thread/inputs.ts'
 import { createIdentity } from '../src/crypto/ed25519.ts'
 import { createPeer, type Peer, type PeerOptions } from '../src/peer.ts'
-import { claimedThread } from './claimed-thread.ts'
-import { testParams } from './helpers.ts'
-import { tcpOf, until } from './peers.ts'
 
 /** The id of a network other than the test network. */
 const OTHER_NET = 'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'

@@ -6,6 +6,7 @@
 import { next as A } from '@automerge/automerge/slim'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { initPlanSyncWasm } from '#plan-sync/wasm'
+import { makeIdentities, sign } from '../../../test-support/envelopes.ts'
 import { cidOfDagCbor, encodeEnvelope } from '../src/core/codec.ts'
 import {
   DEFAULT_PLAN_DOC_LIMITS,
@@ -18,7 +19,6 @@ import {
   planDocumentShape,
   syncMessageProblem,
 } from '../src/plan-sync/document.ts'
-import { makeIdentities, sign } from './helpers.ts'
 
 const THREAD = 'need-plan-doc'
 const entries: Array<[string, Uint8Array]> = []

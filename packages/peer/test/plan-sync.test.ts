@@ -9,13 +9,13 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
+import { claimedThread } from '../../../test-support/claimed-thread.ts'
+import { tcpOf, until } from '../../../test-support/peers.ts'
 import { cidOfDagCbor, encodeEnvelope } from '../src/core/codec.ts'
 import type { NetworkParams } from '../src/core/thread/params.ts'
 import { ThreadReplica } from '../src/core/thread/replica.ts'
 import type { AnyEnvelope } from '../src/core/types.ts'
 import { createPeer, type Peer, type PeerOptions } from '../src/peer.ts'
-import { claimedThread } from './claimed-thread.ts'
-import { tcpOf, until } from './peers.ts'
 
 const peers: Peer[] = []
 const dirs: string[] = []

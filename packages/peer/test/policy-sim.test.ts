@@ -4,6 +4,7 @@
  * was tampered with (while it claims the same capsule) is reported by the divergence detector.
  */
 import { beforeAll, describe, expect, it } from 'vitest'
+import { makeIdentities } from '../../../test-support/envelopes.ts'
 import type { AnyEnvelope, Envelope } from '../src/core/types.ts'
 import type { Identity } from '../src/crypto/ed25519.ts'
 import {
@@ -16,7 +17,6 @@ import {
 } from '../src/policy/index.ts'
 import { readPolicyBundle } from '../src/policy/node.ts'
 import { runSimulation, type SimOptions } from '../src/sim/world.ts'
-import { makeIdentities } from './helpers.ts'
 
 let capsuleBytes: Uint8Array
 let author: Identity

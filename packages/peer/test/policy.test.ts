@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { beforeAll, describe, expect, it } from 'vitest'
+import { makeIdentities, TEST_NET, testParams } from '../../../test-support/envelopes.ts'
 import { Agent } from '../src/agent/agent.ts'
 import { SeededRandom } from '../src/agent/ports.ts'
 import { artifactCid, MemoryArtifactStore } from '../src/core/artifacts.ts'
@@ -40,7 +41,6 @@ import {
   verifyCapsule,
 } from '../src/policy/index.ts'
 import { readPolicyBundle, readPolicyWasm } from '../src/policy/node.ts'
-import { makeIdentities, TEST_NET, testParams } from './helpers.ts'
 
 let bundle: { wasm: Uint8Array; manifest: BundleManifest }
 let author: Identity

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { makeIdentities, sign, TEST_NET } from '../../../test-support/envelopes.ts'
 import { builtinCapabilities } from '../src/agent/capabilities.ts'
 import { type AcceptedManifest, DEFAULT_GENESIS, deriveLedger } from '../src/core/economy/derive.ts'
 import { requiredBond } from '../src/core/economy/proofs.ts'
@@ -7,7 +8,6 @@ import { BadSignatureError, MalformedEnvelopeError, SchemaViolationError } from 
 import type { Did } from '../src/core/types.ts'
 import { MAX_MANIFEST_BYTES, manifestFromJson, signManifest, verifyManifest } from '../src/crypto/manifest.ts'
 import { type FinalThread, finalThread } from './final-thread.ts'
-import { makeIdentities, sign, TEST_NET } from './helpers.ts'
 
 const declared = { net: TEST_NET, org: 'acme', asn: 'AS64500', region: 'eu-west', stake: 200, seq: 1 }
 /** The id of a network other than {@link TEST_NET}. */

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { makeIdentities, sign } from '../../../test-support/envelopes.ts'
 import { artifactCid } from '../src/core/artifacts.ts'
 import {
   contradictingVerifier,
@@ -7,7 +8,6 @@ import {
   violatesJsonSchema,
 } from '../src/core/economy/proofs.ts'
 import type { AnyEnvelope } from '../src/core/types.ts'
-import { makeIdentities, sign } from './helpers.ts'
 
 describe('challenge proofs', () => {
   it('cost a bond proportional to the work of checking them', () => {

@@ -6,6 +6,8 @@
  * is refused or contained.
  */
 import { describe, expect, it } from 'vitest'
+import { decidedOpening, taskOf } from '../../../test-support/decided-thread.ts'
+import { makeIdentities, sign, testParams } from '../../../test-support/envelopes.ts'
 import { poolSnapshotOf } from '../src/core/thread/params.ts'
 import { REFUSALS } from '../src/core/thread/refusals.ts'
 import { ThreadReplica } from '../src/core/thread/replica.ts'
@@ -13,8 +15,6 @@ import type { AnyEnvelope, Envelope } from '../src/core/types.ts'
 import { ATTACKS } from '../src/sim/attacker.ts'
 import { authorityProblem, checkDelivery, checkLiveness, type Violation } from '../src/sim/checkers.ts'
 import { runSimulation } from '../src/sim/world.ts'
-import { decidedOpening, taskOf } from './decided-thread.ts'
-import { makeIdentities, sign, testParams } from './helpers.ts'
 
 const INPUT = 'bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku'
 

@@ -8,6 +8,8 @@ import type { Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import { afterAll, describe, expect, it } from 'vitest'
+import { claimedThread } from '../../../test-support/claimed-thread.ts'
+import { tcpOf, until } from '../../../test-support/peers.ts'
 import { artifactCid } from '../src/core/artifacts.ts'
 import type { AnyEnvelope } from '../src/core/types.ts'
 import { createIdentity } from '../src/crypto/ed25519.ts'
@@ -22,8 +24,6 @@ import {
 } from '../src/sync/protocol.ts'
 import { pullEnvelopes, serveSync } from '../src/sync/sync.ts'
 import { SyncIndex } from '../src/sync/sync-index.ts'
-import { claimedThread } from './claimed-thread.ts'
-import { tcpOf, until } from './peers.ts'
 
 const peers: Peer[] = []
 const networks: Network[] = []

@@ -1,5 +1,12 @@
 import fc from 'fast-check'
 import { beforeAll, describe, expect, it } from 'vitest'
+import {
+  makeIdentities,
+  type SignExtra,
+  sign,
+  signNeed,
+  testParams,
+} from '../../../test-support/envelopes.ts'
 import { artifactCid } from '../src/core/artifacts.ts'
 import { type NetworkParams, poolSnapshotOf } from '../src/core/thread/params.ts'
 import { refusalRule } from '../src/core/thread/refusals.ts'
@@ -7,7 +14,6 @@ import { FOLD_SNAPSHOT_SPACING, ThreadReplica } from '../src/core/thread/replica
 import { checkPatch } from '../src/core/thread/state.ts'
 import type { AnyEnvelope, Envelope, NeedPayload } from '../src/core/types.ts'
 import type { Identity } from '../src/crypto/ed25519.ts'
-import { makeIdentities, type SignExtra, sign, signNeed, testParams } from './helpers.ts'
 
 const text = (s: string) => new TextEncoder().encode(s)
 const input = artifactCid(text('to be or not to be'))

@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { webSocketOpens } from '../../peer/test/peers.ts'
+import { webSocketOpens } from '../../../test-support/peers.ts'
 import { type Relay, startRelay } from '../src/relay.ts'
 
 let dir: string

@@ -5,7 +5,7 @@
 import { execFileSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
-import { runScenario } from '../../peer/test/net/run-script.ts'
+import { runScenario } from '../../../test-support/run-script.ts'
 
 const RELAY_DIR = fileURLToPath(new URL('..', import.meta.url))
 const SCRIPT = fileURLToPath(new URL('../../peer/test/net/relay-scenario.ts', import.meta.url))

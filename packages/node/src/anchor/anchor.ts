@@ -15,15 +15,20 @@ import { existsSync, mkdirSync } from 'node:fs'
 import type { Server } from 'node:http'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import type { Agent, ConsensusStore } from '@can-swarm/peer'
+import {
+  basePolicyGates,
+  type Genesis,
+  genesisToJson,
+  isOpenPool,
+  type NetworkParams,
+  paramsFromGenesis,
+  refusalRule,
+  withPool,
+} from '@can-swarm/peer'
+import { readPolicyBundle } from '@can-swarm/peer/node'
 import type { Logger } from 'pino'
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client'
-import type { Agent } from '../../../peer/src/agent/agent.ts'
-import type { ConsensusStore } from '../../../peer/src/core/consensus.ts'
-import { type Genesis, genesisToJson, paramsFromGenesis } from '../../../peer/src/core/genesis.ts'
-import { isOpenPool, type NetworkParams, withPool } from '../../../peer/src/core/thread/params.ts'
-import { refusalRule } from '../../../peer/src/core/thread/refusals.ts'
-import { basePolicyGates } from '../../../peer/src/policy/base.ts'
-import { readPolicyBundle } from '../../../peer/src/policy/node.ts'
 import { EmbeddedConsensusStore } from '../consensus/embedded.ts'
 import { EtcdConsensusStore } from '../consensus/etcd.ts'
 import type { AnchorConfig } from './config.ts'

@@ -31,18 +31,18 @@
  */
 import { existsSync, readdirSync, readFileSync, rmdirSync, statSync, unlinkSync } from 'node:fs'
 import { join } from 'node:path'
-import type { Libp2p } from '@libp2p/interface'
+import type { AnyEnvelope } from '@can-swarm/peer'
+import { artifactCid, InvalidArgumentError, QuotaExceededError } from '@can-swarm/peer'
 import {
   blockId,
   createHeliaArtifacts,
   type HeliaArtifacts,
   MAX_ARTIFACT_BYTES,
+  openArtifactStorage,
   type PinLimits,
-} from '../../../peer/src/artifacts/helia.ts'
-import { listBlockFiles, openArtifactStorage } from '../../../peer/src/artifacts/storage.ts'
-import { artifactCid } from '../../../peer/src/core/artifacts.ts'
-import { InvalidArgumentError, QuotaExceededError } from '../../../peer/src/core/errors.ts'
-import type { AnyEnvelope } from '../../../peer/src/core/types.ts'
+} from '@can-swarm/peer/artifacts'
+import { listBlockFiles } from '@can-swarm/peer/node'
+import type { Libp2p } from '@libp2p/interface'
 import { FairEntries } from './fair.ts'
 
 /** Why an upload was refused, with the HTTP status that says so. */

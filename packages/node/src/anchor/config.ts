@@ -5,8 +5,8 @@
  */
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
+import { InvalidArgumentError } from '@can-swarm/peer'
 import { z } from 'zod'
-import { InvalidArgumentError } from '../../../peer/src/core/errors.ts'
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const
 

@@ -6,25 +6,30 @@
  * and answers with the signed DECIDE that won (which may be another proposal's), or why there is
  * none.
  */
-import type { Connection, Stream } from '@libp2p/interface'
-import { lpStream } from '@libp2p/utils'
-import type { Agent } from '../../../peer/src/agent/agent.ts'
-import type { EnvelopeSink } from '../../../peer/src/agent/ports.ts'
-import { compareEnvelopes } from '../../../peer/src/core/codec.ts'
-import type { ConsensusStore } from '../../../peer/src/core/consensus.ts'
-import { CanSwarmError, MalformedEnvelopeError, QuotaExceededError } from '../../../peer/src/core/errors.ts'
-import type { Envelope } from '../../../peer/src/core/types.ts'
-import { verifyEnvelopes } from '../../../peer/src/crypto/envelopes.ts'
+
+import type { Agent, ConsensusStore, Envelope, EnvelopeSink } from '@can-swarm/peer'
 import {
+  CanSwarmError,
+  compareEnvelopes,
   DECIDE_PROTOCOL,
   type DecideServiceResponse,
   decodeRequest,
   encodeResponse,
   MAX_MESSAGE_BYTES,
-} from '../../../peer/src/decide/protocol.ts'
-import type { Network } from '../../../peer/src/net/network.ts'
-import { ByteBudget, type RateBudget, RateLimiter } from '../../../peer/src/net/quota.ts'
-import { DEFAULT_MAX_CLOCK_SKEW_MS, DEFAULT_MAX_ENVELOPE_AGE_MS } from '../../../peer/src/net/validation.ts'
+  MalformedEnvelopeError,
+  QuotaExceededError,
+  verifyEnvelopes,
+} from '@can-swarm/peer'
+import type { Network } from '@can-swarm/peer/net'
+import {
+  ByteBudget,
+  DEFAULT_MAX_CLOCK_SKEW_MS,
+  DEFAULT_MAX_ENVELOPE_AGE_MS,
+  type RateBudget,
+  RateLimiter,
+} from '@can-swarm/peer/net'
+import type { Connection, Stream } from '@libp2p/interface'
+import { lpStream } from '@libp2p/utils'
 
 export interface DecideServiceOptions {
   network: Network

@@ -11,7 +11,7 @@
  * (their envelopes stay in the log on disk): what the anchor holds in memory for the ledger is the
  * threads of the last lifetime, not the whole history.
  */
-import type { FundingCheck } from '../../../peer/src/agent/agent.ts'
+import type { FaucetGrant, FundingCheck, NetworkParams, PoolEntry, ThreadReplica } from '@can-swarm/peer'
 import {
   type AcceptedManifest,
   type AccountView,
@@ -19,11 +19,7 @@ import {
   type DerivedLedger,
   type GenesisRule,
   LedgerTimeline,
-} from '../../../peer/src/core/economy/derive.ts'
-import type { FaucetGrant } from '../../../peer/src/core/economy/grants.ts'
-import type { PoolEntry } from '../../../peer/src/core/economy/selection.ts'
-import type { NetworkParams } from '../../../peer/src/core/thread/params.ts'
-import type { ThreadReplica } from '../../../peer/src/core/thread/replica.ts'
+} from '@can-swarm/peer'
 
 export interface LiveLedgerOptions {
   params: NetworkParams

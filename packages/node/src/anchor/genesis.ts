@@ -9,10 +9,16 @@
  */
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { InvalidArgumentError } from '../../../peer/src/core/errors.ts'
-import { type Genesis, genesisBody, genesisFromJson, genesisToJson } from '../../../peer/src/core/genesis.ts'
-import type { Identity } from '../../../peer/src/crypto/ed25519.ts'
-import { signGenesis, verifyGenesis } from '../../../peer/src/crypto/genesis.ts'
+import type { Identity } from '@can-swarm/peer'
+import {
+  type Genesis,
+  genesisBody,
+  genesisFromJson,
+  genesisToJson,
+  InvalidArgumentError,
+  signGenesis,
+  verifyGenesis,
+} from '@can-swarm/peer'
 import { writeFileDurably } from '../storage/durable.ts'
 
 /** The genesis file of a data directory. */

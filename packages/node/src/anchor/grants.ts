@@ -14,13 +14,15 @@
  */
 import { closeSync, existsSync, fsyncSync, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
-import { didKeyProblem } from '../../../peer/src/core/codec.ts'
-import type { ConsensusStore } from '../../../peer/src/core/consensus.ts'
-import { faucetProblem } from '../../../peer/src/core/economy/grants.ts'
-import { InvalidArgumentError } from '../../../peer/src/core/errors.ts'
-import type { FaucetRule } from '../../../peer/src/core/genesis.ts'
-import type { Identity } from '../../../peer/src/crypto/ed25519.ts'
-import { type SignedGrant, signGrant, verifyGrant } from '../../../peer/src/crypto/grants.ts'
+import type { ConsensusStore, FaucetRule, Identity } from '@can-swarm/peer'
+import {
+  didKeyProblem,
+  faucetProblem,
+  InvalidArgumentError,
+  type SignedGrant,
+  signGrant,
+  verifyGrant,
+} from '@can-swarm/peer'
 
 /** Why a grant was refused, with the HTTP status that says so. */
 export interface GrantRefusal {

@@ -26,11 +26,9 @@ import { createReadStream, existsSync, statSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { extname, join, normalize, resolve, sep } from 'node:path'
+import { didKeyProblem, MAX_MANIFEST_BYTES, manifestFromJson } from '@can-swarm/peer'
+import { checkRateBudget, originListed, type RateBudget, RateLimiter } from '@can-swarm/peer/net'
 import type { Registry } from 'prom-client'
-import { didKeyProblem } from '../../../peer/src/core/codec.ts'
-import { MAX_MANIFEST_BYTES, manifestFromJson } from '../../../peer/src/crypto/manifest.ts'
-import { originListed } from '../../../peer/src/net/origins.ts'
-import { checkRateBudget, type RateBudget, RateLimiter } from '../../../peer/src/net/quota.ts'
 import type { AnchorArtifacts } from './artifacts.ts'
 
 const TYPES: Record<string, string> = {

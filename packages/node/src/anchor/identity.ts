@@ -5,8 +5,7 @@
 import { randomBytes } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { InvalidArgumentError } from '../../../peer/src/core/errors.ts'
-import { createIdentity, type LocalIdentity } from '../../../peer/src/crypto/ed25519.ts'
+import { createIdentity, InvalidArgumentError, type LocalIdentity } from '@can-swarm/peer'
 import { writeFileDurably } from '../storage/durable.ts'
 
 const FILE = 'identity.json'

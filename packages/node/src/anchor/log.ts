@@ -26,9 +26,14 @@ import {
 } from 'node:fs'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
-import { decodeEnvelope, encodeEnvelope, envelopeFromJson } from '../../../peer/src/core/codec.ts'
-import { InvalidArgumentError, type StorageFailedError } from '../../../peer/src/core/errors.ts'
-import type { AnyEnvelope, Cid } from '../../../peer/src/core/types.ts'
+import type { AnyEnvelope, Cid } from '@can-swarm/peer'
+import {
+  decodeEnvelope,
+  encodeEnvelope,
+  envelopeFromJson,
+  InvalidArgumentError,
+  type StorageFailedError,
+} from '@can-swarm/peer'
 import { type LogFileOps, type OpenReport, SegmentLog } from '../storage/segment-log.ts'
 
 /** What opening the log found, for the anchor's start-up report. */

@@ -14,9 +14,8 @@
  */
 import { existsSync, readFileSync, unlinkSync } from 'node:fs'
 import { dirname, join } from 'node:path'
-import type { AcceptedManifest } from '../../../peer/src/core/economy/derive.ts'
-import { CanSwarmError } from '../../../peer/src/core/errors.ts'
-import { type VerifierManifest, verifyManifest } from '../../../peer/src/crypto/manifest.ts'
+import type { AcceptedManifest } from '@can-swarm/peer'
+import { CanSwarmError, type VerifierManifest, verifyManifest } from '@can-swarm/peer'
 import { DurableAppendFile, fsyncDirectory, writeFileDurably } from '../storage/durable.ts'
 
 /** A manifest as kept: the signed manifest and when this anchor accepted it. */

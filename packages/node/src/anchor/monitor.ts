@@ -12,16 +12,14 @@
  * point of the log: the monitor recommends; the switch itself is a parameter change the anchors
  * publish with a new epoch (not automatic yet).
  */
-import type { Agent } from '../../../peer/src/agent/agent.ts'
+import type { Agent, AnyEnvelope, NetworkParams } from '@can-swarm/peer'
 import {
   type BootstrapState,
   INITIAL_BOOTSTRAP_STATE,
   kPlanFor,
   kResultFor,
   observeVerifiers,
-} from '../../../peer/src/core/consensus.ts'
-import type { NetworkParams } from '../../../peer/src/core/thread/params.ts'
-import type { AnyEnvelope } from '../../../peer/src/core/types.ts'
+} from '@can-swarm/peer'
 
 /** Attesters whose last attestation time is kept (least recently seen forgotten first). */
 export const MAX_ATTESTERS = 65_536

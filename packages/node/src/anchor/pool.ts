@@ -10,11 +10,8 @@
  */
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import type { Agent } from '../../../peer/src/agent/agent.ts'
-import type { PoolEntry } from '../../../peer/src/core/economy/selection.ts'
-import type { Genesis } from '../../../peer/src/core/genesis.ts'
-import { type NetworkParams, withPool } from '../../../peer/src/core/thread/params.ts'
-import type { PoolSnapshot } from '../../../peer/src/core/types.ts'
+import type { Agent, Genesis, PoolEntry, PoolSnapshot } from '@can-swarm/peer'
+import { type NetworkParams, withPool } from '@can-swarm/peer'
 import { writeFileDurably } from '../storage/durable.ts'
 import type { HealingStore } from './sync.ts'
 

@@ -12,19 +12,18 @@
  * can catch up with a thread from it.
  */
 import { join } from 'node:path'
+import type { AnyEnvelope, ConsensusStore, LocalIdentity, NetworkParams } from '@can-swarm/peer'
+import { Agent, explainDecision, type FundingCheck, type PolicyGates, SeededRandom } from '@can-swarm/peer'
+import {
+  attachAgent,
+  createBus,
+  createNetwork,
+  type GossipBus,
+  type Network,
+  systemClock,
+} from '@can-swarm/peer/net'
+import { createPlanSync, type PlanSync, planStorage } from '@can-swarm/peer/plan-sync'
 import { circuitRelayServer } from '@libp2p/circuit-relay-v2'
-import { Agent, type FundingCheck } from '../../../peer/src/agent/agent.ts'
-import { SeededRandom } from '../../../peer/src/agent/ports.ts'
-import type { ConsensusStore } from '../../../peer/src/core/consensus.ts'
-import type { NetworkParams } from '../../../peer/src/core/thread/params.ts'
-import type { AnyEnvelope } from '../../../peer/src/core/types.ts'
-import type { LocalIdentity } from '../../../peer/src/crypto/ed25519.ts'
-import { attachAgent, systemClock } from '../../../peer/src/net/agent-bus.ts'
-import { createBus, type GossipBus } from '../../../peer/src/net/bus.ts'
-import { createNetwork, type Network } from '../../../peer/src/net/network.ts'
-import { createPlanSync, type PlanSync } from '../../../peer/src/plan-sync/plan-sync.ts'
-import { planStorage } from '../../../peer/src/plan-sync/storage.ts'
-import { explainDecision, type PolicyGates } from '../../../peer/src/policy/gates.ts'
 import { AnchorArtifacts, type AnchorArtifactsOptions } from './artifacts.ts'
 import { serveDecide } from './decide-service.ts'
 import type { EnvelopeLog } from './log.ts'

@@ -10,11 +10,9 @@
  *   against stale writers after a heal).
  */
 
-import type { Agent } from '../../../peer/src/agent/agent.ts'
-import { bucketOf, type ConsensusStore, type DecideRecord } from '../../../peer/src/core/consensus.ts'
-import { MAX_EPOCH } from '../../../peer/src/core/types.ts'
-import type { Network } from '../../../peer/src/net/network.ts'
-import { syncAgent } from '../../../peer/src/sync/agent-sync.ts'
+import type { Agent } from '@can-swarm/peer'
+import { bucketOf, type ConsensusStore, type DecideRecord, MAX_EPOCH, syncAgent } from '@can-swarm/peer'
+import type { Network } from '@can-swarm/peer/net'
 
 /** What an anchor's store offers beyond the DECIDE contract (both durable stores have it). */
 export interface HealingStore extends ConsensusStore {

@@ -5,8 +5,9 @@
  * after news encodes only the new envelopes, and no request looks at any other thread. The texts
  * are bounded by `maxChars` in all, the least recently asked threads dropped first.
  */
-import { envelopeToJson } from '../../../peer/src/core/codec.ts'
-import type { ThreadReplica } from '../../../peer/src/core/thread/replica.ts'
+
+import type { ThreadReplica } from '@can-swarm/peer'
+import { envelopeToJson } from '@can-swarm/peer'
 
 interface View {
   replica: ThreadReplica

@@ -17,20 +17,18 @@ import { statSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
 import {
+  ConsensusUnavailableError,
   checkDecideRequest,
   checkEpochStep,
   checkFence,
   type DecideRecord,
   type DecideRequest,
   type DecideResult,
-  resolveDecide,
-} from '../../../peer/src/core/consensus.ts'
-import {
-  ConsensusUnavailableError,
   InvalidArgumentError,
+  resolveDecide,
   StoreCorruptError,
   StoreLockedError,
-} from '../../../peer/src/core/errors.ts'
+} from '@can-swarm/peer'
 import {
   type CallOptions,
   type MergeOptions,

@@ -29,24 +29,22 @@
  * ```
  */
 import { randomUUID } from 'node:crypto'
-import { type ComparatorBuilder, Etcd3, type IResponseOp, isRecoverableError, type Lease } from 'etcd3'
 import {
   BUCKET_COUNT,
   bucketOf,
+  ConsensusUnavailableError,
   checkDecideRequest,
   checkEpochStep,
   checkFence,
   type DecideRecord,
   type DecideRequest,
   type DecideResult,
-  resolveDecide,
-} from '../../../peer/src/core/consensus.ts'
-import {
-  ConsensusUnavailableError,
   InvalidArgumentError,
   InvariantError,
+  resolveDecide,
   StoreCorruptError,
-} from '../../../peer/src/core/errors.ts'
+} from '@can-swarm/peer'
+import { type ComparatorBuilder, Etcd3, type IResponseOp, isRecoverableError, type Lease } from 'etcd3'
 import {
   type CallOptions,
   type MergeOptions,

@@ -3,8 +3,7 @@
  * merge rule ({@link mergeWinner}), the epoch advances past both sides, and the records that lost
  * are returned so that the anchor can annotate them `orphanedByEpoch` and publish a RECONCILE.
  */
-import { type ConsensusStore, type DecideRecord, mergeWinner } from '../../../peer/src/core/consensus.ts'
-import { InvalidArgumentError } from '../../../peer/src/core/errors.ts'
+import { type ConsensusStore, type DecideRecord, InvalidArgumentError, mergeWinner } from '@can-swarm/peer'
 import { byNeed } from './record.ts'
 import { throwIfAborted } from './retry.ts'
 

@@ -2,8 +2,13 @@
  * The stored form of a decision: one JSON object with a fixed field order, read back with every
  * field checked so that a damaged or foreign value is reported instead of trusted.
  */
-import { bucketOf, checkDecideRequest, type DecideRecord } from '../../../peer/src/core/consensus.ts'
-import { CanSwarmError, StoreCorruptError } from '../../../peer/src/core/errors.ts'
+import {
+  bucketOf,
+  CanSwarmError,
+  checkDecideRequest,
+  type DecideRecord,
+  StoreCorruptError,
+} from '@can-swarm/peer'
 
 /** The record a request becomes once decided. */
 export function recordOf(request: DecideRecord | Omit<DecideRecord, 'bucket'>): DecideRecord {

@@ -2,7 +2,7 @@
  * Bounded retries with exponential backoff for calls to a remote store. Every attempt has its own
  * deadline, the whole call has an overall deadline, and an AbortSignal stops it at once.
  */
-import { ConsensusUnavailableError } from '../../../peer/src/core/errors.ts'
+import { ConsensusUnavailableError } from '@can-swarm/peer'
 
 /** How long and how often a store call may be retried. */
 export interface RetryOptions {

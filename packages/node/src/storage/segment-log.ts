@@ -37,7 +37,7 @@ import {
 } from 'node:fs'
 import { join } from 'node:path'
 import { crc32 } from 'node:zlib'
-import { InvalidArgumentError, StorageFailedError } from '../../../peer/src/core/errors.ts'
+import { InvalidArgumentError, StorageFailedError } from '@can-swarm/peer'
 
 /** `CSL1`: CAN Swarm log, format 1. */
 const MAGIC = 0x43534c31

@@ -5,12 +5,11 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { CanSwarmError, type DecideRequest, MemoryConsensusStore } from '@can-swarm/peer'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type DecideRequest, MemoryConsensusStore } from '../../../peer/src/core/consensus.ts'
-import { CanSwarmError } from '../../../peer/src/core/errors.ts'
+import { EtcdCluster, etcdAvailable } from '../../../../test-support/etcd-cluster.ts'
 import { EmbeddedConsensusStore } from '../../src/consensus/embedded.ts'
 import { EtcdConsensusStore } from '../../src/consensus/etcd.ts'
-import { EtcdCluster, etcdAvailable } from './helpers/etcd-cluster.ts'
 
 /** What the contract needs beyond ConsensusStore: records and an epoch advance. */
 interface StoreUnderTest {

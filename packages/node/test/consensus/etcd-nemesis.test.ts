@@ -5,9 +5,9 @@
  * quorum is back (asserted as eventual success with generous bounds, never as a timing).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { EtcdCluster, etcdAvailable } from '../../../../test-support/etcd-cluster.ts'
 import { EtcdConsensusStore } from '../../src/consensus/etcd.ts'
 import { type Ack, AnchorProcess, eventually } from './helpers/anchors.ts'
-import { EtcdCluster, etcdAvailable } from './helpers/etcd-cluster.ts'
 
 const available = etcdAvailable()
 

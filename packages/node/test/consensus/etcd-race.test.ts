@@ -3,13 +3,14 @@
  * NEEDs on a real 3-member etcd cluster; then a split is modelled as two key prefixes that decide
  * independently and are merged.
  */
+
+import type { CanSwarmError } from '@can-swarm/peer'
+import { bucketOf, type DecideRecord, MemoryConsensusStore } from '@can-swarm/peer'
 import { Etcd3 } from 'etcd3'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { bucketOf, type DecideRecord, MemoryConsensusStore } from '../../../peer/src/core/consensus.ts'
-import type { CanSwarmError } from '../../../peer/src/core/errors.ts'
+import { EtcdCluster, etcdAvailable } from '../../../../test-support/etcd-cluster.ts'
 import { EtcdConsensusStore } from '../../src/consensus/etcd.ts'
 import { type Ack, AnchorProcess } from './helpers/anchors.ts'
-import { EtcdCluster, etcdAvailable } from './helpers/etcd-cluster.ts'
 
 const available = etcdAvailable()
 

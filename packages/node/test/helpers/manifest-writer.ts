@@ -3,8 +3,8 @@
  * 16 verifiers with rising seq, several at once, for ever; prints `<did> <seq>` once each put is
  * acknowledged (resolved without a refusal). The test kills it with SIGKILL mid-stream.
  */
-import { signManifest } from '../../../peer/src/crypto/manifest.ts'
-import { makeIdentities, TEST_NET } from '../../../peer/test/helpers.ts'
+import { signManifest } from '@can-swarm/peer'
+import { makeIdentities, TEST_NET } from '../../../../test-support/envelopes.ts'
 import { ManifestStore } from '../../src/anchor/manifests.ts'
 
 const store = await ManifestStore.open(process.argv[2]!, TEST_NET)

@@ -19,8 +19,8 @@ import {
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { StorageFailedError } from '@can-swarm/peer'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { StorageFailedError } from '../../../peer/src/core/errors.ts'
 import { type LogFileOps, SegmentLog } from '../../src/storage/segment-log.ts'
 
 let root: string

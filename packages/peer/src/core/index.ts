@@ -7,6 +7,7 @@
  */
 
 export * from './artifacts.ts'
+export * from './cbor-budget.ts'
 export * from './codec.ts'
 export * from './consensus.ts'
 export * from './digest.ts'

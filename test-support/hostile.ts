@@ -5,20 +5,27 @@
  * validator judges them first) and envelope sync (the anchor pulls from every peer that serves it,
  * so what it serves reaches the anchor's agent whatever its timestamp).
  */
-import { computeEnvelopeId, encodeEnvelope, signingBytes } from '../../../peer/src/core/codec.ts'
-import { BUILTIN_POLICY_HASH } from '../../../peer/src/core/digest.ts'
 import {
   type AnyEnvelope,
+  BUILTIN_POLICY_HASH,
+  computeEnvelopeId,
+  createIdentity,
+  encodeEnvelope,
   type Kind,
+  type LocalIdentity,
   type PayloadByKind,
   PROTOCOL_VERSION,
-} from '../../../peer/src/core/types.ts'
-import { createIdentity, type LocalIdentity } from '../../../peer/src/crypto/ed25519.ts'
-import { createBus, type GossipBus } from '../../../peer/src/net/bus.ts'
-import { encodeFrame } from '../../../peer/src/net/frame.ts'
-import { createNetwork, type Network } from '../../../peer/src/net/network.ts'
-import { threadTopic } from '../../../peer/src/net/topics.ts'
-import { serveSync } from '../../../peer/src/sync/sync.ts'
+  serveSync,
+  signingBytes,
+} from '@can-swarm/peer'
+import {
+  createBus,
+  createNetwork,
+  encodeFrame,
+  type GossipBus,
+  type Network,
+  threadTopic,
+} from '@can-swarm/peer/net'
 
 /** What the attacker signs: any values, valid or not. */
 export interface Forged<K extends Kind> {

@@ -5,7 +5,7 @@
  * timeout; its own children die with it (they are killed on exit and have IPC to it).
  */
 import { spawn } from 'node:child_process'
-import { netnsCommand } from '../../src/cli/mesh-cluster.ts'
+import { netnsCommand } from '@can-swarm/peer/mesh'
 
 /** Runs `node <script> ...args`; resolves to the last JSON line it printed. */
 export async function runScenario<T>(script: string, args: string[] = [], timeoutMs = 120_000): Promise<T> {

@@ -1,7 +1,6 @@
 /** A self-contained plan quorum (NEED, PROPOSE, ATTEST_PLAN) for DECIDE-service tests and benches. */
-import type { AnyEnvelope } from '../../../peer/src/core/types.ts'
-import type { Identity } from '../../../peer/src/crypto/ed25519.ts'
-import { sign, signNeed } from '../../../peer/test/helpers.ts'
+import type { AnyEnvelope, Identity } from '@can-swarm/peer'
+import { sign, signNeed } from './envelopes.ts'
 
 /** An input CID the plans name (the artifact itself is never fetched by these tests). */
 export const QUORUM_INPUT = 'bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku'

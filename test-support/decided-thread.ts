@@ -3,10 +3,10 @@
  * thread id bound to the NEED (A1), the proposal named by its PROPOSE's id (A2) and the DECIDE
  * signed by an anchor (A3) under the pool of `params`.
  */
-import { type NetworkParams, poolSnapshotOf } from '../src/core/thread/params.ts'
-import type { AnyEnvelope, Cid, Envelope, TaskSpec } from '../src/core/types.ts'
-import type { Identity } from '../src/crypto/ed25519.ts'
-import { sign, signNeed } from './helpers.ts'
+
+import type { AnyEnvelope, Cid, Envelope, Identity, TaskSpec } from '@can-swarm/peer'
+import { type NetworkParams, poolSnapshotOf } from '@can-swarm/peer'
+import { sign, signNeed } from './envelopes.ts'
 
 export interface DecidedOpening {
   /** NEED, PROPOSE, ATTEST_PLAN, DECIDE in total order. */

@@ -1,5 +1,5 @@
 /** Helpers of the network tests: a peer's TCP address and polling until something holds. */
-import type { Peer } from '../src/peer.ts'
+import type { Peer } from '@can-swarm/peer'
 
 /** The peer's plain TCP multiaddr (with /p2p/). */
 export function tcpOf(peer: Peer): string {

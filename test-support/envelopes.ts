@@ -1,18 +1,20 @@
 /** Test helpers: deterministic identities, a test network, and a terse way to sign envelopes. */
-import { threadIdOf } from '../src/core/codec.ts'
-import { BUILTIN_POLICY_HASH } from '../src/core/digest.ts'
-import { type NetworkParams, networkParams } from '../src/core/thread/params.ts'
 import {
   type AnyEnvelope,
+  BUILTIN_POLICY_HASH,
   type Cid,
+  createIdentity,
   type Envelope,
+  type Identity,
   type Kind,
   type NeedPayload,
+  type NetworkParams,
+  networkParams,
   type PayloadByKind,
   PROTOCOL_VERSION,
-} from '../src/core/types.ts'
-import { createIdentity, type Identity } from '../src/crypto/ed25519.ts'
-import { signEnvelope } from '../src/crypto/envelopes.ts'
+  signEnvelope,
+  threadIdOf,
+} from '@can-swarm/peer'
 
 /**
  * The network id hand-signed test envelopes carry (any CID will do where no genesis is needed; the

@@ -3,10 +3,10 @@
  * quorum and DECIDE, then per task a CLAIM, the anchor's GRANT and two HEARTBEATs — 1 004 signed
  * envelopes. Every task reads the one artifact `input` (a CID).
  */
-import type { NetworkParams } from '../src/core/thread/params.ts'
-import type { AnyEnvelope, TaskSpec } from '../src/core/types.ts'
+
+import type { AnyEnvelope, NetworkParams, TaskSpec } from '@can-swarm/peer'
 import { decidedOpening, taskOf } from './decided-thread.ts'
-import { makeIdentities, sign, testParams } from './helpers.ts'
+import { makeIdentities, sign, testParams } from './envelopes.ts'
 
 export async function claimedThread(
   tag: number,

@@ -10,12 +10,10 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { type Anchor, resolveConfig, startAnchor } from '@can-swarm/node'
+import { createPeer, MemoryArtifactStore, type Peer } from '@can-swarm/peer'
 import { pino } from 'pino'
 import type { TestProject } from 'vitest/node'
-import { type Anchor, startAnchor } from '../../../node/src/anchor/anchor.ts'
-import { resolveConfig } from '../../../node/src/anchor/config.ts'
-import { MemoryArtifactStore } from '../../src/core/artifacts.ts'
-import { createPeer, type Peer } from '../../src/peer.ts'
 
 /** What the test is given. */
 export interface SwarmFixture {
