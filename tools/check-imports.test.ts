@@ -104,6 +104,24 @@ describe('the import walls', () => {
   })
 })
 
+describe('import cycles', () => {
+  it('are found among value imports and ignored through type-only ones', () => {
+    const violations = checkImports(
+      repo({
+        ...base,
+        'packages/peer/src/core/a.ts': "import { b } from './b.ts'\nexport const a = 1\n",
+        'packages/peer/src/core/b.ts': "import { c } from './c.ts'\nexport const b = 1\n",
+        'packages/peer/src/core/c.ts': "import { a } from './a.ts'\nexport const c = 1\n",
+        'packages/peer/src/core/d.ts': "import type { E } from './e.ts'\nexport type D = 1\n",
+        'packages/peer/src/core/e.ts': "import type { D } from './d.ts'\nexport type E = 1\n",
+      }),
+    )
+    expect(violations.map((v) => [v.rule, v.specifier])).toEqual([
+      ['cycle', 'packages/peer/src/core/a.ts → packages/peer/src/core/b.ts → packages/peer/src/core/c.ts'],
+    ])
+  })
+})
+
 describe('import specifiers', () => {
   it('finds static, type-only, re-export, side-effect and dynamic imports, multi-line included', () => {
     const source = [

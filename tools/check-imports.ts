@@ -13,6 +13,8 @@
  *    `test-support/`.
  * 4. **A pure core.** `packages/peer/src/core/` imports only itself and the few pure libraries in
  *    `CORE_LIBRARIES`: no `node:` module, no libp2p, no I/O (docs/PROTOCOL.md §1).
+ * 5. **No cycles.** The modules of a package's `src/` import each other in one direction: no cycle
+ *    of value imports (`import type` is erased and may point anywhere).
  *
  * Run: `node tools/check-imports.ts [repo root]`; it prints one line per violation and exits 1 if
  * there is any. `checkImports(root)` is the same check as a function (tools/check-imports.test.ts).
@@ -54,6 +56,7 @@ export interface ImportViolation {
     | 'impure-core'
     | 'builtin-prefix'
     | 'unknown-subpath-import'
+    | 'cycle'
   message: string
 }
 
@@ -91,6 +94,62 @@ export function importSpecifiers(source: string): string[] {
   ]
   for (const pattern of patterns) for (const match of code.matchAll(pattern)) found.push(match[2]!)
   return found
+}
+
+/** The relative specifiers a source file imports as values (`import type …` left out). */
+export function valueImports(source: string): string[] {
+  const code = source.replace(/\/\*[\s\S]*?\*\//g, '').replace(/(^|[^:'"`\\])\/\/.*$/gm, '$1')
+  const found: string[] = []
+  const pattern = /(?:^|[\n;])\s*(?:import|export)\b(?!\s+type\b)[^;'"`]*?\bfrom\s*(['"])(\.[^'"\s]+)\1/g
+  for (const match of code.matchAll(pattern)) found.push(match[2]!)
+  return found
+}
+
+/**
+ * The cycles among `files` (absolute paths), following relative value imports: each as the list of
+ * its files, the smallest strongly connected components of two or more (Tarjan's algorithm).
+ */
+export function importCycles(files: readonly string[]): string[][] {
+  const known = new Set(files)
+  const edges = new Map<string, string[]>()
+  for (const file of files) {
+    const targets = valueImports(readFileSync(file, 'utf8')).map((spec) => resolve(dirname(file), spec))
+    edges.set(
+      file,
+      targets.filter((target) => known.has(target)),
+    )
+  }
+  let next = 0
+  const index = new Map<string, number>()
+  const low = new Map<string, number>()
+  const stack: string[] = []
+  const onStack = new Set<string>()
+  const cycles: string[][] = []
+  const visit = (file: string) => {
+    index.set(file, next)
+    low.set(file, next)
+    next++
+    stack.push(file)
+    onStack.add(file)
+    for (const target of edges.get(file)!) {
+      if (!index.has(target)) {
+        visit(target)
+        low.set(file, Math.min(low.get(file)!, low.get(target)!))
+      } else if (onStack.has(target)) low.set(file, Math.min(low.get(file)!, index.get(target)!))
+    }
+    if (low.get(file) === index.get(file)) {
+      const component: string[] = []
+      let member: string
+      do {
+        member = stack.pop()!
+        onStack.delete(member)
+        component.push(member)
+      } while (member !== file)
+      if (component.length > 1) cycles.push(component.sort())
+    }
+  }
+  for (const file of files) if (!index.has(file)) visit(file)
+  return cycles
 }
 
 /** `@scope/name` or `name` of a bare specifier (`@scope/name/sub/path` → `@scope/name`). */
@@ -207,6 +266,15 @@ export function checkImports(root: string): ImportViolation[] {
     for (const file of walk(dir)) {
       const shipped = within(file, join(dir, 'src'))
       checkFile(file, scope, shipped)
+    }
+    for (const cycle of importCycles(walk(join(dir, 'src')))) {
+      const names = cycle.map((file) => toPosix(relative(root, file)))
+      violations.push({
+        file: names[0]!,
+        specifier: names.join(' → '),
+        rule: 'cycle',
+        message: 'these modules import each other: move what they share into a module both import',
+      })
     }
   }
   const tooling: Scope = { dir: root, manifest: rootManifest, foreign: packageDirs }

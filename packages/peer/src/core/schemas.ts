@@ -24,7 +24,7 @@
  */
 
 import { z } from 'zod'
-import { cidProblem, computeEnvelopeId, didKeyProblem, encodeCanonical, MAX_PAYLOAD_BYTES } from './codec.ts'
+import { cidProblem, computeEnvelopeId, didKeyProblem, encodeCanonical, MAX_PAYLOAD_BYTES } from './canonical.ts'
 import {
   CanSwarmError,
   MalformedEnvelopeError,
