@@ -1,7 +1,7 @@
-import { existsSync } from 'node:fs'
 import { playwright } from '@vitest/browser-playwright'
 import { configDefaults, defineConfig, type TestProjectConfiguration } from 'vitest/config'
 import { CHROMIUM, CHROMIUM_ARGS, CHROMIUM_PERMISSIONS } from './e2e/support/chromium-flags.ts'
+import { need } from './test-support/prerequisites.ts'
 
 /**
  * The test projects (the web app's build config is packages/web/vite.config.ts):
@@ -65,7 +65,7 @@ if (process.env.CAN_SWARM_E2E === '1') {
   })
 }
 
-if (existsSync(CHROMIUM)) {
+if (need('chromium', 'the chromium test project')) {
   projects.push({
     // Pre-bundled up front: discovered mid-run, Vite reloads the page and a test file fails to load.
     optimizeDeps: {
@@ -110,10 +110,6 @@ if (existsSync(CHROMIUM)) {
       },
     },
   })
-} else if (process.env.CI === 'true') {
-  throw new Error(`Chromium not found at ${CHROMIUM}: CI must install Debian's chromium package`)
-} else {
-  console.warn(`\n[vite.config] NOTICE: no Chromium at ${CHROMIUM}; the chromium test project is skipped.\n`)
 }
 
 export default defineConfig({

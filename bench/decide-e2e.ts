@@ -127,7 +127,7 @@ export async function runDecideE2eBenchmark(progress: (line: string) => void) {
       unit: 'decisions/s through the DECIDE service, 16 in flight (embedded)',
     },
   }
-  if (etcdAvailable()) {
+  if (etcdAvailable('npm run bench -- decide-e2e')) {
     const cluster = await EtcdCluster.start({ size: 3 })
     try {
       const etcd = await measure(

@@ -19,16 +19,14 @@ import { createHeliaArtifacts, type HeliaArtifacts } from '@can-swarm/peer/artif
 import { attachAgent, createBus, createNetwork, type Network, systemClock } from '@can-swarm/peer/net'
 import type { Page } from 'playwright'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { need } from '../test-support/prerequisites.ts'
 import { freePort, ROOT, type RunningAnchor, startAnchorProcess } from './support/anchor.ts'
-import { hasChromium, type LaunchedBrowser, launchChromium } from './support/chromium.ts'
+import { type LaunchedBrowser, launchChromium } from './support/chromium.ts'
 import { ensureWebBuilt } from './support/web.ts'
 
 const SHOTS = join(ROOT, 'test-results', 'e2e')
 
-if (!hasChromium()) {
-  if (process.env.CI === 'true') throw new Error('CI must install Debian chromium for the e2e tests')
-  console.warn('\n[e2e] NOTICE: no Chromium at /usr/bin/chromium: the web e2e tests are SKIPPED.\n')
-}
+const chromium = need('chromium', import.meta.filename)
 
 let dir: string
 let browser: LaunchedBrowser | undefined
@@ -73,7 +71,7 @@ async function connectivity(page: Page): Promise<string | null> {
   return page.locator('[data-testid=connectivity]').getAttribute('data-state')
 }
 
-describe.skipIf(!hasChromium())('the web app in two tabs', () => {
+describe.skipIf(!chromium)('the web app in two tabs', () => {
   it('joins the network, stakes a tab into the pool, survives an anchor outage, runs a NEED to FINALIZE, keeps it across a reload and follows a reset anchor to its new network', async () => {
     const ports = { port: await freePort(), p2pPort: await freePort(), wsPort: await freePort() }
     const data = join(dir, 'anchor')

@@ -9,6 +9,7 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Etcd3 } from 'etcd3'
+import { need } from './prerequisites.ts'
 
 /** Where the tests look for etcd. @default /usr/bin/etcd, or $ETCD_BIN */
 export const ETCD_BIN = process.env.ETCD_BIN ?? '/usr/bin/etcd'
@@ -17,12 +18,8 @@ export const ETCD_BIN = process.env.ETCD_BIN ?? '/usr/bin/etcd'
  * Whether the etcd tests can run. In a dev shell without etcd they skip with a loud reason; with
  * CI=true a missing etcd throws (CI must install it: see .ci/run).
  */
-export function etcdAvailable(): boolean {
-  if (existsSync(ETCD_BIN)) return true
-  const reason = `etcd not found at ${ETCD_BIN}: install Debian's etcd-server (apt-get install etcd-server) or set ETCD_BIN`
-  if (process.env.CI === 'true') throw new Error(`CI=true and ${reason}`)
-  console.warn(`\n!!! SKIPPING etcd tests: ${reason} !!!\n`)
-  return false
+export function etcdAvailable(where: string): boolean {
+  return need('etcd', where)
 }
 
 /** A loopback TCP port that was free a moment ago. */

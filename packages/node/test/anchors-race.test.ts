@@ -20,7 +20,7 @@ import { planQuorum } from '../../../test-support/quorum.ts'
 import { EtcdConsensusStore } from '../src/consensus/etcd.ts'
 import { groupGenesis } from './helpers/group.ts'
 
-const available = etcdAvailable()
+const available = etcdAvailable(import.meta.filename)
 const NEEDS = 30
 
 let dir: string

@@ -16,6 +16,7 @@ import { createIdentity, decodeEnvelope } from '@can-swarm/peer'
 import { PeerProcess, randomSeedHex } from '@can-swarm/peer/mesh'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { killAnchors, type StartedAnchor, startAnchorProcess } from '../../../test-support/anchor-process.ts'
+import { need } from '../../../test-support/prerequisites.ts'
 import { groupGenesis } from './helpers/group.ts'
 
 interface ThreadView {
@@ -45,18 +46,7 @@ function ip(...args: string[]): void {
   execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'], timeout: 10_000 })
 }
 
-function canMakeNamespaces(): boolean {
-  if (process.getuid?.() !== 0) return false
-  try {
-    execFileSync('ip', ['netns', 'list'], { stdio: 'ignore', timeout: 5000 })
-    return true
-  } catch {
-    return false
-  }
-}
-
-const supported = canMakeNamespaces()
-if (!supported) console.warn('[veth-partition] NOTICE: skipped — needs root and `ip netns` (CI has both)')
+const supported = need('ip-netns', import.meta.filename)
 
 let dir: string
 const peers: PeerProcess[] = []

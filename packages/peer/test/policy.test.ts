@@ -3,11 +3,11 @@
  * instrumented by tools/wasm-gas): engine, gas, the three gates, capsules, divergence.
  */
 import { spawnSync } from 'node:child_process'
-import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { makeIdentities, TEST_NET, testParams } from '../../../test-support/envelopes.ts'
+import { need } from '../../../test-support/prerequisites.ts'
 import { Agent } from '../src/agent/agent.ts'
 import { SeededRandom } from '../src/agent/ports.ts'
 import { artifactCid, MemoryArtifactStore } from '../src/core/artifacts.ts'
@@ -496,14 +496,7 @@ describe('agent with policy gates', () => {
 describe('the Rego toolchain (real opa)', () => {
   const root = fileURLToPath(new URL('../../../', import.meta.url))
   const opa = join(root, '.tools', 'bin', 'opa')
-  const present = existsSync(opa)
-  if (!present) {
-    if (process.env.CI === 'true')
-      throw new Error(`${opa} is missing: .ci/run must build it (npm run policy:check)`)
-    console.warn(
-      `\n[policy.test] NOTICE: ${opa} not built; skipping the opa test run. Run npm run policy:build.\n`,
-    )
-  }
+  const present = need('opa', import.meta.filename)
 
   it.skipIf(!present)('opa test policies/ passes every conformance test with the pinned opa v1.22.3', () => {
     const version = spawnSync(opa, ['version'], { encoding: 'utf8', timeout: 30_000 })

@@ -135,7 +135,7 @@ describe('consensus store contract', () => {
     }
   })
 
-  describe.skipIf(!etcdAvailable())('on a real 3-member etcd cluster', () => {
+  describe.skipIf(!etcdAvailable(import.meta.filename))('on a real 3-member etcd cluster', () => {
     let cluster: EtcdCluster
     beforeAll(async () => {
       cluster = await EtcdCluster.start({ size: 3 })

@@ -9,7 +9,7 @@ import { EtcdCluster, etcdAvailable } from '../../../../test-support/etcd-cluste
 import { EtcdConsensusStore } from '../../src/consensus/etcd.ts'
 import { type Ack, AnchorProcess, eventually } from './helpers/anchors.ts'
 
-const available = etcdAvailable()
+const available = etcdAvailable(import.meta.filename)
 
 describe.skipIf(!available)('etcd store under a nemesis', () => {
   let cluster: EtcdCluster

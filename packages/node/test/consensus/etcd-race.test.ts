@@ -12,7 +12,7 @@ import { EtcdCluster, etcdAvailable } from '../../../../test-support/etcd-cluste
 import { EtcdConsensusStore } from '../../src/consensus/etcd.ts'
 import { type Ack, AnchorProcess } from './helpers/anchors.ts'
 
-const available = etcdAvailable()
+const available = etcdAvailable(import.meta.filename)
 
 /** P1 across every anchor's acknowledgements, checked against the store itself. */
 export async function checkSingleDecision(store: EtcdConsensusStore, acks: Ack[], needs: number) {

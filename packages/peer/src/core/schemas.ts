@@ -24,7 +24,13 @@
  */
 
 import { z } from 'zod'
-import { cidProblem, computeEnvelopeId, didKeyProblem, encodeCanonical, MAX_PAYLOAD_BYTES } from './canonical.ts'
+import {
+  cidProblem,
+  computeEnvelopeId,
+  didKeyProblem,
+  encodeCanonical,
+  MAX_PAYLOAD_BYTES,
+} from './canonical.ts'
 import {
   CanSwarmError,
   MalformedEnvelopeError,
