@@ -22,8 +22,23 @@ const ISOMORPHIC_TESTS = [
 const SWARM_SETUP = 'test-support/swarm.global.ts'
 const PEER_API_TEST = 'packages/peer/test/peer-api.test.ts'
 
+/**
+ * Tests run the packages from their TypeScript sources: the `can-swarm-source` export condition
+ * (packages/<name>/package.json) picks src/ over dist/ in Vite's resolver, and in Node for every
+ * process a test starts (an anchor, a mesh peer), also when vitest is run without npm (.npmrc).
+ */
+const SOURCE_CONDITION = 'can-swarm-source'
+if (!(process.env.NODE_OPTIONS ?? '').includes(`--conditions=${SOURCE_CONDITION}`)) {
+  process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --conditions=${SOURCE_CONDITION}`.trim()
+}
+const FROM_SOURCES = {
+  resolve: { conditions: [SOURCE_CONDITION, 'module', 'browser', 'development|production'] },
+  ssr: { resolve: { conditions: [SOURCE_CONDITION, 'module', 'node', 'development|production'] } },
+}
+
 const projects: TestProjectConfiguration[] = [
   {
+    ...FROM_SOURCES,
     test: {
       name: 'node',
       include: [
@@ -39,6 +54,7 @@ const projects: TestProjectConfiguration[] = [
   },
   {
     // The one Node test that needs a running swarm: its own project, so that only it starts one.
+    ...FROM_SOURCES,
     test: {
       name: 'api',
       include: [PEER_API_TEST],
@@ -54,6 +70,7 @@ const projects: TestProjectConfiguration[] = [
 // sets CAN_SWARM_E2E=1; a plain `vitest run` leaves them out.
 if (process.env.CAN_SWARM_E2E === '1') {
   projects.push({
+    ...FROM_SOURCES,
     test: {
       name: 'e2e',
       include: ['e2e/**/*.e2e.ts'],
@@ -67,6 +84,7 @@ if (process.env.CAN_SWARM_E2E === '1') {
 
 if (need('chromium', 'the chromium test project')) {
   projects.push({
+    ...FROM_SOURCES,
     // Pre-bundled up front: discovered mid-run, Vite reloads the page and a test file fails to load.
     optimizeDeps: {
       include: [

@@ -1,5 +1,5 @@
 /**
- * The `policy` benchmark: the compiled base policy (policies/bundle/base.wasm) evaluated by the
+ * The `policy` benchmark: the compiled base policy (packages/peer/policy-bundle/base.wasm) evaluated by the
  * gas-metered engine, and the ingress gate measured against Ed25519 envelope verification in the
  * same run (the gate runs on every received envelope, right after verification).
  */

@@ -253,7 +253,7 @@ export async function genesisSeeds(c: Corpus): Promise<Uint8Array[]> {
 
 /** Capsules: the real base policy bundle and small synthetic ones. */
 export async function capsuleSeeds(c: Corpus): Promise<Uint8Array[]> {
-  const bundle = new URL('../policies/bundle/', import.meta.url)
+  const bundle = new URL('../packages/peer/policy-bundle/', import.meta.url)
   const manifest = JSON.parse(readFileSync(new URL('base.json', bundle), 'utf8')) as BundleManifest
   const wasm = new Uint8Array(readFileSync(new URL('base.wasm', bundle)))
   const author = c.identities[0]!

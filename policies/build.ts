@@ -6,8 +6,8 @@
  * Steps: make sure the pinned `opa` (built from the Go module proxy into `.tools/bin`) and the
  * gas instrumenter `tools/wasm-gas` (cargo, into `.tools/bin`) exist; run `opa check --strict` and
  * `opa test policies/` (the conformance tests); compile each policy with `opa build -t wasm`;
- * extract `policy.wasm`; instrument it for gas; write `policies/bundle/<name>.wasm` and, for the
- * base policy, the manifest `policies/bundle/base.json` (policy hash, engine hash, schema version,
+ * extract `policy.wasm`; instrument it for gas; write `packages/peer/policy-bundle/<name>.wasm` and, for the
+ * base policy, the manifest `packages/peer/policy-bundle/base.json` (policy hash, engine hash, schema version,
  * conformance vector, the conformance vectors themselves).
  *
  * `--check` builds into a temporary directory and fails when any committed file differs.
@@ -38,7 +38,7 @@ const ROOT = resolve(POLICIES, '..')
 const TOOLS_BIN = join(ROOT, '.tools', 'bin')
 const OPA = join(TOOLS_BIN, 'opa')
 const WASM_GAS = join(TOOLS_BIN, 'wasm-gas')
-const BUNDLE = join(POLICIES, 'bundle')
+const BUNDLE = join(POLICIES, '..', 'packages', 'peer', 'policy-bundle')
 
 /** The policies compiled to WebAssembly: bundle name, Rego files (relative to policies/), entrypoint. */
 const TARGETS = [
@@ -285,7 +285,7 @@ const check = process.argv.includes('--check')
 try {
   if (!check) {
     const files = await build(BUNDLE)
-    log(`wrote ${files.map((f) => `policies/bundle/${f}`).join(', ')}`)
+    log(`wrote ${files.map((f) => `packages/peer/policy-bundle/${f}`).join(', ')}`)
   } else {
     const out = mkdtempSync(join(tmpdir(), 'can-swarm-policy-check-'))
     try {
@@ -295,11 +295,13 @@ try {
         return !existsSync(committed) || !readFileSync(committed).equals(readFileSync(join(out, file)))
       })
       if (stale.length > 0) {
-        log(`STALE: ${stale.map((f) => `policies/bundle/${f}`).join(', ')} differ from a fresh build`)
-        log('run `npm run policy:build` and commit policies/bundle/')
+        log(
+          `STALE: ${stale.map((f) => `packages/peer/policy-bundle/${f}`).join(', ')} differ from a fresh build`,
+        )
+        log('run `npm run policy:build` and commit packages/peer/policy-bundle/')
         process.exit(1)
       }
-      log(`policies/bundle/ matches a fresh build (${files.join(', ')})`)
+      log(`packages/peer/policy-bundle/ matches a fresh build (${files.join(', ')})`)
     } finally {
       rmSync(out, { recursive: true, force: true })
     }

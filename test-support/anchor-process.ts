@@ -24,7 +24,17 @@ export interface AnchorProcessOptions {
   netns?: string
   /** Time allowed to become ready, in ms. @default 60 000 */
   readyTimeoutMs?: number
+  /** The script to run. @default {@link ANCHOR_ENTRY} (from the repository root) */
+  entry?: string
+  /** The child's environment. @default this process's */
+  env?: NodeJS.ProcessEnv
 }
+
+/**
+ * The anchor's entry from its sources (`node packages/node` runs the compiled `dist/bin.js`, which
+ * a test would otherwise see stale; the install test runs that one).
+ */
+export const ANCHOR_ENTRY = 'packages/node/src/bin.ts'
 
 /** Every anchor started here, so that a test's afterAll can kill what is left. */
 export const startedAnchors: ChildProcess[] = []
@@ -36,11 +46,12 @@ export function startAnchorProcess(
   options: AnchorProcessOptions = {},
 ): Promise<StartedAnchor> {
   const ports = PORT_FLAGS.filter((flag) => !args.includes(flag)).flatMap((flag) => [flag, '0'])
-  const argv = [process.execPath, 'packages/node', ...ports, ...args]
+  const argv = [process.execPath, options.entry ?? ANCHOR_ENTRY, ...ports, ...args]
   const command = options.netns === undefined ? argv : ['ip', 'netns', 'exec', options.netns, ...argv]
   const child = spawn(command[0]!, command.slice(1), {
     cwd: root,
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: options.env ?? process.env,
   })
   startedAnchors.push(child)
   const logs: string[] = []

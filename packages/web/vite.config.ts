@@ -19,10 +19,9 @@ export default defineConfig({
     rollupOptions: { input: { main: resolve(here, 'index.html'), embed: resolve(here, 'embed.html') } },
   },
   resolve: {
-    conditions: ['browser'],
+    // Inside this repository the peer package is read from its sources (see .npmrc).
+    conditions: ['can-swarm-source', 'browser', 'module', 'development|production'],
     alias: {
-      // Multicast DNS cannot run in a browser; keep Node's multicast-dns out of the bundle.
-      '@libp2p/mdns': resolve(here, 'src/shims/mdns.ts'),
       // Automerge's WASM is served as a binary asset (src/main.ts); its base64 copy stays out.
       '@automerge/automerge/automerge.wasm.base64': resolve(here, 'src/shims/automerge-base64.ts'),
     },

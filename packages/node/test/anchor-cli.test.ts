@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { killAnchors, startAnchorProcess } from '../../../test-support/anchor-process.ts'
+import { ANCHOR_ENTRY, killAnchors, startAnchorProcess } from '../../../test-support/anchor-process.ts'
 
 const root = join(import.meta.dirname, '..', '..', '..')
 const node = process.execPath
@@ -23,7 +23,7 @@ afterAll(async () => {
 const ANY_PORTS = ['--port', '0', '--p2p-port', '0', '--ws-port', '0']
 
 function runSync(args: string[], env: Record<string, string> = {}) {
-  return spawnSync(node, ['packages/node', ...args], {
+  return spawnSync(node, [ANCHOR_ENTRY, ...args], {
     cwd: root,
     encoding: 'utf8',
     env: { ...process.env, ...env },
@@ -160,7 +160,7 @@ describe('node packages/node', () => {
     // One process per data directory: a second anchor on it fails with the lock named.
     const second = spawnSync(
       node,
-      ['packages/node', '--port', '0', '--p2p-port', '0', '--ws-port', '0', '--data', data],
+      [ANCHOR_ENTRY, '--port', '0', '--p2p-port', '0', '--ws-port', '0', '--data', data],
       {
         cwd: root,
         encoding: 'utf8',

@@ -5,7 +5,7 @@
  * whatever the runtime.
  */
 import { describe, expect, it } from 'vitest'
-import manifestJson from '../../../policies/bundle/base.json' with { type: 'json' }
+import manifestJson from '../policy-bundle/base.json' with { type: 'json' }
 import { sha256Hex } from '../src/core/codec.ts'
 import { type BundleManifest, loadPolicyEngine, runConformance } from '../src/policy/index.ts'
 
@@ -13,7 +13,7 @@ const manifest = manifestJson as BundleManifest
 
 /** The committed WASM: fetched from the test server in a browser, read from disk in Node. */
 async function bundleWasm(): Promise<Uint8Array> {
-  const url = new URL('../../../policies/bundle/base.wasm', import.meta.url)
+  const url = new URL('../policy-bundle/base.wasm', import.meta.url)
   if (url.protocol === 'file:') {
     const fsModule = 'node:fs/promises' // a variable: browsers never resolve it
     const fs = (await import(/* @vite-ignore */ fsModule)) as typeof import('node:fs/promises')

@@ -1,5 +1,5 @@
 /**
- * Policy capsules on the real compiled policy (policies/bundle, built by opa 1.22.3 and
+ * Policy capsules on the real compiled policy (packages/peer/policy-bundle, built by opa 1.22.3 and
  * instrumented by tools/wasm-gas): engine, gas, the three gates, capsules, divergence.
  */
 import { spawnSync } from 'node:child_process'

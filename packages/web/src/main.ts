@@ -2,12 +2,12 @@
  * Entry of the web app: one peer per browser profile (its identity lives in IndexedDB, and two
  * tabs with one key would be two libp2p nodes with one peer id), so the tab first takes a Web Lock;
  * a second tab of the same profile says so instead of starting. Then: storage, peer, UI. Automerge's
- * binary WASM and the network's policy bundle (policies/bundle: WASM and manifest) are assets of the
+ * binary WASM and the network's policy bundle (packages/peer/policy-bundle: WASM and manifest) are assets of the
  * build (only their URLs are in the page's code), fetched once the peer starts.
  */
 import automergeWasm from '@automerge/automerge/automerge.wasm?url'
-import policyManifest from '../../../policies/bundle/base.json?url'
-import policyWasm from '../../../policies/bundle/base.wasm?url'
+import policyManifest from '@can-swarm/peer/policy-bundle/base.json?url'
+import policyWasm from '@can-swarm/peer/policy-bundle/base.wasm?url'
 import { SwarmSession } from './app/session.ts'
 import { TabStorage } from './app/storage.ts'
 import { mountApp } from './ui/app.ts'

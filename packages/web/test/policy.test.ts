@@ -1,5 +1,5 @@
 /**
- * The tab's policy (src/app/policy.ts) with the committed bundle (policies/bundle/base.*): loaded
+ * The tab's policy (src/app/policy.ts) with the committed bundle (packages/peer/policy-bundle/base.*): loaded
  * and checked as the tab loads it (the files come through `fetch`, here answered from disk), run
  * at a real agent's gates: a NEED whose budget is above the policy's credit range is refused
  * before anything is published, with the rule and the field in words; envelopes of peers running
@@ -29,7 +29,7 @@ import {
 } from '../src/app/policy.ts'
 import { testNetwork } from './network.ts'
 
-const BUNDLE = join(import.meta.dirname, '..', '..', '..', 'policies', 'bundle')
+const BUNDLE = join(import.meta.dirname, '..', '..', 'peer', 'policy-bundle')
 const SOURCE = { wasm: 'https://tab.invalid/base.wasm', manifest: 'https://tab.invalid/base.json' }
 
 /** A `fetch` serving the bundle's files from disk, with `change` applied to the WASM bytes. */

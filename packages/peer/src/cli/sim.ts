@@ -67,7 +67,10 @@ const program = new Command()
   )
   .option('--needs <n>', 'NEEDs posted per run', positiveInt('--needs'), 2)
   .option('--economy', 'settle every run through the credit ledger and check P3 and conservation')
-  .option('--policy', "run the compiled base policy (policies/bundle) at every peer's three gates")
+  .option(
+    '--policy',
+    "run the compiled base policy (packages/peer/policy-bundle) at every peer's three gates",
+  )
   .option('--trace <dir>', "write each peer's signed JSONL trace per thread under DIR/seed-S/")
   .option('--quiet', 'no progress lines on stderr')
   .addHelpText(

@@ -26,7 +26,7 @@ import type { ConnectionGater, Ed25519PrivateKey, PeerDiscovery, PeerId } from '
 import { type Ping, ping } from '@libp2p/ping'
 import { pubsubPeerDiscovery } from '@libp2p/pubsub-peer-discovery'
 import { createLibp2p, type Libp2p } from 'libp2p'
-import { DEFAULT_LISTEN, RUNTIME, transportsFor } from '#net/transports'
+import { DEFAULT_LISTEN, mdnsDiscovery, RUNTIME, transportsFor } from '#net/transports'
 import { InvalidArgumentError } from '../core/errors.ts'
 import type { LocalIdentity } from '../crypto/ed25519.ts'
 import { frameId } from './frame.ts'
@@ -224,12 +224,9 @@ export async function createNetwork(options: NetworkOptions): Promise<Network> {
       ) => PeerDiscovery,
     )
   }
-  // Opt-in modules load only when asked for: browsers never bundle mDNS (Node's multicast-dns),
-  // and the Kad-DHT's weight is paid only by peers that run it.
-  if (options.mdns ?? false) {
-    const { mdns } = await import('@libp2p/mdns')
-    discovery.push(mdns() as (components: never) => PeerDiscovery)
-  }
+  // Opt-in modules load only when asked for: mDNS exists only in the Node transports (a browser
+  // bundle never holds Node's multicast-dns), and the Kad-DHT's weight is paid only by peers that run it.
+  if (options.mdns ?? false) discovery.push((await mdnsDiscovery()) as (components: never) => PeerDiscovery)
   const dht = options.dht ? await import('@libp2p/kad-dht') : undefined
 
   const libp2p = (await createLibp2p({

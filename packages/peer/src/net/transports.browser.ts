@@ -6,10 +6,16 @@
 import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import { webRTC, webRTCDirect } from '@libp2p/webrtc'
 import { webSockets } from '@libp2p/websockets'
+import { InvalidArgumentError } from '../core/errors.ts'
 import type { TransportFactory, TransportOptions } from './transport-options.ts'
 
 /** The runtime these transports are for. */
 export const RUNTIME = 'browser' as const
+
+/** mDNS needs UDP multicast, which browsers do not have: `mdns: true` is refused here. */
+export async function mdnsDiscovery(): Promise<unknown> {
+  throw new InvalidArgumentError('mDNS discovery runs only on Node (browsers have no UDP multicast)', 'mdns')
+}
 
 /** Default listen addresses in a browser: WebRTC signalling only (reachable through relays). */
 export const DEFAULT_LISTEN: readonly string[] = Object.freeze(['/webrtc'])

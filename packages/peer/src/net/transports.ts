@@ -16,6 +16,12 @@ import { webRTC, webRTCDirect } from '@libp2p/webrtc'
 import { webSockets } from '@libp2p/websockets'
 import type { TransportFactory, TransportOptions } from './transport-options.ts'
 
+/** mDNS peer discovery on the local link (`mdns: true` in the network options; Node only). */
+export async function mdnsDiscovery(): Promise<unknown> {
+  const { mdns } = await import('@libp2p/mdns')
+  return mdns()
+}
+
 /** The runtime these transports are for. */
 export const RUNTIME = 'node' as const
 

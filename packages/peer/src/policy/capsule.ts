@@ -49,7 +49,7 @@ export interface ConformanceVector {
   expect: { allowed: boolean; rules: string[]; gasUsed?: number; evalDigest?: string }
 }
 
-/** The manifest `npm run policy:build` writes beside the WASM (`policies/bundle/base.json`). */
+/** The manifest `npm run policy:build` writes beside the WASM (`packages/peer/policy-bundle/base.json`). */
 export interface BundleManifest {
   format: string
   name: string

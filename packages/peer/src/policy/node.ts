@@ -1,5 +1,5 @@
 /**
- * Node-only helper: reads the committed policy bundle (`policies/bundle/`, written by
+ * Node-only helper: reads the committed policy bundle (`packages/peer/policy-bundle/`, written by
  * `npm run policy:build`). Browsers fetch the same two files instead.
  */
 import { readFile } from 'node:fs/promises'
@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url'
 import type { BundleManifest } from './capsule.ts'
 
 /** Directory of the committed bundle in this repository. */
-export const BUNDLE_DIR: string = fileURLToPath(new URL('../../../../policies/bundle/', import.meta.url))
+export const BUNDLE_DIR: string = fileURLToPath(new URL('../../policy-bundle/', import.meta.url))
 
 /** Reads `<name>.wasm` (and `<name>.json`, when present) from the bundle directory. */
 export async function readPolicyBundle(

@@ -1,5 +1,5 @@
 /**
- * The network's base policy in the tab (docs/PROTOCOL.md §10): the committed bundle (`policies/bundle/`,
+ * The network's base policy in the tab (docs/PROTOCOL.md §10): the committed bundle (`packages/peer/policy-bundle/`,
  * the gas-metered WASM and its manifest) is fetched as two assets of the build, checked (the WASM
  * must hash to the manifest's `policyHash`, and every conformance vector must give the recorded
  * decision, gas units and eval digest on this browser's engine), and run at the agent's three

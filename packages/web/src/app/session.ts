@@ -146,7 +146,7 @@ export interface SessionOptions {
    */
   bitswapWaitMs?: number
   /**
-   * The network's policy bundle (the app serves `policies/bundle/base.wasm` and `base.json` as
+   * The network's policy bundle (the app serves `packages/peer/policy-bundle/base.wasm` and `base.json` as
    * assets): checked, then run at the agent's preflight, ingress and commit gates. While it is
    * configured but not loaded, posting is refused. @default none: no policy gates
    */
