@@ -125,6 +125,13 @@ const economy: Record<string, number> = {}
 const attacks: Record<string, { tried: number; refused: number }> = {}
 const refusals: Record<string, number> = {}
 const failures: string[] = []
+/** The run's fault intensities as `field=value` pairs. */
+function intensityText(result: SimResult): string {
+  return Object.entries(result.intensity)
+    .map(([field, value]) => `${field}=${value}`)
+    .join(' ')
+}
+
 const started = process.cpuUsage()
 const startedWall = performance.now()
 
@@ -202,7 +209,10 @@ for (let index = 0; index < count; index += 1) {
         options.needs !== 2 ? ` --needs ${options.needs}` : ''
       }${options.economy ? ' --economy' : ''}${options.policy ? ' --policy' : ''}`,
     )
+    console.error(`  intensity (drawn from the seed): ${intensityText(result)}`)
   }
+  if (count === 1)
+    console.error(`[sim] seed ${seed} (${faults}), intensity drawn from the seed: ${intensityText(result)}`)
   if (!options.quiet && ((index + 1) % 25 === 0 || index + 1 === count)) {
     console.error(`[sim] ${index + 1}/${count} seeds, ${finalized} tasks finalized, ${violations} violations`)
   }

@@ -10,7 +10,7 @@
  */
 import { type Adversary, Agent, type FundingCheck } from '../agent/agent.ts'
 import { builtinCapabilities } from '../agent/capabilities.ts'
-import { SeededRandom } from '../agent/ports.ts'
+import type { SeededRandom } from '../agent/ports.ts'
 import { MemoryArtifactStore } from '../core/artifacts.ts'
 import { decodeEnvelope, encodeEnvelope } from '../core/codec.ts'
 import { type ConsensusStore, type DecideRecord, MemoryConsensusStore } from '../core/consensus.ts'
@@ -38,6 +38,7 @@ import {
 } from './checkers.ts'
 import { type EconomyReport, settleEconomy } from './economy.ts'
 import { EventQueue, type Timed } from './queue.ts'
+import { drawIntensity, type FaultIntensity, streamOf } from './streams.ts'
 
 /** Fault classes; `combined` turns every fault on at once. */
 export const FAULT_CLASSES = [
@@ -58,6 +59,7 @@ interface FaultPlan {
   lossP: number
   duplicateP: number
   jitterMs: number
+  extraDelayP: number
   extraDelayMs: number
   partition: boolean
   crash: boolean
@@ -66,13 +68,15 @@ interface FaultPlan {
   attacker: boolean
 }
 
-function faultPlan(faults: FaultClass): FaultPlan {
+/** What the run's fault classes turn on, at the intensities drawn from its seed. */
+function faultPlan(faults: FaultClass, intensity: FaultIntensity): FaultPlan {
   const all = faults === 'combined'
   return {
-    lossP: all || faults === 'loss' ? 0.15 : 0,
-    duplicateP: all || faults === 'duplicate' ? 0.2 : 0,
-    jitterMs: all || faults === 'reorder' ? 120 : 0,
-    extraDelayMs: all || faults === 'delay' ? 400 : 0,
+    lossP: all || faults === 'loss' ? intensity.lossP : 0,
+    duplicateP: all || faults === 'duplicate' ? intensity.duplicateP : 0,
+    jitterMs: all || faults === 'reorder' ? intensity.jitterMs : 0,
+    extraDelayP: all || faults === 'delay' ? intensity.extraDelayP : 0,
+    extraDelayMs: all || faults === 'delay' ? intensity.extraDelayMs : 0,
     partition: all || faults === 'partition',
     crash: all || faults === 'crash',
     skew: all || faults === 'skew',
@@ -112,6 +116,18 @@ export interface SimOptions {
   policy?: (peer: number, identity: Identity) => Promise<PolicyGates | undefined>
 }
 
+/** The scheduled faults of one run, as drawn from its `faults` stream. */
+export interface FaultSchedule {
+  /** Byzantine peers, by index. */
+  byzantine: number[]
+  /** Skewed clocks: offset (ms) and rate of each skewed peer. */
+  skew: { peer: number; offsetMs: number; rate: number }[]
+  /** The partition, if any (virtual ms). */
+  partition?: { splitAtMs: number; healAtMs: number }
+  /** Crashes (virtual ms). */
+  crashes: { peer: number; downAtMs: number; upAtMs: number }[]
+}
+
 /** One peer's log of one thread, in arrival order, with local receipt times. */
 export interface PeerThreadLog {
   peer: number
@@ -125,6 +141,13 @@ export interface PeerThreadLog {
 export interface SimResult {
   seed: number
   faults: FaultClass
+  /**
+   * The fault intensities drawn from the seed (every field, whichever classes were on: only those
+   * of `faults` took effect). Printed with a failing seed, so its scenario can be read and replayed.
+   */
+  intensity: FaultIntensity
+  /** When and where the scheduled faults struck (what a failing seed's report names). */
+  schedule: FaultSchedule
   bootstrap: boolean
   peers: number
   needs: number
@@ -232,7 +255,17 @@ class World {
   readonly seed: number
   readonly faults: FaultClass
   readonly plan: FaultPlan
-  readonly random: SeededRandom
+  readonly intensity: FaultIntensity
+  /** Per-message loss, duplication and delay. */
+  readonly network: SeededRandom
+  /** The anti-entropy schedule and partners. */
+  readonly sync: SeededRandom
+  /** When NEEDs go out and what they hold. */
+  readonly workload: SeededRandom
+  /** Scheduled faults: partitions, crashes, skew, Byzantine peers. */
+  readonly faultStream: SeededRandom
+  /** What Byzantine peers do. */
+  readonly adversary: SeededRandom
   readonly queue = new EventQueue<SimEvent>()
   readonly artifacts = new MemoryArtifactStore()
   readonly peers: SimPeer[] = []
@@ -259,8 +292,13 @@ class World {
   constructor(seed: number, faults: FaultClass) {
     this.seed = seed
     this.faults = faults
-    this.plan = faultPlan(faults)
-    this.random = new SeededRandom(seed * 2_654_435_761 + 17)
+    this.intensity = drawIntensity(seed)
+    this.plan = faultPlan(faults, this.intensity)
+    this.network = streamOf(seed, 'network')
+    this.sync = streamOf(seed, 'sync')
+    this.workload = streamOf(seed, 'workload')
+    this.faultStream = streamOf(seed, 'faults')
+    this.adversary = streamOf(seed, 'adversary')
   }
 
   // -------------------------------------------------------------- scheduling
@@ -302,20 +340,20 @@ class World {
     for (const to of this.peers) {
       if (to === from) continue
       if (from && !this.reachable(from, to)) continue
-      if (this.faultsActive && this.random.chance(this.plan.lossP)) {
+      if (this.faultsActive && this.network.chance(this.plan.lossP)) {
         this.droppedLost += 1
         continue
       }
       this.send(to.index, bytes, instance)
-      if (this.faultsActive && this.random.chance(this.plan.duplicateP)) this.send(to.index, bytes, instance)
+      if (this.faultsActive && this.network.chance(this.plan.duplicateP)) this.send(to.index, bytes, instance)
     }
   }
 
   send(to: number, bytes: Uint8Array, instance?: number): void {
-    let delay = 1 + this.random.int(0, 15)
+    let delay = 1 + this.network.int(0, 15)
     if (this.faultsActive) {
-      delay += this.random.next() * this.plan.jitterMs
-      if (this.random.chance(0.3)) delay += this.random.next() * this.plan.extraDelayMs
+      delay += this.network.next() * this.plan.jitterMs
+      if (this.network.chance(this.plan.extraDelayP)) delay += this.network.next() * this.plan.extraDelayMs
     }
     this.at(this.nowMs + delay, {
       type: 'deliver',
@@ -437,11 +475,14 @@ class World {
     peer.incarnation += 1
     const incarnation = peer.incarnation
     const world = this
+    // Each agent's choices come from its own stream (per incarnation: a restart is a new process).
+    const own = streamOf(this.seed, `agent:${peer.index}:${incarnation}`)
+    const workMs = 40 + own.int(0, 120)
     const agent = new Agent({
       identity: peer.identity,
       params: this.params,
       artifacts: this.artifacts,
-      random: this.random.fork(),
+      random: own,
       roles: peer.anchor ? { decider: true } : { planner: true, worker: true, verifier: true },
       ...(peer.anchor
         ? { consensus: new SimConsensus(this, peer.index), funding: this.fundingOf(peer) }
@@ -450,7 +491,7 @@ class World {
       ...(peer.policy ? { policy: peer.policy } : {}),
       tuning: {
         leaseTtlMs: 1500,
-        workMs: 40 + this.random.int(0, 120),
+        workMs,
         maxGrantTtlMs: 3_000,
         maxLeaseHoldMs: 8_000,
         anchorBackupMs: 600,
@@ -518,8 +559,8 @@ class World {
     if (!peer.up) return
     const candidates = this.peers.filter((other) => other !== peer && other.up && this.reachable(peer, other))
     if (candidates.length === 0) return
-    const from = candidates[this.random.int(0, candidates.length)]!
-    if (this.faultsActive && this.random.chance(this.plan.lossP)) return
+    const from = candidates[this.sync.int(0, candidates.length)]!
+    if (this.faultsActive && this.sync.chance(this.plan.lossP)) return
     const cursor = peer.cursors.get(from.index) ?? 0
     for (const entry of from.durable.slice(cursor)) {
       if (!peer.known.has(entry.env.id)) this.send(peer.index, entry.bytes)
@@ -534,8 +575,8 @@ class World {
     if (!peer.up) return
     const seen = peer.durable.filter((entry) => entry.env.sender !== peer.identity.did)
     if (seen.length === 0) return
-    const entry = seen[this.random.int(0, seen.length)]!
-    const roll = this.random.int(0, 3)
+    const entry = seen[this.adversary.int(0, seen.length)]!
+    const roll = this.adversary.int(0, 3)
     if (roll === 0) {
       // Tamper: same signature, altered content.
       const forged = { ...entry.env, lamport: entry.env.lamport + 1 }
@@ -557,12 +598,13 @@ class World {
   async postNeed(index: number): Promise<void> {
     const requester = this.peers[2]!
     if (!requester.up || !requester.agent) return
-    const requires = TEMPLATES[this.random.int(0, TEMPLATES.length)]!
+    const requires = TEMPLATES[this.workload.int(0, TEMPLATES.length)]!
     const lines: string[] = []
-    const count = this.random.int(3, 8)
+    const count = this.workload.int(3, 8)
     for (let line = 0; line < count; line += 1) {
       const words: string[] = []
-      for (let w = this.random.int(2, 7); w > 0; w -= 1) words.push(WORDS[this.random.int(0, WORDS.length)]!)
+      for (let w = this.workload.int(2, 7); w > 0; w -= 1)
+        words.push(WORDS[this.workload.int(0, WORDS.length)]!)
       lines.push(words.join(' '))
     }
     const input = new TextEncoder().encode(`${lines.join('\n')}\n# need ${index} seed ${this.seed}\n`)
@@ -575,7 +617,7 @@ class World {
 export async function runSimulation(options: SimOptions): Promise<SimResult> {
   const faults = options.faults ?? 'none'
   const world = new World(options.seed, faults)
-  const random = world.random
+  const { faultStream, workload, sync, adversary: misbehaviour } = world
   if (options.peers !== undefined && (!Number.isSafeInteger(options.peers) || options.peers < 5)) {
     throw new InvalidArgumentError('a simulation needs at least 5 peers (2 anchors, 3 agents)', 'peers')
   }
@@ -648,21 +690,26 @@ export async function runSimulation(options: SimOptions): Promise<SimResult> {
   )
   world.params = paramsFromGenesis(world.genesis)
 
+  const schedule: FaultSchedule = { byzantine: [], skew: [], crashes: [] }
   const byzantine = new Set<number>()
   if (world.plan.byzantine) {
     const count = bootstrap ? 1 : 2
-    while (byzantine.size < count) byzantine.add(random.int(3, peerCount))
+    while (byzantine.size < count) byzantine.add(faultStream.int(3, peerCount))
+    schedule.byzantine = [...byzantine].sort((a, b) => a - b)
   }
   for (let index = 0; index < peerCount; index += 1) {
     const adversary = byzantine.has(index)
       ? {
-          corruptOutputs: random.chance(0.7),
-          equivocate: random.chance(0.7),
-          rubberStamp: random.chance(0.7),
-          frivolousChallenges: random.chance(0.5),
+          corruptOutputs: misbehaviour.chance(0.7),
+          equivocate: misbehaviour.chance(0.7),
+          rubberStamp: misbehaviour.chance(0.7),
+          frivolousChallenges: misbehaviour.chance(0.5),
         }
       : undefined
     const skewed = world.plan.skew && index !== 0
+    const offsetMs = skewed ? faultStream.int(-world.intensity.skewMs, world.intensity.skewMs + 1) : 0
+    const rate = skewed ? 1 + (faultStream.next() * 2 - 1) * world.intensity.driftRate : 1
+    if (skewed) schedule.skew.push({ peer: index, offsetMs, rate })
     world.peers.push({
       index,
       identity: identities[index]!,
@@ -674,8 +721,8 @@ export async function runSimulation(options: SimOptions): Promise<SimResult> {
       known: new Set(),
       durable: [],
       cursors: new Map(),
-      offsetMs: skewed ? random.int(-1500, 1500) : 0,
-      rate: skewed ? 0.8 + random.next() * 0.45 : 1,
+      offsetMs,
+      rate,
       side: 0,
     })
   }
@@ -687,16 +734,16 @@ export async function runSimulation(options: SimOptions): Promise<SimResult> {
   // Workload and faults.
   const needTimes: number[] = []
   for (let index = 0; index < needCount; index += 1) {
-    const atMs = 100 + index * 1500 + random.int(0, 300)
+    const atMs = 100 + index * 1500 + workload.int(0, 300)
     needTimes.push(atMs)
     world.at(atMs, { type: 'action', run: () => world.postNeed(index) })
   }
   for (const peer of world.peers) {
-    for (let t = random.int(100, 400); t < workloadMs + settleMs; t += 300 + random.int(0, 200)) {
+    for (let t = sync.int(100, 400); t < workloadMs + settleMs; t += 300 + sync.int(0, 200)) {
       world.at(t, { type: 'action', run: () => world.pull(peer) })
     }
     if (peer.adversary) {
-      for (let t = random.int(200, 700); t < workloadMs; t += 500 + random.int(0, 400)) {
+      for (let t = misbehaviour.int(200, 700); t < workloadMs; t += 500 + misbehaviour.int(0, 400)) {
         world.at(t, { type: 'action', run: () => world.misbehave(peer) })
       }
     }
@@ -743,37 +790,40 @@ export async function runSimulation(options: SimOptions): Promise<SimResult> {
         },
       },
       // Its own stream: the workload and the network faults draw from theirs.
-      random: new SeededRandom(options.seed * 7_919 + 0x0a77ac),
+      random: streamOf(options.seed, 'attacker'),
       sybils,
       funded,
       ...(bootstrap ? {} : { verifier: rolePeers[rolePeers.length - 1]! }),
       otherNetwork: other.id,
     })
     world.attacker = attacker
-    for (let t = 300 + random.int(0, 200); t < workloadMs; t += 120 + random.int(0, 240)) {
+    const schedule = streamOf(options.seed, 'attacker-schedule')
+    for (let t = 300 + schedule.int(0, 200); t < workloadMs; t += 120 + schedule.int(0, 240)) {
       world.at(t, { type: 'action', run: () => attacker.act() })
     }
   }
   if (world.plan.partition) {
     // Split just after a NEED went out, before it is decided, so that both sides may decide it.
-    const splitAt = needTimes[random.int(0, needTimes.length)]! + random.int(20, 250)
-    const healAt = splitAt + random.int(2000, 6000)
+    const splitAt = needTimes[faultStream.int(0, needTimes.length)]! + faultStream.int(20, 250)
+    const healAt = splitAt + world.intensity.partitionMs
+    schedule.partition = { splitAtMs: splitAt, healAtMs: Math.min(healAt, workloadMs) }
     world.at(splitAt, {
       type: 'action',
       run: () => {
         for (const peer of world.peers)
-          peer.side = peer.index === 0 ? 0 : peer.index === 1 ? 1 : random.chance(0.5) ? 1 : 0
+          peer.side = peer.index === 0 ? 0 : peer.index === 1 ? 1 : faultStream.chance(0.5) ? 1 : 0
         world.fork = world.main.fork(world.main.epoch + 1)
       },
     })
     world.at(Math.min(healAt, workloadMs), { type: 'action', run: () => heal(world) })
   }
   if (world.plan.crash) {
-    const crashes = random.int(1, 4)
-    for (let c = 0; c < crashes; c += 1) {
-      const victim = world.peers[random.chance(0.2) ? random.int(0, 2) : random.int(3, peerCount)]!
-      const downAt = random.int(300, workloadMs - 3000)
-      const upAt = downAt + random.int(200, 4000)
+    for (let c = 0; c < world.intensity.crashes; c += 1) {
+      const victim =
+        world.peers[faultStream.chance(0.2) ? faultStream.int(0, 2) : faultStream.int(3, peerCount)]!
+      const downAt = faultStream.int(300, workloadMs - 3000)
+      const upAt = downAt + faultStream.int(200, 4000)
+      schedule.crashes.push({ peer: victim.index, downAtMs: downAt, upAtMs: upAt })
       world.at(downAt, { type: 'action', run: () => (victim.up ? world.crash(victim) : undefined) })
       world.at(upAt, { type: 'action', run: () => (victim.up ? undefined : world.restart(victim)) })
     }
@@ -870,6 +920,8 @@ export async function runSimulation(options: SimOptions): Promise<SimResult> {
   return {
     seed: options.seed,
     faults,
+    intensity: world.intensity,
+    schedule,
     bootstrap,
     peers: peerCount,
     needs: world.needs.length,
@@ -972,7 +1024,7 @@ function isSettled(world: World): boolean {
 
 function finalCheck(world: World, converged: boolean): { needs: number; tasks: number } {
   const violations = world.violations
-  const order = new SeededRandom(world.seed ^ 0x9e3779b9)
+  const order = streamOf(world.seed, 'order')
   const winners = new Map<string, string>()
   const hashesBySet = new Map<string, string>()
   for (const peer of world.peers) {

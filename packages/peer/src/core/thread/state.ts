@@ -20,6 +20,7 @@
 
 import { threadIdOf } from '../codec.ts'
 import { requiredBond } from '../economy/proofs.ts'
+import { invariant } from '../errors.ts'
 import {
   type AnyEnvelope,
   type Cid,
@@ -518,6 +519,11 @@ export function applyEnvelope(
       if (task.requests.get(claim.id) !== task.round) return 'claim-not-for-this-round'
       const ttl = env.payload.leaseTtlMs
       if (ttl < params.minLeaseTtlMs || ttl > claim.payload.leaseTtlMs) return 'lease-ttl-out-of-bounds'
+      // One live lease per task: a DECIDED task holds none, so this GRANT cannot stack a second.
+      invariant(
+        task.lease === undefined,
+        `one-live-lease: task ${task.id} of ${env.thread} is DECIDED with a lease`,
+      )
       task.lease = {
         claim: claim.id,
         worker: claim.sender,
@@ -773,6 +779,11 @@ function applyDecide(
   if (payload.epoch > state.issuedEpoch) state.issuedEpoch = payload.epoch
   materializePlan(state, env, proposal, rules)
   if (state.winner === undefined || compareDecideInfo(info, state.winner) < 0) state.winner = info
+  // The winner is the least of the decisions held (the merge rule), whatever order they came in.
+  invariant(
+    [...state.decides.values()].every((other) => compareDecideInfo(state.winner!, other) <= 0),
+    `winner-is-least-decide: ${env.thread} holds a DECIDE that sorts before its winner ${state.winner.env}`,
+  )
   return undefined
 }
 
