@@ -4,9 +4,10 @@
  * the anchor's funding check before a DECIDE, and leases granted by receipt, never by lamport.
  */
 import fc from 'fast-check'
-import { beforeAll, describe, expect, it } from 'vitest'
+import { beforeAll, describe, expect, it, vi } from 'vitest'
 import { makeIdentities, sign, signNeed, testParams } from '../../../test-support/envelopes.ts'
 import { Agent, type AgentOptions, type FundingCheck } from '../src/agent/agent.ts'
+import { type CapabilityContext, CapabilityRegistry } from '../src/agent/capabilities.ts'
 import { type AgentClock, SeededRandom } from '../src/agent/ports.ts'
 import { artifactCid, MemoryArtifactStore } from '../src/core/artifacts.ts'
 import { MemoryConsensusStore } from '../src/core/consensus.ts'
@@ -806,5 +807,86 @@ describe('Agent.deliverMany', () => {
     expect(await fresh.agent.deliverMany([need, propose, vote])).toEqual([undefined, undefined, undefined])
     expect(fresh.agent.replica(need.thread)!.stateHash()).toBe(one.agent.replica(need.thread)!.stateHash())
     for (const made of [many, one, fresh]) made.agent.stop()
+  })
+})
+
+describe('a worker’s capability under its lease', () => {
+  /** A worker running a capability that reports progress and waits to be let go (or aborted). */
+  async function leasedWorker(release: 'anchor-release' | 'finish') {
+    let context: CapabilityContext | undefined
+    let finish: (() => void) | undefined
+    const capabilities = new CapabilityRegistry().register(
+      'word-frequency',
+      async (_inputs, ctx) => {
+        context = ctx
+        ctx.onProgress(250.4)
+        await new Promise<void>((resolve) => {
+          finish = resolve
+          ctx.signal.addEventListener('abort', () => resolve())
+        })
+        return new TextEncoder().encode('[["a",2],["b",1]]')
+      },
+      { version: '1.0.0', produces: 'application/json', price: 3, description: 'slow on purpose' },
+    )
+    const artifacts = new MemoryArtifactStore()
+    await artifacts.put(new TextEncoder().encode('a b a'))
+    const { agent, published, advance, errors } = agentOf(workerA, {
+      roles: { worker: true },
+      capabilities,
+      artifacts,
+      tuning: { leaseTtlMs: 3_000, workMs: 10 },
+    })
+    for (const env of [need, propose, vote, await decideBy(anchor, params)]) {
+      expect(await agent.deliver(env)).toBeUndefined()
+    }
+    await advance(1_000)
+    const claim = published.find((env) => env.kind === 'CLAIM') as Envelope<'CLAIM'>
+    expect(claim).toBeDefined()
+    const grant = await sign(
+      anchor,
+      'GRANT',
+      need.thread,
+      { task, claim: claim.id, leaseTtlMs: 3_000 },
+      { lamport: claim.lamport + 1 },
+    )
+    expect(await agent.deliver(grant)).toBeUndefined()
+    // The work starts after workMs; the clock's loop waits on it, so it is not awaited here.
+    const working = advance(1_020)
+    await vi.waitFor(() => expect(context).toBeDefined())
+    // The next HEARTBEAT (every TTL / 3) carries the progress the handler reported.
+    const beating = advance(2_100)
+    await vi.waitFor(() => expect(published.some((env) => env.kind === 'HEARTBEAT')).toBe(true))
+    const beat = published.find((env) => env.kind === 'HEARTBEAT') as Envelope<'HEARTBEAT'>
+    expect(beat.payload.progress).toBe(250)
+    if (release === 'anchor-release') {
+      const scavenge = await sign(
+        anchor,
+        'RELEASE',
+        need.thread,
+        { task, claim: claim.id, reason: 'lease-expired' },
+        { lamport: beat.lamport + 1 },
+      )
+      expect(await agent.deliver(scavenge)).toBeUndefined()
+    } else finish!()
+    await Promise.all([working, beating])
+    await advance(2_200)
+    return { agent, published, context: context!, errors }
+  }
+
+  it('hears of its lost lease through the signal, and what it returns then is not committed', async () => {
+    const { agent, published, context, errors } = await leasedWorker('anchor-release')
+    expect(context.signal.aborted).toBe(true)
+    expect(published.filter((env) => env.kind === 'COMMIT')).toEqual([])
+    expect(errors).toEqual([])
+    agent.stop()
+  })
+
+  it('commits what it returns while the lease holds, and its signal never fires', async () => {
+    const { agent, published, context, errors } = await leasedWorker('finish')
+    expect(context.signal.aborted).toBe(false)
+    expect(published.filter((env) => env.kind === 'COMMIT')).toHaveLength(1)
+    expect(errors).toEqual([])
+    agent.stop()
+    expect(context.signal.aborted).toBe(false)
   })
 })

@@ -276,6 +276,15 @@ function isParty(replica: ThreadReplica, did: string): boolean {
   return false
 }
 
+/** One capability run of a worker under a lease (see {@link CapabilityContext}). */
+interface RunningWork {
+  thread: string
+  task: string
+  controller: AbortController
+  /** The latest progress the handler reported, per-mille. */
+  progress: number
+}
+
 /** Whether every task of a thread's winning plan is FINAL. */
 export function isThreadSettled(state: Readonly<ThreadState>): boolean {
   const winner = state.winner
@@ -320,6 +329,11 @@ export class Agent {
   #evictionObservers = new Set<(env: AnyEnvelope) => void>()
   #settledObservers = new Set<(thread: string) => void>()
   #retireObservers = new Set<(thread: string, envelopes: readonly AnyEnvelope[]) => void>()
+  /**
+   * This worker's work in progress, by CLAIM id: at most one entry per lease it holds (its leases
+   * are bounded by the tasks it claimed), removed when the work ends or its lease does.
+   */
+  readonly #running = new Map<Cid, RunningWork>()
   #evictedThreads = 0
   /** Threads followed that have no winning DECIDE yet. */
   #undecided = new UndecidedIndex()
@@ -508,11 +522,13 @@ export class Agent {
     return this.#orphans.get(env.thread)?.some((held) => held.id === env.id) ?? false
   }
 
-  /** Stops every timer; the agent ignores further input. */
+  /** Stops every timer and aborts the work in progress; the agent ignores further input. */
   stop(): void {
     this.#stopped = true
     for (const cancel of this.#timers) cancel()
     this.#timers.clear()
+    for (const work of this.#running.values()) work.controller.abort(new Error('the agent stopped'))
+    this.#running.clear()
   }
 
   // ------------------------------------------------------------------ input
@@ -839,6 +855,20 @@ export class Agent {
         this.#options.onError?.(error)
       }
     }
+    if (this.#running.size > 0) this.#abortLostWork(replica.thread)
+  }
+
+  /**
+   * Aborts this worker's work in progress on `thread` whose lease has ended (the task was
+   * scavenged, reopened or released, or the thread is gone): its handler's signal fires.
+   */
+  #abortLostWork(thread: string): void {
+    const tasks = this.#replicas.get(thread)?.state.tasks
+    for (const [claim, work] of this.#running) {
+      if (work.thread !== thread || tasks?.get(work.task)?.lease?.claim === claim) continue
+      work.controller.abort(new Error(`the lease of task ${work.task} ended`))
+      this.#running.delete(claim)
+    }
   }
 
   async #reactOne(replica: ThreadReplica, effect: ThreadEffect): Promise<void> {
@@ -995,6 +1025,7 @@ export class Agent {
       this.#threadTimers.delete(thread)
     }
     this.#replicas.delete(thread)
+    this.#abortLostWork(thread)
     this.#undecided.delete(thread)
     this.#memo.delete(thread)
     this.#lastActivity.delete(thread)
@@ -1486,7 +1517,7 @@ export class Agent {
           await this.publish(
             'HEARTBEAT',
             replica.thread,
-            { task: taskId, claim, progress: 500 },
+            { task: taskId, claim, progress: this.#running.get(claim)?.progress ?? 0 },
             { fence: claim },
           )
           beat()
@@ -1504,7 +1535,30 @@ export class Agent {
     const refs = taskInputRefs(replica.state, task)
     const inputs = await this.#inputsOf(replica, task)
     if (!inputs || !refs) return
-    let output = await this.capabilities.run(task.spec.capability, inputs)
+    const work: RunningWork = {
+      thread: replica.thread,
+      task: taskId,
+      controller: new AbortController(),
+      progress: 0,
+    }
+    this.#running.set(claim, work)
+    let output: Uint8Array
+    try {
+      output = await this.capabilities.run(task.spec.capability, inputs, {
+        signal: work.controller.signal,
+        onProgress: (perMille) => {
+          work.progress = Number.isFinite(perMille) ? Math.min(1000, Math.max(0, Math.round(perMille))) : 0
+        },
+      })
+    } catch (error) {
+      // Work stopped because its lease ended is not an error; anything else is the handler's.
+      if (work.controller.signal.aborted) return
+      throw error
+    } finally {
+      if (this.#running.get(claim) === work) this.#running.delete(claim)
+    }
+    // The lease may have ended while the work ran: what it gave is no longer this worker's to commit.
+    if (work.controller.signal.aborted || replica.state.tasks.get(taskId)?.lease?.claim !== claim) return
     if (this.#options.adversary?.corruptOutputs) output = new TextEncoder().encode(`forged ${claim}`)
     const cid = await this.#options.artifacts.put(output)
     const inputBytes = inputs.reduce((sum, bytes) => sum + bytes.length, 0)

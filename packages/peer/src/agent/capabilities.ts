@@ -15,8 +15,37 @@ import { sha256 } from '@noble/hashes/sha2.js'
 import { bytesToHex } from '@noble/hashes/utils.js'
 import { InvalidArgumentError } from '../core/errors.ts'
 
-/** Runs a capability: input artifacts (in the task's order) → output artifact bytes. */
-export type CapabilityHandler = (inputs: readonly Uint8Array[]) => Uint8Array | Promise<Uint8Array>
+/**
+ * What a worker hands a capability besides its inputs (verifiers hand it too: their signal stops a
+ * re-run nobody waits for any more).
+ */
+export interface CapabilityContext {
+  /**
+   * Aborted when the work is no longer wanted: the worker's lease ended (scavenged, reopened,
+   * expired), the thread was dropped, or the agent stopped. Long work should check it (or pass it
+   * on to `fetch` and friends) and stop; whatever it returns after the abort is not committed.
+   */
+  readonly signal: AbortSignal
+  /**
+   * Reports how far the work is, in per-mille (0–1000; other numbers are clamped and rounded). The
+   * worker's next HEARTBEAT carries the latest value. Never reported: the HEARTBEATs say 0.
+   */
+  onProgress(perMille: number): void
+}
+
+/**
+ * Runs a capability: input artifacts (in the task's order) → output artifact bytes. The context
+ * (second argument) may be ignored by short, pure functions.
+ */
+export type CapabilityHandler = (
+  inputs: readonly Uint8Array[],
+  context: CapabilityContext,
+) => Uint8Array | Promise<Uint8Array>
+
+/** A context that is never aborted and drops progress: for running a capability outside a lease. */
+export function detachedContext(): CapabilityContext {
+  return { signal: new AbortController().signal, onProgress: () => undefined }
+}
 
 /** What a capability promises: shown to planners and routers, signed into agent manifests later. */
 export interface CapabilityManifest {
@@ -65,11 +94,22 @@ export class CapabilityRegistry {
     return [...this.#capabilities.keys()].sort()
   }
 
-  /** Runs a capability by name. */
-  async run(name: string, inputs: readonly Uint8Array[]): Promise<Uint8Array> {
+  /**
+   * Runs a capability by name. With a `context`, its signal and progress reach the handler; a
+   * signal already aborted refuses to start.
+   *
+   * @throws {InvalidArgumentError} field `capability` when no such capability is registered.
+   * @throws the signal's reason when it is aborted before the handler starts.
+   */
+  async run(
+    name: string,
+    inputs: readonly Uint8Array[],
+    context: CapabilityContext = detachedContext(),
+  ): Promise<Uint8Array> {
     const capability = this.#capabilities.get(name)
     if (!capability) throw new InvalidArgumentError(`no capability "${name}" is registered`, 'capability')
-    return capability.handler(inputs)
+    context.signal.throwIfAborted()
+    return capability.handler(inputs, context)
   }
 }
 
