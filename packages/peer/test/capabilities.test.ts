@@ -1,12 +1,18 @@
 import { describe, expect, it } from 'vitest'
+import { makeIdentities, testParams } from '../../../test-support/envelopes.ts'
+import { Agent } from '../src/agent/agent.ts'
 import {
   builtinCapabilities,
   CapabilityRegistry,
+  chainPrice,
+  checkNeedRequest,
   sha256Capability,
   sortDedupeCapability,
   wordFrequencyCapability,
 } from '../src/agent/capabilities.ts'
+import { SeededRandom } from '../src/agent/ports.ts'
 import { artifactCid, MemoryArtifactStore } from '../src/core/artifacts.ts'
+import { InvalidArgumentError } from '../src/core/errors.ts'
 
 const text = (value: string) => new TextEncoder().encode(value)
 const read = (bytes: Uint8Array) => new TextDecoder().decode(bytes)
@@ -76,5 +82,64 @@ describe('artifacts', () => {
     expect(cid).toBe(artifactCid(text('hello')))
     expect(read((await store.get(cid))!)).toBe('hello')
     expect(await store.get(artifactCid(text('other')))).toBeUndefined()
+  })
+})
+
+describe('checking a NEED before it is posted', () => {
+  const registry = builtinCapabilities()
+  const price = chainPrice(registry, ['word-frequency', 'sha256'])!
+
+  it('passes known capabilities with a budget that covers their listed prices', () => {
+    expect(price).toBe(
+      registry.get('word-frequency')!.manifest.price + registry.get('sha256')!.manifest.price,
+    )
+    expect(() =>
+      checkNeedRequest({ requires: ['word-frequency', 'sha256'], budget: price }, registry),
+    ).not.toThrow()
+    expect(chainPrice(registry, ['word-frequency', 'nope'])).toBeUndefined()
+  })
+
+  it('refuses unknown capabilities, a budget below the price and a budget that is no positive integer, naming the field', () => {
+    const refused = (requires: string[], budget: number) => {
+      try {
+        checkNeedRequest({ requires, budget }, registry)
+      } catch (error) {
+        return [(error as InvalidArgumentError).field, (error as Error).message]
+      }
+      return undefined
+    }
+    const [field, message] = refused(['word-frequncy', 'sha256'], 100)!
+    expect(field).toBe('requires')
+    expect(message).toContain('unknown capability word-frequncy')
+    expect(message).toContain('sha256, sort-dedupe, word-frequency')
+    expect(refused(['word-frequency', 'sha256'], price - 1)).toEqual([
+      'budget',
+      expect.stringContaining('insufficient budget'),
+    ])
+    for (const budget of [0, -1, 1.5, Number.NaN]) expect(refused(['sha256'], budget)?.[0]).toBe('budget')
+  })
+
+  it('is what Agent.post does first: nothing is stored or published for a refused NEED, unless unlisted', async () => {
+    const published: unknown[] = []
+    const artifacts = new MemoryArtifactStore()
+    const [identity] = await makeIdentities(1, 0x51)
+    const agent = new Agent({
+      identity: identity!,
+      params: testParams({ bootstrap: true }),
+      bus: { publish: (env) => published.push(env) },
+      clock: { now: () => 0, setTimer: () => () => undefined },
+      random: new SeededRandom(1),
+      artifacts,
+    })
+    const input = new TextEncoder().encode('a b')
+    await expect(agent.post({ requires: ['shout'], inputs: [input], budget: 10 })).rejects.toThrow(
+      InvalidArgumentError,
+    )
+    await expect(agent.post({ requires: ['sha256'], inputs: [input], budget: 0 })).rejects.toThrow(/budget/)
+    expect(published).toEqual([])
+    expect(artifacts.size).toBe(0)
+    await agent.post({ requires: ['shout'], inputs: [input], budget: 10, unlisted: true })
+    expect(published).toHaveLength(1)
+    agent.stop()
   })
 })

@@ -51,7 +51,7 @@ import { GENESIS_EPOCH, PROTOCOL_VERSION } from '../core/types.ts'
 import type { Identity } from '../crypto/ed25519.ts'
 import { signEnvelope } from '../crypto/envelopes.ts'
 import type { PolicyGates } from '../policy/gates.ts'
-import { builtinCapabilities, type CapabilityRegistry } from './capabilities.ts'
+import { builtinCapabilities, type CapabilityRegistry, checkNeedRequest } from './capabilities.ts'
 import type { AgentClock, AgentRandom, EnvelopeSink } from './ports.ts'
 import { NEVER_EVICTED, UndecidedIndex } from './undecided.ts'
 
@@ -235,6 +235,12 @@ export interface NeedRequest {
   bidWindowMs?: number
   /** Informational wall-clock deadline. @default now + 60 s */
   deadlineMs?: number
+  /**
+   * Post even though some required capability is not in this agent's registry (only other peers
+   * offer it): the check of unknown names and of the budget against listed prices is skipped.
+   * @default false
+   */
+  unlisted?: boolean
 }
 
 /** What an agent remembers of one thread: reactions taken, results it computed to judge commits. */
@@ -824,6 +830,7 @@ export class Agent {
       throw new InvalidArgumentError('requires must name a capability', 'requires')
     if (request.inputs.length === 0)
       throw new InvalidArgumentError('a NEED needs at least one input', 'inputs')
+    if (!request.unlisted) checkNeedRequest(request, this.capabilities)
     const inputs: Cid[] = []
     for (const bytes of request.inputs) inputs.push(await this.#options.artifacts.put(bytes))
     const now = this.#options.clock.now()

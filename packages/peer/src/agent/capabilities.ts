@@ -113,6 +113,51 @@ export class CapabilityRegistry {
   }
 }
 
+/** The listed price of a chain of capabilities (the sum of their manifests' prices), or `undefined` if one is unknown. */
+export function chainPrice(registry: CapabilityRegistry, requires: readonly string[]): number | undefined {
+  let total = 0
+  for (const name of requires) {
+    const capability = registry.get(name)
+    if (!capability) return undefined
+    total += capability.manifest.price
+  }
+  return total
+}
+
+/**
+ * Checks a NEED before it is posted, against the capabilities this peer knows: every required one
+ * must be in `registry` (a typo would wait for a planner that never comes) and the budget must
+ * cover the chain's listed price (no planner bids below its price).
+ *
+ * @throws {InvalidArgumentError} field `requires` naming the unknown capabilities and the known
+ *   ones; field `budget` when it is not a positive integer or is below the chain's price.
+ */
+export function checkNeedRequest(
+  request: { requires: readonly string[]; budget: number },
+  registry: CapabilityRegistry,
+): void {
+  if (!Number.isSafeInteger(request.budget) || request.budget < 1) {
+    throw new InvalidArgumentError(
+      `budget must be a positive integer of credits, got ${request.budget}`,
+      'budget',
+    )
+  }
+  const unknown = request.requires.filter((name) => !registry.has(name))
+  if (unknown.length > 0) {
+    throw new InvalidArgumentError(
+      `unknown capabilit${unknown.length > 1 ? 'ies' : 'y'} ${unknown.join(', ')}: choose from ${registry.names().join(', ')} (or post with unlisted: true for capabilities only other peers offer)`,
+      'requires',
+    )
+  }
+  const price = chainPrice(registry, request.requires)!
+  if (request.budget < price) {
+    throw new InvalidArgumentError(
+      `insufficient budget: the chain ${request.requires.join(' → ')} costs ${price} credits at its listed prices, the budget is ${request.budget}`,
+      'budget',
+    )
+  }
+}
+
 const encoder = new TextEncoder()
 const decoder = new TextDecoder('utf-8', { fatal: true })
 

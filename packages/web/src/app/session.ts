@@ -18,6 +18,8 @@ import {
   type AgentRoles,
   type AnyEnvelope,
   CanSwarmError,
+  chainPrice,
+  checkNeedRequest,
   createIdentity,
   encodeEnvelope,
   envelopeFromJson,
@@ -579,18 +581,8 @@ export class SwarmSession extends EventTarget {
         `the network's policy is not loaded (${this.policyProblem ?? 'still loading'}): posting is refused until it is; reload the page to try again`,
       )
     }
-    const unknown = request.requires.filter((name) => !agent.capabilities.has(name))
-    if (unknown.length > 0) {
-      throw new Error(
-        `unknown capabilit${unknown.length > 1 ? 'ies' : 'y'} ${unknown.join(', ')}: choose from ${agent.capabilities.names().join(', ')}`,
-      )
-    }
-    const price = this.priceOf(request.requires)
-    if (request.budget < price) {
-      throw new Error(
-        `insufficient budget: the chain ${request.requires.join(' → ')} costs ${price} credits at the built-in prices, the budget is ${request.budget}`,
-      )
-    }
+    // The SDK's own check (unknown capabilities, a budget below the chain's listed price).
+    checkNeedRequest(request, agent.capabilities)
     const need = {
       requires: request.requires,
       inputs: [request.input],
@@ -628,7 +620,7 @@ export class SwarmSession extends EventTarget {
   /** Price of a capability chain at the built-in prices (unknown capabilities count 0). */
   priceOf(requires: readonly string[]): number {
     const registry = this.agent?.capabilities
-    return requires.reduce((sum, name) => sum + (registry?.get(name)?.manifest.price ?? 0), 0)
+    return registry ? (chainPrice(registry, requires) ?? 0) : 0
   }
 
   // ------------------------------------------------------------------ credits
