@@ -29,7 +29,10 @@ import { SeededRandom } from './agent/ports.ts'
 import type { HeliaArtifacts } from './artifacts/helia.ts'
 import type { ArtifactStore } from './core/artifacts.ts'
 import type { ConsensusStore } from './core/consensus.ts'
+import { InvalidArgumentError } from './core/errors.ts'
 import { isAnchor, type NetworkParams, networkParams } from './core/thread/params.ts'
+import type { ThreadState } from './core/thread/state.ts'
+import type { AnyEnvelope } from './core/types.ts'
 import { createIdentity, type LocalIdentity } from './crypto/ed25519.ts'
 import { type AttachedAgent, attachAgent, systemClock } from './net/agent-bus.ts'
 import { type BusOptions, createBus, type GossipBus } from './net/bus.ts'
@@ -108,6 +111,16 @@ export interface PeerPlanSyncOptions
   storage?: string | StorageAdapterInterface
 }
 
+/** The events of {@link Peer.on}. */
+export interface PeerEvents {
+  /** An envelope newly placed in one of this peer's threads (received, published or restored). */
+  envelope: (env: AnyEnvelope) => void
+  /** A thread's state after an envelope changed it. */
+  'thread:state': (thread: string, state: Readonly<ThreadState>) => void
+  /** A task became FINAL: its thread, its id and its outputs (artifact CIDs). */
+  'thread:final': (thread: string, task: string, outputs: readonly string[]) => void
+}
+
 export interface Peer {
   readonly identity: LocalIdentity
   readonly did: string
@@ -123,6 +136,16 @@ export interface Peer {
   readonly artifacts: ArtifactStore | HeliaArtifacts
   /** Posts a NEED (see {@link Agent.post}); resolves with its id. */
   post(request: NeedRequest): Promise<string>
+  /**
+   * Changes the roles this peer plays without refolding what it holds (see {@link Agent.setRoles}).
+   * @throws {InvalidArgumentError} for a decider role this peer cannot hold.
+   */
+  setRoles(roles: AgentRoles): Promise<void>
+  /**
+   * Listens to what happens in the threads this peer holds (typed: see {@link PeerEvents}); returns
+   * a function that removes the listener. Listeners run synchronously after the fold: keep them short.
+   */
+  on<E extends keyof PeerEvents>(event: E, listener: PeerEvents[E]): () => void
   /** Stops sync, plan sync (flushing its storage), the agent, the default artifact store and the libp2p node. Idempotent. */
   stop(): Promise<void>
 }
@@ -191,6 +214,28 @@ export async function createPeer(options: PeerOptions): Promise<Peer> {
     artifacts,
     planSync,
     post: (request) => agent.post(request),
+    setRoles: (roles) => agent.setRoles(roles),
+    on(event, listener) {
+      if (event === 'envelope') return agent.observe(listener as PeerEvents['envelope'])
+      if (event === 'thread:state') {
+        const onState = listener as PeerEvents['thread:state']
+        return agent.observe((env) => {
+          const state = agent.replica(env.thread)?.state
+          if (state) onState(env.thread, state)
+        })
+      }
+      if (event === 'thread:final') {
+        const onFinal = listener as PeerEvents['thread:final']
+        return agent.onFinal((thread, task) => {
+          const outputs = agent.replica(thread)?.state.tasks.get(task)?.commit?.outputs ?? []
+          onFinal(thread, task, outputs)
+        })
+      }
+      throw new InvalidArgumentError(
+        `unknown event "${String(event)}": envelope, thread:state or thread:final`,
+        'event',
+      )
+    },
     stop() {
       stopped ??= (async () => {
         await sync?.stop()

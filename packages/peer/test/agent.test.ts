@@ -890,3 +890,50 @@ describe('a worker’s capability under its lease', () => {
     expect(context.signal.aborted).toBe(false)
   })
 })
+
+describe('Agent.setRoles', () => {
+  it('takes on a role without refolding: a new verifier attests the plan it already holds; switched off, it stops', async () => {
+    const { agent, published, errors } = agentOf(verifier)
+    for (const env of [need, propose]) expect(await agent.deliver(env)).toBeUndefined()
+    const replica = agent.replica(need.thread)!
+    const steps = replica.foldSteps
+    expect(published.filter((env) => env.kind === 'ATTEST_PLAN')).toEqual([])
+    await agent.setRoles({ verifier: true })
+    expect(agent.roles).toEqual({ verifier: true })
+    const votes = published.filter((env) => env.kind === 'ATTEST_PLAN') as Envelope<'ATTEST_PLAN'>[]
+    expect(votes.map((vote) => vote.payload.proposal)).toEqual([propose.id])
+    // The same replica, folded no further than the vote it published.
+    expect(agent.replica(need.thread)).toBe(replica)
+    expect(replica.foldSteps - steps).toBeLessThanOrEqual(1)
+    // Asked again, nothing is done twice.
+    await agent.setRoles({ verifier: true })
+    expect(published.filter((env) => env.kind === 'ATTEST_PLAN')).toHaveLength(1)
+    // Off: a new plan of the thread is not attested.
+    await agent.setRoles({})
+    const second = await sign(
+      workerB,
+      'PROPOSE',
+      need.thread,
+      {
+        need: need.thread,
+        patch: (propose.payload as { patch: unknown[] }).patch,
+        ballot: 2,
+        price: 3,
+        etaMs: 1,
+        shardDependencies: [],
+      } as never,
+      { lamport: 3 },
+    )
+    expect(await agent.deliver(second)).toBeUndefined()
+    expect(published.filter((env) => env.kind === 'ATTEST_PLAN')).toHaveLength(1)
+    expect(errors).toEqual([])
+    agent.stop()
+  })
+
+  it('refuses the decider role to a peer that cannot hold it, and keeps its roles', async () => {
+    const { agent } = agentOf(stranger, { roles: { worker: true } })
+    await expect(agent.setRoles({ decider: true })).rejects.toThrow(InvalidArgumentError)
+    expect(agent.roles).toEqual({ worker: true })
+    agent.stop()
+  })
+})

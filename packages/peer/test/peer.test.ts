@@ -53,6 +53,18 @@ describe('createPeer', () => {
       syncIntervalMs: 1000,
     })
     await new Promise((resolve) => setTimeout(resolve, 1500))
+    // Following a NEED needs no reach into the agent: typed events.
+    const finals: [string, string, readonly string[]][] = []
+    requester.on('thread:final', (thread, task, outputs) => finals.push([thread, task, outputs]))
+    const placed: string[] = []
+    requester.on('envelope', (env) => placed.push(env.kind))
+    let lastState: string | undefined
+    requester.on('thread:state', (_thread, state) => {
+      lastState = state.winner ? 'decided' : 'open'
+    })
+    expect(() =>
+      (requester.on as (event: string, listener: () => void) => void)('nope', () => undefined),
+    ).toThrow(/unknown event/)
     const need = await requester.post({
       requires: ['sort-dedupe', 'sha256'],
       inputs: [new TextEncoder().encode('["b","a","b"]')],
@@ -70,6 +82,18 @@ describe('createPeer', () => {
       })
     }
     expect(requester.agent.replica(need)!.stateHash()).toBe(worker.agent.replica(need)!.stateHash())
+    const finalTasks = [...requester.agent.replica(need)!.state.tasks.values()].filter(
+      (task) => task.state === 'FINAL',
+    )
+    await until('both FINAL events', () =>
+      finals.filter(([thread]) => thread === need).length >= 2 ? true : undefined,
+    )
+    expect(finals.filter(([thread]) => thread === need).sort()).toEqual(
+      finalTasks.map((task) => [need, task.id, task.commit!.outputs]).sort(),
+    )
+    expect(placed).toContain('NEED')
+    expect(placed).toContain('FINALIZE')
+    expect(lastState).toBe('decided')
     // Leases were granted by the anchor, and nothing was refused on the way.
     const log = worker.agent.replica(need)!.envelopes()
     expect(log.filter((env) => env.kind === 'GRANT').every((env) => env.sender === identity.did)).toBe(true)

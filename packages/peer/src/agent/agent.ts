@@ -307,7 +307,7 @@ export function isThreadSettled(state: Readonly<ThreadState>): boolean {
 export class Agent {
   readonly identity: Identity
   readonly capabilities: CapabilityRegistry
-  readonly roles: Readonly<AgentRoles>
+  #roles: Readonly<AgentRoles>
   readonly tuning: AgentTuning
   #params: NetworkParams
   #options: AgentOptions
@@ -334,6 +334,7 @@ export class Agent {
   #observers = new Set<(env: AnyEnvelope) => void>()
   #evictionObservers = new Set<(env: AnyEnvelope) => void>()
   #settledObservers = new Set<(thread: string) => void>()
+  #finalObservers = new Set<(thread: string, task: string, commit: Cid) => void>()
   #retireObservers = new Set<(thread: string, envelopes: readonly AnyEnvelope[]) => void>()
   /**
    * This worker's work in progress, by CLAIM id: at most one entry per lease it holds (its leases
@@ -355,16 +356,55 @@ export class Agent {
     this.identity = options.identity
     this.#params = options.params
     this.capabilities = options.capabilities ?? builtinCapabilities()
-    this.roles = Object.freeze({ ...options.roles })
     this.tuning = Object.freeze({ ...DEFAULT_AGENT_TUNING, ...options.tuning })
-    if (this.roles.decider && !options.consensus) {
+    this.#checkRoles(options.roles ?? {})
+    this.#roles = Object.freeze({ ...options.roles })
+  }
+
+  /** The roles this agent plays now (see {@link setRoles}). */
+  get roles(): Readonly<AgentRoles> {
+    return this.#roles
+  }
+
+  #checkRoles(roles: AgentRoles): void {
+    if (roles.decider && !this.#options.consensus) {
       throw new InvalidArgumentError('the decider role needs a consensus store', 'consensus')
     }
-    if (this.roles.decider && !isAnchor(options.params, options.identity.did)) {
+    if (roles.decider && !isAnchor(this.#params, this.identity.did)) {
       throw new InvalidArgumentError(
-        `the decider role is an anchor's: ${options.identity.did} is not in the network's anchor set`,
+        `the decider role is an anchor's: ${this.identity.did} is not in the network's anchor set`,
         'roles',
       )
+    }
+  }
+
+  /**
+   * Changes the roles this agent plays, keeping everything it holds (no refold). A role switched on
+   * acts at once on the threads held (a new verifier attests the plans and commits waiting for it,
+   * a new worker claims ready tasks); a role switched off stops acting: its pending attempts are
+   * dropped and its work in progress is aborted.
+   *
+   * @throws {InvalidArgumentError} as the constructor does for a decider without a consensus store
+   *   or outside the network's anchor set.
+   */
+  async setRoles(roles: AgentRoles): Promise<void> {
+    this.#checkRoles(roles)
+    const before = this.#roles
+    this.#roles = Object.freeze({ ...roles })
+    const added: AgentRoles = {}
+    for (const role of ['planner', 'worker', 'verifier', 'decider'] as const) {
+      if (roles[role] && !before[role]) added[role] = true
+    }
+    if (before.worker && !roles.worker) {
+      for (const work of this.#running.values())
+        work.controller.abort(new Error('the worker role was switched off'))
+      this.#running.clear()
+    }
+    if (Object.keys(added).length === 0) return
+    for (const replica of [...this.#replicas.values()]) {
+      if (this.#stopped) return
+      await this.#react(replica, replica.standingEffects(), added)
+      this.#schedule(replica)
     }
   }
 
@@ -445,6 +485,15 @@ export class Agent {
   onEvict(observer: (env: AnyEnvelope) => void): () => void {
     this.#evictionObservers.add(observer)
     return () => this.#evictionObservers.delete(observer)
+  }
+
+  /**
+   * Calls `observer` each time a task of a thread this agent holds becomes FINAL (with its commit),
+   * once per FINAL as this replica sees it. Returns a function that removes it.
+   */
+  onFinal(observer: (thread: string, task: string, commit: Cid) => void): () => void {
+    this.#finalObservers.add(observer)
+    return () => this.#finalObservers.delete(observer)
   }
 
   /**
@@ -853,11 +902,20 @@ export class Agent {
 
   // ------------------------------------------------------------------ reactions
 
-  async #react(replica: ThreadReplica, effects: readonly ThreadEffect[]): Promise<void> {
+  async #react(replica: ThreadReplica, effects: readonly ThreadEffect[], roles = this.#roles): Promise<void> {
     for (const effect of effects) {
       if (this.#stopped) return
+      if (effect.type === 'task-final' && roles === this.#roles) {
+        for (const observer of this.#finalObservers) {
+          try {
+            observer(replica.thread, effect.task, effect.commit)
+          } catch (error) {
+            this.#options.onError?.(error)
+          }
+        }
+      }
       try {
-        await this.#reactOne(replica, effect)
+        await this.#reactOne(replica, effect, roles)
       } catch (error) {
         this.#options.onError?.(error)
       }
@@ -878,8 +936,7 @@ export class Agent {
     }
   }
 
-  async #reactOne(replica: ThreadReplica, effect: ThreadEffect): Promise<void> {
-    const roles = this.roles
+  async #reactOne(replica: ThreadReplica, effect: ThreadEffect, roles: Readonly<AgentRoles>): Promise<void> {
     switch (effect.type) {
       case 'need':
         if (roles.planner) this.#planLater(replica)
@@ -1144,7 +1201,8 @@ export class Agent {
   async #propose(replica: ThreadReplica): Promise<void> {
     const state = replica.state
     const need = state.need
-    if (!need || state.winner || state.proposals.size >= this.tuning.maxProposalsSeen) return
+    if (!this.#roles.planner || !need || state.winner || state.proposals.size >= this.tuning.maxProposalsSeen)
+      return
     const patch: TaskSpec[] = need.requires.map((capability, index) => ({
       name: `t${index}-${capability}`.slice(0, 64),
       capability,
@@ -1494,7 +1552,7 @@ export class Agent {
         this.#duties.delete(key)
         this.#threadTimers.get(replica.thread)?.duties.delete(key)
         const current = replica.state.tasks.get(taskId)
-        if (current?.state !== 'DECIDED' || current.lease) return
+        if (!this.#roles.worker || current?.state !== 'DECIDED' || current.lease) return
         if (!current.parents.every((parent) => replica.state.tasks.get(parent)?.state === 'FINAL')) return
         for (const [id, round] of current.requests) {
           if (round === current.round && replica.get(id)?.sender === this.did) return
@@ -1538,7 +1596,7 @@ export class Agent {
 
   async #commit(replica: ThreadReplica, taskId: string, claim: Cid): Promise<void> {
     const task = replica.state.tasks.get(taskId)
-    if (task?.lease?.claim !== claim) return
+    if (!this.#roles.worker || task?.lease?.claim !== claim) return
     const refs = taskInputRefs(replica.state, task)
     const inputs = await this.#inputsOf(replica, task)
     if (!inputs || !refs) return

@@ -552,11 +552,18 @@ export class SwarmSession extends EventTarget {
     return this.#rebuilding
   }
 
-  /** Switches roles on or off (kept across reloads). */
+  /**
+   * Switches roles on or off (kept across reloads). The running agent changes roles in place: what
+   * it holds stays, nothing is folded again (only a change of network parameters rebuilds it).
+   */
   async setRoles(roles: AgentRoles): Promise<void> {
     this.roles = { ...roles }
     await this.storage.saveSetting('roles', this.roles)
-    await this.#rebuild()
+    await this.#rebuilding
+    if (this.agent) {
+      await this.agent.setRoles(this.roles)
+      this.#changed()
+    } else await this.#rebuild()
   }
 
   /**

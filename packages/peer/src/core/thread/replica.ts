@@ -332,6 +332,15 @@ export class ThreadReplica {
   }
 
   /**
+   * The effects the current state implies, as if every envelope had just arrived (time-driven ones
+   * come from {@link tick}): what an agent that takes on a new role must react to in a thread it
+   * already holds.
+   */
+  standingEffects(): ThreadEffect[] {
+    return diff(this.#state, new Map(), milestones(this.#state))
+  }
+
+  /**
    * Adds many envelopes at once and folds once (replay, restore, sync from a peer). `atMs` is one
    * receipt time for all, or a function giving each envelope's.
    */
