@@ -88,14 +88,14 @@ if (need('chromium', 'the chromium test project')) {
     // Pre-bundled up front: discovered mid-run, Vite reloads the page and a test file fails to load.
     optimizeDeps: {
       include: [
-        '@chainsafe/libp2p-noise',
-        '@chainsafe/libp2p-yamux',
         '@libp2p/bootstrap',
         '@libp2p/circuit-relay-v2',
         '@libp2p/crypto/keys',
         '@libp2p/gossipsub',
         '@libp2p/gossipsub/score',
         '@libp2p/identify',
+        '@libp2p/keychain',
+        '@libp2p/noise',
         '@libp2p/kad-dht',
         '@libp2p/peer-id',
         '@libp2p/ping',
@@ -103,6 +103,7 @@ if (need('chromium', 'the chromium test project')) {
         '@libp2p/utils',
         '@libp2p/webrtc',
         '@libp2p/websockets',
+        '@libp2p/yamux',
         '@multiformats/multiaddr',
         'libp2p',
       ],

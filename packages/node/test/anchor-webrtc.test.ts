@@ -68,3 +68,32 @@ describe('the anchor’s WebRTC-direct listener', () => {
     expect(all.every((c) => c.remoteAddr.toString().includes('/webrtc-direct/'))).toBe(true)
   })
 })
+
+describe('the anchor’s libp2p datastore', () => {
+  it('keeps the WebRTC-direct certificate across a restart: the /certhash stays the same', {
+    timeout: 90_000,
+  }, async () => {
+    const data = join(dir, 'restarting')
+    const certhash = (started: StartedAnchor) =>
+      started.multiaddrs
+        .find((address) => address.includes('/webrtc-direct/'))
+        ?.match(/\/certhash\/([^/]+)/)?.[1]
+    const first = await startAnchorProcess(['--data', data])
+    const before = certhash(first)
+    expect(before).toMatch(/^u/)
+    expect(await first.stop()).toBe(0)
+    const second = await startAnchorProcess(['--data', data])
+    try {
+      expect(certhash(second)).toBe(before)
+    } finally {
+      await second.stop()
+    }
+    // A new data directory is a new certificate.
+    const other = await startAnchorProcess(['--data', join(dir, 'other')])
+    try {
+      expect(certhash(other)).not.toBe(before)
+    } finally {
+      await other.stop()
+    }
+  })
+})

@@ -24,6 +24,7 @@ import {
 } from '@can-swarm/peer/net'
 import { createPlanSync, type PlanSync, planStorage } from '@can-swarm/peer/plan-sync'
 import { circuitRelayServer } from '@libp2p/circuit-relay-v2'
+import { FsDatastore } from 'datastore-fs'
 import { AnchorArtifacts, type AnchorArtifactsOptions } from './artifacts.ts'
 import { serveDecide } from './decide-service.ts'
 import type { EnvelopeLog } from './log.ts'
@@ -107,8 +108,13 @@ async function restoreInBatches(
 
 export async function startSwarm(options: SwarmOptions): Promise<AnchorSwarm> {
   const family = options.host.includes(':') ? 'ip6' : 'ip4'
+  // The peer store and the WebRTC-direct certificate outlive a restart (its /certhash stays the
+  // same, so a browser's saved address keeps working); peers not seen for hours age out of it.
+  const datastore = new FsDatastore(join(options.data, 'libp2p'))
+  await datastore.open()
   const network = await createNetwork({
     identity: options.identity,
+    datastore,
     listen: [
       `/${family}/${options.host}/tcp/${options.tcpPort}`,
       `/${family}/${options.host}/tcp/${options.wsPort}/ws`,
@@ -230,6 +236,7 @@ export async function startSwarm(options: SwarmOptions): Promise<AnchorSwarm> {
       await inner.flush().catch(() => undefined)
       await artifacts.stop()
       await network.stop()
+      await datastore.close().catch(() => undefined)
       log.sync()
     },
   }

@@ -16,15 +16,18 @@
  * await network.stop()
  * ```
  */
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
+
 import { bootstrap } from '@libp2p/bootstrap'
 import { type GossipSub, type GossipsubOpts, gossipsub, StrictNoSign } from '@libp2p/gossipsub'
 import { createTopicScoreParams } from '@libp2p/gossipsub/score'
 import { identify } from '@libp2p/identify'
 import type { ConnectionGater, Ed25519PrivateKey, PeerDiscovery, PeerId } from '@libp2p/interface'
+import { keychain } from '@libp2p/keychain'
+import { noise } from '@libp2p/noise'
 import { type Ping, ping } from '@libp2p/ping'
 import { pubsubPeerDiscovery } from '@libp2p/pubsub-peer-discovery'
+import { yamux } from '@libp2p/yamux'
+import type { Datastore } from 'interface-datastore'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { DEFAULT_LISTEN, mdnsDiscovery, RUNTIME, transportsFor } from '#net/transports'
 import { InvalidArgumentError } from '../core/errors.ts'
@@ -127,6 +130,14 @@ export interface NetworkOptions {
   dialDiscoveredBelow?: number
   /** Extra libp2p services (a relay adds its circuit relay server here). @default {} */
   services?: Record<string, (components: never) => unknown>
+  /**
+   * Where libp2p keeps what should outlive a restart: the peer store (addresses and protocols of
+   * the peers met) and, through a keychain, the WebRTC-direct certificate, so a listener's
+   * `/certhash` stays the same across restarts. A directory on Node (`FsDatastore` of
+   * datastore-fs), an IndexedDB name in browsers (datastore-idb), or any datastore.
+   * @default in memory (a restart forgets both and a WebRTC-direct listener gets a new certhash)
+   */
+  datastore?: Datastore
 }
 
 /** A started CAN Swarm network node. */
@@ -246,8 +257,11 @@ export async function createNetwork(options: NetworkOptions): Promise<Network> {
       inboundConnectionThreshold: options.inboundConnectionsPerSecond ?? 5,
     },
     peerDiscovery: discovery as never,
+    ...(options.datastore ? { datastore: options.datastore } : {}),
     services: {
       ...(options.services ?? {}),
+      // The keychain keeps the WebRTC-direct certificate's key beside the certificate itself.
+      ...(options.datastore ? { keychain: keychain() } : {}),
       ...(dht
         ? {
             dht: dht.kadDHT({

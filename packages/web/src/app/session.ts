@@ -55,6 +55,7 @@ import {
 } from '@can-swarm/peer/net'
 import type { PlanSync, PlanSyncWasmSource } from '@can-swarm/peer/plan-sync'
 import { multiaddr } from '@multiformats/multiaddr'
+import { IDBDatastore } from 'datastore-idb'
 import { AnchorArtifactStore } from './artifacts.ts'
 import { TrafficSeries } from './metrics.ts'
 import {
@@ -69,6 +70,8 @@ import { TabArtifacts } from './tab-artifacts.ts'
 
 /** The IndexedDB database of the tab's plan documents. */
 const PLAN_DATABASE = 'can-swarm-plans'
+/** IndexedDB database of the tab's libp2p datastore (its peer store). */
+const LIBP2P_DATABASE = 'can-swarm-libp2p'
 /** The IndexedDB database of the tab's artifact blocks (`<name>/blocks`). */
 const ARTIFACT_DATABASE = 'can-swarm-artifacts'
 
@@ -302,8 +305,12 @@ export class SwarmSession extends EventTarget {
       await storage.saveSeed(seed)
     }
     const roles = (await storage.setting<AgentRoles>('roles')) ?? options.defaultRoles ?? { verifier: true }
+    // The peers this tab met outlive a reload (libp2p's peer store, in IndexedDB).
+    const datastore = new IDBDatastore(LIBP2P_DATABASE)
+    await datastore.open()
     const network = await createNetwork({
       identity,
+      datastore,
       // A relay reservation on the anchor makes this tab reachable; WebRTC then goes direct.
       listen: ['/p2p-circuit', '/webrtc'],
       // The anchor and other tabs are on loopback or a LAN: an explicit choice of this app.
