@@ -12,7 +12,7 @@ export interface StartedAnchor {
   did: string
   multiaddrs: string[]
   url: string
-  /** Its log lines (the latest 2 000). */
+  /** Its log lines: the first 100 (start-up, an inspector's URL), then the latest (2 000 in all). */
   logs: string[]
   /** Sends `signal` (SIGKILL after `graceMs`) and waits for the exit code. */
   stop(signal?: NodeJS.Signals, graceMs?: number): Promise<number | null>
@@ -35,6 +35,10 @@ export interface AnchorProcessOptions {
  * a test would otherwise see stale; the install test runs that one).
  */
 export const ANCHOR_ENTRY = 'packages/node/src/bin.ts'
+
+/** Log lines kept per anchor: the first {@link KEPT_FIRST_LINES}, then the latest. */
+const MAX_LOG_LINES = 2000
+const KEPT_FIRST_LINES = 100
 
 /** Every anchor started here, so that a test's afterAll can kill what is left. */
 export const startedAnchors: ChildProcess[] = []
@@ -64,6 +68,11 @@ export function startAnchorProcess(
     clearTimeout(timer)
     return code
   }
+  // The first lines (the start-up report, an inspector's URL) stay; later ones roll over.
+  const keep = (line: string) => {
+    logs.push(line)
+    if (logs.length > MAX_LOG_LINES) logs.splice(KEPT_FIRST_LINES, 1)
+  }
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL')
@@ -75,8 +84,7 @@ export function startAnchorProcess(
       for (let newline = buffer.indexOf('\n'); newline >= 0; newline = buffer.indexOf('\n')) {
         const line = buffer.slice(0, newline)
         buffer = buffer.slice(newline + 1)
-        logs.push(line)
-        if (logs.length > 2000) logs.shift()
+        keep(line)
         let entry: { msg?: string; did?: string; url?: string; multiaddrs?: string[] }
         try {
           entry = JSON.parse(line)
@@ -89,7 +97,7 @@ export function startAnchorProcess(
         }
       }
     })
-    child.stderr!.on('data', (chunk: Buffer) => logs.push(chunk.toString()))
+    child.stderr!.on('data', (chunk: Buffer) => keep(chunk.toString()))
     child.once('exit', (code) => {
       clearTimeout(timer)
       reject(new Error(`anchor exited with ${code}:\n${logs.join('\n')}`))
