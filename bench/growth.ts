@@ -49,6 +49,22 @@ async function liveHeapMb(logs: readonly string[]): Promise<number> {
   }
 }
 
+/** What the client holds of a thread that does not finish: its tasks and its last envelopes. */
+function threadReport(agent: Peer['agent'], thread: string): string {
+  const replica = agent.replica(thread)
+  if (!replica) return 'not held'
+  const tasks = [...replica.state.tasks.values()].map(
+    (task) =>
+      `${task.id.slice(-12)} ${task.state} round ${task.round} lease ${task.lease ? `${task.lease.worker.slice(-6)} progress ${task.lease.progress}` : '-'} commit ${task.commit ? `${task.commit.id.slice(-8)} votes ${task.commit.votes.size}` : '-'} requests ${task.requests.size}`,
+  )
+  const last = replica
+    .envelopes()
+    .slice(-16)
+    .map((env) => `${env.kind}@${env.lamport} by ${env.sender.slice(-6)} ts ${env.ts}`)
+  const refusals = [...replica.refusals()].map(([code, n]) => `${code}×${n}`)
+  return `winner ${replica.state.winner ? 'yes' : 'no'}; tasks: ${tasks.join('; ')}; last envelopes: ${last.join(', ')}; pending ${replica.pendingSize}; refusals ${refusals.join(', ') || 'none'}`
+}
+
 export async function runGrowthBenchmark(progress: (line: string) => void): Promise<Record<string, Metric>> {
   const marks = checkpoints()
   const dir = await mkdtemp(join(tmpdir(), 'can-swarm-bench-growth-'))
@@ -103,7 +119,8 @@ export async function runGrowthBenchmark(progress: (line: string) => void): Prom
     metrics.anchor_heap_mb_idle = { value: Math.round(idleHeapMb), unit: 'MB' }
     progress(`idle anchor: RSS ${idleMb.toFixed(0)} MB, live heap ${idleHeapMb.toFixed(0)} MB`)
 
-    const open = new Set<string>()
+    /** Open threads, with when each was posted (performance.now()). */
+    const open = new Map<string, number>()
     let finalized = 0
     let posted = 0
     const started = performance.now()
@@ -120,7 +137,7 @@ export async function runGrowthBenchmark(progress: (line: string) => void): Prom
               budget: 5,
               bidWindowMs: 50,
             })
-            open.add(need)
+            open.set(need, performance.now())
             posted += 1
           } catch (error) {
             // Out of credits until payouts fall due: ask the faucet again, then wait.
@@ -131,7 +148,15 @@ export async function runGrowthBenchmark(progress: (line: string) => void): Prom
             break
           }
         }
-        for (const thread of open) {
+        for (const [thread, postedAt] of open) {
+          if (performance.now() - postedAt > 120_000) {
+            throw new Error(
+              `thread ${thread} is not FINAL 120 s after its NEED: ${threadReport(agent, thread)}\nthe anchor's last warnings:\n${anchor.logs
+                .filter((line) => /"level":(4|5)0/.test(line))
+                .slice(-20)
+                .join('\n')}`,
+            )
+          }
           if (isFinal(thread)) {
             open.delete(thread)
             finalized += 1
@@ -139,7 +164,7 @@ export async function runGrowthBenchmark(progress: (line: string) => void): Prom
           }
         }
         if (performance.now() - lastProgress > 120_000) {
-          const undecided = [...open].filter((thread) => !agent.replica(thread)?.state.winner).length
+          const undecided = [...open.keys()].filter((thread) => !agent.replica(thread)?.state.winner).length
           const account = await fetch(`${anchor.url}/api/ledger/${identity.did}`)
             .then((response) => response.text())
             .catch((error: unknown) => String(error))
