@@ -23,6 +23,7 @@ import type { SignedGrant } from './crypto/grants.ts'
 export interface AnchorClientOptions {
   /** @default globalThis.fetch */
   fetch?: typeof fetch
+  /** Cancels the request. @default none */
   signal?: AbortSignal
   /**
    * The network id the caller expects (from configuration): a genesis of another network is

@@ -62,10 +62,11 @@ export interface PeerOptions {
    * @default Helia with blocks in memory
    */
   artifacts?: ArtifactStore | PeerArtifactOptions
-  /** Needed for the decider role. */
+  /** Needed for the decider role. @default none */
   consensus?: ConsensusStore
   /** Policy gates (see `policy/`). @default the built-in rules */
   policy?: PolicyGates
+  /** Timings and bounds of the agent's roles. @default DEFAULT_AGENT_TUNING */
   tuning?: Partial<AgentTuning>
   /**
    * Drop a thread from memory once it has settled (FINAL and quiet for 2 × T_challenge): its
@@ -74,8 +75,9 @@ export interface PeerOptions {
    * in the number of finished threads). @default false
    */
   retireSettled?: boolean
-  /** libp2p options beyond identity and bootstrap (listen addresses, WebRTC, limits…). */
+  /** libp2p options beyond identity and bootstrap (listen addresses, WebRTC, limits…). @default the runtime's loopback listeners, no STUN */
   network?: Omit<NetworkOptions, 'identity' | 'bootstrap'>
+  /** Limits and batching of the gossip bus. @default the bus's own (see BusOptions) */
   bus?: BusOptions
   /** Pull missed envelopes from peers serving sync, every `syncIntervalMs` (0: only when peers meet). @default 5 000 */
   syncIntervalMs?: number
@@ -91,6 +93,7 @@ export interface PeerOptions {
    * name in browsers (or any Automerge-repo storage adapter). @default on, memory only
    */
   planSync?: false | PeerPlanSyncOptions
+  /** Errors the peer handled by dropping an action. @default ignored */
   onError?: (error: unknown) => void
 }
 

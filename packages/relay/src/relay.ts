@@ -26,7 +26,7 @@ export interface RelayOptions {
   tcpPort?: number
   /** WebSocket port. @default 0 (any free port) */
   wsPort?: number
-  /** Listen multiaddrs, replacing host/ports entirely. */
+  /** Listen multiaddrs, replacing host/ports entirely. @default the host and ports above */
   listen?: readonly string[]
   /** Most relay reservations held at once. @default 128 */
   maxReservations?: number

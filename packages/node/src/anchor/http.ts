@@ -71,10 +71,11 @@ export interface HttpOptions {
   status(): unknown | Promise<unknown>
   /** Directory of the built web app, if any. */
   webRoot: string | undefined
+  /** Called after each request with its method, route label and status (metrics). @default none */
   onRequest?: (method: string, route: string, status: number) => void
-  /** A thread's envelopes, one DAG-JSON text each, or undefined for an unknown thread. */
+  /** A thread's envelopes, one DAG-JSON text each, or undefined for an unknown thread. @default none */
   threadEnvelopes?: (thread: string) => string[] | undefined
-  /** The verifier pool: its snapshot (`GET /api/pool`) and signed manifests (`PUT /api/pool/<did>`). */
+  /** The verifier pool: its snapshot (`GET /api/pool`) and signed manifests (`PUT /api/pool/<did>`). @default none */
   pool?: {
     snapshot(): unknown
     put(
@@ -82,13 +83,13 @@ export interface HttpOptions {
       manifest: unknown,
     ): Promise<{ status: number; error: string; field?: string } | undefined>
   }
-  /** The live ledger: its totals, and one account's view by did (`/api/ledger`, `/api/ledger/<did>`). */
+  /** The live ledger: its totals, and one account's view by did (`/api/ledger`, `/api/ledger/<did>`). @default none */
   ledger?: { summary(): unknown; account(did: string): unknown }
-  /** The anchor's Helia artifact store, served as a gateway for browsers. */
+  /** The anchor's Helia artifact store, served as a gateway for browsers. @default none */
   artifacts?: AnchorArtifacts
-  /** The network's genesis as dag-json text (`GET /api/genesis`). */
+  /** The network's genesis as dag-json text (`GET /api/genesis`). @default none */
   genesis?: () => string
-  /** The faucet (`POST /api/faucet/<did>`): a signed grant, or a refusal with its status. */
+  /** The faucet (`POST /api/faucet/<did>`): a signed grant, or a refusal with its status. @default none */
   faucet?: (did: string) => Promise<{ status: number; error: string; field?: string } | object>
   /** Host names requests may name besides loopback and `host` (with or without a port). @default none */
   allowedHosts?: readonly string[]
@@ -102,7 +103,7 @@ export interface HttpOptions {
   quotas?: HttpQuotas
   /** The quotas' clock, in ms. @default Date.now */
   now?: () => number
-  /** Unexpected errors (bugs): the client gets a bare 500. */
+  /** Unexpected errors (bugs): the client gets a bare 500. @default ignored */
   onError?: (error: unknown) => void
 }
 

@@ -9,6 +9,7 @@ import { throwIfAborted } from './retry.ts'
 
 /** Options of calls that may be cancelled. */
 export interface CallOptions {
+  /** Cancels the call. @default none */
   signal?: AbortSignal
 }
 

@@ -157,7 +157,7 @@ export interface AgentOptions {
   clock: AgentClock
   random: AgentRandom
   artifacts: ArtifactStore
-  /** Required for the decider role. */
+  /** Required for the decider role. @default none */
   consensus?: ConsensusStore
   /** Decider: the funding check run before every DECIDE. @default every NEED is funded */
   funding?: FundingCheck
@@ -169,7 +169,9 @@ export interface AgentOptions {
   workerRank?: (worker: string) => number
   /** @default the built-in capabilities */
   capabilities?: CapabilityRegistry
+  /** The roles the agent plays; change them later with `setRoles`. @default none: it follows threads and does no work */
   roles?: AgentRoles
+  /** Timings and bounds of the roles. @default DEFAULT_AGENT_TUNING */
   tuning?: Partial<AgentTuning>
   /** Hash of the policy capsule this agent evaluates. @default BUILTIN_POLICY_HASH, or the gates' capsule */
   policyHash?: string
@@ -216,7 +218,7 @@ export interface AgentOptions {
    * and workers of its commits — and refuses everyone else's (`thread-full`). @default 16 384
    */
   maxEnvelopesPerThread?: number
-  /** Called with errors the agent handled by dropping the action (never thrown from reactions). */
+  /** Called with errors the agent handled by dropping the action (never thrown from reactions). @default ignored */
   onError?: (error: unknown) => void
   /** @internal */
   adversary?: Adversary

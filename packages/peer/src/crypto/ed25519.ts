@@ -51,7 +51,7 @@ export interface LocalIdentity extends Identity {
 
 /** Options of {@link createIdentity}. */
 export interface CreateIdentityOptions {
-  /** 32-byte seed (private key) for a deterministic identity; a random one when absent. */
+  /** 32-byte seed (private key) for a deterministic identity; a random one when absent. @default a random seed */
   seed?: Uint8Array
   /** Backend to sign with. @default the result of {@link detectBackend} */
   backend?: CryptoBackend

@@ -37,7 +37,7 @@ export interface VerifyEnvelopesOptions extends VerifyEnvelopeOptions {
    * @default 64
    */
   concurrency?: number
-  /** Stops starting new verifications; the returned promise rejects with the signal's reason. */
+  /** Stops starting new verifications; the returned promise rejects with the signal's reason. @default none */
   signal?: AbortSignal
 }
 

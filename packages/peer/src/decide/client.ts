@@ -23,6 +23,7 @@ import {
 export interface RequestDecideOptions {
   /** Gives up after this long. @default 10 000 */
   timeoutMs?: number
+  /** Cancels the request. @default none */
   signal?: AbortSignal
 }
 

@@ -107,7 +107,7 @@ export interface SimOptions {
    * (see economy.ts). @default false
    */
   economy?: boolean
-  /** Receives each peer's thread logs at the end (for signed traces). */
+  /** Receives each peer's thread logs at the end (for signed traces). @default none */
   onTrace?: (trace: PeerThreadLog) => void | Promise<void>
   /**
    * Policy gates for each peer (docs/PROTOCOL.md §10), created once per peer and kept across restarts;

@@ -26,14 +26,15 @@ export interface SyncAgentOptions {
   agent: Agent
   /** Pull from every sync peer this often; 0 pulls only when peers meet. @default 5 000 */
   intervalMs?: number
-  /** Called with each pulled, verified envelope before the agent gets it (e.g. to log it). */
+  /** Called with each pulled, verified envelope before the agent gets it (e.g. to log it). @default none */
   onEnvelope?: (env: AnyEnvelope) => void
-  /** Called after each round of pulls (e.g. to heal a consensus store). */
+  /** Called after each round of pulls (e.g. to heal a consensus store). @default none */
   afterPull?: () => Promise<void>
-  /** The server's limits. */
+  /** The server's limits. @default the server's own (see ServeSyncOptions) */
   serve?: ServeSyncOptions
   /** Most requests of one pull from one peer (the next round goes on). @default 4 096 */
   maxRequestsPerPull?: number
+  /** Errors of pulls and of serving (the next round goes on). @default ignored */
   onError?: (error: unknown) => void
 }
 

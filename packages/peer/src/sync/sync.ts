@@ -237,6 +237,7 @@ export interface PullOptions {
   maxRequests?: number
   /** Times one request is sent again after a `rate` refusal. @default 8 */
   maxRetries?: number
+  /** Stops the pull. @default none */
   signal?: AbortSignal
 }
 

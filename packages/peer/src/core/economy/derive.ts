@@ -101,6 +101,7 @@ export interface LedgerTimelineOptions {
   genesis?: Partial<GenesisRule>
   /** Verifiers of the genesis pool, who stake `verifierStake` at genesis. @default none */
   genesisVerifiers?: readonly Did[]
+  /** The ledger's limits. @default the ledger's own, with the faucet cap of the genesis rule */
   ledgerParams?: Partial<LedgerParams>
   /** @default related by each thread's pool */
   related?: RelatedParties

@@ -73,7 +73,7 @@ export interface ReceiveResult {
 export interface ThreadReplicaOptions {
   /** Most envelopes waiting for placement; beyond it the busiest sender's newest is evicted. @default 1 024 */
   maxPendingEnvelopes?: number
-  /** Called with each envelope evicted from the pending pool (so that it can be fetched again later). */
+  /** Called with each envelope evicted from the pending pool (so that it can be fetched again later). @default none */
   onEvict?: (env: AnyEnvelope) => void
 }
 
