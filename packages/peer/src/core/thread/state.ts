@@ -418,273 +418,329 @@ export function applyEnvelope(
   const anchor = isAnchor(params, env.sender)
   if (env.kind !== 'NEED' && state.need === undefined) return 'no-need'
   if (env.kind !== 'DECIDE' && env.epoch > state.issuedEpoch) return 'epoch-not-issued'
-  switch (env.kind) {
-    case 'NEED': {
-      if (env.payload.need !== env.thread) return 'need-thread-mismatch'
-      if (threadIdOfNeed(env) !== env.thread) return 'thread-id-mismatch'
-      if (state.need !== undefined) return 'duplicate-need'
-      state.need = {
-        env: env.id,
-        requester: env.sender,
-        payload: env.payload,
-        requires: env.payload.requires,
-        inputs: env.payload.inputs,
-        budget: env.payload.budget,
-        bidWindowMs: env.payload.bidWindowMs,
-      }
-      return undefined
-    }
-    case 'PROPOSE': {
-      const need = state.need!
-      if (env.payload.need !== env.thread) return 'need-thread-mismatch'
-      const mine = state.proposalsByPlanner.get(env.sender) ?? 0
-      if (mine >= params.maxProposalsPerPlanner) return 'too-many-proposals'
-      const invalid = checkPatch(env.payload, need)
-      if (invalid !== undefined) return invalid
-      state.proposals.set(env.id, { id: env.id, env: env.id, planner: env.sender, payload: env.payload })
-      state.proposalsByPlanner.set(env.sender, mine + 1)
-      return undefined
-    }
-    case 'ATTEST_PLAN': {
-      // Evidence only: the votes that count travel inside a DECIDE and are judged against its pool.
-      const proposal = state.proposals.get(env.payload.proposal)
-      if (proposal === undefined) return 'unknown-proposal'
-      if (!isEligibleVerifier(params, env.sender)) return 'not-a-verifier'
-      if (!params.bootstrap && env.sender === proposal.planner) return 'self-attestation'
-      let votes = state.planVotes.get(proposal.id)
-      if (votes === undefined) {
-        votes = new Map()
-        state.planVotes.set(proposal.id, votes)
-      }
-      if (votes.has(env.sender)) return 'duplicate-vote'
-      votes.set(env.sender, { verdict: env.payload.verdict, env: env.id })
-      if (state.quorum === undefined) {
-        const accepting = [...votes.values()].filter((vote) => vote.verdict === 'accept')
-        if (accepting.length >= kPlanOf(params)) {
-          state.quorum = { proposal: proposal.id, attestations: accepting.map((vote) => vote.env) }
-        }
-      }
-      return undefined
-    }
-    case 'DECIDE':
-      return applyDecide(state, env, params, anchor)
-    case 'UPDATE_PLAN': {
-      const winner = state.winner
-      if (winner === undefined) return 'undecided'
-      const planner = state.proposals.get(winner.proposal)?.planner
-      if (env.sender !== planner && env.sender !== winner.decider) return 'not-plan-owner'
-      for (const op of env.payload.ops) {
-        if (op.op !== 'ANNOTATE' && op.op !== 'REQUIRES') return `op-not-allowed:${op.op}`
-        const task = state.tasks.get(op.task)
-        if (task === undefined || task.proposal !== winner.proposal) return 'unknown-task'
-      }
-      for (const op of env.payload.ops) fact(state, env, op)
-      return undefined
-    }
-    case 'RECONCILE': {
-      if (!anchor) return 'not-an-anchor'
-      if (env.payload.thread !== env.thread) return 'reconcile-thread-mismatch'
-      state.reconciles.push(env.id)
-      return undefined
-    }
-    case 'CHECKPOINT': {
-      if (!anchor) return 'not-an-anchor'
-      state.checkpoints.push(env.id)
-      return undefined
-    }
-    case 'CLAIM': {
-      // A request: the lease starts only with an anchor's GRANT (A5).
-      const task = liveTask(state, env.payload.task)
-      if (typeof task === 'string') return task
-      if (isFenced(state, env)) return 'stale-epoch'
-      const ttl = env.payload.leaseTtlMs
-      if (ttl < params.minLeaseTtlMs || ttl > params.maxLeaseTtlMs) return 'lease-ttl-out-of-bounds'
-      if (task.state !== 'DECIDED') return task.lease ? 'lease-held' : `not-claimable:${task.state}`
-      if (!parentsFinal(state, task)) return 'parents-unfinished'
-      // A worker asks at most the plan's price for one task of it (its pay is its CLAIM's cost).
-      const price = state.proposals.get(task.proposal)?.payload.price
-      if (price !== undefined && env.payload.cost > price) return 'cost-above-price'
-      task.requests.set(env.id, task.round)
-      return undefined
-    }
-    case 'GRANT': {
-      if (!anchor) return 'grant-not-by-anchor'
-      const claim = claimOf(lookup, env.payload.claim, env.payload.task)
-      if (typeof claim === 'string') return claim
-      const task = liveTask(state, env.payload.task)
-      if (typeof task === 'string') return task
-      if (isFenced(state, env)) return 'stale-epoch'
-      if (task.state !== 'DECIDED') return task.lease ? 'lease-held' : `not-claimable:${task.state}`
-      if (!parentsFinal(state, task)) return 'parents-unfinished'
-      if (task.requests.get(claim.id) !== task.round) return 'claim-not-for-this-round'
-      const ttl = env.payload.leaseTtlMs
-      if (ttl < params.minLeaseTtlMs || ttl > claim.payload.leaseTtlMs) return 'lease-ttl-out-of-bounds'
-      // One live lease per task: a DECIDED task holds none, so this GRANT cannot stack a second.
-      invariant(
-        task.lease === undefined,
-        `one-live-lease: task ${task.id} of ${env.thread} is DECIDED with a lease`,
-      )
-      task.lease = {
-        claim: claim.id,
-        worker: claim.sender,
-        ttlMs: ttl,
-        grant: env.id,
-        renewedBy: env.id,
-        progress: 0,
-      }
-      setTaskState(state, env, task, 'CLAIMED')
-      return undefined
-    }
-    case 'HEARTBEAT':
-    case 'YIELD':
-    case 'RELEASE': {
-      const claim = claimOf(lookup, env.payload.claim, env.payload.task)
-      if (typeof claim === 'string') return claim
-      if (env.kind === 'RELEASE' && env.payload.reason !== 'worker-failed') {
-        // Scavenging and orphaning are an anchor's judgment, never a stranger's (A5).
-        if (!anchor) return 'scavenge-not-by-anchor'
-      } else if (env.sender !== claim.sender) {
-        return 'not-lease-holder'
-      }
-      // A lease whose result an anchor finalized cannot be ended before its COMMIT after the fact
-      // (§6.8): not by its holder, not by a scavenger that did not see the result.
-      if (env.kind !== 'HEARTBEAT' && !(env.kind === 'RELEASE' && env.payload.reason === 'orphaned')) {
-        if (seals(claim.id) !== undefined) return 'sealed'
-      }
-      const task = liveTask(state, env.payload.task)
-      if (typeof task === 'string') return task
-      const lease = task.lease
-      if (lease === undefined || lease.claim !== claim.id) return 'stale-lease'
-      if (env.kind === 'HEARTBEAT') {
-        if (env.fence !== lease.claim) return 'bad-fence'
-        if (isFenced(state, env)) return 'stale-epoch'
-        lease.renewedBy = env.id
-        lease.progress = env.payload.progress
-        return undefined
-      }
-      reopen(state, env, task)
-      return undefined
-    }
-    case 'COMMIT': {
-      const claim = claimOf(lookup, env.payload.claim, env.payload.task)
-      if (typeof claim === 'string') return claim
-      if (env.sender !== claim.sender) return 'not-lease-holder'
-      // The one result an anchor finalized for this lease is the lease's result (§6.8).
-      const sealed = seals(claim.id)
-      if (sealed !== undefined && sealed !== env.id) return 'sealed'
-      const task = liveTask(state, env.payload.task)
-      if (typeof task === 'string') return task
-      const lease = task.lease
-      if (lease === undefined || lease.claim !== claim.id) return 'stale-lease'
-      if (env.fence !== lease.claim) return 'bad-fence'
-      if (isFenced(state, env)) return 'stale-epoch'
-      if (env.payload.outputs.length === 0) return 'no-outputs'
-      const inputs = env.payload.inputs
-      if (inputs !== undefined) {
-        // A result computed from other inputs than the task's now (a parent since redone) is stale.
-        const current = taskInputRefs(state, task)
-        if (!current || current.length !== inputs.length || current.some((ref, i) => ref !== inputs[i])) {
-          return 'stale-inputs'
-        }
-      }
-      delete task.lease
-      task.commit = {
-        id: env.id,
-        worker: env.sender,
-        claim: lease.claim,
-        ...(inputs === undefined ? {} : { inputs }),
-        outputs: env.payload.outputs,
-        round: task.round,
-        committee: committeeFor(env.id, env.sender, task.kResult, threadParams(state, params)),
-        votes: new Map(),
-        challenges: new Map(),
-        invalidations: new Map(),
-      }
-      setTaskState(state, env, task, 'COMMITTED')
-      return undefined
-    }
-    case 'ATTEST': {
-      const task = liveTask(state, env.payload.task)
-      if (typeof task === 'string') return task
-      const commit = task.commit
-      if (commit === undefined || commit.id !== env.payload.commit) return 'unknown-commit'
-      if (!inCommittee(commit.committee, env.sender, threadParams(state, params))) return 'not-in-committee'
-      const previous = commit.votes.get(env.sender)
-      if (previous !== undefined) {
-        if (previous.verdict === env.payload.verdict) return 'duplicate-vote'
-        // One record per verifier and commit: a third vote proves nothing the second did not.
-        if (
-          state.equivocations.some((record) => record.sender === env.sender && record.subject === commit.id)
-        ) {
-          return 'duplicate-vote'
-        }
-        // A contradicting vote is kept as evidence (its signer is slashed); it does not count twice.
-        state.equivocations.push({
-          sender: env.sender,
-          kind: env.kind,
-          subject: commit.id,
-          envelopes: [previous.env, env.id],
-        })
-        return undefined
-      }
-      commit.votes.set(env.sender, {
-        verdict: env.payload.verdict,
-        env: env.id,
-        evalDigest: env.payload.evalDigest,
-      })
-      if (task.state === 'COMMITTED') {
-        const votes = [...commit.votes.values()]
-        const passes = votes.filter((vote) => vote.verdict === 'pass').length
-        const fails = votes.length - passes
-        if (passes >= task.kResult) {
-          commit.verifiedBy = env.id
-          setTaskState(state, env, task, 'VERIFIED')
-        } else if (fails >= task.kResult && seals(commit.claim) !== commit.id) {
-          // A finalized result is not voted down after the fact (§6.8): only a CHALLENGE undoes it.
-          commit.outcome = 'rejected'
-          task.pastCommits.push(commit)
-          delete task.commit
-          reopen(state, env, task)
-        }
-      }
-      return undefined
-    }
-    case 'FINALIZE': {
-      // The challenge window is judged by an anchor's clock (A6): only anchors finalize.
-      if (!anchor) return 'finalize-not-by-anchor'
-      const task = liveTask(state, env.payload.task)
-      if (typeof task === 'string') return task
-      const commit = task.commit
-      if (commit === undefined || commit.id !== env.payload.commit) return 'unknown-commit'
-      if (task.state === 'FINAL') return 'already-final'
-      const rules = threadParams(state, params)
-      const voters = new Set<Did>()
-      for (const attestation of env.payload.attestations) {
-        if (attestation.kind !== 'ATTEST' || attestation.thread !== env.thread) return 'bad-attestation'
-        const payload = (attestation as Envelope<'ATTEST'>).payload
-        if (payload.commit !== commit.id || payload.verdict !== 'pass') return 'bad-attestation'
-        if (!inCommittee(commit.committee, attestation.sender, rules)) return 'attester-not-in-committee'
-        voters.add(attestation.sender)
-      }
-      if (voters.size < task.kResult) return 'insufficient-quorum'
-      commit.finalizedBy = env.id
-      for (const ref of commit.outputs) fact(state, env, { op: 'PRODUCES', task: task.id, ref })
-      setTaskState(state, env, task, 'FINAL')
-      return undefined
-    }
-    case 'CHALLENGE': {
-      const task = liveTask(state, env.payload.task)
-      if (typeof task === 'string') return task
-      const commit = task.commit
-      if (commit === undefined || commit.id !== env.payload.commit) return 'unknown-commit'
-      if (commit.challenges.has(env.id)) return 'duplicate-challenge'
-      if (env.payload.bond < requiredBond(env.payload.proof)) return 'bond-too-small'
-      commit.challenges.set(env.id, { challenger: env.sender, proofType: env.payload.proof.type })
-      return undefined
-    }
-    case 'INVALIDATE':
-      return applyInvalidate(state, env, params, anchor, lookup)
+  const fold = { state, env, params, lookup, seals, anchor } as Fold<typeof env.kind>
+  return (APPLY[env.kind] as (fold: Fold<typeof env.kind>) => ApplyOutcome)(fold)
+}
+
+/** What a verb's fold step is given: the state, the envelope (of that verb), and the context. */
+interface Fold<K extends AnyEnvelope['kind']> {
+  state: ThreadState
+  env: Extract<AnyEnvelope, { kind: K }>
+  params: NetworkParams
+  lookup: EnvelopeLookup
+  seals: SealLookup
+  /** Whether the sender is one of the network's anchors. */
+  anchor: boolean
+}
+
+/** The fold step of each verb (one function per verb; the checks every verb shares run first). */
+const APPLY: { [K in AnyEnvelope['kind']]: (fold: Fold<K>) => ApplyOutcome } = {
+  NEED: applyNeed,
+  PROPOSE: applyPropose,
+  ATTEST_PLAN: applyAttestPlan,
+  DECIDE: (c) => applyDecide(c.state, c.env, c.params, c.anchor),
+  UPDATE_PLAN: applyUpdatePlan,
+  RECONCILE: applyReconcile,
+  CHECKPOINT: applyCheckpoint,
+  CLAIM: applyClaim,
+  GRANT: applyGrant,
+  HEARTBEAT: applyLeaseUse as (fold: Fold<'HEARTBEAT'>) => ApplyOutcome,
+  YIELD: applyLeaseUse as (fold: Fold<'YIELD'>) => ApplyOutcome,
+  RELEASE: applyLeaseUse as (fold: Fold<'RELEASE'>) => ApplyOutcome,
+  COMMIT: applyCommit,
+  ATTEST: applyAttest,
+  FINALIZE: applyFinalize,
+  CHALLENGE: applyChallenge,
+  INVALIDATE: (c) => applyInvalidate(c.state, c.env, c.params, c.anchor, c.lookup),
+}
+
+/** The fold step of NEED (docs/PROTOCOL.md §4, §5 and §11). */
+function applyNeed({ state, env }: Fold<'NEED'>): ApplyOutcome {
+  if (env.payload.need !== env.thread) return 'need-thread-mismatch'
+  if (threadIdOfNeed(env) !== env.thread) return 'thread-id-mismatch'
+  if (state.need !== undefined) return 'duplicate-need'
+  state.need = {
+    env: env.id,
+    requester: env.sender,
+    payload: env.payload,
+    requires: env.payload.requires,
+    inputs: env.payload.inputs,
+    budget: env.payload.budget,
+    bidWindowMs: env.payload.bidWindowMs,
   }
+  return undefined
+}
+
+/** The fold step of PROPOSE (docs/PROTOCOL.md §4, §5 and §11). */
+function applyPropose({ state, env, params }: Fold<'PROPOSE'>): ApplyOutcome {
+  const need = state.need!
+  if (env.payload.need !== env.thread) return 'need-thread-mismatch'
+  const mine = state.proposalsByPlanner.get(env.sender) ?? 0
+  if (mine >= params.maxProposalsPerPlanner) return 'too-many-proposals'
+  const invalid = checkPatch(env.payload, need)
+  if (invalid !== undefined) return invalid
+  state.proposals.set(env.id, { id: env.id, env: env.id, planner: env.sender, payload: env.payload })
+  state.proposalsByPlanner.set(env.sender, mine + 1)
+  return undefined
+}
+
+/** The fold step of ATTEST_PLAN (docs/PROTOCOL.md §4, §5 and §11). */
+function applyAttestPlan({ state, env, params }: Fold<'ATTEST_PLAN'>): ApplyOutcome {
+  // Evidence only: the votes that count travel inside a DECIDE and are judged against its pool.
+  const proposal = state.proposals.get(env.payload.proposal)
+  if (proposal === undefined) return 'unknown-proposal'
+  if (!isEligibleVerifier(params, env.sender)) return 'not-a-verifier'
+  if (!params.bootstrap && env.sender === proposal.planner) return 'self-attestation'
+  let votes = state.planVotes.get(proposal.id)
+  if (votes === undefined) {
+    votes = new Map()
+    state.planVotes.set(proposal.id, votes)
+  }
+  if (votes.has(env.sender)) return 'duplicate-vote'
+  votes.set(env.sender, { verdict: env.payload.verdict, env: env.id })
+  if (state.quorum === undefined) {
+    const accepting = [...votes.values()].filter((vote) => vote.verdict === 'accept')
+    if (accepting.length >= kPlanOf(params)) {
+      state.quorum = { proposal: proposal.id, attestations: accepting.map((vote) => vote.env) }
+    }
+  }
+  return undefined
+}
+
+/** The fold step of UPDATE_PLAN (docs/PROTOCOL.md §4, §5 and §11). */
+function applyUpdatePlan({ state, env }: Fold<'UPDATE_PLAN'>): ApplyOutcome {
+  const winner = state.winner
+  if (winner === undefined) return 'undecided'
+  const planner = state.proposals.get(winner.proposal)?.planner
+  if (env.sender !== planner && env.sender !== winner.decider) return 'not-plan-owner'
+  for (const op of env.payload.ops) {
+    if (op.op !== 'ANNOTATE' && op.op !== 'REQUIRES') return `op-not-allowed:${op.op}`
+    const task = state.tasks.get(op.task)
+    if (task === undefined || task.proposal !== winner.proposal) return 'unknown-task'
+  }
+  for (const op of env.payload.ops) fact(state, env, op)
+  return undefined
+}
+
+/** The fold step of RECONCILE (docs/PROTOCOL.md §4, §5 and §11). */
+function applyReconcile({ state, env, anchor }: Fold<'RECONCILE'>): ApplyOutcome {
+  if (!anchor) return 'not-an-anchor'
+  if (env.payload.thread !== env.thread) return 'reconcile-thread-mismatch'
+  state.reconciles.push(env.id)
+  return undefined
+}
+
+/** The fold step of CHECKPOINT (docs/PROTOCOL.md §4, §5 and §11). */
+function applyCheckpoint({ state, env, anchor }: Fold<'CHECKPOINT'>): ApplyOutcome {
+  if (!anchor) return 'not-an-anchor'
+  state.checkpoints.push(env.id)
+  return undefined
+}
+
+/** The fold step of CLAIM (docs/PROTOCOL.md §4, §5 and §11). */
+function applyClaim({ state, env, params }: Fold<'CLAIM'>): ApplyOutcome {
+  // A request: the lease starts only with an anchor's GRANT (A5).
+  const task = liveTask(state, env.payload.task)
+  if (typeof task === 'string') return task
+  if (isFenced(state, env)) return 'stale-epoch'
+  const ttl = env.payload.leaseTtlMs
+  if (ttl < params.minLeaseTtlMs || ttl > params.maxLeaseTtlMs) return 'lease-ttl-out-of-bounds'
+  if (task.state !== 'DECIDED') return task.lease ? 'lease-held' : `not-claimable:${task.state}`
+  if (!parentsFinal(state, task)) return 'parents-unfinished'
+  // A worker asks at most the plan's price for one task of it (its pay is its CLAIM's cost).
+  const price = state.proposals.get(task.proposal)?.payload.price
+  if (price !== undefined && env.payload.cost > price) return 'cost-above-price'
+  task.requests.set(env.id, task.round)
+  return undefined
+}
+
+/** The fold step of GRANT (docs/PROTOCOL.md §4, §5 and §11). */
+function applyGrant({ state, env, params, lookup, anchor }: Fold<'GRANT'>): ApplyOutcome {
+  if (!anchor) return 'grant-not-by-anchor'
+  const claim = claimOf(lookup, env.payload.claim, env.payload.task)
+  if (typeof claim === 'string') return claim
+  const task = liveTask(state, env.payload.task)
+  if (typeof task === 'string') return task
+  if (isFenced(state, env)) return 'stale-epoch'
+  if (task.state !== 'DECIDED') return task.lease ? 'lease-held' : `not-claimable:${task.state}`
+  if (!parentsFinal(state, task)) return 'parents-unfinished'
+  if (task.requests.get(claim.id) !== task.round) return 'claim-not-for-this-round'
+  const ttl = env.payload.leaseTtlMs
+  if (ttl < params.minLeaseTtlMs || ttl > claim.payload.leaseTtlMs) return 'lease-ttl-out-of-bounds'
+  // One live lease per task: a DECIDED task holds none, so this GRANT cannot stack a second.
+  invariant(
+    task.lease === undefined,
+    `one-live-lease: task ${task.id} of ${env.thread} is DECIDED with a lease`,
+  )
+  task.lease = {
+    claim: claim.id,
+    worker: claim.sender,
+    ttlMs: ttl,
+    grant: env.id,
+    renewedBy: env.id,
+    progress: 0,
+  }
+  setTaskState(state, env, task, 'CLAIMED')
+  return undefined
+}
+
+/** The fold step of HEARTBEAT / YIELD / RELEASE (docs/PROTOCOL.md §4, §5 and §11). */
+function applyLeaseUse({
+  state,
+  env,
+  lookup,
+  seals,
+  anchor,
+}: Fold<'HEARTBEAT' | 'YIELD' | 'RELEASE'>): ApplyOutcome {
+  const claim = claimOf(lookup, env.payload.claim, env.payload.task)
+  if (typeof claim === 'string') return claim
+  if (env.kind === 'RELEASE' && env.payload.reason !== 'worker-failed') {
+    // Scavenging and orphaning are an anchor's judgment, never a stranger's (A5).
+    if (!anchor) return 'scavenge-not-by-anchor'
+  } else if (env.sender !== claim.sender) {
+    return 'not-lease-holder'
+  }
+  // A lease whose result an anchor finalized cannot be ended before its COMMIT after the fact
+  // (§6.8): not by its holder, not by a scavenger that did not see the result.
+  if (env.kind !== 'HEARTBEAT' && !(env.kind === 'RELEASE' && env.payload.reason === 'orphaned')) {
+    if (seals(claim.id) !== undefined) return 'sealed'
+  }
+  const task = liveTask(state, env.payload.task)
+  if (typeof task === 'string') return task
+  const lease = task.lease
+  if (lease === undefined || lease.claim !== claim.id) return 'stale-lease'
+  if (env.kind === 'HEARTBEAT') {
+    if (env.fence !== lease.claim) return 'bad-fence'
+    if (isFenced(state, env)) return 'stale-epoch'
+    lease.renewedBy = env.id
+    lease.progress = env.payload.progress
+    return undefined
+  }
+  reopen(state, env, task)
+  return undefined
+}
+
+/** The fold step of COMMIT (docs/PROTOCOL.md §4, §5 and §11). */
+function applyCommit({ state, env, params, lookup, seals }: Fold<'COMMIT'>): ApplyOutcome {
+  const claim = claimOf(lookup, env.payload.claim, env.payload.task)
+  if (typeof claim === 'string') return claim
+  if (env.sender !== claim.sender) return 'not-lease-holder'
+  // The one result an anchor finalized for this lease is the lease's result (§6.8).
+  const sealed = seals(claim.id)
+  if (sealed !== undefined && sealed !== env.id) return 'sealed'
+  const task = liveTask(state, env.payload.task)
+  if (typeof task === 'string') return task
+  const lease = task.lease
+  if (lease === undefined || lease.claim !== claim.id) return 'stale-lease'
+  if (env.fence !== lease.claim) return 'bad-fence'
+  if (isFenced(state, env)) return 'stale-epoch'
+  if (env.payload.outputs.length === 0) return 'no-outputs'
+  const inputs = env.payload.inputs
+  if (inputs !== undefined) {
+    // A result computed from other inputs than the task's now (a parent since redone) is stale.
+    const current = taskInputRefs(state, task)
+    if (!current || current.length !== inputs.length || current.some((ref, i) => ref !== inputs[i])) {
+      return 'stale-inputs'
+    }
+  }
+  delete task.lease
+  task.commit = {
+    id: env.id,
+    worker: env.sender,
+    claim: lease.claim,
+    ...(inputs === undefined ? {} : { inputs }),
+    outputs: env.payload.outputs,
+    round: task.round,
+    committee: committeeFor(env.id, env.sender, task.kResult, threadParams(state, params)),
+    votes: new Map(),
+    challenges: new Map(),
+    invalidations: new Map(),
+  }
+  setTaskState(state, env, task, 'COMMITTED')
+  return undefined
+}
+
+/** The fold step of ATTEST (docs/PROTOCOL.md §4, §5 and §11). */
+function applyAttest({ state, env, params, seals }: Fold<'ATTEST'>): ApplyOutcome {
+  const task = liveTask(state, env.payload.task)
+  if (typeof task === 'string') return task
+  const commit = task.commit
+  if (commit === undefined || commit.id !== env.payload.commit) return 'unknown-commit'
+  if (!inCommittee(commit.committee, env.sender, threadParams(state, params))) return 'not-in-committee'
+  const previous = commit.votes.get(env.sender)
+  if (previous !== undefined) {
+    if (previous.verdict === env.payload.verdict) return 'duplicate-vote'
+    // One record per verifier and commit: a third vote proves nothing the second did not.
+    if (state.equivocations.some((record) => record.sender === env.sender && record.subject === commit.id)) {
+      return 'duplicate-vote'
+    }
+    // A contradicting vote is kept as evidence (its signer is slashed); it does not count twice.
+    state.equivocations.push({
+      sender: env.sender,
+      kind: env.kind,
+      subject: commit.id,
+      envelopes: [previous.env, env.id],
+    })
+    return undefined
+  }
+  commit.votes.set(env.sender, {
+    verdict: env.payload.verdict,
+    env: env.id,
+    evalDigest: env.payload.evalDigest,
+  })
+  if (task.state === 'COMMITTED') {
+    const votes = [...commit.votes.values()]
+    const passes = votes.filter((vote) => vote.verdict === 'pass').length
+    const fails = votes.length - passes
+    if (passes >= task.kResult) {
+      commit.verifiedBy = env.id
+      setTaskState(state, env, task, 'VERIFIED')
+    } else if (fails >= task.kResult && seals(commit.claim) !== commit.id) {
+      // A finalized result is not voted down after the fact (§6.8): only a CHALLENGE undoes it.
+      commit.outcome = 'rejected'
+      task.pastCommits.push(commit)
+      delete task.commit
+      reopen(state, env, task)
+    }
+  }
+  return undefined
+}
+
+/** The fold step of FINALIZE (docs/PROTOCOL.md §4, §5 and §11). */
+function applyFinalize({ state, env, params, anchor }: Fold<'FINALIZE'>): ApplyOutcome {
+  // The challenge window is judged by an anchor's clock (A6): only anchors finalize.
+  if (!anchor) return 'finalize-not-by-anchor'
+  const task = liveTask(state, env.payload.task)
+  if (typeof task === 'string') return task
+  const commit = task.commit
+  if (commit === undefined || commit.id !== env.payload.commit) return 'unknown-commit'
+  if (task.state === 'FINAL') return 'already-final'
+  const rules = threadParams(state, params)
+  const voters = new Set<Did>()
+  for (const attestation of env.payload.attestations) {
+    if (attestation.kind !== 'ATTEST' || attestation.thread !== env.thread) return 'bad-attestation'
+    const payload = (attestation as Envelope<'ATTEST'>).payload
+    if (payload.commit !== commit.id || payload.verdict !== 'pass') return 'bad-attestation'
+    if (!inCommittee(commit.committee, attestation.sender, rules)) return 'attester-not-in-committee'
+    voters.add(attestation.sender)
+  }
+  if (voters.size < task.kResult) return 'insufficient-quorum'
+  commit.finalizedBy = env.id
+  for (const ref of commit.outputs) fact(state, env, { op: 'PRODUCES', task: task.id, ref })
+  setTaskState(state, env, task, 'FINAL')
+  return undefined
+}
+
+/** The fold step of CHALLENGE (docs/PROTOCOL.md §4, §5 and §11). */
+function applyChallenge({ state, env }: Fold<'CHALLENGE'>): ApplyOutcome {
+  const task = liveTask(state, env.payload.task)
+  if (typeof task === 'string') return task
+  const commit = task.commit
+  if (commit === undefined || commit.id !== env.payload.commit) return 'unknown-commit'
+  if (commit.challenges.has(env.id)) return 'duplicate-challenge'
+  if (env.payload.bond < requiredBond(env.payload.proof)) return 'bond-too-small'
+  commit.challenges.set(env.id, { challenger: env.sender, proofType: env.payload.proof.type })
+  return undefined
 }
 
 function parentsFinal(state: ThreadState, task: TaskInfo): boolean {
