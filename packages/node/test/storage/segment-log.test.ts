@@ -175,8 +175,12 @@ describe('the segment log', () => {
         buffer = lines.pop()!
         for (const line of lines) if (line.startsWith('acked ')) acked = Number(line.slice(6))
       })
-      // Let it write for a while, then kill it at a random moment.
-      await new Promise((resolve) => setTimeout(resolve, 600 + Math.random() * 900))
+      // Once it writes (its start may be slow on a busy machine), let it go on a while, then kill
+      // it at a random moment.
+      for (let waited = 0; acked === 0 && waited < 30_000; waited += 50) {
+        await new Promise((resolve) => setTimeout(resolve, 50))
+      }
+      await new Promise((resolve) => setTimeout(resolve, 300 + Math.random() * 900))
       child.kill('SIGKILL')
       await exited
       expect(acked).toBeGreaterThan(0)
