@@ -381,6 +381,29 @@ describe('the settled base of the ledger (§9.3)', () => {
     expect(tooLate.ledger.canonical()).toEqual(none.ledger.canonical())
     expect(accountView(tooLate, first.worker.did)).toEqual(accountView(none, first.worker.did))
   })
+
+  it('forgets the oldest settled thread past maxSettledThreads, and never settles it twice', async () => {
+    const { replicas, options, grants, first } = await history()
+    const [a, b, c] = replicas
+    const timeline = new LedgerTimeline({ ...options, lateWindowMs: 1_000_000, maxSettledThreads: 1 })
+    // Two threads settle (decided at 100 and 300); only the later one is remembered.
+    expect(timeline.settle({ replicas: [a!, c!], grants, nowMs: 70_000, untilMs: 70_000 })).toHaveLength(2)
+    expect(timeline.settled).toMatchObject({ threads: 2, remembered: 1 })
+    // The forgotten one still counts as settled (no later than the latest forgotten DECIDE): sent
+    // again, by sync or a replay, it changes nothing.
+    expect(timeline.isSettled(a!.thread, 100)).toBe(true)
+    const again = timeline.derive({ replicas: [a!], grants, nowMs: 70_000 })
+    const none = timeline.derive({ replicas: [], grants, nowMs: 70_000 })
+    expect(again.ledger.canonical()).toEqual(none.ledger.canonical())
+    expect(accountView(again, first.worker.did)).toEqual(accountView(none, first.worker.did))
+    // A late DECIDE after the forgotten one (at 200, within the time window) still settles.
+    expect(timeline.isSettled(b!.thread, 200)).toBe(false)
+    expect(timeline.derive({ replicas: [b!], grants, nowMs: 70_000 }).threads.has(b!.thread)).toBe(true)
+    // Without the count bound both stay remembered.
+    const unbounded = new LedgerTimeline({ ...options, lateWindowMs: 1_000_000 })
+    unbounded.settle({ replicas: [a!, c!], grants, nowMs: 70_000, untilMs: 70_000 })
+    expect(unbounded.settled.remembered).toBe(2)
+  })
 })
 
 describe('a thread the settled base carries (§9.6)', () => {

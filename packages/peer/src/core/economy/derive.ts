@@ -113,6 +113,13 @@ export interface LedgerTimelineOptions {
    */
   lateWindowMs?: number
   /**
+   * Most settled threads remembered for the late window. Past it the oldest is forgotten and the
+   * window shrinks to what is remembered: a late DECIDE no later than a forgotten one is refused
+   * as too late, so none settles twice and the memory does not grow with throughput.
+   * @default {@link DEFAULT_MAX_SETTLED_THREADS} (65 536)
+   */
+  maxSettledThreads?: number
+  /**
    * How long a decided thread that is still open may hold the settled base back. Past it the base
    * carries the thread: the escrows it opened so far are settled in place (at its DECIDE), and
    * everything else it does — payouts, refunds, slashes, new escrows — applies after the base,
@@ -280,6 +287,8 @@ export class LedgerTimeline {
   readonly #carried = new Map<string, Map<string, boolean>>()
   /** Threads settled into the base, by their DECIDE time (kept for `lateWindowMs` behind the cut). */
   readonly #settledThreads = new Map<string, number>()
+  /** The latest DECIDE time of a settled thread forgotten for {@link LedgerTimelineOptions.maxSettledThreads}. */
+  #forgottenUntilMs = Number.NEGATIVE_INFINITY
   #genesisApplied = false
 
   constructor(options: LedgerTimelineOptions) {
@@ -360,7 +369,8 @@ export class LedgerTimeline {
   isSettled(thread: string, decidedMs: number): boolean {
     return (
       this.#settledThreads.has(thread) ||
-      decidedMs < this.#cutMs - (this.#options.lateWindowMs ?? DEFAULT_LATE_WINDOW_MS)
+      decidedMs < this.#cutMs - (this.#options.lateWindowMs ?? DEFAULT_LATE_WINDOW_MS) ||
+      decidedMs <= this.#forgottenUntilMs
     )
   }
 
@@ -440,6 +450,12 @@ export class LedgerTimeline {
     for (const [thread, decidedMs] of this.#settledThreads) {
       if (decidedMs < this.#cutMs - late) this.#settledThreads.delete(thread)
     }
+    const most = this.#options.maxSettledThreads ?? DEFAULT_MAX_SETTLED_THREADS
+    for (const [thread, decidedMs] of this.#settledThreads) {
+      if (this.#settledThreads.size <= most) break
+      this.#settledThreads.delete(thread)
+      this.#forgottenUntilMs = Math.max(this.#forgottenUntilMs, decidedMs)
+    }
     this.#reputation.prune(input.nowMs)
     return settled
   }
@@ -503,6 +519,9 @@ export class LedgerTimeline {
 
 /** How far behind the base's cut a late DECIDE is still settled. @default 1 h */
 export const DEFAULT_LATE_WINDOW_MS = 3_600_000
+
+/** Default of {@link LedgerTimelineOptions.maxSettledThreads}: settled threads remembered for the late window. */
+export const DEFAULT_MAX_SETTLED_THREADS = 65_536
 
 /** Records, per sender, the latest time it signed an accepted envelope of `replica` (never after now). */
 function noteActivity(lastActiveMs: Map<Did, number>, replica: ThreadReplica, nowMs: number): void {
