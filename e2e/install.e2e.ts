@@ -13,6 +13,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { killAnchors, type StartedAnchor, startAnchorProcess } from '../test-support/anchor-process.ts'
 import { freePort } from '../test-support/etcd-cluster.ts'
+import { until } from '../test-support/peers.ts'
 import { need } from '../test-support/prerequisites.ts'
 import { type LaunchedBrowser, launchChromium } from './support/chromium.ts'
 import { prepareInstall } from './support/install.ts'
@@ -28,20 +29,6 @@ let anchor: StartedAnchor | undefined
 let preview: ChildProcess | undefined
 let worker: ChildProcess | undefined
 let browser: LaunchedBrowser | undefined
-
-async function until<T>(
-  what: string,
-  probe: () => T | undefined | Promise<T | undefined>,
-  ms: number,
-): Promise<T> {
-  const deadline = Date.now() + ms
-  for (;;) {
-    const value = await probe()
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 250))
-  }
-}
 
 beforeAll(async () => {
   if (!chromium) return

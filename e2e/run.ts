@@ -12,6 +12,7 @@ import { spawnSync } from 'node:child_process'
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { missing } from '../test-support/prerequisites.ts'
 import { prepareInstall } from './support/install.ts'
 
 const ROOT = join(import.meta.dirname, '..')
@@ -39,14 +40,8 @@ console.log(
 )
 const env = { ...process.env, CAN_SWARM_E2E: '1', CAN_SWARM_INSTALL_DIR: installDir }
 
-function hasNamespaceTools(): boolean {
-  if (process.getuid?.() !== 0) return false
-  const probe = spawnSync('unshare', ['-n', 'sh', '-c', 'ip link set lo up'], { stdio: 'ignore' })
-  return probe.status === 0
-}
-
 let result: ReturnType<typeof spawnSync>
-if (process.env.CAN_SWARM_E2E_NETNS !== '0' && hasNamespaceTools()) {
+if (process.env.CAN_SWARM_E2E_NETNS !== '0' && missing('netns') === undefined) {
   console.log('[e2e] running inside a private network namespace (unshare -n, only lo)')
   const quoted = vitest.map((arg) => `'${arg.replaceAll("'", `'\\''`)}'`).join(' ')
   result = spawnSync('unshare', ['-n', 'sh', '-c', `ip link set lo up && exec ${quoted}`], {

@@ -9,10 +9,9 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Etcd3 } from 'etcd3'
-import { need } from './prerequisites.ts'
+import { ETCD_BIN, need } from './prerequisites.ts'
 
-/** Where the tests look for etcd. @default /usr/bin/etcd, or $ETCD_BIN */
-export const ETCD_BIN = process.env.ETCD_BIN ?? '/usr/bin/etcd'
+export { ETCD_BIN }
 
 /**
  * Whether the etcd tests can run. In a dev shell without etcd they skip with a loud reason; with

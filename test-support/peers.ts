@@ -10,10 +10,14 @@ export function tcpOf(peer: Peer): string {
 }
 
 /** Polls `probe` every 50 ms until it returns a value; fails after `timeoutMs`, naming `what`. */
-export async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 60_000): Promise<T> {
+export async function until<T>(
+  what: string,
+  probe: () => T | undefined | Promise<T | undefined>,
+  timeoutMs = 60_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
-    const value = probe()
+    const value = await probe()
     if (value !== undefined) return value
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
     await new Promise((resolve) => setTimeout(resolve, 50))

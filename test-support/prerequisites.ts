@@ -11,12 +11,16 @@
 import { spawnSync } from 'node:child_process'
 import { appendFileSync, existsSync, mkdirSync } from 'node:fs'
 import { join, relative } from 'node:path'
+import { CHROMIUM } from '../e2e/support/chromium-flags.ts'
 
 /** The repository root. */
 export const REPO_ROOT: string = join(import.meta.dirname, '..')
 
 /** Where skips are recorded, one JSON object per line ({@link SkipRecord}). */
 export const SKIP_LOG: string = join(REPO_ROOT, 'test-results', 'skipped.jsonl')
+
+/** Where the tests look for etcd. @default /usr/bin/etcd, or $ETCD_BIN */
+export const ETCD_BIN: string = process.env.ETCD_BIN ?? '/usr/bin/etcd'
 
 /** The command that installs every prerequisite. */
 export const SETUP_COMMAND = 'npm run setup'
@@ -42,13 +46,11 @@ function runs(command: string, args: string[]): boolean {
 /** Each prerequisite: a probe that returns why it is missing, or `undefined` when it is there. */
 export const PREREQUISITES = {
   chromium: () =>
-    existsSync(process.env.CHROMIUM_PATH ?? '/usr/bin/chromium')
+    existsSync(CHROMIUM) ? undefined : `no Chromium at ${CHROMIUM} (Debian's chromium package)`,
+  etcd: () =>
+    existsSync(ETCD_BIN)
       ? undefined
-      : `no Chromium at ${process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'} (Debian's chromium package)`,
-  etcd: () => {
-    const bin = process.env.ETCD_BIN ?? '/usr/bin/etcd'
-    return existsSync(bin) ? undefined : `etcd not found at ${bin} (Debian's etcd-server, or set ETCD_BIN)`
-  },
+      : `etcd not found at ${ETCD_BIN} (Debian's etcd-server, or set ETCD_BIN)`,
   opa: () => {
     const bin = join(REPO_ROOT, '.tools', 'bin', 'opa')
     return existsSync(bin)

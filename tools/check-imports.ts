@@ -16,13 +16,15 @@
  * 5. **No cycles.** The modules of a package's `src/` import each other in one direction: no cycle
  *    of value imports (`import type` is erased and may point anywhere).
  *
- * Run: `node tools/check-imports.ts [repo root]`; it prints one line per violation and exits 1 if
+ * Run: `npm run lint` (or `node --conditions=can-swarm-source tools/check-imports.ts [repo root]`,
+ * which reads the peer package from its sources, as every npm script here does); it prints one line per violation and exits 1 if
  * there is any. `checkImports(root)` is the same check as a function (tools/check-imports.test.ts).
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { builtinModules } from 'node:module'
 import { dirname, join, relative, resolve, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { stronglyConnectedComponents } from '@can-swarm/peer/core'
 
 /** The only packages the protocol core may import (pure, deterministic, isomorphic). */
 export const CORE_LIBRARIES: readonly string[] = [
@@ -81,10 +83,14 @@ const SKIPPED_DIRS = new Set([
 ])
 const BUILTINS = new Set(builtinModules.filter((name) => !name.startsWith('_')))
 
+/** The source without its comments, so an import written in a doc comment's example is not a dependency. */
+function withoutComments(source: string): string {
+  return source.replace(/\/\*[\s\S]*?\*\//g, '').replace(/(^|[^:'"`\\])\/\/.*$/gm, '$1')
+}
+
 /** Every module specifier a source file names: static, re-export, side-effect and dynamic imports. */
 export function importSpecifiers(source: string): string[] {
-  // Comments first, so an import written in a doc comment's example is not a dependency.
-  const code = source.replace(/\/\*[\s\S]*?\*\//g, '').replace(/(^|[^:'"`\\])\/\/.*$/gm, '$1')
+  const code = withoutComments(source)
   const found: string[] = []
   const name = String.raw`(['"])([^'"\s$\`,]+)\1`
   const patterns = [
@@ -98,7 +104,7 @@ export function importSpecifiers(source: string): string[] {
 
 /** The relative specifiers a source file imports as values (`import type …` left out). */
 export function valueImports(source: string): string[] {
-  const code = source.replace(/\/\*[\s\S]*?\*\//g, '').replace(/(^|[^:'"`\\])\/\/.*$/gm, '$1')
+  const code = withoutComments(source)
   const found: string[] = []
   const pattern = /(?:^|[\n;])\s*(?:import|export)\b(?!\s+type\b)[^;'"`]*?\bfrom\s*(['"])(\.[^'"\s]+)\1/g
   for (const match of code.matchAll(pattern)) found.push(match[2]!)
@@ -107,7 +113,7 @@ export function valueImports(source: string): string[] {
 
 /**
  * The cycles among `files` (absolute paths), following relative value imports: each as the list of
- * its files, the smallest strongly connected components of two or more (Tarjan's algorithm).
+ * its files (the core's strongly connected components of two or more).
  */
 export function importCycles(files: readonly string[]): string[][] {
   const known = new Set(files)
@@ -119,37 +125,9 @@ export function importCycles(files: readonly string[]): string[][] {
       targets.filter((target) => known.has(target)),
     )
   }
-  let next = 0
-  const index = new Map<string, number>()
-  const low = new Map<string, number>()
-  const stack: string[] = []
-  const onStack = new Set<string>()
-  const cycles: string[][] = []
-  const visit = (file: string) => {
-    index.set(file, next)
-    low.set(file, next)
-    next++
-    stack.push(file)
-    onStack.add(file)
-    for (const target of edges.get(file)!) {
-      if (!index.has(target)) {
-        visit(target)
-        low.set(file, Math.min(low.get(file)!, low.get(target)!))
-      } else if (onStack.has(target)) low.set(file, Math.min(low.get(file)!, index.get(target)!))
-    }
-    if (low.get(file) === index.get(file)) {
-      const component: string[] = []
-      let member: string
-      do {
-        member = stack.pop()!
-        onStack.delete(member)
-        component.push(member)
-      } while (member !== file)
-      if (component.length > 1) cycles.push(component.sort())
-    }
-  }
-  for (const file of files) if (!index.has(file)) visit(file)
-  return cycles
+  return stronglyConnectedComponents(files, (file) => edges.get(file) ?? []).filter(
+    (component) => component.length > 1,
+  )
 }
 
 /** `@scope/name` or `name` of a bare specifier (`@scope/name/sub/path` → `@scope/name`). */

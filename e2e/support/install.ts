@@ -46,21 +46,17 @@ function run(command: string, args: string[], cwd: string): void {
   }
 }
 
-function bytesUnder(path: string, filter: (name: string) => boolean = () => true): number {
-  const stat = statSync(path)
-  if (!stat.isDirectory()) return filter(path) ? stat.size : 0
+/** The sum of `measure(path)` over every file under `path` (or of `path` itself, a file). */
+function sumOverFiles(path: string, measure: (file: string) => number): number {
+  if (!statSync(path).isDirectory()) return measure(path)
   let total = 0
-  for (const entry of readdirSync(path)) total += bytesUnder(join(path, entry), filter)
+  for (const entry of readdirSync(path)) total += sumOverFiles(join(path, entry), measure)
   return total
 }
 
-function gzipBytesUnder(path: string, suffix: string): number {
-  const stat = statSync(path)
-  if (!stat.isDirectory()) return path.endsWith(suffix) ? gzipSync(readFileSync(path)).length : 0
-  let total = 0
-  for (const entry of readdirSync(path)) total += gzipBytesUnder(join(path, entry), suffix)
-  return total
-}
+const bytesUnder = (path: string) => sumOverFiles(path, (file) => statSync(file).size)
+const gzipBytesUnder = (path: string, suffix: string) =>
+  sumOverFiles(path, (file) => (file.endsWith(suffix) ? gzipSync(readFileSync(file)).length : 0))
 
 /** The version of a package installed at the repository root (Vite for the page project). */
 function rootVersion(name: string): string {

@@ -31,6 +31,7 @@
 export type { CanonicalPlanState, CanonicalTask } from './canonical.ts'
 export { PlanCycleError } from './errors.ts'
 export { comparePlanFacts, normalizePlanFact, PLAN_OPS, type PlanFactOf, planFactKey } from './fact.ts'
+export { type Successors, stronglyConnectedComponents } from './graph.ts'
 export type { TaskView } from './record.ts'
 export { PlanStore } from './store.ts'
 export { DEFAULT_MAX_CYCLES, type FindCyclesOptions, type PlanEdge } from './topology.ts'

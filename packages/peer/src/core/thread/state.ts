@@ -438,7 +438,7 @@ const APPLY: { [K in AnyEnvelope['kind']]: (fold: Fold<K>) => ApplyOutcome } = {
   NEED: applyNeed,
   PROPOSE: applyPropose,
   ATTEST_PLAN: applyAttestPlan,
-  DECIDE: (c) => applyDecide(c.state, c.env, c.params, c.anchor),
+  DECIDE: applyDecide,
   UPDATE_PLAN: applyUpdatePlan,
   RECONCILE: applyReconcile,
   CHECKPOINT: applyCheckpoint,
@@ -451,7 +451,7 @@ const APPLY: { [K in AnyEnvelope['kind']]: (fold: Fold<K>) => ApplyOutcome } = {
   ATTEST: applyAttest,
   FINALIZE: applyFinalize,
   CHALLENGE: applyChallenge,
-  INVALIDATE: (c) => applyInvalidate(c.state, c.env, c.params, c.anchor, c.lookup),
+  INVALIDATE: applyInvalidate,
 }
 
 /** The fold step of NEED (docs/PROTOCOL.md §4, §5 and §11). */
@@ -752,13 +752,7 @@ function parentsFinal(state: ThreadState, task: TaskInfo): boolean {
  * other than the challenger, the worker and the verifiers who passed the commit under judgment
  * (K_result of them uphold it).
  */
-function applyInvalidate(
-  state: ThreadState,
-  env: Envelope<'INVALIDATE'>,
-  params: NetworkParams,
-  anchor: boolean,
-  lookup: EnvelopeLookup,
-): ApplyOutcome {
+function applyInvalidate({ state, env, params, anchor, lookup }: Fold<'INVALIDATE'>): ApplyOutcome {
   const challengeEnv = lookup(env.payload.challenge)
   if (challengeEnv === undefined || challengeEnv.kind !== 'CHALLENGE') return 'unknown-challenge'
   const task = liveTask(state, env.payload.task)
@@ -793,12 +787,7 @@ function applyInvalidate(
   return undefined
 }
 
-function applyDecide(
-  state: ThreadState,
-  env: Envelope<'DECIDE'>,
-  params: NetworkParams,
-  anchor: boolean,
-): ApplyOutcome {
+function applyDecide({ state, env, params, anchor }: Fold<'DECIDE'>): ApplyOutcome {
   const payload = env.payload
   if (!anchor) return 'not-an-anchor'
   if (payload.need !== env.thread) return 'need-thread-mismatch'
