@@ -234,20 +234,42 @@ describe.skipIf(!chromium)('the web app in two tabs', () => {
       await until('recovery', async () => (await connectivity(page)) === 'online', 60_000)
       expect(await page.locator('[data-testid=offline-banner]').count()).toBe(0)
     }
-    // The relay reservations came back with the anchor: a tab opened now reaches tab A directly.
+    // The relay reservations came back with the anchor (libp2p asks once per connection; the
+    // peer's relay watch asks again if that one request failed): tab A says it is reachable, and a
+    // tab opened now reaches it directly.
+    await pageA.goto(`${anchor.url}/#/swarm`)
+    await until(
+      'tab A reachable through the relay again',
+      () =>
+        pageA
+          .locator('[data-testid=reachability]')
+          .getAttribute('data-relayed', { timeout: 1000 })
+          .then((relayed) => relayed === 'yes')
+          .catch(() => false),
+      60_000,
+    )
     const contextC = await browser.newContext()
     const pageC = await contextC.newPage()
     await pageC.goto(`${anchor.url}/#/swarm`)
+    let seen: string | null = null
     await until(
       'a direct WebRTC connection from a new tab to tab A',
       () =>
         pageC
           .locator(`[data-testid=peers] tr[data-peer-did="${didA}"]`)
           .getAttribute('data-transports', { timeout: 1000 })
-          .then((transports) => transports?.split(' ').includes('webrtc'))
+          .then((transports) => {
+            seen = transports
+            return transports?.split(' ').includes('webrtc')
+          })
           .catch(() => false),
       60_000,
-    )
+    ).catch(async (error: Error) => {
+      const reachable = await pageA.locator('[data-testid=reachability]').getAttribute('title')
+      throw new Error(
+        `${error.message} (new tab's connections to A: ${seen ?? 'none'}; A's relay addresses: ${reachable || 'none'})`,
+      )
+    })
     await contextC.close()
 
     await until('tab B still in the verifier pool', () =>

@@ -24,6 +24,7 @@ import { identify } from '@libp2p/identify'
 import type { ConnectionGater, Ed25519PrivateKey, PeerDiscovery, PeerId } from '@libp2p/interface'
 import { keychain } from '@libp2p/keychain'
 import { noise } from '@libp2p/noise'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { type Ping, ping } from '@libp2p/ping'
 import { pubsubPeerDiscovery } from '@libp2p/pubsub-peer-discovery'
 import { yamux } from '@libp2p/yamux'
@@ -35,6 +36,7 @@ import type { LocalIdentity } from '../crypto/ed25519.ts'
 import { frameId } from './frame.ts'
 import { libp2pKeyFromIdentity } from './identity.ts'
 import { type Keeper, keepConnected } from './keeper.ts'
+import { type ConnectedRelay, type RelayWatch, watchRelayReservation } from './relay-watch.ts'
 import { PeerReputation, type ReputationOptions } from './reputation.ts'
 import { allShardTopics, capabilityTopic, checkShardCount, DEFAULT_SHARD_COUNT } from './topics.ts'
 import { DEFAULT_MAX_ENVELOPE_AGE_MS } from './validation.ts'
@@ -138,6 +140,13 @@ export interface NetworkOptions {
    * @default in memory (a restart forgets both and a WebRTC-direct listener gets a new certhash)
    */
   datastore?: Datastore
+  /**
+   * A node listening on `/p2p-circuit` that is connected to a relay yet holds no reservation for
+   * this long reconnects to the relay to ask again (relay-watch.ts); the wait doubles per try, up
+   * to 16 times. In ms; 0 turns the watch off.
+   * @default 15 000
+   */
+  relayRecoveryMs?: number
 }
 
 /** A started CAN Swarm network node. */
@@ -181,6 +190,13 @@ export const SWARM_GOSSIP_DEFAULTS: Readonly<Partial<GossipsubOpts>> = Object.fr
 
 /** Protocol id of the swarm's own Kad-DHT (kept apart from the public IPFS DHT). */
 export const DHT_PROTOCOL = '/can-swarm/kad/1.0.0'
+
+/** The circuit relay v2 protocol a relay serves reservations on. */
+const RELAY_HOP_PROTOCOL = '/libp2p/circuit/relay/0.2.0/hop'
+
+function isCircuit(address: { toString(): string }): boolean {
+  return address.toString().includes('/p2p-circuit')
+}
 
 /** Weight of gossipsub's invalid-message penalty (P4) on every swarm topic. */
 const INVALID_MESSAGE_WEIGHT = -10
@@ -347,6 +363,29 @@ export async function createNetwork(options: NetworkOptions): Promise<Network> {
         })
       : undefined
 
+  const relayRecoveryMs = options.relayRecoveryMs ?? 15_000
+  const relayWatch: RelayWatch | undefined =
+    relayRecoveryMs > 0 && (options.listen ?? DEFAULT_LISTEN).includes('/p2p-circuit')
+      ? watchRelayReservation(
+          {
+            hasCircuitAddress: () => libp2p.getMultiaddrs().some(isCircuit),
+            connectedRelays: async () => {
+              const relays: ConnectedRelay[] = []
+              for (const connection of libp2p.getConnections()) {
+                if (connection.limits !== undefined || isCircuit(connection.remoteAddr)) continue
+                const peer = await libp2p.peerStore.get(connection.remotePeer).catch(() => undefined)
+                if (peer?.protocols.includes(RELAY_HOP_PROTOCOL))
+                  relays.push({ peer: connection.remotePeer.toString(), address: connection.remoteAddr })
+              }
+              return relays
+            },
+            hangUp: (peer) => libp2p.hangUp(peerIdFromString(peer)),
+            dial: (address, dialOptions) => libp2p.dial(address, dialOptions),
+          },
+          { afterMs: relayRecoveryMs, maxAfterMs: relayRecoveryMs * 16 },
+        )
+      : undefined
+
   let stopping: Promise<void> | undefined
   return {
     libp2p,
@@ -359,6 +398,7 @@ export async function createNetwork(options: NetworkOptions): Promise<Network> {
       stopping ??= (async () => {
         if (pinger) clearInterval(pinger)
         keeper?.stop()
+        relayWatch?.stop()
         await libp2p.stop()
       })()
       return stopping

@@ -938,6 +938,17 @@ export class SwarmSession extends EventTarget {
     }
   }
 
+  /**
+   * This tab's addresses through a relay (its reservations): other tabs reach it, and go direct over
+   * WebRTC, only through one of them. Empty while it holds none.
+   */
+  relayAddresses(): string[] {
+    return this.network.libp2p
+      .getMultiaddrs()
+      .map(String)
+      .filter((address) => address.includes('/p2p-circuit'))
+  }
+
   /** The peers this tab is connected to, with their transports. */
   peers(): PeerView[] {
     const libp2p = this.network.libp2p

@@ -111,6 +111,7 @@ export function swarmView(session: SwarmSession): HTMLElement {
       'div',
       { class: 'card' },
       h('h3', {}, `Connected peers (${peers.length})`),
+      reachability(session.relayAddresses()),
       peers.length === 0
         ? h('p', { class: 'muted' }, 'No peer connected yet.')
         : h(
@@ -227,6 +228,22 @@ export function swarmView(session: SwarmSession): HTMLElement {
       ),
     ),
     artifactsCard(session),
+  )
+}
+
+/** Whether other tabs can reach this one: through a relay reservation, then directly over WebRTC. */
+function reachability(relayAddresses: readonly string[]): HTMLElement {
+  return h(
+    'p',
+    {
+      class: 'muted',
+      'data-testid': 'reachability',
+      'data-relayed': relayAddresses.length > 0 ? 'yes' : 'no',
+      title: relayAddresses.join('\n'),
+    },
+    relayAddresses.length > 0
+      ? 'Other tabs can reach this one through the anchor’s relay, then go direct over WebRTC.'
+      : 'Other tabs cannot reach this one yet: it holds no relay reservation (it asks again by itself).',
   )
 }
 
