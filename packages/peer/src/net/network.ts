@@ -36,6 +36,7 @@ import type { LocalIdentity } from '../crypto/ed25519.ts'
 import { frameId } from './frame.ts'
 import { libp2pKeyFromIdentity } from './identity.ts'
 import { type Keeper, keepConnected } from './keeper.ts'
+import { capPeerStore } from './peer-store-cap.ts'
 import { type ConnectedRelay, type RelayWatch, watchRelayReservation } from './relay-watch.ts'
 import { PeerReputation, type ReputationOptions } from './reputation.ts'
 import { allShardTopics, capabilityTopic, checkShardCount, DEFAULT_SHARD_COUNT } from './topics.ts'
@@ -147,6 +148,13 @@ export interface NetworkOptions {
    * @default 15 000
    */
   relayRecoveryMs?: number
+  /**
+   * Most peer records libp2p's peer store keeps (peer-store-cap.ts): past it the least recently
+   * updated peer that is not connected is deleted, so fresh peer ids cannot grow the store (on
+   * disk, with a `datastore`) without end.
+   * @default 10 000
+   */
+  maxStoredPeers?: number
 }
 
 /** A started CAN Swarm network node. */
@@ -386,6 +394,20 @@ export async function createNetwork(options: NetworkOptions): Promise<Network> {
         )
       : undefined
 
+  const peerStoreCap = capPeerStore(
+    {
+      storedPeers: async () => (await libp2p.peerStore.all()).map((peer) => peer.id),
+      isConnected: (peer) => libp2p.getConnections(peer).length > 0,
+      deletePeer: (peer) => libp2p.peerStore.delete(peer),
+      onUpdate: (listener) => {
+        const handler = (event: CustomEvent<{ peer: { id: PeerId } }>) => listener(event.detail.peer.id)
+        libp2p.addEventListener('peer:update', handler)
+        return () => libp2p.removeEventListener('peer:update', handler)
+      },
+    },
+    options.maxStoredPeers ?? 10_000,
+  )
+
   let stopping: Promise<void> | undefined
   return {
     libp2p,
@@ -399,6 +421,7 @@ export async function createNetwork(options: NetworkOptions): Promise<Network> {
         if (pinger) clearInterval(pinger)
         keeper?.stop()
         relayWatch?.stop()
+        peerStoreCap.stop()
         await libp2p.stop()
       })()
       return stopping
