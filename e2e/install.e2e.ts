@@ -6,7 +6,7 @@
  * twenty lines and runs in Chromium; the Node project's `worker.mjs` posts a NEED for a capability
  * of its own and works it. The NEED reaches FINAL in both, attested by the page.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -55,6 +55,13 @@ describe.skipIf(!chromium)('the packages installed from their tarballs', () => {
   }, async () => {
     const nodeApp = join(dir, 'node-app')
     const viteApp = join(dir, 'vite-app')
+    // The installed command names itself as installed, not as the repository's `node packages/node`.
+    const bin = join(nodeApp, 'node_modules', '.bin', 'can-swarm-anchor')
+    const usage = execFileSync(process.execPath, [bin, '--help'], {
+      encoding: 'utf8',
+      env: CLEAN_ENV,
+    })
+    expect(usage).toMatch(/^Usage: can-swarm-anchor /)
     anchor = await startAnchorProcess(
       ['--data', join(scratch!, 'anchor'), '--allowed-origins', 'http://127.0.0.1:*', '--log-level', 'info'],
       { entry: join(nodeApp, 'node_modules', '@can-swarm', 'node'), env: CLEAN_ENV, readyTimeoutMs: 90_000 },

@@ -15,9 +15,25 @@ import { DEFAULT_CONFIG, LOG_LEVELS, resolveConfig } from './anchor/config.ts'
 import { createGenesisFile } from './anchor/genesis.ts'
 import { loadOrCreateIdentity } from './anchor/identity.ts'
 
+/**
+ * How people ran this: `can-swarm-anchor` when installed from npm (the bin, or its file under
+ * node_modules), `node packages/node` inside the repository. Used in usage and error lines.
+ */
+const COMMAND = /can-swarm-anchor$|node_modules/.test(process.argv[1] ?? '')
+  ? 'can-swarm-anchor'
+  : 'node packages/node'
+
+/** A `--…-ms` value: a positive integer number of milliseconds. */
+function positiveMs(text: string): number {
+  const value = Number(text)
+  if (!Number.isSafeInteger(value) || value <= 0)
+    throw new Error(`--challenge-ms ${text}: expected a positive integer`)
+  return value
+}
+
 if (process.argv[2] === 'genesis') {
   const command = new Command()
-    .name('node packages/node genesis')
+    .name(`${COMMAND} genesis`)
     .version(versionLine(new URL('../package.json', import.meta.url)))
     .description(
       'Writes the signed genesis of a new network whose anchors are the identities of the given data directories (each created when absent). Start every anchor with --genesis FILE and its own --data.',
@@ -31,6 +47,7 @@ if (process.argv[2] === 'genesis') {
       "comma-separated did=credits minted at genesis (beyond each verifier's stake)",
     )
     .option('--name <name>', 'a label for people', 'can-swarm')
+    .option('--challenge-ms <ms>', 'T_challenge of the network, in ms (default 10000)')
     .parse(process.argv.slice(1))
   const options = command.opts<{
     data: string
@@ -39,6 +56,7 @@ if (process.argv[2] === 'genesis') {
     bootstrapMode: boolean
     allocate?: string
     name: string
+    challengeMs?: string
   }>()
   try {
     const identities = []
@@ -70,19 +88,20 @@ if (process.argv[2] === 'genesis') {
           return { did, amount: credits }
         }),
       name: options.name,
+      ...(options.challengeMs === undefined ? {} : { challengeWindowMs: positiveMs(options.challengeMs) }),
     })
     console.log(
       JSON.stringify({ network: genesis.id, anchors: genesis.body.anchors, out: resolve(options.out) }),
     )
     process.exit(0)
   } catch (error) {
-    console.error(`node packages/node genesis: ${(error as Error).message}`)
+    console.error(`${COMMAND} genesis: ${(error as Error).message}`)
     process.exit(2)
   }
 }
 
 const program = new Command()
-  .name('node packages/node')
+  .name(COMMAND)
   .version(versionLine(new URL('../package.json', import.meta.url)))
   .description(
     'CAN Swarm anchor node: libp2p relay + gossip + DECIDE service on a durable consensus store, and HTTP health/metrics/status.',
@@ -239,7 +258,7 @@ try {
     process.env,
   )
 } catch (error) {
-  console.error(`node packages/node: ${(error as Error).message}`)
+  console.error(`${COMMAND}: ${(error as Error).message}`)
   process.exit(2)
 }
 

@@ -23,9 +23,15 @@
  */
 
 import type { StorageAdapterInterface } from '@automerge/automerge-repo/slim'
-import { Agent, type AgentRoles, type AgentTuning, type NeedRequest } from './agent/agent.ts'
+import {
+  Agent,
+  type AgentOptions,
+  type AgentRoles,
+  type AgentTuning,
+  type NeedRequest,
+} from './agent/agent.ts'
 import type { CapabilityRegistry } from './agent/capabilities.ts'
-import { SeededRandom } from './agent/ports.ts'
+import { type AgentClock, type AgentRandom, SeededRandom } from './agent/ports.ts'
 import type { HeliaArtifacts } from './artifacts/helia.ts'
 import type { ArtifactStore } from './core/artifacts.ts'
 import type { ConsensusStore } from './core/consensus.ts'
@@ -38,7 +44,7 @@ import { type AttachedAgent, attachAgent, systemClock } from './net/agent-bus.ts
 import { type BusOptions, createBus, type GossipBus } from './net/bus.ts'
 import { createNetwork, type Network, type NetworkOptions } from './net/network.ts'
 import type { PlanSync, PlanSyncOptions } from './plan-sync/plan-sync.ts'
-import type { PolicyGates } from './policy/gates.ts'
+import { explainDecision, type PolicyGates } from './policy/gates.ts'
 import { type AgentSync, syncAgent } from './sync/agent-sync.ts'
 
 export interface PeerOptions {
@@ -61,11 +67,48 @@ export interface PeerOptions {
    * directory on Node, an IndexedDB database name in browsers).
    * @default Helia with blocks in memory
    */
-  artifacts?: ArtifactStore | PeerArtifactOptions
+  artifacts?: ArtifactStore | PeerArtifactOptions | PeerArtifactsFactory
   /** Needed for the decider role. @default none */
   consensus?: ConsensusStore
-  /** Policy gates (see `policy/`). @default the built-in rules */
+  /**
+   * Policy gates (see `policy/`): ingress runs in the bus validator (a denied frame is neither
+   * delivered nor forwarded) and again on what sync brings; preflight runs on what this peer says.
+   * @default the built-in rules
+   */
   policy?: PolicyGates
+  /**
+   * What an anchor's agent also needs: the funding check of DECIDEs, a worker's standing for
+   * grants, which undecided NEEDs stay when room must be made, and the agent's bounds.
+   * @default none of them
+   */
+  agent?: Pick<
+    AgentOptions,
+    | 'funding'
+    | 'workerRank'
+    | 'undecidedRank'
+    | 'maxOrphanEnvelopes'
+    | 'maxPendingEnvelopes'
+    | 'maxUndecidedThreads'
+    | 'maxRetiredThreads'
+    | 'settleAfterMs'
+  >
+  /**
+   * Services composed into this peer, in the js-libp2p manner: each factory gets the peer's
+   * components once they exist (before the agent hears the network) and returns a service; they
+   * start in the order given, before the agent is attached to the bus (a service may restore
+   * history into the agent), and stop in reverse order after the agent has stopped. A factory or
+   * start that throws stops what was built and fails `createPeer`.
+   * @default {}
+   */
+  services?: Record<string, PeerServiceFactory>
+  /** Where the peer and its services write what they have to say. @default silent */
+  logger?: PeerLogger
+  /** Where the peer and its services push counters and gauges. @default none */
+  metrics?: PeerMetrics
+  /** The clock of the agent and the services, in ms. @default the system clock */
+  clock?: AgentClock
+  /** The agent's random source (a seeded one makes a test repeatable). @default seeded from the identity and the time */
+  random?: AgentRandom
   /** Timings and bounds of the agent's roles. @default DEFAULT_AGENT_TUNING */
   tuning?: Partial<AgentTuning>
   /**
@@ -96,6 +139,56 @@ export interface PeerOptions {
   /** Errors the peer handled by dropping an action. @default ignored */
   onError?: (error: unknown) => void
 }
+
+/**
+ * An artifact store built on the peer's libp2p node (an anchor's pinned Helia store, say); the
+ * peer stops it after its libp2p node's users and before the node.
+ */
+export type PeerArtifactsFactory = (components: {
+  network: Network
+}) => Promise<{ store: ArtifactStore; stop(): Promise<void> }>
+
+/** A service composed into a peer (see {@link PeerOptions.services}). */
+export interface PeerService {
+  start?(): void | Promise<void>
+  stop?(): void | Promise<void>
+}
+
+/** Builds a service from the peer's components. */
+export type PeerServiceFactory<S extends PeerService = PeerService> = (
+  components: PeerComponents,
+) => S | Promise<S>
+
+/** What a service is built from. */
+export interface PeerComponents {
+  readonly identity: LocalIdentity
+  readonly params: NetworkParams
+  readonly network: Network
+  readonly bus: GossipBus
+  readonly agent: Agent
+  readonly artifacts: ArtifactStore
+  readonly clock: AgentClock
+  readonly logger: PeerLogger
+  readonly metrics: PeerMetrics
+  readonly onError: (error: unknown) => void
+}
+
+/** Structured log lines: a message and fields (pino, console or anything else can sit behind it). */
+export interface PeerLogger {
+  debug(message: string, fields?: Record<string, unknown>): void
+  info(message: string, fields?: Record<string, unknown>): void
+  warn(message: string, fields?: Record<string, unknown>): void
+  error(message: string, fields?: Record<string, unknown>): void
+}
+
+/** Pushed metrics: a counter grows by `value`, a gauge is set to it. Names are snake_case. */
+export interface PeerMetrics {
+  count(name: string, value?: number, labels?: Record<string, string>): void
+  gauge(name: string, value: number, labels?: Record<string, string>): void
+}
+
+const SILENT: PeerLogger = { debug() {}, info() {}, warn() {}, error() {} }
+const NO_METRICS: PeerMetrics = { count() {}, gauge() {} }
 
 /** Options of the peer's default Helia artifact store (see `createHeliaArtifacts`). */
 export interface PeerArtifactOptions {
@@ -137,6 +230,8 @@ export interface Peer {
   readonly planSync: PlanSync | undefined
   /** The artifact store the agent uses (a {@link HeliaArtifacts} unless one was given). */
   readonly artifacts: ArtifactStore | HeliaArtifacts
+  /** The services of {@link PeerOptions.services}, by name. */
+  readonly services: Readonly<Record<string, PeerService>>
   /** Posts a NEED (see {@link Agent.post}); resolves with its id. */
   post(request: NeedRequest): Promise<string>
   /**
@@ -149,109 +244,176 @@ export interface Peer {
    * a function that removes the listener. Listeners run synchronously after the fold: keep them short.
    */
   on<E extends keyof PeerEvents>(event: E, listener: PeerEvents[E]): () => void
-  /** Stops sync, plan sync (flushing its storage), the agent, the default artifact store and the libp2p node. Idempotent. */
+  /**
+   * Stops envelope sync, plan sync (flushing its storage), the agent, the services (in reverse
+   * order), the artifact store it built and the libp2p node. Idempotent.
+   */
   stop(): Promise<void>
 }
 
+/**
+ * Composes a peer (see the module comment and {@link PeerOptions}).
+ *
+ * @throws {InvalidArgumentError} for options out of range (a decider role without `consensus`…).
+ */
 export async function createPeer(options: PeerOptions): Promise<Peer> {
   const identity = options.identity ?? (await createIdentity())
   const params =
     'quorum' in options.params ? (options.params as NetworkParams) : networkParams(options.params)
   const onError = options.onError ?? (() => undefined)
-  const network = await createNetwork({ ...options.network, identity, bootstrap: options.bootstrap ?? [] })
-  // Gossip of another network is never delivered nor forwarded (its signatures are worthless here).
-  const ingress = options.bus?.ingress
-  const quotas = options.bus?.quotas
-  const bus = createBus(network, {
-    ...options.bus,
-    // The network's anchors speak for everyone (DECIDEs, grants, finalizations): never throttled.
-    ...(quotas === false ? {} : { quotas: { exempt: (did: string) => isAnchor(params, did), ...quotas } }),
-    ingress: (env, context) =>
-      env.net !== params.network
-        ? { allowed: false, reason: `envelope of network ${env.net}, not ${params.network}` }
-        : (ingress?.(env, context) ?? { allowed: true }),
-  })
-  const ownArtifacts = isArtifactStore(options.artifacts)
-    ? undefined
-    : await defaultArtifacts(network, options.artifacts ?? {})
-  const artifacts = ownArtifacts ?? (options.artifacts as ArtifactStore)
-  const seed = identity.seed
-  const agent = new Agent({
-    identity,
-    params,
-    bus,
-    clock: systemClock(),
-    random: new SeededRandom(((seed[0]! << 24) | (seed[1]! << 16) | (seed[2]! << 8) | seed[3]!) ^ Date.now()),
-    artifacts,
-    roles: options.roles ?? {},
-    onError,
-    ...(options.capabilities ? { capabilities: options.capabilities } : {}),
-    ...(options.consensus ? { consensus: options.consensus } : {}),
-    ...(options.policy ? { policy: options.policy } : {}),
-    ...(options.tuning ? { tuning: options.tuning } : {}),
-    ...(options.retireSettled ? { retireSettled: true } : {}),
-  })
-  const attached: AttachedAgent = attachAgent(bus, agent, { onError })
-  const planSync =
-    options.planSync === false
-      ? undefined
-      : await startPlanSync(network, agent, options.planSync ?? {}, onError)
-  const sync =
-    options.envelopeSync === false
-      ? undefined
-      : await syncAgent({
-          libp2p: network.libp2p,
-          agent,
-          intervalMs: options.syncIntervalMs ?? 5_000,
-          onError,
-        })
-  let stopped: Promise<void> | undefined
-  return {
-    identity,
-    did: identity.did,
-    params,
-    agent,
-    network,
-    bus,
-    sync,
-    artifacts,
-    planSync,
-    post: (request) => agent.post(request),
-    setRoles: (roles) => agent.setRoles(roles),
-    on(event, listener) {
-      if (event === 'envelope') return agent.observe(listener as PeerEvents['envelope'])
-      if (event === 'thread:state') {
-        const onState = listener as PeerEvents['thread:state']
-        return agent.observe((env) => {
-          const state = agent.replica(env.thread)?.state
-          if (state) onState(env.thread, state)
-        })
-      }
-      if (event === 'thread:final') {
-        const onFinal = listener as PeerEvents['thread:final']
-        return agent.onFinal((thread, task) => {
-          const outputs = agent.replica(thread)?.state.tasks.get(task)?.commit?.outputs ?? []
-          onFinal(thread, task, outputs)
-        })
-      }
-      throw new InvalidArgumentError(
-        `unknown event "${String(event)}": envelope, thread:state or thread:final`,
-        'event',
-      )
-    },
-    stop() {
-      stopped ??= (async () => {
-        await sync?.stop()
-        await planSync?.stop()
-        attached.detach()
-        agent.stop()
-        await bus.flush().catch(() => undefined)
-        await ownArtifacts?.stop()
-        await network.stop()
-      })()
-      return stopped
-    },
+  const logger = options.logger ?? SILENT
+  const metrics = options.metrics ?? NO_METRICS
+  const clock = options.clock ?? systemClock()
+  const policy = options.policy
+  // What was built so far, stopped in reverse if a later step fails (and by peer.stop()).
+  const undo: Array<() => Promise<void> | void> = []
+  const unwind = async () => {
+    for (const step of undo.splice(0).reverse()) await Promise.resolve(step()).catch(onError)
   }
+  try {
+    const network = await createNetwork({ ...options.network, identity, bootstrap: options.bootstrap ?? [] })
+    undo.push(() => network.stop())
+    // Gossip of another network is never delivered nor forwarded (its signatures are worthless
+    // here), nor is what this peer's policy refuses to take in.
+    const ingress = options.bus?.ingress
+    const quotas = options.bus?.quotas
+    const bus = createBus(network, {
+      ...options.bus,
+      // The network's anchors speak for everyone (DECIDEs, grants, finalizations): never throttled.
+      ...(quotas === false ? {} : { quotas: { exempt: (did: string) => isAnchor(params, did), ...quotas } }),
+      ingress: (env, context) => {
+        if (env.net !== params.network)
+          return { allowed: false, reason: `envelope of network ${env.net}, not ${params.network}` }
+        const decision = policy?.ingress(env)
+        if (decision && !decision.allowed) return { allowed: false, reason: explainDecision(decision) }
+        return ingress?.(env, context) ?? { allowed: true }
+      },
+    })
+    undo.push(() => bus.flush().catch(() => undefined))
+    const artifacts = await openArtifacts(network, options.artifacts, undo)
+    const seed = identity.seed
+    const agent = new Agent({
+      identity,
+      params,
+      bus,
+      clock,
+      random:
+        options.random ??
+        new SeededRandom(((seed[0]! << 24) | (seed[1]! << 16) | (seed[2]! << 8) | seed[3]!) ^ Date.now()),
+      artifacts,
+      roles: options.roles ?? {},
+      onError,
+      ...options.agent,
+      ...(options.capabilities ? { capabilities: options.capabilities } : {}),
+      ...(options.consensus ? { consensus: options.consensus } : {}),
+      ...(policy ? { policy } : {}),
+      ...(options.tuning ? { tuning: options.tuning } : {}),
+      ...(options.retireSettled ? { retireSettled: true } : {}),
+    })
+    const components: PeerComponents = {
+      identity,
+      params,
+      network,
+      bus,
+      agent,
+      artifacts,
+      clock,
+      logger,
+      metrics,
+      onError,
+    }
+    const services: Record<string, PeerService> = {}
+    for (const [name, factory] of Object.entries(options.services ?? {})) {
+      const service = await factory(components)
+      services[name] = service
+      undo.push(() => service.stop?.())
+      await service.start?.()
+    }
+    undo.push(() => agent.stop())
+    const attached: AttachedAgent = attachAgent(bus, agent, { onError, gated: true })
+    undo.push(() => attached.detach())
+    const planSync =
+      options.planSync === false
+        ? undefined
+        : await startPlanSync(network, agent, options.planSync ?? {}, onError)
+    if (planSync) undo.push(() => planSync.stop())
+    const sync =
+      options.envelopeSync === false
+        ? undefined
+        : await syncAgent({
+            libp2p: network.libp2p,
+            agent,
+            intervalMs: options.syncIntervalMs ?? 5_000,
+            onError,
+          })
+    if (sync) undo.push(() => sync.stop())
+    logger.info('peer started', {
+      did: identity.did,
+      peerId: network.peerId.toString(),
+      network: params.network,
+      services: Object.keys(services),
+    })
+    let stopped: Promise<void> | undefined
+    return {
+      identity,
+      did: identity.did,
+      params,
+      agent,
+      network,
+      bus,
+      sync,
+      artifacts,
+      planSync,
+      services,
+      post: (request) => agent.post(request),
+      setRoles: (roles) => agent.setRoles(roles),
+      on(event, listener) {
+        if (event === 'envelope') return agent.observe(listener as PeerEvents['envelope'])
+        if (event === 'thread:state') {
+          const onState = listener as PeerEvents['thread:state']
+          return agent.observe((env) => {
+            const state = agent.replica(env.thread)?.state
+            if (state) onState(env.thread, state)
+          })
+        }
+        if (event === 'thread:final') {
+          const onFinal = listener as PeerEvents['thread:final']
+          return agent.onFinal((thread, task) => {
+            const outputs = agent.replica(thread)?.state.tasks.get(task)?.commit?.outputs ?? []
+            onFinal(thread, task, outputs)
+          })
+        }
+        throw new InvalidArgumentError(
+          `unknown event "${String(event)}": envelope, thread:state or thread:final`,
+          'event',
+        )
+      },
+      stop() {
+        stopped ??= unwind().then(() => logger.info('peer stopped', { did: identity.did }))
+        return stopped
+      },
+    }
+  } catch (error) {
+    await unwind()
+    throw error
+  }
+}
+
+/** The peer's artifact store: the one given, one a factory builds on the node, or Helia's. */
+async function openArtifacts(
+  network: Network,
+  option: PeerOptions['artifacts'],
+  undo: Array<() => Promise<void> | void>,
+): Promise<ArtifactStore> {
+  if (typeof option === 'function') {
+    const built = await option({ network })
+    undo.push(() => built.stop())
+    return built.store
+  }
+  if (isArtifactStore(option)) return option
+  const helia = await defaultArtifacts(network, option ?? {})
+  undo.push(() => helia.stop())
+  return helia
 }
 
 /** Plan sync on the peer's node, loaded on demand so that peers without it never bundle Automerge. */
@@ -274,7 +436,7 @@ async function startPlanSync(
   })
 }
 
-function isArtifactStore(value: ArtifactStore | PeerArtifactOptions | undefined): value is ArtifactStore {
+function isArtifactStore(value: PeerOptions['artifacts']): value is ArtifactStore {
   return typeof (value as ArtifactStore | undefined)?.put === 'function'
 }
 

@@ -12,17 +12,20 @@
  * can catch up with a thread from it.
  */
 import { join } from 'node:path'
-import type { AnyEnvelope, ConsensusStore, LocalIdentity, NetworkParams } from '@can-swarm/peer'
-import { Agent, explainDecision, type FundingCheck, type PolicyGates, SeededRandom } from '@can-swarm/peer'
 import {
-  attachAgent,
-  createBus,
-  createNetwork,
-  type GossipBus,
-  type Network,
-  systemClock,
-} from '@can-swarm/peer/net'
-import { createPlanSync, type PlanSync, planStorage } from '@can-swarm/peer/plan-sync'
+  type Agent,
+  type AnyEnvelope,
+  type ConsensusStore,
+  createPeer,
+  type FundingCheck,
+  type LocalIdentity,
+  type NetworkParams,
+  type Peer,
+  type PeerService,
+  type PolicyGates,
+} from '@can-swarm/peer'
+import type { GossipBus, Network } from '@can-swarm/peer/net'
+import type { PlanSync } from '@can-swarm/peer/plan-sync'
 import { circuitRelayServer } from '@libp2p/circuit-relay-v2'
 import { FsDatastore } from 'datastore-fs'
 import { AnchorArtifacts, type AnchorArtifactsOptions } from './artifacts.ts'
@@ -106,69 +109,117 @@ async function restoreInBatches(
   if (batch.length > 0) await flush()
 }
 
+/**
+ * The anchor's peer: one {@link createPeer} call. Its own parts are services composed into it —
+ * the envelope log (which restores the agent before it hears the network), the DECIDE service
+ * and the anchor's envelope sync (which heals its consensus store) — and its artifact store is the
+ * pinned Helia store on the same libp2p node.
+ */
 export async function startSwarm(options: SwarmOptions): Promise<AnchorSwarm> {
   const family = options.host.includes(':') ? 'ip6' : 'ip4'
   // The peer store and the WebRTC-direct certificate outlive a restart (its /certhash stays the
   // same, so a browser's saved address keeps working); peers not seen for hours age out of it.
   const datastore = new FsDatastore(join(options.data, 'libp2p'))
   await datastore.open()
-  const network = await createNetwork({
-    identity: options.identity,
-    datastore,
-    listen: [
-      `/${family}/${options.host}/tcp/${options.tcpPort}`,
-      `/${family}/${options.host}/tcp/${options.wsPort}/ws`,
-      ...(options.webrtcPort >= 0
-        ? [`/${family}/${options.host}/udp/${options.webrtcPort}/webrtc-direct`]
-        : []),
-    ],
-    bootstrap: options.bootstrap,
-    webRTC: options.webrtcPort >= 0,
-    webRTCBindAddress: options.host,
-    ...(options.allowWebSocketOrigin ? { allowWebSocketOrigin: options.allowWebSocketOrigin } : {}),
-    services: {
-      relay: circuitRelayServer({ reservations: { maxReservations: 256 } }) as (components: never) => unknown,
+  let artifacts: AnchorArtifacts | undefined
+  let imported = 0
+  let peer: Peer
+  try {
+    peer = await createPeer({
+      identity: options.identity,
+      params: options.params,
+      bootstrap: [...options.bootstrap],
+      roles: { decider: true },
+      consensus: options.consensus,
+      ...(options.policy ? { policy: options.policy } : {}),
+      agent: {
+        ...(options.funding ? { funding: options.funding } : {}),
+        ...(options.workerRank ? { workerRank: options.workerRank } : {}),
+        ...(options.undecidedRank ? { undecidedRank: options.undecidedRank } : {}),
+      },
+      onError: options.onError,
+      network: {
+        datastore,
+        listen: [
+          `/${family}/${options.host}/tcp/${options.tcpPort}`,
+          `/${family}/${options.host}/tcp/${options.wsPort}/ws`,
+          ...(options.webrtcPort >= 0
+            ? [`/${family}/${options.host}/udp/${options.webrtcPort}/webrtc-direct`]
+            : []),
+        ],
+        webRTC: options.webrtcPort >= 0,
+        webRTCBindAddress: options.host,
+        ...(options.allowWebSocketOrigin ? { allowWebSocketOrigin: options.allowWebSocketOrigin } : {}),
+        services: {
+          relay: circuitRelayServer({ reservations: { maxReservations: 256 } }) as (
+            components: never,
+          ) => unknown,
+        },
+      },
+      artifacts: async ({ network }) => {
+        const opened = await AnchorArtifacts.open(options.data, network.libp2p, {
+          onPinError: (cid, error) =>
+            options.onError(new Error(`could not pin artifact ${cid}: ${String(error)}`)),
+          ...options.artifacts,
+        })
+        artifacts = opened.artifacts
+        imported = opened.imported
+        return { store: opened.artifacts.store, stop: () => opened.artifacts.stop() }
+      },
+      services: {
+        log: ({ agent }) => logService(agent, artifacts!, options),
+        decide: ({ network, agent, bus }) => {
+          let stop: (() => Promise<void>) | undefined
+          return {
+            async start() {
+              stop = await serveDecide({ network, agent, consensus: options.consensus, relay: bus })
+            },
+            stop: () => stop?.(),
+          }
+        },
+        sync: ({ network, agent, onError }) => {
+          let running: { stop(): Promise<void> } | undefined
+          return {
+            async start() {
+              running = await startSync({ network, agent, consensus: options.consensus, onError })
+            },
+            stop: () => running?.stop(),
+          }
+        },
+      },
+      envelopeSync: false,
+      planSync: { storage: join(options.data, 'automerge') },
+    })
+  } catch (error) {
+    await datastore.close().catch(() => undefined)
+    throw error
+  }
+  return {
+    network: peer.network,
+    bus: peer.bus,
+    agent: peer.agent,
+    artifacts: artifacts!,
+    importedArtifacts: imported,
+    planSync: peer.planSync!,
+    multiaddrs: () => peer.network.libp2p.getMultiaddrs().map(String),
+    async stop() {
+      await peer.stop()
+      await datastore.close().catch(() => undefined)
+      options.log.sync()
     },
-  })
-  const { artifacts, imported } = await AnchorArtifacts.open(options.data, network.libp2p, {
-    onPinError: (cid, error) => options.onError(new Error(`could not pin artifact ${cid}: ${String(error)}`)),
-    ...options.artifacts,
-  })
-  // The bus gates gossip before it is delivered or forwarded: this network only, then the policy.
-  const policy = options.policy
-  const inner = createBus(network, {
-    // The network's anchors speak for everyone (DECIDEs, grants, finalizations): never throttled.
-    quotas: { exempt: (did) => options.params.anchors.includes(did) },
-    ingress: (env) => {
-      if (env.net !== options.params.network) {
-        return { allowed: false, reason: `envelope of network ${env.net}, not ${options.params.network}` }
-      }
-      const decision = policy?.ingress(env)
-      return !decision || decision.allowed
-        ? { allowed: true }
-        : { allowed: false, reason: explainDecision(decision) }
-    },
-  })
+  }
+}
+
+/**
+ * The envelope log as a service: what the agent takes into a thread (past every gate) or says is
+ * appended — what it publishes before it leaves, since the agent places its own envelope before
+ * handing it to the bus — and the artifacts the accepted envelopes reference are pinned. Starting
+ * it restores the log into the agent, before the agent hears the network.
+ */
+function logService(agent: Agent, artifacts: AnchorArtifacts, options: SwarmOptions): PeerService {
   const log = options.log
-  const agent = new Agent({
-    identity: options.identity,
-    params: options.params,
-    bus: inner,
-    clock: systemClock(),
-    random: new SeededRandom(Date.now() >>> 0),
-    artifacts: artifacts.store,
-    consensus: options.consensus,
-    roles: { decider: true },
-    onError: options.onError,
-    ...(policy ? { policy } : {}),
-    ...(options.funding ? { funding: options.funding } : {}),
-    ...(options.workerRank ? { workerRank: options.workerRank } : {}),
-    ...(options.undecidedRank ? { undecidedRank: options.undecidedRank } : {}),
-  })
-  // What the agent takes into a thread (past every gate) or says is logged; what it publishes is
-  // logged before it leaves (the agent places its own envelope before handing it to the bus).
   let storageReported = false
-  agent.observe((env) => {
+  const unobserve = agent.observe((env) => {
     try {
       log.append(env)
     } catch (error) {
@@ -200,44 +251,14 @@ export async function startSwarm(options: SwarmOptions): Promise<AnchorSwarm> {
   // A settled thread's artifacts may give way to new ones when the store is full.
   const unsettled = agent.onSettled((thread) => artifacts.threadSettled(thread))
   options.onAgent?.(agent)
-  // Restored envelopes the agent places reach the observer too: whatever earlier runs could not pin
-  // yet is looked for again (and only for envelopes the agent still accepts).
-  await restoreInBatches(agent, options.restored, options.onRestored)
-  const attached = attachAgent(inner, agent, { onError: options.onError, gated: true })
-  const stopService = await serveDecide({ network, agent, consensus: options.consensus, relay: inner })
-  const planSync = await createPlanSync({
-    libp2p: network.libp2p,
-    agent,
-    storage: planStorage(join(options.data, 'automerge')),
-    onError: options.onError,
-  })
-  const sync = await startSync({
-    network,
-    agent,
-    consensus: options.consensus,
-    onError: options.onError,
-  })
   return {
-    network,
-    bus: inner,
-    agent,
-    artifacts,
-    importedArtifacts: imported,
-    planSync,
-    multiaddrs: () => network.libp2p.getMultiaddrs().map(String),
-    async stop() {
-      await sync.stop()
-      await planSync.stop()
-      await stopService()
-      attached.detach()
+    // Restored envelopes the agent places reach the observer too: whatever earlier runs could not
+    // pin yet is looked for again (and only for envelopes the agent still accepts).
+    start: () => restoreInBatches(agent, options.restored, options.onRestored),
+    stop() {
+      unobserve()
       unsettled()
       unretire()
-      agent.stop()
-      await inner.flush().catch(() => undefined)
-      await artifacts.stop()
-      await network.stop()
-      await datastore.close().catch(() => undefined)
-      log.sync()
     },
   }
 }

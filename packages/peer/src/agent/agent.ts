@@ -579,6 +579,11 @@ export class Agent {
     return this.#orphans.get(env.thread)?.some((held) => held.id === env.id) ?? false
   }
 
+  /** True once {@link Agent.stop} has run. */
+  get stopped(): boolean {
+    return this.#stopped
+  }
+
   /** Stops every timer and aborts the work in progress; the agent ignores further input. */
   stop(): void {
     this.#stopped = true

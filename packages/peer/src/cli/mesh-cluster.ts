@@ -10,6 +10,8 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { MeshPeerConfig } from './mesh-peer.ts'
 
+export type { MeshPeerConfig }
+
 const here = dirname(fileURLToPath(import.meta.url))
 const PEER_SCRIPT = join(here, 'mesh-peer.ts')
 /** The relay package's entry point. */

@@ -8,24 +8,22 @@
  */
 import type { GossipsubOpts } from '@libp2p/gossipsub'
 import { multiaddr } from '@multiformats/multiaddr'
-import { Agent } from '../agent/agent.ts'
+import type { Agent } from '../agent/agent.ts'
 import { SeededRandom } from '../agent/ports.ts'
 import { MemoryArtifactStore } from '../core/artifacts.ts'
 import { decodeEnvelope, encodeEnvelope } from '../core/codec.ts'
-import { MemoryConsensusStore } from '../core/consensus.ts'
 import { BUILTIN_POLICY_HASH } from '../core/digest.ts'
 import { genesisFromJson, paramsFromGenesis } from '../core/genesis.ts'
 import { type AnyEnvelope, type Envelope, PROTOCOL_VERSION } from '../core/types.ts'
 import { createIdentity, type LocalIdentity } from '../crypto/ed25519.ts'
 import { signEnvelope } from '../crypto/envelopes.ts'
 import { verifyGenesis } from '../crypto/genesis.ts'
-import { attachAgent, systemClock } from '../net/agent-bus.ts'
 import { createBus, type GossipBus } from '../net/bus.ts'
 import { encodeFrame } from '../net/frame.ts'
 import { createNetwork, type Network } from '../net/network.ts'
 import { threadTopic } from '../net/topics.ts'
 import { type IngressHook, validateFrame } from '../net/validation.ts'
-import { type AgentSync, syncAgent } from '../sync/agent-sync.ts'
+import { createPeer, type Peer } from '../peer.ts'
 
 /** How the parent configures a mesh peer. */
 export interface MeshPeerConfig {
@@ -51,7 +49,7 @@ export interface MeshPeerConfig {
   genesis?: string
   /** Run an agent (needs `genesis`). */
   agent?: {
-    roles: { planner?: boolean; verifier?: boolean; worker?: boolean; decider?: boolean }
+    roles: { planner?: boolean; verifier?: boolean; worker?: boolean }
     /** Input texts every peer holds (a stand-in for the artifact network). */
     inputs: string[]
     randomSeed: number
@@ -71,7 +69,8 @@ let identity: LocalIdentity
 let network: Network
 let bus: GossipBus
 let agent: Agent | undefined
-let sync: AgentSync | undefined
+/** The composed peer, when this process runs an agent. */
+let peer: Peer | undefined
 const deliveries: Array<[string, number]> = []
 const kept = new Map<string, Uint8Array>()
 const prepared: AnyEnvelope[] = []
@@ -94,10 +93,11 @@ async function start(config: MeshPeerConfig): Promise<unknown> {
       ? (env) =>
           deny.has(env.sender) ? { allowed: false, reason: 'sender denied by policy' } : { allowed: true }
       : undefined
-  network = await createNetwork({
-    identity,
+  const genesis =
+    config.genesis === undefined ? undefined : await verifyGenesis(genesisFromJson(config.genesis))
+  if (genesis) net = genesis.id
+  const networkOptions = {
     ...(config.listen ? { listen: config.listen } : {}),
-    bootstrap: config.bootstrap ?? [],
     pubsubDiscovery: config.pubsubDiscovery ?? true,
     dialDiscoveredBelow: config.dialDiscoveredBelow ?? 8,
     webRTC: config.webRTC ?? false,
@@ -106,11 +106,46 @@ async function start(config: MeshPeerConfig): Promise<unknown> {
     ...(config.maxEnvelopeAgeMs === undefined ? {} : { maxEnvelopeAgeMs: config.maxEnvelopeAgeMs }),
     ...(config.gossip ? { gossip: config.gossip } : {}),
     ...(config.reputation ? { reputation: config.reputation } : {}),
-  })
-  bus = createBus(network, {
+  }
+  const busOptions = {
     ...(config.publishWindowMs === undefined ? {} : { publishWindowMs: config.publishWindowMs }),
     ...(ingress ? { ingress } : {}),
-  })
+  }
+  if (config.agent) {
+    // A peer with an agent is what any application builds: one createPeer call.
+    if (!genesis) throw new Error('an agent needs the network genesis (config.genesis)')
+    const spec = config.agent
+    const artifacts = new MemoryArtifactStore()
+    for (const text of spec.inputs) artifacts.putSync(new TextEncoder().encode(text))
+    peer = await createPeer({
+      identity,
+      params: paramsFromGenesis(genesis),
+      bootstrap: config.bootstrap ?? [],
+      roles: spec.roles,
+      artifacts,
+      random: new SeededRandom(spec.randomSeed),
+      network: networkOptions,
+      bus: busOptions,
+      planSync: false,
+      envelopeSync: spec.syncIntervalMs !== undefined,
+      ...(spec.syncIntervalMs === undefined ? {} : { syncIntervalMs: spec.syncIntervalMs }),
+      onError: (error) => {
+        if (errors.length < 50) errors.push(error instanceof Error ? error.message : String(error))
+      },
+    })
+    network = peer.network
+    bus = peer.bus
+    agent = peer.agent
+    // The moment a thread becomes FINAL here, taken when the fold says so (not on a poll, which a
+    // report read in between would miss).
+    peer.on('thread:state', (thread) => {
+      if (!finalAt.has(thread) && isFinal(thread)) finalAt.set(thread, preciseNowMs())
+    })
+  } else {
+    // Gossip only (the bus tests and benchmarks): a node and its bus, no agent.
+    network = await createNetwork({ identity, bootstrap: config.bootstrap ?? [], ...networkOptions })
+    bus = createBus(network, busOptions)
+  }
   if (config.record || config.keepBytes) {
     bus.onEnvelope((env) => {
       if (config.record) deliveries.push([env.id, preciseNowMs()])
@@ -119,42 +154,6 @@ async function start(config: MeshPeerConfig): Promise<unknown> {
         if (kept.size > 1000) kept.delete(kept.keys().next().value!)
       }
     })
-  }
-  const genesis =
-    config.genesis === undefined ? undefined : await verifyGenesis(genesisFromJson(config.genesis))
-  if (genesis) net = genesis.id
-  if (config.agent) {
-    if (!genesis) throw new Error('an agent needs the network genesis (config.genesis)')
-    const spec = config.agent
-    const artifacts = new MemoryArtifactStore()
-    for (const text of spec.inputs) artifacts.putSync(new TextEncoder().encode(text))
-    agent = new Agent({
-      identity,
-      params: paramsFromGenesis(genesis),
-      bus,
-      clock: systemClock(),
-      random: new SeededRandom(spec.randomSeed),
-      artifacts,
-      roles: spec.roles,
-      // Stand-in until the anchor-node issue: the decider's consensus store lives in its process.
-      ...(spec.roles.decider ? { consensus: new MemoryConsensusStore() } : {}),
-      onError: (error) => {
-        if (errors.length < 50) errors.push(error instanceof Error ? error.message : String(error))
-      },
-    })
-    const watched = agent
-    const watcher = setInterval(() => {
-      for (const thread of watched.threads())
-        if (!finalAt.has(thread) && isFinal(thread)) finalAt.set(thread, preciseNowMs())
-    }, 20)
-    watcher.unref()
-    const onError = (error: unknown) => {
-      if (errors.length < 50) errors.push(error instanceof Error ? error.message : String(error))
-    }
-    attachAgent(bus, agent, { onError })
-    if (spec.syncIntervalMs !== undefined) {
-      sync = await syncAgent({ libp2p: network.libp2p, agent, intervalMs: spec.syncIntervalMs, onError })
-    }
   }
   return info()
 }
@@ -403,10 +402,13 @@ const methods: Record<string, (params: never) => Promise<unknown> | unknown> = {
     for (const thread of agent.threads()) {
       const state = agent.replica(thread)!.state
       const tasks = [...state.tasks.values()].filter((task) => task.proposal === state.winner?.proposal)
+      const final = isFinal(thread)
+      // Final and its time come from one reading: a thread final without a time gets it now.
+      if (final && !finalAt.has(thread)) finalAt.set(thread, preciseNowMs())
       result[thread] = {
         tasks: tasks.map((task) => task.state),
         decided: state.winner !== undefined,
-        final: isFinal(thread),
+        final,
         finalAtMs: finalAt.get(thread) ?? null,
         envelopes: agent.replica(thread)!.size,
         winner: state.winner?.proposal ?? null,
@@ -420,10 +422,11 @@ const methods: Record<string, (params: never) => Promise<unknown> | unknown> = {
   },
   async stop() {
     await nats?.close().catch(() => {})
-    await sync?.stop()
-    agent?.stop()
-    bus?.close()
-    await network?.stop()
+    if (peer) await peer.stop()
+    else {
+      bus?.close()
+      await network?.stop()
+    }
     return true
   },
 }

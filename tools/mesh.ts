@@ -1,33 +1,34 @@
 /**
- * `npm run mesh -- --peers N`: a real multi-process swarm on loopback. Starts a relay
- * (`node packages/relay`) and N peer processes, each an agent wired to the gossip bus; peer 0 is
- * the anchor (decider role) and holds a `MemoryConsensusStore` — a stand-in until the anchor-node
- * issue brings the etcd/embedded stores to the network. The others plan, work and verify. Posts
- * NEEDs through the network, waits for them to finalize, prints progress on stderr and one JSON
- * report on stdout, and stops every process it started.
+ * `npm run mesh -- --peers N`: a real multi-process swarm on loopback. Process 0 is an anchor —
+ * `node packages/node` on the network's genesis, with its embedded consensus store, relay and
+ * envelope log — and the N − 1 others are peer processes (`@can-swarm/peer/mesh`) that plan, work
+ * and verify, bootstrapped to the anchor. Posts NEEDs through the network, waits for them to be
+ * FINAL at every peer and at the anchor, prints progress on stderr and one JSON report on stdout,
+ * and stops every process it started.
  *
  * Runs inside a private network namespace (only `lo`) when the machine allows (`--netns auto`).
- * Inputs are handed to every peer at start (a stand-in for the artifact network, Helia, which a
- * later part of the libp2p issue adds), so NEEDs use one capability each.
+ * Inputs are handed to every peer at start, so NEEDs use one capability each.
  */
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { Command, InvalidArgumentError, Option } from 'commander'
-import { genesisBody, genesisToJson } from '../core/genesis.ts'
-import { createIdentity } from '../crypto/ed25519.ts'
-import { signGenesis } from '../crypto/genesis.ts'
+import { createIdentity } from '@can-swarm/peer'
 import {
   inPrivateNetns,
+  type MeshPeerConfig,
   netnsCommand,
   PeerProcess,
   randomSeedHex,
-  startRelayProcess,
-} from './mesh-cluster.ts'
-import type { MeshPeerConfig } from './mesh-peer.ts'
-import { peerVersionLine } from './version.ts'
+} from '@can-swarm/peer/mesh'
+import { versionLine } from '@can-swarm/peer/node'
+import { Command, InvalidArgumentError, Option } from 'commander'
+import { type StartedAnchor, startAnchorProcess } from '../test-support/anchor-process.ts'
+
+/** The anchor's command, from the repository root. */
+const ANCHOR_ENTRY = fileURLToPath(new URL('../packages/node/src/bin.ts', import.meta.url))
 
 const CAPABILITIES = ['word-frequency', 'sha256', 'sort-dedupe'] as const
 
@@ -57,6 +58,16 @@ type ThreadView = Record<
   string,
   { tasks: string[]; decided: boolean; final: boolean; finalAtMs: number | null; envelopes: number }
 >
+/** Whether the anchor holds `thread` as FINAL (a FINALIZE among its envelopes). */
+async function finalAtAnchor(anchor: StartedAnchor, thread: string): Promise<boolean> {
+  const response = await fetch(`${anchor.url}/api/threads/${encodeURIComponent(thread)}`).catch(
+    () => undefined,
+  )
+  if (!response?.ok) return false
+  const envelopes = (await response.json()) as Array<{ kind?: string }>
+  return envelopes.some((env) => env.kind === 'FINALIZE')
+}
+
 type PeerStats = {
   bus: { published: number; delivered: number; duplicates: number; rejected: Record<string, number> }
   errors: string[]
@@ -72,61 +83,75 @@ export async function runMesh(options: MeshOptions): Promise<Record<string, unkn
   const started = performance.now()
   const dataDir = await mkdtemp(join(tmpdir(), 'can-swarm-mesh-'))
   const peers: PeerProcess[] = []
-  const relay = await startRelayProcess(join(dataDir, 'relay'))
+  let anchor: StartedAnchor | undefined
   try {
-    const relayAddress = relay.multiaddrs.find((address) => !address.includes('/ws'))!
-    log(`relay ${relay.peerId} at ${relayAddress}`)
-    const seeds = Array.from({ length: options.peers }, () => randomSeedHex())
+    const seeds = Array.from({ length: options.peers - 1 }, () => randomSeedHex())
     const identities = await Promise.all(
       seeds.map((seed) => createIdentity({ seed: Uint8Array.from(Buffer.from(seed, 'hex')) })),
     )
-    const dids = identities.map((identity) => identity.did)
-    const verifiers = dids.slice(1)
+    const verifiers = identities.map((identity) => identity.did)
     const bootstrap = verifiers.length < 4
-    // The mesh's network: peer 0 its anchor, the others its verifiers, everyone allocated credits.
-    const genesis = genesisToJson(
-      await signGenesis(
-        genesisBody({
-          name: 'mesh',
-          createdMs: Date.now(),
-          anchors: [dids[0]!],
-          params: { tChallengeMs: options.challengeMs },
-          pool: { bootstrap, verifiers },
-          economy: { allocations: dids.map((did) => ({ did, amount: 1_000_000 })) },
-        }),
-        [identities[0]!],
-      ),
+    // The mesh's network, signed by the anchor's own key (created in its data directory): the
+    // peers its verifiers, everyone allocated credits.
+    const anchorData = join(dataDir, 'anchor')
+    const genesisFile = join(dataDir, 'genesis.json')
+    execFileSync(
+      process.execPath,
+      [
+        ANCHOR_ENTRY,
+        'genesis',
+        '--data',
+        anchorData,
+        '--out',
+        genesisFile,
+        '--name',
+        'mesh',
+        '--verifiers',
+        verifiers.join(','),
+        ...(bootstrap ? [] : ['--no-bootstrap-mode']),
+        '--allocate',
+        verifiers.map((did) => `${did}=1000000`).join(','),
+        '--challenge-ms',
+        String(Math.max(1, options.challengeMs)),
+      ],
+      { stdio: ['ignore', 'ignore', 'inherit'] },
     )
+    const genesis = readFileSync(genesisFile, 'utf8')
+    anchor = await startAnchorProcess(
+      ['--data', anchorData, '--genesis', genesisFile, '--host', '127.0.0.1'],
+      { entry: ANCHOR_ENTRY, readyTimeoutMs: 90_000 },
+    )
+    const anchorAddress = anchor.multiaddrs.find(
+      (address) => address.includes('/tcp/') && !address.includes('/ws'),
+    )!
+    log(`anchor ${anchor.did} at ${anchorAddress} (${anchor.url})`)
     const inputs = Array.from(
       { length: options.needs },
       (_, i) => `need ${i}: the swarm plans the work, the work is done, the result is checked ${i % 7}\n`,
     )
-    log(
-      `starting ${options.peers} peers (peer 0: anchor/decider; ${verifiers.length} planners/workers/verifiers)`,
-    )
+    log(`starting ${seeds.length} peers (planners, workers, verifiers) beside the anchor`)
     const configs: MeshPeerConfig[] = seeds.map((seedHex, index) => ({
       seedHex,
       listen: ['/ip4/127.0.0.1/tcp/0'],
-      bootstrap: [relayAddress],
+      bootstrap: [anchorAddress],
       pubsubDiscovery: true,
       dialDiscoveredBelow: 8,
       ...(options.windowMs === undefined ? {} : { publishWindowMs: options.windowMs }),
       genesis,
       agent: {
-        roles: index === 0 ? { decider: true } : { planner: true, worker: true, verifier: true },
+        roles: { planner: true, worker: true, verifier: true },
         inputs,
         randomSeed: index + 1,
       },
     }))
     peers.push(...(await Promise.all(configs.map((config, index) => PeerProcess.start(index, config)))))
-    const wanted = Math.min(options.peers - 1, 4)
+    // Each peer meets the anchor and at least min(others, 3) other peers.
+    const wanted = Math.min(peers.length - 1, 3)
     const meshDeadline = Date.now() + 60_000
     for (;;) {
       const views = await Promise.all(peers.map((peer) => peer.call<{ gossipPeers: string[] }>('peers')))
-      const ready = views.filter(
-        (view) => view.gossipPeers.filter((id) => id !== relay.peerId).length >= wanted,
-      )
-      log(`mesh: ${ready.length}/${peers.length} peers have ≥ ${wanted} gossip peers`)
+      const ready = views.filter((view) => view.gossipPeers.length >= wanted + 1)
+      log(`mesh: ${ready.length}/${peers.length} peers have ≥ ${wanted + 1} gossip peers`)
       if (ready.length === peers.length) break
       if (Date.now() > meshDeadline) throw new Error('the mesh did not form within 60 s')
       await sleep(1000)
@@ -135,7 +160,7 @@ export async function runMesh(options: MeshOptions): Promise<Record<string, unkn
 
     const posted: Array<{ need: string; requester: number; postedAtMs: number; capability: string }> = []
     for (let i = 0; i < options.needs; i += 1) {
-      const requester = 1 + (i % (options.peers - 1))
+      const requester = i % peers.length
       const capability = CAPABILITIES[i % CAPABILITIES.length]!
       const postedAtMs = performance.timeOrigin + performance.now()
       const need = await peers[requester]!.call<string>('post', {
@@ -150,9 +175,14 @@ export async function runMesh(options: MeshOptions): Promise<Record<string, unkn
 
     const deadline = Date.now() + options.timeoutMs
     let views: ThreadView[] = []
+    const finalAnchor = new Set<string>()
     for (;;) {
       views = await Promise.all(peers.map((peer) => peer.call<ThreadView>('threads')))
-      const finalEverywhere = posted.filter((p) => views.every((view) => view[p.need]?.final))
+      for (const p of posted)
+        if (!finalAnchor.has(p.need) && (await finalAtAnchor(anchor, p.need))) finalAnchor.add(p.need)
+      const finalEverywhere = posted.filter(
+        (p) => finalAnchor.has(p.need) && views.every((view) => view[p.need]?.final),
+      )
       const finalAtRequester = posted.filter((p) => views[p.requester]![p.need]?.final)
       log(
         `final at requester ${finalAtRequester.length}/${posted.length}, everywhere ${finalEverywhere.length}`,
@@ -174,7 +204,10 @@ export async function runMesh(options: MeshOptions): Promise<Record<string, unkn
       peers: options.peers,
       needs: options.needs,
       finalized: done.length,
-      finalizedEverywhere: posted.filter((p) => views.every((view) => view[p.need]?.final)).length,
+      finalizedEverywhere: posted.filter(
+        (p) => finalAnchor.has(p.need) && views.every((view) => view[p.need]?.final),
+      ).length,
+      finalizedAtAnchor: finalAnchor.size,
       envelopes: {
         published: stats.reduce((sum, s) => sum + s.bus.published, 0),
         delivered: stats.reduce((sum, s) => sum + s.bus.delivered, 0),
@@ -185,7 +218,7 @@ export async function runMesh(options: MeshOptions): Promise<Record<string, unkn
       latencyMs: { p50: percentile(done, 50), max: done.at(-1) ?? null, each: latencies },
       needsPosted: posted.map(({ need, capability, requester }) => ({ need, capability, requester })),
       bootstrapMode: bootstrap,
-      consensus: 'MemoryConsensusStore in peer 0 (stand-in until the anchor-node issue)',
+      anchor: { did: anchor.did, url: anchor.url, consensus: 'embedded (the anchor process)' },
       privateNetns: inPrivateNetns(),
       agentErrors: stats.flatMap((s) => s.errors).slice(0, 10),
       durationMs: Math.round(performance.now() - started),
@@ -193,7 +226,7 @@ export async function runMesh(options: MeshOptions): Promise<Record<string, unkn
   } finally {
     log('stopping processes')
     await Promise.all(peers.map((peer) => peer.stop()))
-    await relay.stop()
+    await anchor?.stop()
     await rm(dataDir, { recursive: true, force: true })
   }
 }
@@ -201,12 +234,11 @@ export async function runMesh(options: MeshOptions): Promise<Record<string, unkn
 async function main(argv: string[]): Promise<number> {
   const program = new Command()
     .name('npm run mesh --')
-    .version(peerVersionLine())
+    .version(versionLine(new URL('../package.json', import.meta.url)))
     .description(
-      'Start a relay and N peer processes on loopback (in a private network namespace when possible),\n' +
-        'post NEEDs through the real libp2p network and report JSON (finalized, envelopes, latencies).',
+      'Start an anchor (node packages/node) and N - 1 peer processes on loopback (in a private network namespace when possible), post NEEDs through the real libp2p network and report JSON (finalized, envelopes, latencies).',
     )
-    .option('--peers <n>', 'peer processes (peer 0 is the anchor)', integer(2, 32), 4)
+    .option('--peers <n>', 'processes: the anchor and n - 1 peers', integer(2, 32), 4)
     .option('--needs <n>', 'NEEDs to post', integer(1, 1000), 3)
     .option(
       '--timeout-ms <ms>',
