@@ -85,6 +85,10 @@ describe('an anchor in the swarm', () => {
     }
     expect(status.threads).toBe(1)
     expect(status.envelopes).toBeGreaterThan(8)
+    // The anchor's peer pushes its metrics as things happen: its DECIDE said, both FINAL tasks seen.
+    const metrics = await (await fetch(`${anchor.url}/metrics`)).text()
+    expect(metrics).toMatch(/can_swarm_envelopes_published_total\{kind="DECIDE"\} 1/)
+    expect(metrics).toMatch(/can_swarm_tasks_final_total 2/)
 
     // The live ledger: the peer (requester, worker and genesis verifier at once) was allocated its
     // stake at genesis and granted the faucet once; nobody else holds anything (no envelope and no

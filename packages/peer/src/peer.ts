@@ -118,10 +118,25 @@ export interface PeerOptions {
    * in the number of finished threads). @default false
    */
   retireSettled?: boolean
-  /** libp2p options beyond identity and bootstrap (listen addresses, WebRTC, limits…). @default the runtime's loopback listeners, no STUN */
-  network?: Omit<NetworkOptions, 'identity' | 'bootstrap'>
-  /** Limits and batching of the gossip bus. @default the bus's own (see BusOptions) */
-  bus?: BusOptions
+  /**
+   * libp2p options beyond identity and bootstrap (listen addresses, WebRTC, limits…), or a node
+   * the caller started (from `createNetwork`) and keeps: the peer then uses it, never stops it, and
+   * `bootstrap` is the node's business.
+   * @default the runtime's loopback listeners, no STUN
+   */
+  network?: Omit<NetworkOptions, 'identity' | 'bootstrap'> | Network
+  /**
+   * Limits and batching of the gossip bus, or a bus on that node the caller made and keeps (its
+   * own ingress hook then is the only gate on gossip; the agent runs the policy gate itself).
+   * @default the bus's own (see BusOptions)
+   */
+  bus?: BusOptions | GossipBus
+  /**
+   * Called with every envelope this peer's agent publishes (before it goes out) and every
+   * envelope the bus delivers to it (after every gate). Keep them short: they run in line.
+   * @default none
+   */
+  hooks?: PeerHooks
   /** Pull missed envelopes from peers serving sync, every `syncIntervalMs` (0: only when peers meet). @default 5 000 */
   syncIntervalMs?: number
   /**
@@ -147,6 +162,12 @@ export interface PeerOptions {
 export type PeerArtifactsFactory = (components: {
   network: Network
 }) => Promise<{ store: ArtifactStore; stop(): Promise<void> }>
+
+/** See {@link PeerOptions.hooks}. */
+export interface PeerHooks {
+  onPublish?(env: AnyEnvelope): void
+  onReceive?(env: AnyEnvelope): void
+}
 
 /** A service composed into a peer (see {@link PeerOptions.services}). */
 export interface PeerService {
@@ -181,7 +202,12 @@ export interface PeerLogger {
   error(message: string, fields?: Record<string, unknown>): void
 }
 
-/** Pushed metrics: a counter grows by `value`, a gauge is set to it. Names are snake_case. */
+/**
+ * Pushed metrics: a counter grows by `value`, a gauge is set to it. Names are snake_case. The peer
+ * itself pushes `can_swarm_envelopes_published_total{kind}` (what its agent says),
+ * `can_swarm_envelopes_placed_total{kind}` (what its agent placed in a thread, from anyone),
+ * `can_swarm_tasks_final_total` and `can_swarm_peer_errors_total`; services push their own.
+ */
 export interface PeerMetrics {
   count(name: string, value?: number, labels?: Record<string, string>): void
   gauge(name: string, value: number, labels?: Record<string, string>): void
@@ -254,15 +280,26 @@ export interface Peer {
 /**
  * Composes a peer (see the module comment and {@link PeerOptions}).
  *
- * @throws {InvalidArgumentError} for options out of range (a decider role without `consensus`…).
+ * @throws {InvalidArgumentError} for options out of range (a decider role without `consensus`, a
+ * node given with another identity…).
  */
 export async function createPeer(options: PeerOptions): Promise<Peer> {
-  const identity = options.identity ?? (await createIdentity())
+  const given = isNetwork(options.network) ? options.network : undefined
+  const identity = options.identity ?? given?.identity ?? (await createIdentity())
+  if (given && given.identity.did !== identity.did)
+    throw new InvalidArgumentError(
+      `the node given is ${given.identity.did}'s, not ${identity.did}'s: a peer signs with its node's key`,
+      'network',
+    )
   const params =
     'quorum' in options.params ? (options.params as NetworkParams) : networkParams(options.params)
-  const onError = options.onError ?? (() => undefined)
   const logger = options.logger ?? SILENT
   const metrics = options.metrics ?? NO_METRICS
+  const reportError = options.onError ?? (() => undefined)
+  const onError = (error: unknown) => {
+    metrics.count('can_swarm_peer_errors_total')
+    reportError(error)
+  }
   const clock = options.clock ?? systemClock()
   const policy = options.policy
   // What was built so far, stopped in reverse if a later step fails (and by peer.stop()).
@@ -271,31 +308,31 @@ export async function createPeer(options: PeerOptions): Promise<Peer> {
     for (const step of undo.splice(0).reverse()) await Promise.resolve(step()).catch(onError)
   }
   try {
-    const network = await createNetwork({ ...options.network, identity, bootstrap: options.bootstrap ?? [] })
-    undo.push(() => network.stop())
-    // Gossip of another network is never delivered nor forwarded (its signatures are worthless
-    // here), nor is what this peer's policy refuses to take in.
-    const ingress = options.bus?.ingress
-    const quotas = options.bus?.quotas
-    const bus = createBus(network, {
-      ...options.bus,
-      // The network's anchors speak for everyone (DECIDEs, grants, finalizations): never throttled.
-      ...(quotas === false ? {} : { quotas: { exempt: (did: string) => isAnchor(params, did), ...quotas } }),
-      ingress: (env, context) => {
-        if (env.net !== params.network)
-          return { allowed: false, reason: `envelope of network ${env.net}, not ${params.network}` }
-        const decision = policy?.ingress(env)
-        if (decision && !decision.allowed) return { allowed: false, reason: explainDecision(decision) }
-        return ingress?.(env, context) ?? { allowed: true }
-      },
-    })
-    undo.push(() => bus.flush().catch(() => undefined))
+    const network =
+      given ??
+      (await createNetwork({
+        ...(options.network as Omit<NetworkOptions, 'identity' | 'bootstrap'> | undefined),
+        identity,
+        bootstrap: options.bootstrap ?? [],
+      }))
+    if (!given) undo.push(() => network.stop())
+    const givenBus = isBus(options.bus) ? options.bus : undefined
+    const bus = givenBus ?? ownBus(network, params, policy, options.bus as BusOptions | undefined)
+    if (!givenBus) undo.push(() => bus.flush().catch(() => undefined))
     const artifacts = await openArtifacts(network, options.artifacts, undo)
     const seed = identity.seed
+    const hooks = options.hooks ?? {}
+    const onPublish = hooks.onPublish
     const agent = new Agent({
       identity,
       params,
-      bus,
+      bus: {
+        publish: (env) => {
+          metrics.count('can_swarm_envelopes_published_total', 1, { kind: env.kind })
+          onPublish?.(env)
+          bus.publish(env)
+        },
+      },
       clock,
       random:
         options.random ??
@@ -330,8 +367,16 @@ export async function createPeer(options: PeerOptions): Promise<Peer> {
       await service.start?.()
     }
     undo.push(() => agent.stop())
-    const attached: AttachedAgent = attachAgent(bus, agent, { onError, gated: true })
+    // The bus this peer made already ran the policy's ingress gate; a caller's bus did not.
+    const attached: AttachedAgent = attachAgent(bus, agent, { onError, gated: !givenBus })
     undo.push(() => attached.detach())
+    const onReceive = hooks.onReceive
+    if (onReceive) undo.push(bus.onEnvelope((env) => onReceive(env)))
+    // Pushed metrics: what the agent placed in its threads, and tasks it saw become FINAL.
+    undo.push(
+      agent.observe((env) => metrics.count('can_swarm_envelopes_placed_total', 1, { kind: env.kind })),
+    )
+    undo.push(agent.onFinal(() => metrics.count('can_swarm_tasks_final_total')))
     const planSync =
       options.planSync === false
         ? undefined
@@ -397,6 +442,40 @@ export async function createPeer(options: PeerOptions): Promise<Peer> {
     await unwind()
     throw error
   }
+}
+
+/**
+ * The bus a peer makes on its node: gossip of another network is never delivered nor forwarded
+ * (its signatures are worthless here), nor is what this peer's policy refuses to take in.
+ */
+function ownBus(
+  network: Network,
+  params: NetworkParams,
+  policy: PolicyGates | undefined,
+  options: BusOptions | undefined,
+): GossipBus {
+  const ingress = options?.ingress
+  const quotas = options?.quotas
+  return createBus(network, {
+    ...options,
+    // The network's anchors speak for everyone (DECIDEs, grants, finalizations): never throttled.
+    ...(quotas === false ? {} : { quotas: { exempt: (did: string) => isAnchor(params, did), ...quotas } }),
+    ingress: (env, context) => {
+      if (env.net !== params.network)
+        return { allowed: false, reason: `envelope of network ${env.net}, not ${params.network}` }
+      const decision = policy?.ingress(env)
+      if (decision && !decision.allowed) return { allowed: false, reason: explainDecision(decision) }
+      return ingress?.(env, context) ?? { allowed: true }
+    },
+  })
+}
+
+function isNetwork(value: PeerOptions['network']): value is Network {
+  return typeof (value as Network | undefined)?.libp2p === 'object'
+}
+
+function isBus(value: PeerOptions['bus']): value is GossipBus {
+  return typeof (value as GossipBus | undefined)?.publish === 'function'
 }
 
 /** The peer's artifact store: the one given, one a factory builds on the node, or Helia's. */

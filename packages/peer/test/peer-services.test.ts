@@ -7,7 +7,10 @@
 import { describe, expect, it } from 'vitest'
 import { testParams } from '../../../test-support/envelopes.ts'
 import { MemoryArtifactStore } from '../src/core/artifacts.ts'
+import { InvalidArgumentError } from '../src/core/errors.ts'
 import { createIdentity } from '../src/crypto/ed25519.ts'
+import { createBus } from '../src/net/bus.ts'
+import { createNetwork } from '../src/net/network.ts'
 import { createPeer, type PeerComponents, type PeerLogger } from '../src/peer.ts'
 
 const network = { webRTC: false, listen: ['/ip4/127.0.0.1/tcp/0'], pubsubDiscovery: false } as const
@@ -97,5 +100,49 @@ describe('createPeer services', () => {
     expect(events).toEqual(['broken stopped', 'ok stopped'])
     // The libp2p node it had started is stopped too.
     expect(node?.libp2p.status).toBe('stopped')
+  })
+
+  it('runs on a node and bus the caller keeps: stopping the peer leaves them running; hooks see what it says', async () => {
+    const identity = await createIdentity()
+    const params = testParams({ anchors: [identity.did], verifiers: [], bootstrap: true })
+    const node = await createNetwork({ ...network, identity })
+    const bus = createBus(node)
+    try {
+      await expect(
+        createPeer({ identity: await createIdentity(), params, network: node, bus }),
+      ).rejects.toThrow(InvalidArgumentError)
+      const published: string[] = []
+      const counters = new Map<string, number>()
+      const peer = await createPeer({
+        params,
+        network: node,
+        bus,
+        artifacts: new MemoryArtifactStore(),
+        hooks: { onPublish: (env) => published.push(env.kind) },
+        metrics: {
+          count: (name, value = 1, labels = {}) => {
+            const key = `${name}${JSON.stringify(labels)}`
+            counters.set(key, (counters.get(key) ?? 0) + value)
+          },
+          gauge: () => undefined,
+        },
+      })
+      expect(peer.did).toBe(identity.did)
+      const need = await peer.post({
+        requires: ['sha256'],
+        inputs: [new TextEncoder().encode('x')],
+        budget: 10,
+      })
+      expect(published).toEqual(['NEED'])
+      // Pushed as it happens, not polled: the NEED said and placed.
+      expect(counters.get('can_swarm_envelopes_published_total{"kind":"NEED"}')).toBe(1)
+      expect(counters.get('can_swarm_envelopes_placed_total{"kind":"NEED"}')).toBe(1)
+      expect(peer.agent.replica(need)).toBeDefined()
+      await peer.stop()
+      expect(node.libp2p.status).toBe('started')
+    } finally {
+      bus.close()
+      await node.stop()
+    }
   })
 })

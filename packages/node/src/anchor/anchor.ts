@@ -15,7 +15,7 @@ import { existsSync, mkdirSync } from 'node:fs'
 import type { Server } from 'node:http'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { Agent, ConsensusStore } from '@can-swarm/peer'
+import type { Agent, ConsensusStore, PeerMetrics } from '@can-swarm/peer'
 import {
   basePolicyGates,
   type Genesis,
@@ -175,7 +175,11 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
     allowedHosts: config.allowedHosts,
     allowedOrigins: config.allowedOrigins,
   }
+  // One registry for what the anchor polls and what its peer pushes (envelopes, FINAL tasks, errors).
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry, prefix: 'can_swarm_anchor_' })
   const swarm = await startSwarm({
+    metrics: pushedMetrics(registry),
     identity,
     data: config.data,
     artifacts: {
@@ -278,8 +282,6 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
   }, 5_000)
   monitorTimer.unref()
 
-  const registry = new Registry()
-  collectDefaultMetrics({ register: registry, prefix: 'can_swarm_anchor_' })
   const httpRequests = new Counter({
     name: 'can_swarm_http_requests_total',
     help: 'HTTP requests by route and status',
@@ -464,4 +466,33 @@ function closeServer(server: Server): Promise<void> {
     server.close(() => resolvePromise())
     server.closeIdleConnections()
   })
+}
+
+/**
+ * The peer's pushed metrics as Prometheus counters and gauges in `registry`, each created on its
+ * first push with the label names of that push (the peer always pushes a name with the same ones).
+ */
+export function pushedMetrics(registry: Registry): PeerMetrics {
+  const made = new Map<string, Counter | Gauge>()
+  const metric = <M extends Counter | Gauge>(
+    Kind: new (config: { name: string; help: string; labelNames: string[]; registers: Registry[] }) => M,
+    name: string,
+    labels: Record<string, string>,
+  ): M => {
+    let found = made.get(name)
+    if (!found) {
+      found = new Kind({
+        name,
+        help: `${name} (pushed by the peer)`,
+        labelNames: Object.keys(labels),
+        registers: [registry],
+      })
+      made.set(name, found)
+    }
+    return found as M
+  }
+  return {
+    count: (name, value = 1, labels = {}) => metric(Counter, name, labels).inc(labels, value),
+    gauge: (name, value, labels = {}) => metric(Gauge, name, labels).set(labels, value),
+  }
 }

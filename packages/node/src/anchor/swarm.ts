@@ -21,6 +21,7 @@ import {
   type LocalIdentity,
   type NetworkParams,
   type Peer,
+  type PeerMetrics,
   type PeerService,
   type PolicyGates,
 } from '@can-swarm/peer'
@@ -68,6 +69,8 @@ export interface SwarmOptions {
   /** Called with the agent before the log is restored into it (to observe every envelope it places). */
   onAgent?: (agent: Agent) => void
   onError: (error: unknown) => void
+  /** Where the anchor's peer pushes its metrics. @default none */
+  metrics?: PeerMetrics
 }
 
 export interface AnchorSwarm {
@@ -138,6 +141,7 @@ export async function startSwarm(options: SwarmOptions): Promise<AnchorSwarm> {
         ...(options.undecidedRank ? { undecidedRank: options.undecidedRank } : {}),
       },
       onError: options.onError,
+      ...(options.metrics ? { metrics: options.metrics } : {}),
       network: {
         datastore,
         listen: [

@@ -14,13 +14,14 @@
 
 import {
   type AccountView,
-  Agent,
+  type Agent,
   type AgentRoles,
   type AnyEnvelope,
   CanSwarmError,
   chainPrice,
   checkNeedRequest,
   createIdentity,
+  createPeer,
   encodeEnvelope,
   envelopeFromJson,
   fetchNetwork,
@@ -30,6 +31,7 @@ import {
   genesisToJson,
   type LocalIdentity,
   type NetworkParams,
+  type Peer,
   PolicyDeniedError,
   type PoolEntry,
   type PoolSnapshot,
@@ -43,17 +45,8 @@ import {
   withPool,
 } from '@can-swarm/peer'
 import { isEligibleVerifier } from '@can-swarm/peer/core'
-import {
-  type AttachedAgent,
-  attachAgent,
-  createBus,
-  createNetwork,
-  didFromPeerId,
-  type GossipBus,
-  type Network,
-  systemClock,
-} from '@can-swarm/peer/net'
-import type { PlanSync, PlanSyncWasmSource } from '@can-swarm/peer/plan-sync'
+import { createBus, createNetwork, didFromPeerId, type GossipBus, type Network } from '@can-swarm/peer/net'
+import type { PlanSyncWasmSource } from '@can-swarm/peer/plan-sync'
 import { multiaddr } from '@multiformats/multiaddr'
 import { IDBDatastore } from 'datastore-idb'
 import { AnchorArtifactStore } from './artifacts.ts'
@@ -233,8 +226,8 @@ export class SwarmSession extends EventTarget {
   joinMs: number | undefined
   readonly rtts = new Map<string, number>()
   readonly #options: SessionOptions
-  #attached: AttachedAgent | undefined
-  #planSync: PlanSync | undefined
+  /** The tab's peer on the network it follows (rebuilt when the network's parameters change). */
+  #peer: Peer | undefined
   #unsaved: StoredEnvelope[] = []
   /** The network's parameters from its genesis, and the pool view to start an agent with. */
   #genesisParams: NetworkParams | undefined
@@ -471,8 +464,8 @@ export class SwarmSession extends EventTarget {
     this.#genesisParams = paramsFromGenesis(genesis)
     this.#view = params
     if (previous) {
-      this.#attached?.detach()
-      this.agent?.stop()
+      await this.#peer?.stop().catch((error: unknown) => this.error(error))
+      this.#peer = undefined
       this.agent = undefined
       await this.#persist()
       this.envelopes.clear()
@@ -518,43 +511,43 @@ export class SwarmSession extends EventTarget {
       const params = this.params
       if (!params) return
       this.#view = params
-      this.#attached?.detach()
-      await this.#planSync?.stop().catch((error: unknown) => this.error(error))
-      this.#planSync = undefined
-      this.agent?.stop()
+      await this.#peer?.stop().catch((error: unknown) => this.error(error))
+      this.#peer = undefined
+      this.agent = undefined
       const policy = await this.#loadPolicy()
-      const sink = {
-        publish: (env: AnyEnvelope) => {
-          this.#record(env, 'published')
-          this.bus.publish(env)
-        },
-      }
-      const agent = new Agent({
+      // Loaded on demand: Automerge and its WASM are a separate chunk, fetched once the agent runs.
+      await (await import('@can-swarm/peer/plan-sync')).initPlanSyncWasm(this.#options.automergeWasm)
+      const history = [...this.envelopes.values()]
+      // The tab's peer is a createPeer call on the node and bus the tab keeps across networks:
+      // its history is restored before the agent hears the network, and what it says is recorded.
+      const peer = await createPeer({
         identity: this.identity,
         params,
-        bus: sink,
-        clock: systemClock(),
-        random: { next: () => Math.random() },
+        network: this.network,
+        bus: this.bus,
         artifacts: this.artifacts,
         roles: this.roles,
         tuning: { leaseTtlMs: 5000 },
         ...(policy ? { policy: policy.gates } : {}),
+        hooks: { onPublish: (env) => this.#record(env, 'published') },
+        services: {
+          history: ({ agent }) => ({
+            start: async () => {
+              this.agent = agent
+              await agent.restore(history)
+              this.#changed()
+            },
+          }),
+        },
+        envelopeSync: false,
+        planSync: {
+          storage: PLAN_DATABASE,
+          onEnvelope: (env) => this.#record(env, 'caught-up'),
+        },
         onError: (error) => this.error(error),
       })
-      this.agent = agent
-      this.#attached = attachAgent(this.bus, agent, { onError: (error) => this.error(error) })
-      await agent.restore([...this.envelopes.values()])
-      this.#changed()
-      // Loaded on demand: Automerge and its WASM are a separate chunk, fetched once the agent runs.
-      const plans = await import('@can-swarm/peer/plan-sync')
-      await plans.initPlanSyncWasm(this.#options.automergeWasm)
-      this.#planSync = await plans.createPlanSync({
-        libp2p: this.network.libp2p,
-        agent,
-        storage: plans.planStorage(PLAN_DATABASE),
-        onEnvelope: (env) => this.#record(env, 'caught-up'),
-        onError: (error) => this.error(error),
-      })
+      this.#peer = peer
+      this.agent = peer.agent
     })
     return this.#rebuilding
   }
@@ -980,10 +973,8 @@ export class SwarmSession extends EventTarget {
   /** Stops timers, the agent and the network. */
   async stop(): Promise<void> {
     for (const timer of this.#timers) clearInterval(timer)
-    this.#attached?.detach()
     await this.#rebuilding.catch(() => undefined)
-    await this.#planSync?.stop().catch(() => undefined)
-    this.agent?.stop()
+    await this.#peer?.stop().catch(() => undefined)
     await this.#persist()
     this.bus.close()
     await this.artifacts.stop().catch(() => undefined)
