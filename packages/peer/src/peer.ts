@@ -109,6 +109,12 @@ export interface PeerOptions {
   clock?: AgentClock
   /** The agent's random source (a seeded one makes a test repeatable). @default seeded from the identity and the time */
   random?: AgentRandom
+  /**
+   * Gives up starting: `createPeer` stops what it built so far and rejects with the signal's
+   * reason. It has no effect once the peer is returned (stop it with `peer.stop()`).
+   * @default none
+   */
+  signal?: AbortSignal
   /** Timings and bounds of the agent's roles. @default DEFAULT_AGENT_TUNING */
   tuning?: Partial<AgentTuning>
   /**
@@ -258,8 +264,8 @@ export interface Peer {
   readonly artifacts: ArtifactStore | HeliaArtifacts
   /** The services of {@link PeerOptions.services}, by name. */
   readonly services: Readonly<Record<string, PeerService>>
-  /** Posts a NEED (see {@link Agent.post}); resolves with its id. */
-  post(request: NeedRequest): Promise<string>
+  /** Posts a NEED (see {@link Agent.post}: `signal` aborts it until it is published); resolves with its id. */
+  post(request: NeedRequest, options?: { signal?: AbortSignal }): Promise<string>
   /**
    * Changes the roles this peer plays without refolding what it holds (see {@link Agent.setRoles}).
    * @throws {InvalidArgumentError} for a decider role this peer cannot hold.
@@ -307,7 +313,9 @@ export async function createPeer(options: PeerOptions): Promise<Peer> {
   const unwind = async () => {
     for (const step of undo.splice(0).reverse()) await Promise.resolve(step()).catch(onError)
   }
+  const signal = options.signal
   try {
+    signal?.throwIfAborted()
     const network =
       given ??
       (await createNetwork({
@@ -319,7 +327,9 @@ export async function createPeer(options: PeerOptions): Promise<Peer> {
     const givenBus = isBus(options.bus) ? options.bus : undefined
     const bus = givenBus ?? ownBus(network, params, policy, options.bus as BusOptions | undefined)
     if (!givenBus) undo.push(() => bus.flush().catch(() => undefined))
+    signal?.throwIfAborted()
     const artifacts = await openArtifacts(network, options.artifacts, undo)
+    signal?.throwIfAborted()
     const seed = identity.seed
     const hooks = options.hooks ?? {}
     const onPublish = hooks.onPublish
@@ -365,6 +375,7 @@ export async function createPeer(options: PeerOptions): Promise<Peer> {
       services[name] = service
       undo.push(() => service.stop?.())
       await service.start?.()
+      signal?.throwIfAborted()
     }
     undo.push(() => agent.stop())
     // The bus this peer made already ran the policy's ingress gate; a caller's bus did not.
@@ -392,6 +403,7 @@ export async function createPeer(options: PeerOptions): Promise<Peer> {
             onError,
           })
     if (sync) undo.push(() => sync.stop())
+    signal?.throwIfAborted()
     logger.info('peer started', {
       did: identity.did,
       peerId: network.peerId.toString(),
@@ -410,7 +422,7 @@ export async function createPeer(options: PeerOptions): Promise<Peer> {
       artifacts,
       planSync,
       services,
-      post: (request) => agent.post(request),
+      post: (request, postOptions) => agent.post(request, postOptions),
       setRoles: (roles) => agent.setRoles(roles),
       on(event, listener) {
         if (event === 'envelope') return agent.observe(listener as PeerEvents['envelope'])

@@ -145,4 +145,62 @@ describe('createPeer services', () => {
       await node.stop()
     }
   })
+
+  it('gives up starting when its signal aborts: what it built is stopped and it rejects with the reason', async () => {
+    const identity = await createIdentity()
+    const params = testParams({ anchors: [identity.did], verifiers: [], bootstrap: true })
+    const controller = new AbortController()
+    const events: string[] = []
+    let node: PeerComponents['network'] | undefined
+    await expect(
+      createPeer({
+        identity,
+        params,
+        network,
+        artifacts: new MemoryArtifactStore(),
+        signal: controller.signal,
+        services: {
+          slow: (components) => {
+            node = components.network
+            return {
+              start: () => controller.abort(new Error('the page was closed')),
+              stop: () => void events.push('slow stopped'),
+            }
+          },
+          never: () => {
+            events.push('never built')
+            return {}
+          },
+        },
+      }),
+    ).rejects.toThrow('the page was closed')
+    expect(events).toEqual(['slow stopped'])
+    expect(node?.libp2p.status).toBe('stopped')
+  })
+
+  it('posts nothing when the signal of post aborts before the NEED is published', async () => {
+    const identity = await createIdentity()
+    const params = testParams({ anchors: [identity.did], verifiers: [], bootstrap: true })
+    const published: string[] = []
+    const peer = await createPeer({
+      identity,
+      params,
+      network,
+      artifacts: new MemoryArtifactStore(),
+      hooks: { onPublish: (env) => published.push(env.kind) },
+    })
+    try {
+      const request = { requires: ['sha256'], inputs: [new TextEncoder().encode('x')], budget: 10 }
+      await expect(peer.post(request, { signal: AbortSignal.abort(new Error('cancelled')) })).rejects.toThrow(
+        'cancelled',
+      )
+      expect(published).toEqual([])
+      expect(peer.agent.threads()).toEqual([])
+      const posted = await peer.post(request, { signal: new AbortController().signal })
+      expect(published).toEqual(['NEED'])
+      expect(peer.agent.threads()).toEqual([posted])
+    } finally {
+      await peer.stop()
+    }
+  })
 })

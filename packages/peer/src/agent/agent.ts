@@ -880,15 +880,22 @@ export class Agent {
     this.#schedule(replica)
   }
 
-  /** Posts a NEED (requester role). Returns the NEED id (the thread id, A1). */
-  async post(request: NeedRequest): Promise<string> {
+  /**
+   * Posts a NEED (requester role). Returns the NEED id (the thread id, A1). `signal` aborts it
+   * until the NEED is published (storing inputs included), never after: then it rejects with the
+   * signal's reason and nothing was said.
+   */
+  async post(request: NeedRequest, options: { signal?: AbortSignal } = {}): Promise<string> {
+    const signal = options.signal
+    signal?.throwIfAborted()
     if (request.requires.length === 0)
       throw new InvalidArgumentError('requires must name a capability', 'requires')
     if (request.inputs.length === 0)
       throw new InvalidArgumentError('a NEED needs at least one input', 'inputs')
     if (!request.unlisted) checkNeedRequest(request, this.capabilities)
     const inputs: Cid[] = []
-    for (const bytes of request.inputs) inputs.push(await this.#options.artifacts.put(bytes))
+    for (const bytes of request.inputs)
+      inputs.push(await this.#options.artifacts.put(bytes, signal ? { signal } : undefined))
     const now = this.#options.clock.now()
     const payload = {
       need: '',
@@ -903,6 +910,8 @@ export class Agent {
     const draft = this.#unsigned('NEED', '', payload, 1, {}, GENESIS_EPOCH)
     const thread = threadIdOf(draft)
     const env = await this.#sign({ ...draft, thread, payload: { ...payload, need: thread } })
+    // The last moment to give up: once taken, the NEED is published.
+    signal?.throwIfAborted()
     await this.#take(this.#replicaFor(thread), env as AnyEnvelope)
     return thread
   }
