@@ -122,21 +122,6 @@ export const DEFAULT_AGENT_TUNING: AgentTuning = Object.freeze({
 })
 
 /**
- * Misbehaviours for the simulator's Byzantine agents. Never set outside tests and simulations.
- * @internal
- */
-export interface Adversary {
-  /** Commit outputs that are not the capability's result. */
-  corruptOutputs?: boolean
-  /** Send contradicting votes (accept + reject, pass + fail) and double claims. */
-  equivocate?: boolean
-  /** Attest `pass` whatever the result. */
-  rubberStamp?: boolean
-  /** Challenge results that are right (with a made-up expectation). */
-  frivolousChallenges?: boolean
-}
-
-/**
  * The anchor's funding check (A7): why the requester of `need` cannot fund its budget now, or
  * `undefined` when it can; `reserved` is what this anchor's DECIDEs in flight already take from the
  * same requester. An unfunded NEED is not decided.
@@ -220,8 +205,6 @@ export interface AgentOptions {
   maxEnvelopesPerThread?: number
   /** Called with errors the agent handled by dropping the action (never thrown from reactions). @default ignored */
   onError?: (error: unknown) => void
-  /** @internal */
-  adversary?: Adversary
 }
 
 /** What a requester asks for. */
@@ -1258,9 +1241,6 @@ export class Agent {
     if (!this.#once(replica.thread, `attest-plan:${proposal}`)) return
     const payload = { need: replica.thread, proposal, verdict: 'accept' as const }
     await this.publish('ATTEST_PLAN', replica.thread, payload)
-    if (this.#options.adversary?.equivocate) {
-      await this.publish('ATTEST_PLAN', replica.thread, { ...payload, verdict: 'reject' })
-    }
   }
 
   // anchor: decisions -------------------------------------------------------
@@ -1576,9 +1556,6 @@ export class Agent {
         const cost = this.capabilities.get(current.spec.capability)!.manifest.price
         const payload = { task: taskId, leaseTtlMs: this.tuning.leaseTtlMs, cost, etaMs: this.tuning.workMs }
         await this.publish('CLAIM', replica.thread, payload)
-        if (this.#options.adversary?.equivocate) {
-          await this.publish('CLAIM', replica.thread, { ...payload, cost: cost + 1 })
-        }
       },
       replica.thread,
     )
@@ -1640,7 +1617,6 @@ export class Agent {
     }
     // The lease may have ended while the work ran: what it gave is no longer this worker's to commit.
     if (work.controller.signal.aborted || replica.state.tasks.get(taskId)?.lease?.claim !== claim) return
-    if (this.#options.adversary?.corruptOutputs) output = new TextEncoder().encode(`forged ${claim}`)
     const cid = await this.#options.artifacts.put(output)
     const inputBytes = inputs.reduce((sum, bytes) => sum + bytes.length, 0)
     await this.publish(
@@ -1728,7 +1704,7 @@ export class Agent {
       honest = decision.allowed ? 'pass' : 'fail'
       evalDigest = decision.evalDigest
     }
-    const verdict = this.#options.adversary?.rubberStamp ? 'pass' : honest
+    const verdict = honest
     evalDigest ??= digest(verdict)
     await this.publish(
       'ATTEST',
@@ -1736,28 +1712,22 @@ export class Agent {
       { task: taskId, commit: commitId, verdict, evalDigest },
       { evalDigest },
     )
-    if (this.#options.adversary?.equivocate) {
-      const other = verdict === 'pass' ? 'fail' : 'pass'
-      await this.publish('ATTEST', replica.thread, {
-        task: taskId,
-        commit: commitId,
-        verdict: other,
-        evalDigest: digest(other),
-      })
-    }
+  }
+
+  /**
+   * The outputs a challenger of `task`'s COMMIT expects: the capability's result on the commit's
+   * inputs (undefined when it cannot tell). The one seam the simulator's Byzantine agents change
+   * (sim/byzantine.ts); nothing else of theirs runs on this path.
+   */
+  protected challengeExpectation(replica: ThreadReplica, task: TaskInfo): Promise<Cid[] | undefined> {
+    return this.#expectedOutputs(replica, task)
   }
 
   async #challengeIfWrong(replica: ThreadReplica, taskId: string, commitId: Cid): Promise<void> {
-    const adversary = this.#options.adversary
-    if (adversary && !adversary.frivolousChallenges) return
     const task = replica.state.tasks.get(taskId)
     const commit = task?.commit
     if (!task || commit?.id !== commitId || commit.worker === this.did) return
-    let expected = await this.#expectedOutputs(replica, task)
-    if (adversary?.frivolousChallenges) {
-      // A made-up expectation: the output of another input.
-      expected = [artifactCid(new TextEncoder().encode(`frivolous ${commitId}`))]
-    }
+    const expected = await this.challengeExpectation(replica, task)
     if (!expected || sameRefs(expected, commit.outputs)) return
     if (!this.#once(replica.thread, `challenge:${commitId}`)) return
     await this.publish('CHALLENGE', replica.thread, {

@@ -8,7 +8,7 @@
  * P1, P4, P5 and P6, and at the end every replica is re-folded from a shuffled log (P2).
  * A failing seed replays exactly: `npm run sim -- --seed N`.
  */
-import { type Adversary, Agent, type FundingCheck } from '../agent/agent.ts'
+import { Agent, type AgentOptions, type FundingCheck } from '../agent/agent.ts'
 import { builtinCapabilities } from '../agent/capabilities.ts'
 import type { SeededRandom } from '../agent/ports.ts'
 import { MemoryArtifactStore } from '../core/artifacts.ts'
@@ -26,6 +26,7 @@ import { signGenesis } from '../crypto/genesis.ts'
 import { type Divergence, DivergenceDetector } from '../policy/divergence.ts'
 import type { PolicyGates, PolicyStats } from '../policy/gates.ts'
 import { Attacker, type AttackReport } from './attacker.ts'
+import { type Adversary, ByzantineAgent } from './byzantine.ts'
 import {
   CHECKED_PROPERTIES,
   checkDelivery,
@@ -478,7 +479,7 @@ class World {
     // Each agent's choices come from its own stream (per incarnation: a restart is a new process).
     const own = streamOf(this.seed, `agent:${peer.index}:${incarnation}`)
     const workMs = 40 + own.int(0, 120)
-    const agent = new Agent({
+    const options: AgentOptions = {
       identity: peer.identity,
       params: this.params,
       artifacts: this.artifacts,
@@ -487,7 +488,6 @@ class World {
       ...(peer.anchor
         ? { consensus: new SimConsensus(this, peer.index), funding: this.fundingOf(peer) }
         : {}),
-      ...(peer.adversary ? { adversary: peer.adversary } : {}),
       ...(peer.policy ? { policy: peer.policy } : {}),
       tuning: {
         leaseTtlMs: 1500,
@@ -532,7 +532,9 @@ class World {
           })
         }
       },
-    })
+    }
+    // A Byzantine peer runs the honest agent with decorators on what it says (sim/byzantine.ts).
+    const agent = peer.adversary ? new ByzantineAgent(options, peer.adversary) : new Agent(options)
     // An envelope a bounded pool dropped can come again (anti-entropy sends what a peer lacks).
     agent.onEvict((env) => peer.known.delete(env.id))
     peer.agent = agent
