@@ -21,38 +21,26 @@
  */
 import { type ArtifactStore, artifactCid } from '../core/artifacts.ts'
 import { threadIdOf } from '../core/codec.ts'
-import type { ConsensusStore, DecideRecord } from '../core/consensus.ts'
-import { BUILTIN_POLICY_HASH, evalDigestOf } from '../core/digest.ts'
-import { requiredBond, violatesJsonSchema } from '../core/economy/proofs.ts'
-import { CanSwarmError, InvalidArgumentError, StaleEpochError } from '../core/errors.ts'
+import type { ConsensusStore } from '../core/consensus.ts'
+import { BUILTIN_POLICY_HASH } from '../core/digest.ts'
+import { InvalidArgumentError } from '../core/errors.ts'
 import { fetchTaskInputs, taskInputRefs } from '../core/thread/inputs.ts'
-import {
-  inCommittee,
-  isAnchor,
-  isEligibleVerifier,
-  kPlanOf,
-  type NetworkParams,
-  poolSnapshotOf,
-  withPool,
-} from '../core/thread/params.ts'
+import { isAnchor, type NetworkParams, withPool } from '../core/thread/params.ts'
 import { refusalCode } from '../core/thread/refusals.ts'
 import { type ThreadEffect, ThreadReplica } from '../core/thread/replica.ts'
-import { type NeedInfo, type TaskInfo, type ThreadState, threadParams } from '../core/thread/state.ts'
-import type {
-  AnyEnvelope,
-  Cid,
-  Envelope,
-  Kind,
-  PayloadByKind,
-  TaskSpec,
-  UnsignedEnvelope,
-} from '../core/types.ts'
+import type { NeedInfo, TaskInfo, ThreadState } from '../core/thread/state.ts'
+import type { AnyEnvelope, Cid, Envelope, Kind, PayloadByKind, UnsignedEnvelope } from '../core/types.ts'
 import { GENESIS_EPOCH, PROTOCOL_VERSION } from '../core/types.ts'
 import type { Identity } from '../crypto/ed25519.ts'
 import { signEnvelope } from '../crypto/envelopes.ts'
 import type { PolicyGates } from '../policy/gates.ts'
 import { builtinCapabilities, type CapabilityRegistry, checkNeedRequest } from './capabilities.ts'
 import type { AgentClock, AgentRandom, EnvelopeSink } from './ports.ts'
+import type { RoleContext } from './roles/context.ts'
+import { DeciderRole } from './roles/decider.ts'
+import { PlannerRole } from './roles/planner.ts'
+import { VerifierRole } from './roles/verifier.ts'
+import { WorkerRole } from './roles/worker.ts'
 import { NEVER_EVICTED, UndecidedIndex } from './undecided.ts'
 
 /** Roles an agent can play. */
@@ -229,7 +217,7 @@ export interface NeedRequest {
 }
 
 /** What an agent remembers of one thread: reactions taken, results it computed to judge commits. */
-interface ThreadMemo {
+export interface ThreadMemo {
   done: Set<string>
   /** Expected outputs per commit and inputs. */
   expected: Map<string, Cid[]>
@@ -268,7 +256,7 @@ function isParty(replica: ThreadReplica, did: string): boolean {
 }
 
 /** One capability run of a worker under a lease (see {@link CapabilityContext}). */
-interface RunningWork {
+export interface RunningWork {
   thread: string
   task: string
   controller: AbortController
@@ -311,11 +299,11 @@ export class Agent {
   #armed = new Map<string, { dueMs: number; cancel: () => void }>()
   #refusals = new Map<string, number>()
   #stopped = false
-  #lastDecideTs = 0
-  /** Budgets of this anchor's DECIDEs in flight, per requester (A7: checked and taken together). */
-  #reserved = new Map<string, number>()
-  /** The threads of those DECIDEs in flight, per requester. */
-  #reservedThreads = new Map<string, Set<string>>()
+  /** The roles, each with its own state, working through one context (roles/context.ts). */
+  readonly #planner: PlannerRole
+  readonly #verifier: VerifierRole
+  readonly #decider: DeciderRole
+  readonly #worker: WorkerRole
   #observers = new Set<(env: AnyEnvelope) => void>()
   #evictionObservers = new Set<(env: AnyEnvelope) => void>()
   #settledObservers = new Set<(thread: string) => void>()
@@ -338,6 +326,44 @@ export class Agent {
 
   constructor(options: AgentOptions) {
     this.#options = options
+    const agent = this
+    const context: RoleContext = {
+      get did() {
+        return agent.did
+      },
+      get tuning() {
+        return agent.tuning
+      },
+      get capabilities() {
+        return agent.capabilities
+      },
+      get options() {
+        return agent.#options
+      },
+      get params() {
+        return agent.#params
+      },
+      get roles() {
+        return agent.#roles
+      },
+      publish: (kind, thread, payload, extra) => agent.publish(kind, thread, payload, extra),
+      once: (thread, key) => agent.#once(thread, key),
+      after: (delayMs, action, thread) => agent.#after(delayMs, action, thread),
+      duty: (thread, key, delayMs, act, round) => agent.#duty(thread, key, delayMs, act, round),
+      timersOf: (thread) => agent.#timersOf(thread),
+      memoOf: (thread) => agent.#memoOf(thread),
+      anchorDelay: (replica) => agent.#anchorDelay(replica),
+      duties: this.#duties,
+      threadTimers: this.#threadTimers,
+      running: this.#running,
+      expectedOutputs: (replica, task) => agent.#expectedOutputs(replica, task),
+      challengeExpectation: (replica, task) => agent.challengeExpectation(replica, task),
+      inputsOf: (replica, task) => agent.#inputsOf(replica, task),
+    }
+    this.#planner = new PlannerRole(context)
+    this.#verifier = new VerifierRole(context)
+    this.#decider = new DeciderRole(context)
+    this.#worker = new WorkerRole(context)
     this.identity = options.identity
     this.#params = options.params
     this.capabilities = options.capabilities ?? builtinCapabilities()
@@ -767,8 +793,7 @@ export class Agent {
       if (env.net !== this.#params.network) continue
       if (env.sender !== this.did && this.#options.policy && !this.#options.policy.ingress(env).allowed)
         continue
-      if (env.kind === 'DECIDE' && env.sender === this.did)
-        this.#lastDecideTs = Math.max(this.#lastDecideTs, env.ts)
+      if (env.kind === 'DECIDE' && env.sender === this.did) this.#decider.noteDecide(env.ts)
       const list = byThread.get(env.thread) ?? []
       list.push(env)
       byThread.set(env.thread, list)
@@ -938,44 +963,44 @@ export class Agent {
   async #reactOne(replica: ThreadReplica, effect: ThreadEffect, roles: Readonly<AgentRoles>): Promise<void> {
     switch (effect.type) {
       case 'need':
-        if (roles.planner) this.#planLater(replica)
+        if (roles.planner) this.#planner.planLater(replica)
         return
       case 'proposal':
-        if (roles.verifier) await this.#attestPlan(replica, effect.proposal)
+        if (roles.verifier) await this.#verifier.attestPlan(replica, effect.proposal)
         return
       case 'plan-quorum':
-        if (roles.decider) await this.#decide(replica, effect.proposal, 1)
+        if (roles.decider) await this.#decider.decide(replica, effect.proposal, 1)
         return
       case 'task-ready':
-        if (roles.worker) this.#claimLater(replica, effect.task)
+        if (roles.worker) this.#worker.claimLater(replica, effect.task)
         return
       case 'claim-requested':
-        if (roles.decider) this.#grantLater(replica, effect.task)
+        if (roles.decider) this.#decider.grantLater(replica, effect.task)
         return
       case 'task-claimed':
-        if (roles.decider) this.#watchHold(replica, effect.task, effect.claim)
-        if (roles.worker) this.#workIfMine(replica, effect.task, effect.claim)
+        if (roles.decider) this.#decider.watchHold(replica, effect.task, effect.claim)
+        if (roles.worker) this.#worker.workIfMine(replica, effect.task, effect.claim)
         return
       case 'task-committed':
-        if (roles.verifier) await this.#attestResult(replica, effect.task, effect.commit)
+        if (roles.verifier) await this.#verifier.attestResult(replica, effect.task, effect.commit)
         return
       case 'task-verified':
       case 'task-final':
-        if (roles.verifier) await this.#challengeIfWrong(replica, effect.task, effect.commit)
+        if (roles.verifier) await this.#verifier.challengeIfWrong(replica, effect.task, effect.commit)
         return
       case 'challenged':
         if (roles.verifier || roles.decider)
-          await this.#judgeChallenge(replica, effect.task, effect.commit, effect.challenge)
+          await this.#verifier.judgeChallenge(replica, effect.task, effect.commit, effect.challenge)
         return
       case 'lease-expired':
-        if (roles.decider) this.#scavengeLater(replica, effect.task, effect.claim)
+        if (roles.decider) this.#decider.scavengeLater(replica, effect.task, effect.claim)
         return
       case 'finalize-due':
-        if (roles.decider) this.#finalizeLater(replica, effect.task, effect.commit)
+        if (roles.decider) this.#decider.finalizeLater(replica, effect.task, effect.commit)
         return
       case 'decided':
       case 'decide-conflict':
-        if (roles.decider) await this.#reconcile(replica)
+        if (roles.decider) await this.#decider.reconcile(replica)
         return
       case 'task-reopened':
       case 'bid-window-closed':
@@ -1189,184 +1214,9 @@ export class Agent {
     return true
   }
 
-  #planLater(replica: ThreadReplica): void {
-    const need = replica.state.need
-    if (!need || !this.#once(replica.thread, `plan:${need.env}`)) return
-    if (!need.requires.every((name) => this.capabilities.has(name))) return
-    const window = Math.max(1, Math.min(this.tuning.proposeBackoffMs, need.bidWindowMs))
-    this.#after(this.#options.random.next() * window, () => this.#propose(replica), replica.thread)
-  }
-
-  async #propose(replica: ThreadReplica): Promise<void> {
-    const state = replica.state
-    const need = state.need
-    if (!this.#roles.planner || !need || state.winner || state.proposals.size >= this.tuning.maxProposalsSeen)
-      return
-    const patch: TaskSpec[] = need.requires.map((capability, index) => ({
-      name: `t${index}-${capability}`.slice(0, 64),
-      capability,
-      inputs:
-        index === 0 ? [...need.inputs] : [`task:t${index - 1}-${need.requires[index - 1]}`.slice(0, 69)],
-      produces: this.capabilities.get(capability)!.manifest.produces,
-    }))
-    const price = need.requires.reduce((sum, name) => sum + this.capabilities.get(name)!.manifest.price, 0)
-    if (price > need.budget) return
-    await this.publish('PROPOSE', replica.thread, {
-      need: replica.thread,
-      patch,
-      ballot: 1,
-      price,
-      etaMs: this.tuning.workMs * patch.length,
-      shardDependencies: [],
-    })
-  }
-
   // verifier: plans -------------------------------------------------------
 
-  async #attestPlan(replica: ThreadReplica, proposal: Cid): Promise<void> {
-    if (!isEligibleVerifier(this.#params, this.did)) return
-    const info = replica.state.proposals.get(proposal)
-    if (!info || replica.state.planVotes.get(proposal)?.has(this.did)) return
-    if (!this.#params.bootstrap && info.planner === this.did) return
-    // A verifier weighs a bounded number of plans per NEED (the first it receives), not every bid.
-    const attested = [...replica.state.planVotes.values()].filter((votes) => votes.has(this.did)).length
-    if (attested >= this.tuning.maxPlanAttestations) return
-    // A plan that names an output type other than the one a capability it knows produces would
-    // make its workers' right results look wrong: not accepted.
-    const mistyped = info.payload.patch.some((spec) => {
-      const capability = this.capabilities.get(spec.capability)
-      return capability !== undefined && capability.manifest.produces !== spec.produces
-    })
-    if (mistyped) return
-    if (!this.#once(replica.thread, `attest-plan:${proposal}`)) return
-    const payload = { need: replica.thread, proposal, verdict: 'accept' as const }
-    await this.publish('ATTEST_PLAN', replica.thread, payload)
-  }
-
   // anchor: decisions -------------------------------------------------------
-
-  /**
-   * The anchor that decides a requester's NEEDs first (the others only after a back-off), so that
-   * one anchor checks and takes each requester's funds in order (A7).
-   */
-  #homeAnchor(requester: string): string {
-    const anchors = this.#params.anchors
-    let hash = 0
-    for (let i = 0; i < requester.length; i += 1) hash = (hash * 31 + requester.charCodeAt(i)) >>> 0
-    return anchors[hash % anchors.length]!
-  }
-
-  async #decide(replica: ThreadReplica, proposal: Cid, attempt: number): Promise<void> {
-    const quorum = replica.state.quorum
-    if (!quorum || quorum.proposal !== proposal || replica.state.winner) return
-    if (attempt === 1) {
-      // Once per proposal: when a late envelope moves the quorum to another plan, that plan gets its
-      // own attempt (the attempts armed for the old one stop at the check above).
-      if (!this.#once(replica.thread, `decide:${replica.thread}:${proposal}`)) return
-      const need = replica.state.need!
-      if (this.#homeAnchor(need.requester) !== this.did) {
-        this.#after(
-          this.tuning.anchorBackupMs * (1 + this.#options.random.next()),
-          () => this.#decide(replica, proposal, 2),
-          replica.thread,
-        )
-        return
-      }
-    }
-    const need = replica.state.need!
-    const reserved = this.#reserved.get(need.requester) ?? 0
-    const inFlight = new Set(this.#reservedThreads.get(need.requester))
-    const unfunded = await this.#options.funding?.(need, replica.thread, reserved, inFlight)
-    if (replica.state.winner) return
-    if (unfunded !== undefined) {
-      this.#options.onError?.(
-        new InvalidArgumentError(`NEED ${replica.thread} is not decided: ${unfunded}`, 'budget'),
-      )
-      return
-    }
-    this.#reserved.set(need.requester, (this.#reserved.get(need.requester) ?? 0) + need.budget)
-    const held = this.#reservedThreads.get(need.requester) ?? new Set<string>()
-    this.#reservedThreads.set(need.requester, held.add(replica.thread))
-    try {
-      await this.#decideFunded(replica, proposal, attempt, quorum.attestations)
-    } finally {
-      const left = (this.#reserved.get(need.requester) ?? 0) - need.budget
-      if (left > 0) this.#reserved.set(need.requester, left)
-      else this.#reserved.delete(need.requester)
-      const still = this.#reservedThreads.get(need.requester)
-      still?.delete(replica.thread)
-      if (still?.size === 0) this.#reservedThreads.delete(need.requester)
-    }
-  }
-
-  async #decideFunded(replica: ThreadReplica, proposal: Cid, attempt: number, quorum: Cid[]): Promise<void> {
-    const consensus = this.#options.consensus!
-    let record: DecideRecord
-    const lamport = replica.nextLamport()
-    try {
-      const epoch = await consensus.currentEpoch()
-      const result = await consensus.tryDecide({
-        need: replica.thread,
-        proposal,
-        epoch,
-        lamport,
-        kPlan: kPlanOf(this.#params),
-        decider: this.did,
-      })
-      if (result.outcome === 'conflict' || result.record.decider !== this.did) return
-      record = result.record
-    } catch (error) {
-      if (!(error instanceof StaleEpochError) && error instanceof CanSwarmError) throw error
-      if (attempt < this.tuning.decideAttempts) {
-        const delay = this.tuning.decideRetryMs * 2 ** Math.min(3, attempt - 1)
-        this.#after(
-          delay * (0.5 + this.#options.random.next()),
-          () => this.#decide(replica, proposal, attempt + 1),
-          replica.thread,
-        )
-      }
-      return
-    }
-    const attestations = quorum.map((id) => replica.get(id)!)
-    // The anchors' sequence (A7): an anchor's DECIDEs carry strictly rising times.
-    const ts = Math.max(this.#lastDecideTs + 1, Math.floor(this.#options.clock.now()))
-    this.#lastDecideTs = ts
-    await this.publish(
-      'DECIDE',
-      replica.thread,
-      {
-        need: record.need,
-        proposal: record.proposal,
-        epoch: record.epoch,
-        lamport: record.lamport,
-        kPlan: record.kPlan,
-        decider: record.decider,
-        attestations: attestations as Envelope[],
-        pool: poolSnapshotOf(this.#params),
-      },
-      { epoch: record.epoch, ts },
-    )
-  }
-
-  /**
-   * After a heal, a thread may hold DECIDEs of different proposals: the merge rule has picked one
-   * everywhere; a decider records the outcome in a RECONCILE (once per winner).
-   */
-  async #reconcile(replica: ThreadReplica): Promise<void> {
-    const state = replica.state
-    const winner = state.winner
-    if (!winner) return
-    const losers = [...state.decides.values()].filter((decide) => decide.proposal !== winner.proposal)
-    // The anchor whose DECIDE won records the merge (one RECONCILE, not one per anchor).
-    if (losers.length === 0 || winner.decider !== this.did) return
-    if (!this.#once(replica.thread, `reconcile:${replica.thread}:${winner.env}`)) return
-    await this.publish('RECONCILE', replica.thread, {
-      thread: replica.thread,
-      merged: [winner.env],
-      orphaned: [...new Set(losers.map((decide) => decide.proposal))].sort(),
-      salvaged: replica.salvaged(),
-    })
-  }
 
   // anchor: duties -----------------------------------------------------------
 
@@ -1403,242 +1253,11 @@ export class Agent {
     return held
   }
 
-  /**
-   * Grants the lease of a claimable task to the CLAIM of its current round this anchor received
-   * first (A5), skipping workers that already let a lease of the task expire. The thread's decider
-   * grants at once; other anchors only after a back-off, when no grant has come.
-   */
-  #grantLater(replica: ThreadReplica, taskId: string): void {
-    this.#duty(replica.thread, `grant:${replica.thread}:${taskId}`, this.#anchorDelay(replica), async () => {
-      const current = replica.state.tasks.get(taskId)
-      if (current?.state !== 'DECIDED' || current.lease) return false
-      if (!current.parents.every((parent) => replica.state.tasks.get(parent)?.state === 'FINAL')) return false
-      const timedOut = new Set(this.#timedOutWorkers(replica, current))
-      const held = this.#earlierHolders(replica, current)
-      // Workers that never held this task first (a holder that yields and claims again cannot keep
-      // it from the others), then the best standing, then the cheapest ask, then the first received.
-      const rank = this.#options.workerRank ?? (() => 0)
-      const candidates = [...current.requests]
-        .filter(([, round]) => round === current.round)
-        .map(([claim]) => replica.get(claim) as Envelope<'CLAIM'>)
-        .filter((claim) => claim !== undefined && !timedOut.has(claim.sender))
-        .sort(
-          (a, b) =>
-            (held.get(a.sender) ?? 0) - (held.get(b.sender) ?? 0) ||
-            rank(b.sender) - rank(a.sender) ||
-            a.payload.cost - b.payload.cost ||
-            (replica.receivedAt(a.id) ?? 0) - (replica.receivedAt(b.id) ?? 0) ||
-            (a.id < b.id ? -1 : 1),
-        )
-      const chosen = candidates[0]
-      if (!chosen) return false
-      // An earlier holder is granted the task again only after one more back-off, so that a worker
-      // that yields and claims in one breath does not beat everyone else to every round.
-      if (
-        (held.get(chosen.sender) ?? 0) > 0 &&
-        this.#once(replica.thread, `regrant:${taskId}:${current.round}`)
-      )
-        return true
-      await this.publish('GRANT', replica.thread, {
-        task: taskId,
-        claim: chosen.id,
-        leaseTtlMs: Math.max(
-          this.#params.minLeaseTtlMs,
-          Math.min(chosen.payload.leaseTtlMs, this.tuning.maxGrantTtlMs),
-        ),
-      })
-      return true
-    })
-  }
-
   /** How many leases of this task each worker held before (every accepted GRANT of it). */
-  #earlierHolders(replica: ThreadReplica, task: TaskInfo): Map<string, number> {
-    const counts = new Map<string, number>()
-    for (const env of replica.envelopes()) {
-      if (env.kind !== 'GRANT' || env.payload.task !== task.id || replica.state.rejected.has(env.id)) continue
-      const claim = replica.get(env.payload.claim)
-      if (claim) counts.set(claim.sender, (counts.get(claim.sender) ?? 0) + 1)
-    }
-    return counts
-  }
-
   /** Workers whose earlier leases of this task an anchor scavenged. */
-  #timedOutWorkers(replica: ThreadReplica, task: TaskInfo): string[] {
-    const workers: string[] = []
-    for (const env of replica.envelopes()) {
-      if (env.kind !== 'RELEASE' || env.payload.task !== task.id || env.payload.reason !== 'lease-expired')
-        continue
-      if (replica.state.rejected.has(env.id)) continue
-      const claim = replica.get(env.payload.claim)
-      if (claim) workers.push(claim.sender)
-    }
-    return workers
-  }
-
-  /**
-   * Scavenges a lease whose heartbeats stopped (by this anchor's clock), or that has been held
-   * longer than `maxLeaseHoldMs` (A5). Only an anchor's RELEASE counts against the worker.
-   */
-  #scavengeLater(replica: ThreadReplica, taskId: string, claim: Cid): void {
-    const renewedBy = replica.state.tasks.get(taskId)?.lease?.renewedBy
-    this.#duty(replica.thread, `release:${claim}:${renewedBy}`, this.#anchorDelay(replica), async () => {
-      const lease = replica.state.tasks.get(taskId)?.lease
-      if (lease?.claim !== claim || lease.renewedBy !== renewedBy) return false
-      await this.publish('RELEASE', replica.thread, { task: taskId, claim, reason: 'lease-expired' })
-      return true
-    })
-  }
-
   /** Arms the hold limit of a lease this anchor watches. */
-  #watchHold(replica: ThreadReplica, taskId: string, claim: Cid): void {
-    if (!this.#once(replica.thread, `hold:${claim}`)) return
-    this.#after(
-      this.tuning.maxLeaseHoldMs,
-      async () => {
-        this.#duty(replica.thread, `release:${claim}:hold`, 0, async () => {
-          if (replica.state.tasks.get(taskId)?.lease?.claim !== claim) return false
-          await this.publish('RELEASE', replica.thread, { task: taskId, claim, reason: 'lease-expired' })
-          return true
-        })
-      },
-      replica.thread,
-    )
-  }
-
   /** Finalizes a verified result once the challenge window has passed by this anchor's clock (A6). */
-  #finalizeLater(replica: ThreadReplica, taskId: string, commitId: Cid): void {
-    const task = replica.state.tasks.get(taskId)
-    if (task?.commit?.id !== commitId) return
-    this.#duty(replica.thread, `finalize:${commitId}`, this.#anchorDelay(replica), async () => {
-      const current = replica.state.tasks.get(taskId)
-      const commit = current?.commit
-      if (!current || commit?.id !== commitId || current.state !== 'VERIFIED') return false
-      // The first K_result passes in the log's order: enough, and bounded whatever else voted.
-      const passing = [...commit.votes.values()]
-        .filter((vote) => vote.verdict === 'pass')
-        .slice(0, current.kResult)
-        .map((vote) => replica.get(vote.env)!)
-      await this.publish('FINALIZE', replica.thread, {
-        task: taskId,
-        commit: commitId,
-        attestations: passing as Envelope[],
-      })
-      return true
-    })
-  }
-
   // worker ----------------------------------------------------------------
-
-  /**
-   * Arms a claim attempt after a random back-off whenever the task is ready, unless this worker
-   * already has a CLAIM of the task's current round in the log (a CLAIM the log refused — a re-fold
-   * placed it before the task was claimable — does not count). The CLAIM is a request: the lease
-   * starts with the anchor's GRANT.
-   */
-  #claimLater(replica: ThreadReplica, taskId: string): void {
-    const task = replica.state.tasks.get(taskId)
-    if (!task || !this.capabilities.has(task.spec.capability)) return
-    const key = `claim:${replica.thread}:${taskId}`
-    if (this.#duties.has(key)) return
-    this.#duties.add(key)
-    this.#timersOf(replica.thread).duties.add(key)
-    this.#after(
-      this.#options.random.next() * this.tuning.claimBackoffMs,
-      async () => {
-        this.#duties.delete(key)
-        this.#threadTimers.get(replica.thread)?.duties.delete(key)
-        const current = replica.state.tasks.get(taskId)
-        if (!this.#roles.worker || current?.state !== 'DECIDED' || current.lease) return
-        if (!current.parents.every((parent) => replica.state.tasks.get(parent)?.state === 'FINAL')) return
-        for (const [id, round] of current.requests) {
-          if (round === current.round && replica.get(id)?.sender === this.did) return
-        }
-        const cost = this.capabilities.get(current.spec.capability)!.manifest.price
-        const payload = { task: taskId, leaseTtlMs: this.tuning.leaseTtlMs, cost, etaMs: this.tuning.workMs }
-        await this.publish('CLAIM', replica.thread, payload)
-      },
-      replica.thread,
-    )
-  }
-
-  #workIfMine(replica: ThreadReplica, taskId: string, claim: Cid): void {
-    const task = replica.state.tasks.get(taskId)
-    if (!task?.lease || task.lease.claim !== claim || task.lease.worker !== this.did) return
-    if (!this.#once(replica.thread, `work:${claim}`)) return
-    const heartbeatEvery = Math.max(1, Math.floor(task.lease.ttlMs / 3))
-    const beat = (): void => {
-      this.#after(
-        heartbeatEvery,
-        async () => {
-          const current = replica.state.tasks.get(taskId)
-          if (current?.lease?.claim !== claim) return
-          await this.publish(
-            'HEARTBEAT',
-            replica.thread,
-            { task: taskId, claim, progress: this.#running.get(claim)?.progress ?? 0 },
-            { fence: claim },
-          )
-          beat()
-        },
-        replica.thread,
-      )
-    }
-    beat()
-    this.#after(this.tuning.workMs, () => this.#commit(replica, taskId, claim), replica.thread)
-  }
-
-  async #commit(replica: ThreadReplica, taskId: string, claim: Cid): Promise<void> {
-    const task = replica.state.tasks.get(taskId)
-    if (!this.#roles.worker || task?.lease?.claim !== claim) return
-    const refs = taskInputRefs(replica.state, task)
-    const inputs = await this.#inputsOf(replica, task)
-    if (!inputs || !refs) return
-    const work: RunningWork = {
-      thread: replica.thread,
-      task: taskId,
-      controller: new AbortController(),
-      progress: 0,
-    }
-    this.#running.set(claim, work)
-    let output: Uint8Array
-    try {
-      output = await this.capabilities.run(task.spec.capability, inputs, {
-        signal: work.controller.signal,
-        onProgress: (perMille) => {
-          work.progress = Number.isFinite(perMille) ? Math.min(1000, Math.max(0, Math.round(perMille))) : 0
-        },
-      })
-    } catch (error) {
-      // Work stopped because its lease ended is not an error; anything else is the handler's.
-      if (work.controller.signal.aborted) return
-      throw error
-    } finally {
-      if (this.#running.get(claim) === work) this.#running.delete(claim)
-    }
-    // The lease may have ended while the work ran: what it gave is no longer this worker's to commit.
-    if (work.controller.signal.aborted || replica.state.tasks.get(taskId)?.lease?.claim !== claim) return
-    const cid = await this.#options.artifacts.put(output)
-    const inputBytes = inputs.reduce((sum, bytes) => sum + bytes.length, 0)
-    await this.publish(
-      'COMMIT',
-      replica.thread,
-      {
-        task: taskId,
-        claim,
-        inputs: refs,
-        outputs: [cid],
-        telemetry: {
-          cpuMs: 1,
-          wallMs: this.tuning.workMs,
-          memoryBytes: 0,
-          inputBytes,
-          outputBytes: output.length,
-        },
-        verifyBounty: this.tuning.verifyBounty,
-      },
-      { fence: claim, refs: [cid] },
-    )
-  }
 
   async #fetchAll(refs: readonly Cid[]): Promise<Uint8Array[] | undefined> {
     const result: Uint8Array[] = []
@@ -1681,39 +1300,6 @@ export class Agent {
     return expected
   }
 
-  async #attestResult(replica: ThreadReplica, taskId: string, commitId: Cid): Promise<void> {
-    const task = replica.state.tasks.get(taskId)
-    const commit = task?.commit
-    const rules = threadParams(replica.state, this.#params)
-    if (!task || commit?.id !== commitId || !inCommittee(commit.committee, this.did, rules)) return
-    // Already voted (e.g. before a restart, whose memory of what it did is gone): never vote twice.
-    if (commit.votes.has(this.did) || !this.#once(replica.thread, `attest:${commitId}`)) return
-    const expected = await this.#expectedOutputs(replica, task)
-    if (!expected) return
-    let honest: 'pass' | 'fail' = sameRefs(expected, commit.outputs) ? 'pass' : 'fail'
-    const policyHash = this.#options.policyHash ?? BUILTIN_POLICY_HASH
-    const digest = (v: string) => evalDigestOf({ commit: commitId, outputs: commit.outputs }, v, policyHash)
-    let evalDigest: string | undefined
-    const gates = this.#options.policy
-    if (gates) {
-      const decision = gates.commit(replica.get(commitId) as Envelope<'COMMIT'>, {
-        outputsMatch: honest === 'pass',
-        measured: this.#memoOf(replica.thread).measured.get(commitId) ?? {},
-        taskClass: task.spec.capability,
-      })
-      honest = decision.allowed ? 'pass' : 'fail'
-      evalDigest = decision.evalDigest
-    }
-    const verdict = honest
-    evalDigest ??= digest(verdict)
-    await this.publish(
-      'ATTEST',
-      replica.thread,
-      { task: taskId, commit: commitId, verdict, evalDigest },
-      { evalDigest },
-    )
-  }
-
   /**
    * The outputs a challenger of `task`'s COMMIT expects: the capability's result on the commit's
    * inputs (undefined when it cannot tell). The one seam the simulator's Byzantine agents change
@@ -1722,69 +1308,4 @@ export class Agent {
   protected challengeExpectation(replica: ThreadReplica, task: TaskInfo): Promise<Cid[] | undefined> {
     return this.#expectedOutputs(replica, task)
   }
-
-  async #challengeIfWrong(replica: ThreadReplica, taskId: string, commitId: Cid): Promise<void> {
-    const task = replica.state.tasks.get(taskId)
-    const commit = task?.commit
-    if (!task || commit?.id !== commitId || commit.worker === this.did) return
-    const expected = await this.challengeExpectation(replica, task)
-    if (!expected || sameRefs(expected, commit.outputs)) return
-    if (!this.#once(replica.thread, `challenge:${commitId}`)) return
-    await this.publish('CHALLENGE', replica.thread, {
-      task: taskId,
-      commit: commitId,
-      proof: { type: 'output-mismatch', expected },
-      bond: Math.max(this.tuning.challengeBond, requiredBond({ type: 'output-mismatch', expected })),
-    })
-  }
-
-  /**
-   * Judges a challenge (A6): in bootstrap an anchor is the judge; outside it, verifiers of the pool
-   * are — never of a challenge they made, of their own work, or of a result they passed.
-   */
-  async #judgeChallenge(
-    replica: ThreadReplica,
-    taskId: string,
-    commitId: Cid,
-    challenge: Cid,
-  ): Promise<void> {
-    const rules = threadParams(replica.state, this.#params)
-    const anchor = this.roles.decider === true
-    if (anchor ? !rules.bootstrap : rules.bootstrap || !isEligibleVerifier(rules, this.did)) return
-    const task = replica.state.tasks.get(taskId)
-    const commit = task?.commit
-    if (!task || commit?.id !== commitId || commit.worker === this.did) return
-    const challengeEnv = replica.get(challenge) as Envelope<'CHALLENGE'> | undefined
-    if (!challengeEnv || challengeEnv.sender === this.did) return
-    if (!anchor && commit.votes.get(this.did)?.verdict === 'pass') return
-    const proof = challengeEnv.payload.proof
-    // Each proof type is judged by its own bounded check; only a proof that the result itself is
-    // wrong invalidates it (a contradiction between attestations is the equivocator's fault, settled
-    // by slashing, not by throwing away a right result).
-    let upheld = false
-    if (proof.type === 'output-mismatch') {
-      const expected = await this.#expectedOutputs(replica, task)
-      upheld = expected !== undefined && !sameRefs(expected, commit.outputs)
-    } else if (proof.type === 'schema-violation') {
-      // Only the worker's fault counts: an output that violates the type the plan named and is not
-      // what the capability gives on those inputs. When the capability itself gives it, the plan
-      // named the wrong type (the planner's doing), and the worker's right result stands.
-      const output = commit.outputs.includes(proof.output)
-        ? await this.#options.artifacts.get(proof.output)
-        : undefined
-      if (output !== undefined && violatesJsonSchema(task.spec.produces, output)) {
-        const expected = await this.#expectedOutputs(replica, task)
-        upheld = expected !== undefined && !sameRefs(expected, commit.outputs)
-      }
-    } else if (proof.type === 'missing-artifact') {
-      upheld =
-        commit.outputs.includes(proof.ref) && (await this.#options.artifacts.get(proof.ref)) === undefined
-    }
-    if (!upheld || !this.#once(replica.thread, `invalidate:${challenge}`)) return
-    await this.publish('INVALIDATE', replica.thread, { task: taskId, commit: commitId, challenge })
-  }
-}
-
-function sameRefs(a: readonly Cid[], b: readonly Cid[]): boolean {
-  return a.length === b.length && a.every((ref, index) => ref === b[index])
 }
