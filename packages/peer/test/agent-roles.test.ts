@@ -3,13 +3,16 @@
  * whose clock, timers and publishing it controls, and checks what the role says and when.
  */
 import { describe, expect, it } from 'vitest'
+import { decidedOpening, taskOf } from '../../../test-support/decided-thread.ts'
 import { makeIdentities, testParams } from '../../../test-support/envelopes.ts'
 import { planQuorum, QUORUM_INPUT } from '../../../test-support/quorum.ts'
 import { type AgentOptions, type AgentRoles, DEFAULT_AGENT_TUNING } from '../src/agent/agent.ts'
 import { builtinCapabilities, CapabilityRegistry } from '../src/agent/capabilities.ts'
 import type { RoleContext } from '../src/agent/roles/context.ts'
+import { DeciderRole } from '../src/agent/roles/decider.ts'
 import { PlannerRole } from '../src/agent/roles/planner.ts'
 import { VerifierRole } from '../src/agent/roles/verifier.ts'
+import { WorkerRole } from '../src/agent/roles/worker.ts'
 import { ThreadReplica } from '../src/core/thread/replica.ts'
 import type { AnyEnvelope } from '../src/core/types.ts'
 
@@ -21,11 +24,12 @@ function fakeContext(
   roles: AgentRoles,
   overrides: Partial<AgentOptions> = {},
   capabilities: CapabilityRegistry = builtinCapabilities(),
+  params = testParams({ anchors: [], verifiers: [did], bootstrap: false }),
 ) {
   const said: Array<{ kind: string; payload: unknown }> = []
+  const extras: Array<{ ts?: number }> = []
   const timers: Array<{ delayMs: number; action: () => Promise<void> }> = []
   const done = new Set<string>()
-  const params = testParams({ anchors: [], verifiers: [did], bootstrap: false })
   const context: RoleContext = {
     did,
     tuning: DEFAULT_AGENT_TUNING,
@@ -33,8 +37,9 @@ function fakeContext(
     options: { random: { next: () => 0.5 }, params, ...overrides } as AgentOptions,
     params,
     roles,
-    publish: (async (kind: string, _thread: string, payload: unknown) => {
+    publish: (async (kind: string, _thread: string, payload: unknown, extra: { ts?: number } = {}) => {
       said.push({ kind, payload })
+      extras.push(extra)
       return {} as never
     }) as RoleContext['publish'],
     once: (thread, key) => !done.has(`${thread}:${key}`) && done.add(`${thread}:${key}`) !== undefined,
@@ -53,7 +58,7 @@ function fakeContext(
   const fire = async () => {
     for (const timer of timers.splice(0)) await timer.action()
   }
-  return { context, said, timers, fire, params }
+  return { context, said, extras, timers, fire, params }
 }
 
 /** A replica holding `envelopes`, in order. */
@@ -154,5 +159,125 @@ describe('the verifier role', () => {
     const typed = fakeContext(verifier!.did, { verifier: true }, {}, other)
     await new VerifierRole(typed.context).attestPlan(holding(envelopes.slice(0, 2), typed.params), proposal)
     expect(typed.said).toEqual([])
+  })
+})
+
+describe('the worker role', () => {
+  it('claims a ready task it can do once per round, after its back-off, at its price, and only while a worker', async () => {
+    const [requester, planner, verifier, decider, worker] = await makeIdentities(5, 44)
+    const params = testParams({ anchors: [decider!.did], verifiers: [verifier!.did], bootstrap: true })
+    const opening = await decidedOpening({
+      requester: requester!,
+      planner: planner!,
+      verifier: verifier!,
+      decider: decider!,
+      params,
+      requires: ['sha256'],
+      inputs: [QUORUM_INPUT],
+      produces: 'text/plain',
+      budget: 10,
+      price: 1,
+      patch: [{ name: 'a', capability: 'sha256', inputs: [QUORUM_INPUT], produces: 'text/plain' }],
+    })
+    const task = taskOf(opening, 'a')
+    const { context, said, timers, fire } = fakeContext(worker!.did, { worker: true })
+    const replica = holding(opening.log, params)
+    expect(replica.state.tasks.get(task)?.state).toBe('DECIDED')
+    const role = new WorkerRole(context)
+    role.claimLater(replica, task)
+    role.claimLater(replica, task)
+    expect(timers).toHaveLength(1)
+    expect(timers[0]!.delayMs).toBe(DEFAULT_AGENT_TUNING.claimBackoffMs / 2)
+    await fire()
+    expect(said).toEqual([
+      {
+        kind: 'CLAIM',
+        payload: {
+          task,
+          leaseTtlMs: DEFAULT_AGENT_TUNING.leaseTtlMs,
+          cost: builtinCapabilities().get('sha256')!.manifest.price,
+          etaMs: DEFAULT_AGENT_TUNING.workMs,
+        },
+      },
+    ])
+    // Without the capability: no attempt; with the worker role dropped before the timer: no CLAIM.
+    const unable = fakeContext(worker!.did, { worker: true }, {}, new CapabilityRegistry())
+    new WorkerRole(unable.context).claimLater(replica, task)
+    expect(unable.timers).toEqual([])
+    const retired = fakeContext(worker!.did, { worker: false })
+    new WorkerRole(retired.context).claimLater(replica, task)
+    await retired.fire()
+    expect(retired.said).toEqual([])
+  })
+})
+
+describe('the decider role', () => {
+  it("checks each NEED's funds with what its DECIDEs in flight already take from the requester (A7), and dates its DECIDEs after its log's", async () => {
+    const [requester, planner, attester, anchor] = await makeIdentities(4, 45)
+    const params = testParams({ anchors: [anchor!.did], verifiers: [attester!.did], bootstrap: true })
+    const signers = { requester: requester!, planner: planner!, attester: attester! }
+    const first = await planQuorum(signers, TEST_NET, { budget: 10, nonce: 1 })
+    const second = await planQuorum(signers, TEST_NET, { budget: 10, nonce: 2 })
+    // The consensus store answers when the test says: both DECIDEs are in flight at once.
+    let release: () => void = () => undefined
+    const held = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    const checks: Array<{ thread: string; reserved: number; inFlight: string[] }> = []
+    const refusals: string[] = []
+    const { context, said, extras } = fakeContext(
+      anchor!.did,
+      { decider: true },
+      {
+        clock: { now: () => 1_000, setTimer: () => () => undefined },
+        consensus: {
+          currentEpoch: async () => 1,
+          tryDecide: async (request: {
+            need: string
+            proposal: string
+            epoch: number
+            lamport: number
+            kPlan: number
+            decider: string
+          }) => {
+            await held
+            return { outcome: 'decided', record: { ...request } }
+          },
+        } as never,
+        // The requester holds 15 credits: one NEED of 10 fits, two do not.
+        funding: async (need, thread, reserved, inFlight) => {
+          checks.push({ thread, reserved, inFlight: [...inFlight] })
+          return reserved + need.budget > 15 ? `holds 15, ${reserved} already taken` : undefined
+        },
+        onError: (error) => refusals.push(String(error)),
+      },
+      builtinCapabilities(),
+      params,
+    )
+    const role = new DeciderRole(context)
+    role.noteDecide(5_000) // a DECIDE of this anchor's in its log, dated after the clock
+    const one = holding(first.envelopes, params)
+    const two = holding(second.envelopes, params)
+    expect(one.state.quorum?.proposal).toBe(first.proposal)
+    const deciding = role.decide(one, first.proposal, 1)
+    await new Promise((resolve) => setTimeout(resolve, 0))
+    await role.decide(two, second.proposal, 1)
+    release()
+    await deciding
+    expect(checks).toEqual([
+      { thread: one.thread, reserved: 0, inFlight: [] },
+      { thread: two.thread, reserved: 10, inFlight: [one.thread] },
+    ])
+    expect(refusals).toHaveLength(1)
+    expect(refusals[0]).toMatch(/is not decided: holds 15, 10 already taken/)
+    expect(said.map((entry) => entry.kind)).toEqual(['DECIDE'])
+    // Strictly after what its log holds, whatever the clock says (1 000).
+    expect((said[0]!.payload as { need: string }).need).toBe(one.thread)
+    expect(extras[0]!.ts).toBe(5_001)
+    // Once the first DECIDE is out, the funds it held are free again: the second NEED fits now.
+    const again = holding(second.envelopes, params)
+    const retry = fakeContext(anchor!.did, { decider: true }, context.options, builtinCapabilities(), params)
+    await new DeciderRole(retry.context).decide(again, second.proposal, 1)
+    expect(checks.at(-1)).toEqual({ thread: two.thread, reserved: 0, inFlight: [] })
   })
 })
