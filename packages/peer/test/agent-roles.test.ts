@@ -11,8 +11,10 @@ import { builtinCapabilities, CapabilityRegistry } from '../src/agent/capabiliti
 import type { RoleContext } from '../src/agent/roles/context.ts'
 import { DeciderRole } from '../src/agent/roles/decider.ts'
 import { PlannerRole } from '../src/agent/roles/planner.ts'
+import { RequesterRole } from '../src/agent/roles/requester.ts'
 import { VerifierRole } from '../src/agent/roles/verifier.ts'
 import { WorkerRole } from '../src/agent/roles/worker.ts'
+import { artifactCid, MemoryArtifactStore } from '../src/core/artifacts.ts'
 import { ThreadReplica } from '../src/core/thread/replica.ts'
 import type { AnyEnvelope } from '../src/core/types.ts'
 
@@ -279,5 +281,59 @@ describe('the decider role', () => {
     const retry = fakeContext(anchor!.did, { decider: true }, context.options, builtinCapabilities(), params)
     await new DeciderRole(retry.context).decide(again, second.proposal, 1)
     expect(checks.at(-1)).toEqual({ thread: two.thread, reserved: 0, inFlight: [] })
+  })
+})
+
+describe('the requester role', () => {
+  it('refuses a NEED it cannot stand behind before saying anything, and says an accepted one once', async () => {
+    const [requester] = await makeIdentities(1, 46)
+    const store = new MemoryArtifactStore()
+    const { context } = fakeContext(
+      requester!.did,
+      {},
+      { artifacts: store, clock: { now: () => 0, setTimer: () => () => undefined } },
+    )
+    const placed: string[] = []
+    const role = new RequesterRole(context, {
+      draftNeed: (payload) =>
+        ({
+          v: 1,
+          net: TEST_NET,
+          kind: 'NEED',
+          thread: '',
+          sender: requester!.did,
+          lamport: 1,
+          ts: 0,
+          payload,
+          refs: [],
+          policy: 'p',
+          epoch: 1,
+        }) as never,
+      sign: async (unsigned) => ({ ...unsigned, id: unsigned.thread, sig: 'x' }) as never,
+      place: async (thread) => void placed.push(thread),
+    })
+    const bytes = new TextEncoder().encode('x')
+    const price = builtinCapabilities().get('sha256')!.manifest.price
+    await expect(role.post({ requires: [], inputs: [bytes], budget: 10 })).rejects.toMatchObject({
+      field: 'requires',
+    })
+    await expect(role.post({ requires: ['sha256'], inputs: [], budget: 10 })).rejects.toMatchObject({
+      field: 'inputs',
+    })
+    await expect(role.post({ requires: ['no-such'], inputs: [bytes], budget: 10 })).rejects.toThrow(/no-such/)
+    await expect(role.post({ requires: ['sha256'], inputs: [bytes], budget: price - 1 })).rejects.toThrow(
+      /budget/,
+    )
+    await expect(
+      role.post(
+        { requires: ['sha256'], inputs: [bytes], budget: 10 },
+        { signal: AbortSignal.abort(new Error('gone')) },
+      ),
+    ).rejects.toThrow('gone')
+    expect(placed).toEqual([])
+    // Unlisted: a capability this peer does not know, for peers that do.
+    const thread = await role.post({ requires: ['no-such'], inputs: [bytes], budget: 10, unlisted: true })
+    expect(placed).toEqual([thread])
+    expect(await store.get(artifactCid(bytes))).toEqual(bytes)
   })
 })

@@ -34,11 +34,12 @@ import { GENESIS_EPOCH, PROTOCOL_VERSION } from '../core/types.ts'
 import type { Identity } from '../crypto/ed25519.ts'
 import { signEnvelope } from '../crypto/envelopes.ts'
 import type { PolicyGates } from '../policy/gates.ts'
-import { builtinCapabilities, type CapabilityRegistry, checkNeedRequest } from './capabilities.ts'
+import { builtinCapabilities, type CapabilityRegistry } from './capabilities.ts'
 import type { AgentClock, AgentRandom, EnvelopeSink } from './ports.ts'
 import type { RoleContext } from './roles/context.ts'
 import { DeciderRole } from './roles/decider.ts'
 import { PlannerRole } from './roles/planner.ts'
+import { RequesterRole } from './roles/requester.ts'
 import { VerifierRole } from './roles/verifier.ts'
 import { WorkerRole } from './roles/worker.ts'
 import { NEVER_EVICTED, UndecidedIndex } from './undecided.ts'
@@ -300,6 +301,7 @@ export class Agent {
   #refusals = new Map<string, number>()
   #stopped = false
   /** The roles, each with its own state, working through one context (roles/context.ts). */
+  readonly #requester: RequesterRole
   readonly #planner: PlannerRole
   readonly #verifier: VerifierRole
   readonly #decider: DeciderRole
@@ -360,6 +362,11 @@ export class Agent {
       challengeExpectation: (replica, task) => agent.challengeExpectation(replica, task),
       inputsOf: (replica, task) => agent.#inputsOf(replica, task),
     }
+    this.#requester = new RequesterRole(context, {
+      draftNeed: (payload) => agent.#unsigned('NEED', '', payload, 1, {}, GENESIS_EPOCH),
+      sign: (unsigned) => agent.#sign(unsigned),
+      place: (thread, env) => agent.#take(agent.#replicaFor(thread), env),
+    })
     this.#planner = new PlannerRole(context)
     this.#verifier = new VerifierRole(context)
     this.#decider = new DeciderRole(context)
@@ -893,35 +900,8 @@ export class Agent {
    * until the NEED is published (storing inputs included), never after: then it rejects with the
    * signal's reason and nothing was said.
    */
-  async post(request: NeedRequest, options: { signal?: AbortSignal } = {}): Promise<string> {
-    const signal = options.signal
-    signal?.throwIfAborted()
-    if (request.requires.length === 0)
-      throw new InvalidArgumentError('requires must name a capability', 'requires')
-    if (request.inputs.length === 0)
-      throw new InvalidArgumentError('a NEED needs at least one input', 'inputs')
-    if (!request.unlisted) checkNeedRequest(request, this.capabilities)
-    const inputs: Cid[] = []
-    for (const bytes of request.inputs)
-      inputs.push(await this.#options.artifacts.put(bytes, signal ? { signal } : undefined))
-    const now = this.#options.clock.now()
-    const payload = {
-      need: '',
-      epoch: GENESIS_EPOCH,
-      requires: request.requires,
-      inputs,
-      produces: request.produces ?? 'application/octet-stream',
-      budget: request.budget,
-      deadlineMs: Math.max(0, Math.floor(request.deadlineMs ?? now + 60_000)),
-      bidWindowMs: request.bidWindowMs ?? 500,
-    }
-    const draft = this.#unsigned('NEED', '', payload, 1, {}, GENESIS_EPOCH)
-    const thread = threadIdOf(draft)
-    const env = await this.#sign({ ...draft, thread, payload: { ...payload, need: thread } })
-    // The last moment to give up: once taken, the NEED is published.
-    signal?.throwIfAborted()
-    await this.#take(this.#replicaFor(thread), env as AnyEnvelope)
-    return thread
+  post(request: NeedRequest, options: { signal?: AbortSignal } = {}): Promise<string> {
+    return this.#requester.post(request, options)
   }
 
   // ------------------------------------------------------------------ reactions
