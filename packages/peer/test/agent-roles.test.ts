@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest'
 import { decidedOpening, taskOf } from '../../../test-support/decided-thread.ts'
-import { makeIdentities, testParams } from '../../../test-support/envelopes.ts'
+import { makeIdentities, sign, testParams } from '../../../test-support/envelopes.ts'
 import { planQuorum, QUORUM_INPUT } from '../../../test-support/quorum.ts'
 import { type AgentOptions, type AgentRoles, DEFAULT_AGENT_TUNING } from '../src/agent/agent.ts'
 import { builtinCapabilities, CapabilityRegistry } from '../src/agent/capabilities.ts'
@@ -17,6 +17,7 @@ import { WorkerRole } from '../src/agent/roles/worker.ts'
 import { artifactCid, MemoryArtifactStore } from '../src/core/artifacts.ts'
 import { ThreadReplica } from '../src/core/thread/replica.ts'
 import type { AnyEnvelope } from '../src/core/types.ts'
+import { finalThread } from './final-thread.ts'
 
 const TEST_NET = testParams().network
 
@@ -46,7 +47,8 @@ function fakeContext(
     }) as RoleContext['publish'],
     once: (thread, key) => !done.has(`${thread}:${key}`) && done.add(`${thread}:${key}`) !== undefined,
     after: (delayMs, action) => void timers.push({ delayMs, action }),
-    duty: () => undefined,
+    duty: (_thread, _key, delayMs, act) =>
+      void timers.push({ delayMs, action: async () => void (await act()) }),
     timersOf: () => ({ cancels: new Set(), duties: new Set() }),
     memoOf: () => ({ done: new Set(), expected: new Map(), measured: new Map() }),
     anchorDelay: () => 0,
@@ -335,5 +337,169 @@ describe('the requester role', () => {
     const thread = await role.post({ requires: ['no-such'], inputs: [bytes], budget: 10, unlisted: true })
     expect(placed).toEqual([thread])
     expect(await store.get(artifactCid(bytes))).toEqual(bytes)
+  })
+})
+
+describe('the verifier role on results', () => {
+  it('attests a result once, pass when the re-run agrees and fail when it does not, and only in the committee', async () => {
+    const fixture = await finalThread({ output: new TextEncoder().encode('{"a":2,"b":1}'), tag: 47 })
+    const committed = fixture.log.slice(0, 7)
+    const commit = committed[6]!
+    const outputs = (commit.payload as { outputs: string[] }).outputs
+    for (const [expected, verdict] of [
+      [outputs, 'pass'],
+      [['bafkreibm6jg3ux5qumhcn2b3flc3tyu6dmlb4xa7u5bf44yegnrjhc4yeq'], 'fail'],
+    ] as const) {
+      const { context, said } = fakeContext(
+        fixture.verifier.did,
+        { verifier: true },
+        {},
+        builtinCapabilities(),
+        fixture.params,
+      )
+      ;(context as { expectedOutputs: RoleContext['expectedOutputs'] }).expectedOutputs = async () => [
+        ...expected,
+      ]
+      const role = new VerifierRole(context)
+      const replica = holding(committed, fixture.params)
+      await role.attestResult(replica, fixture.task, commit.id)
+      await role.attestResult(replica, fixture.task, commit.id)
+      expect(said.map((entry) => [entry.kind, (entry.payload as { verdict: string }).verdict])).toEqual([
+        ['ATTEST', verdict],
+      ])
+    }
+    // Not in the committee: nothing.
+    const outsider = fakeContext(
+      fixture.worker.did,
+      { verifier: true },
+      {},
+      builtinCapabilities(),
+      fixture.params,
+    )
+    outsider.context.expectedOutputs = async () => [...outputs]
+    await new VerifierRole(outsider.context).attestResult(
+      holding(committed, fixture.params),
+      fixture.task,
+      commit.id,
+    )
+    expect(outsider.said).toEqual([])
+  })
+
+  it('challenges a result its expectation contradicts, with the bond the proof needs, and never one that matches', async () => {
+    const fixture = await finalThread({ output: new TextEncoder().encode('wrong'), tag: 48 })
+    const committed = fixture.log.slice(0, 8)
+    const commit = committed[6]!
+    const outputs = (commit.payload as { outputs: string[] }).outputs
+    const right = ['bafkreibm6jg3ux5qumhcn2b3flc3tyu6dmlb4xa7u5bf44yegnrjhc4yeq']
+    const { context, said } = fakeContext(
+      fixture.planner.did,
+      { verifier: true },
+      {},
+      builtinCapabilities(),
+      fixture.params,
+    )
+    context.challengeExpectation = async () => right
+    const role = new VerifierRole(context)
+    await role.challengeIfWrong(holding(committed, fixture.params), fixture.task, commit.id)
+    await role.challengeIfWrong(holding(committed, fixture.params), fixture.task, commit.id)
+    expect(said).toHaveLength(1)
+    expect(said[0]).toMatchObject({
+      kind: 'CHALLENGE',
+      payload: { task: fixture.task, commit: commit.id, proof: { type: 'output-mismatch', expected: right } },
+    })
+    expect((said[0]!.payload as { bond: number }).bond).toBeGreaterThanOrEqual(
+      DEFAULT_AGENT_TUNING.challengeBond,
+    )
+    const agreeing = fakeContext(
+      fixture.planner.did,
+      { verifier: true },
+      {},
+      builtinCapabilities(),
+      fixture.params,
+    )
+    agreeing.context.challengeExpectation = async () => [...outputs]
+    await new VerifierRole(agreeing.context).challengeIfWrong(
+      holding(committed, fixture.params),
+      fixture.task,
+      commit.id,
+    )
+    expect(agreeing.said).toEqual([])
+  })
+})
+
+describe('the decider role on leases and results', () => {
+  it('grants the cheapest CLAIM of the round (not the first received), and finalizes a verified result with its passes', async () => {
+    const fixture = await finalThread({ output: new TextEncoder().encode('{"a":2,"b":1}'), tag: 49 })
+    const opening = fixture.log.slice(0, 4)
+    const [other] = await makeIdentities(1, 50)
+    const dear = await sign(
+      fixture.worker,
+      'CLAIM',
+      fixture.thread,
+      { task: fixture.task, leaseTtlMs: 60_000, cost: 1, etaMs: 1 },
+      { lamport: 5 },
+    )
+    const cheap = await sign(
+      other!,
+      'CLAIM',
+      fixture.thread,
+      { task: fixture.task, leaseTtlMs: 30_000, cost: 0, etaMs: 1 },
+      { lamport: 5 },
+    )
+    const claimed = holding([...opening, dear, cheap], fixture.params)
+    const { context, said, fire } = fakeContext(
+      fixture.decider.did,
+      { decider: true },
+      {},
+      builtinCapabilities(),
+      fixture.params,
+    )
+    const role = new DeciderRole(context)
+    role.grantLater(claimed, fixture.task)
+    await fire()
+    expect(said).toEqual([
+      {
+        kind: 'GRANT',
+        payload: {
+          task: fixture.task,
+          claim: cheap.id,
+          leaseTtlMs: Math.max(fixture.params.minLeaseTtlMs, 30_000),
+        },
+      },
+    ])
+    // A verified result (COMMIT + a pass from the committee): FINALIZE names the commit and the pass.
+    const verified = holding(fixture.log.slice(0, 8), fixture.params)
+    const commit = fixture.log[6]!
+    const pass = fixture.log[7]!
+    const finals = fakeContext(
+      fixture.decider.did,
+      { decider: true },
+      {},
+      builtinCapabilities(),
+      fixture.params,
+    )
+    new DeciderRole(finals.context).finalizeLater(verified, fixture.task, commit.id)
+    await finals.fire()
+    expect(finals.said).toHaveLength(1)
+    expect(finals.said[0]!.kind).toBe('FINALIZE')
+    expect(finals.said[0]!.payload).toMatchObject({ task: fixture.task, commit: commit.id })
+    expect(
+      (finals.said[0]!.payload as { attestations: Array<{ id: string }> }).attestations.map((a) => a.id),
+    ).toEqual([pass.id])
+    // A result not yet verified is not finalized.
+    const early = fakeContext(
+      fixture.decider.did,
+      { decider: true },
+      {},
+      builtinCapabilities(),
+      fixture.params,
+    )
+    new DeciderRole(early.context).finalizeLater(
+      holding(fixture.log.slice(0, 7), fixture.params),
+      fixture.task,
+      commit.id,
+    )
+    await early.fire()
+    expect(early.said).toEqual([])
   })
 })
