@@ -11,6 +11,7 @@
  * follows every thread's plan document (plan sync, kept under `<data>/automerge`), so that any peer
  * can catch up with a thread from it.
  */
+import { createSocket } from 'node:dgram'
 import { join } from 'node:path'
 import {
   type Agent,
@@ -126,9 +127,8 @@ export async function startSwarm(options: SwarmOptions): Promise<AnchorSwarm> {
   await datastore.open()
   let artifacts: AnchorArtifacts | undefined
   let imported = 0
-  let peer: Peer
-  try {
-    peer = await createPeer({
+  const start = (webrtcPort: number) =>
+    createPeer({
       identity: options.identity,
       params: options.params,
       bootstrap: [...options.bootstrap],
@@ -147,9 +147,7 @@ export async function startSwarm(options: SwarmOptions): Promise<AnchorSwarm> {
         listen: [
           `/${family}/${options.host}/tcp/${options.tcpPort}`,
           `/${family}/${options.host}/tcp/${options.wsPort}/ws`,
-          ...(options.webrtcPort >= 0
-            ? [`/${family}/${options.host}/udp/${options.webrtcPort}/webrtc-direct`]
-            : []),
+          ...(options.webrtcPort >= 0 ? [`/${family}/${options.host}/udp/${webrtcPort}/webrtc-direct`] : []),
         ],
         webRTC: options.webrtcPort >= 0,
         webRTCBindAddress: options.host,
@@ -194,6 +192,9 @@ export async function startSwarm(options: SwarmOptions): Promise<AnchorSwarm> {
       envelopeSync: false,
       planSync: { storage: join(options.data, 'automerge') },
     })
+  let peer: Peer
+  try {
+    peer = await startOnAFreeUdpPort(options.host, options.webrtcPort, start)
   } catch (error) {
     await datastore.close().catch(() => undefined)
     throw error
@@ -212,6 +213,43 @@ export async function startSwarm(options: SwarmOptions): Promise<AnchorSwarm> {
       options.log.sync()
     },
   }
+}
+
+/** Tries for a free UDP port of the WebRTC-direct listener, when asked for any. */
+const UDP_PORT_TRIES = 5
+
+/**
+ * Starts the anchor's peer on `webrtcPort`; for 0 (any port) it picks a free one itself and tries
+ * again on another if that one was taken meanwhile. libjuice (under WebRTC-direct) cannot bind port
+ * 0, so @libp2p/webrtc probes a free port and binds it later; another process can take it in
+ * between, and the start fails with "Failed to register ICE UDP mux listener".
+ */
+export async function startOnAFreeUdpPort<T>(
+  host: string,
+  webrtcPort: number,
+  start: (port: number) => Promise<T>,
+): Promise<T> {
+  if (webrtcPort !== 0) return start(webrtcPort)
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await start(await freeUdpPort(host))
+    } catch (error) {
+      if (attempt >= UDP_PORT_TRIES || !/ICE UDP mux/.test(String((error as Error)?.message ?? error)))
+        throw error
+    }
+  }
+}
+
+/** A UDP port free on `host` right now (the kernel's pick for port 0). */
+function freeUdpPort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const socket = createSocket(host.includes(':') ? 'udp6' : 'udp4')
+    socket.once('error', reject)
+    socket.bind(0, host, () => {
+      const { port } = socket.address()
+      socket.close(() => resolve(port))
+    })
+  })
 }
 
 /**
