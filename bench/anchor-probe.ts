@@ -11,6 +11,7 @@
  * inspector.close()
  * ```
  */
+import { createWriteStream } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 
 /** Environment for a child that should listen with its inspector on loopback, on a free port. */
@@ -80,6 +81,25 @@ export class AnchorInspector {
       returnByValue: true,
     })
     return reply.result?.result?.value
+  }
+
+  /**
+   * Writes a heap snapshot of the anchor to `path` (the chunks the inspector streams, in order;
+   * open it in Chrome DevTools' Memory tab or diff two with `node bench/heap-diff.ts`).
+   */
+  async heapSnapshot(path: string): Promise<void> {
+    const out = createWriteStream(path)
+    const onChunk = (event: MessageEvent) => {
+      const message = JSON.parse(String(event.data)) as { method?: string; params?: { chunk?: string } }
+      if (message.method === 'HeapProfiler.addHeapSnapshotChunk') out.write(message.params?.chunk ?? '')
+    }
+    this.#socket.addEventListener('message', onChunk)
+    try {
+      await this.call('HeapProfiler.takeHeapSnapshot', { reportProgress: false })
+    } finally {
+      this.#socket.removeEventListener('message', onChunk)
+      await new Promise((resolve) => out.end(resolve))
+    }
   }
 
   close(): void {

@@ -9,8 +9,8 @@
  *
  * Checkpoints default to 1 000 and 10 000 threads (`GROWTH_THREADS=1000,10000,100000` for more: at
  * the rates measured here 100 000 threads take hours). T_challenge is short (200 ms) so that
- * threads settle quickly, and the anchor lets settled threads go 2 s after their seal
- * (`--settle-horizon-ms`). At the end the anchor is restarted on its data: `anchor_restart_ms`,
+ * threads settle quickly, and the anchor lets settled threads go 15 s after their seal
+ * (`--settle-horizon-ms`, longer than the client's sync interval). At the end the anchor is restarted on its data: `anchor_restart_ms`,
  * `anchor_restart_heap_mb` and `anchor_restart_rss_mb` are read once it is ready (it replays the
  * whole log first). With `GROWTH_HEAP_SNAPSHOT=1` (and `NODE_OPTIONS=--heapsnapshot-signal=SIGUSR2`,
  * which the anchor inherits) the restarted anchor writes a heap snapshot into its working directory at the end.
@@ -26,8 +26,13 @@ import { AnchorInspector, rssMb, withInspector } from './anchor-probe.ts'
 import type { Metric } from './suite.ts'
 
 const IN_FLIGHT = Number(process.env.GROWTH_IN_FLIGHT ?? 16)
-/** The anchor's `--settle-horizon-ms` here. */
-const SETTLE_HORIZON_MS = 2_000
+/**
+ * The anchor's `--settle-horizon-ms` here: three of the client's sync intervals (5 s). The anchor
+ * serves a thread by sync only while it holds it; with a horizon shorter than the client's sync
+ * interval, one FINALIZE the client missed on gossip could never reach it (a 6 000-thread run
+ * here, with a 2 s horizon, reported a thread stuck at VERIFIED that way).
+ */
+const SETTLE_HORIZON_MS = 15_000
 
 function checkpoints(): number[] {
   const raw = process.env.GROWTH_THREADS ?? '1000,10000'
@@ -38,11 +43,12 @@ function checkpoints(): number[] {
 }
 
 /** The anchor's live heap in MB after a full collection, asked through its inspector. */
-async function liveHeapMb(logs: readonly string[]): Promise<number> {
+async function liveHeapMb(logs: readonly string[], snapshot?: string): Promise<number> {
   const inspector = await AnchorInspector.open(logs)
   try {
     await inspector.call('HeapProfiler.collectGarbage')
     await inspector.call('HeapProfiler.collectGarbage')
+    if (snapshot) await inspector.heapSnapshot(snapshot)
     return Number(await inspector.evaluate('process.memoryUsage().heapUsed')) / 1048576
   } finally {
     inspector.close()
@@ -84,7 +90,7 @@ export async function runGrowthBenchmark(progress: (line: string) => void): Prom
       challengeWindowMs: 200,
     })
     // The anchor inherits NODE_OPTIONS: its inspector listens on loopback, on a free port.
-    // Settled threads leave the anchor 2 s after their seal (the default waits 5 minutes).
+    // Settled threads leave the anchor 15 s after their seal (the default waits 5 minutes).
     const anchor = await withInspector(() =>
       startAnchorProcess([
         '--data',
@@ -181,7 +187,11 @@ export async function runGrowthBenchmark(progress: (line: string) => void): Prom
       // Let the anchor settle (payouts fall due 2 × T_challenge after FINALIZE, the ledger's base
       // takes threads the horizon after that, on its 10 s timer at the latest) before reading.
       await new Promise((resolve) => setTimeout(resolve, 3000 + SETTLE_HORIZON_MS + 10_000))
-      const heapMb = await liveHeapMb(anchor.logs)
+      const snapshots = process.env.GROWTH_SNAPSHOTS
+      const heapMb = await liveHeapMb(
+        anchor.logs,
+        snapshots ? join(snapshots, `anchor-${mark}.heapsnapshot`) : undefined,
+      )
       const mb = await rssMb(pid)
       samples.push({ threads: mark, mb, heapMb })
       metrics[`anchor_rss_mb_${mark}`] = { value: Math.round(mb), unit: 'MB' }
