@@ -128,6 +128,8 @@ export async function runGrowthBenchmark(progress: (line: string) => void): Prom
     /** Open threads, with when each was posted (performance.now()). */
     const open = new Map<string, number>()
     let finalized = 0
+    /** The last count of finalized threads said in progress. */
+    let lastSaid = 0
     let posted = 0
     const started = performance.now()
     const isFinal = (thread: string) => agent.isRetired(thread) || isThreadFinal(agent, thread)
@@ -179,7 +181,9 @@ export async function runGrowthBenchmark(progress: (line: string) => void): Prom
           )
         }
         await new Promise((resolve) => setTimeout(resolve, 20))
-        if (finalized % 500 === 0 && finalized > 0 && open.size === IN_FLIGHT) {
+        // Once per 500 (the loop polls every 20 ms: a count that stays put is said once).
+        if (finalized % 500 === 0 && finalized > 0 && finalized !== lastSaid) {
+          lastSaid = finalized
           const seconds = (performance.now() - started) / 1000
           progress(`${finalized} threads final in ${seconds.toFixed(0)} s`)
         }
