@@ -170,24 +170,13 @@ export async function startSwarm(options: SwarmOptions): Promise<AnchorSwarm> {
       },
       services: {
         log: ({ agent }) => logService(agent, artifacts!, options),
-        decide: ({ network, agent, bus }) => {
-          let stop: (() => Promise<void>) | undefined
-          return {
-            async start() {
-              stop = await serveDecide({ network, agent, consensus: options.consensus, relay: bus })
-            },
-            stop: () => stop?.(),
-          }
-        },
-        sync: ({ network, agent, onError }) => {
-          let running: { stop(): Promise<void> } | undefined
-          return {
-            async start() {
-              running = await startSync({ network, agent, consensus: options.consensus, onError })
-            },
-            stop: () => running?.stop(),
-          }
-        },
+        decide: ({ network, agent, bus }) =>
+          startedBy(() => serveDecide({ network, agent, consensus: options.consensus, relay: bus })),
+        sync: ({ network, agent, onError }) =>
+          startedBy(async () => {
+            const running = await startSync({ network, agent, consensus: options.consensus, onError })
+            return () => running.stop()
+          }),
       },
       envelopeSync: false,
       planSync: { storage: join(options.data, 'automerge') },
@@ -212,6 +201,17 @@ export async function startSwarm(options: SwarmOptions): Promise<AnchorSwarm> {
       await datastore.close().catch(() => undefined)
       options.log.sync()
     },
+  }
+}
+
+/** A service whose start gives back its stop (the DECIDE service, the anchor's sync). */
+function startedBy(start: () => Promise<() => Promise<void>>): PeerService {
+  let stop: (() => Promise<void>) | undefined
+  return {
+    async start() {
+      stop = await start()
+    },
+    stop: () => stop?.(),
   }
 }
 

@@ -21,7 +21,13 @@ import { bootstrap } from '@libp2p/bootstrap'
 import { type GossipSub, type GossipsubOpts, gossipsub, StrictNoSign } from '@libp2p/gossipsub'
 import { createTopicScoreParams } from '@libp2p/gossipsub/score'
 import { identify } from '@libp2p/identify'
-import type { ConnectionGater, Ed25519PrivateKey, PeerDiscovery, PeerId } from '@libp2p/interface'
+import type {
+  ConnectionGater,
+  Ed25519PrivateKey,
+  IdentifyResult,
+  PeerDiscovery,
+  PeerId,
+} from '@libp2p/interface'
 import { keychain } from '@libp2p/keychain'
 import { noise } from '@libp2p/noise'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -37,7 +43,7 @@ import { frameId } from './frame.ts'
 import { libp2pKeyFromIdentity } from './identity.ts'
 import { type Keeper, keepConnected } from './keeper.ts'
 import { capPeerStore } from './peer-store-cap.ts'
-import { type ConnectedRelay, type RelayWatch, watchRelayReservation } from './relay-watch.ts'
+import { watchRelayReservation } from './relay-watch.ts'
 import { PeerReputation, type ReputationOptions } from './reputation.ts'
 import { allShardTopics, capabilityTopic, checkShardCount, DEFAULT_SHARD_COUNT } from './topics.ts'
 import { DEFAULT_MAX_ENVELOPE_AGE_MS } from './validation.ts'
@@ -206,6 +212,57 @@ function isCircuit(address: { toString(): string }): boolean {
   return address.toString().includes('/p2p-circuit')
 }
 
+/**
+ * Runs the relay watch (relay-watch.ts) on `libp2p`; returns its stop. Which connected peers are
+ * relays comes from identify as they connect (and goes when they leave), so a look costs no peer
+ * store read: at most one entry per connected peer.
+ */
+function watchRelays(libp2p: SwarmLibp2p, afterMs: number): () => void {
+  const relays = new Set<string>()
+  const onIdentify = (event: CustomEvent<IdentifyResult>) => {
+    const peer = event.detail.peerId.toString()
+    if (event.detail.protocols.includes(RELAY_HOP_PROTOCOL)) relays.add(peer)
+    else relays.delete(peer)
+  }
+  const onDisconnect = (event: CustomEvent<PeerId>) => relays.delete(event.detail.toString())
+  libp2p.addEventListener('peer:identify', onIdentify)
+  libp2p.addEventListener('peer:disconnect', onDisconnect)
+  // Peers identified before the watch began listening (at start): read once from the peer store.
+  for (const connection of libp2p.getConnections()) {
+    const peer = connection.remotePeer
+    libp2p.peerStore.get(peer).then(
+      (stored) => {
+        if (stored.protocols.includes(RELAY_HOP_PROTOCOL) && libp2p.getConnections(peer).length > 0)
+          relays.add(peer.toString())
+      },
+      () => undefined,
+    )
+  }
+  const watch = watchRelayReservation(
+    {
+      hasCircuitAddress: () => libp2p.getMultiaddrs().some(isCircuit),
+      connectedRelays: async () =>
+        libp2p
+          .getConnections()
+          .filter(
+            (connection) =>
+              connection.limits === undefined &&
+              !isCircuit(connection.remoteAddr) &&
+              relays.has(connection.remotePeer.toString()),
+          )
+          .map((connection) => ({ peer: connection.remotePeer.toString(), address: connection.remoteAddr })),
+      hangUp: (peer) => libp2p.hangUp(peerIdFromString(peer)),
+      dial: (address, dialOptions) => libp2p.dial(address, dialOptions),
+    },
+    { afterMs, maxAfterMs: afterMs * 16 },
+  )
+  return () => {
+    watch.stop()
+    libp2p.removeEventListener('peer:identify', onIdentify)
+    libp2p.removeEventListener('peer:disconnect', onDisconnect)
+  }
+}
+
 /** Weight of gossipsub's invalid-message penalty (P4) on every swarm topic. */
 const INVALID_MESSAGE_WEIGHT = -10
 
@@ -372,26 +429,9 @@ export async function createNetwork(options: NetworkOptions): Promise<Network> {
       : undefined
 
   const relayRecoveryMs = options.relayRecoveryMs ?? 15_000
-  const relayWatch: RelayWatch | undefined =
+  const relayWatch =
     relayRecoveryMs > 0 && (options.listen ?? DEFAULT_LISTEN).includes('/p2p-circuit')
-      ? watchRelayReservation(
-          {
-            hasCircuitAddress: () => libp2p.getMultiaddrs().some(isCircuit),
-            connectedRelays: async () => {
-              const relays: ConnectedRelay[] = []
-              for (const connection of libp2p.getConnections()) {
-                if (connection.limits !== undefined || isCircuit(connection.remoteAddr)) continue
-                const peer = await libp2p.peerStore.get(connection.remotePeer).catch(() => undefined)
-                if (peer?.protocols.includes(RELAY_HOP_PROTOCOL))
-                  relays.push({ peer: connection.remotePeer.toString(), address: connection.remoteAddr })
-              }
-              return relays
-            },
-            hangUp: (peer) => libp2p.hangUp(peerIdFromString(peer)),
-            dial: (address, dialOptions) => libp2p.dial(address, dialOptions),
-          },
-          { afterMs: relayRecoveryMs, maxAfterMs: relayRecoveryMs * 16 },
-        )
+      ? watchRelays(libp2p, relayRecoveryMs)
       : undefined
 
   const peerStoreCap = capPeerStore(
@@ -420,7 +460,7 @@ export async function createNetwork(options: NetworkOptions): Promise<Network> {
       stopping ??= (async () => {
         if (pinger) clearInterval(pinger)
         keeper?.stop()
-        relayWatch?.stop()
+        relayWatch?.()
         peerStoreCap.stop()
         await libp2p.stop()
       })()
