@@ -47,6 +47,7 @@ import {
   planDocumentStart,
   syncMessageProblem,
 } from './document.ts'
+import { installForgettingStorage } from './forgetting-storage.ts'
 import { type InspectVerdict, Libp2pNetworkAdapter } from './network.ts'
 
 /** Options of {@link createPlanSync}. */
@@ -214,6 +215,8 @@ export async function createPlanSync(options: PlanSyncOptions): Promise<PlanSync
       access: async (_peer, docId) => byDoc.has(docId),
     },
   })
+  // The library's storage subsystem never forgets a document it saw; this one does (bounded).
+  const storage = options.storage ? installForgettingStorage(repo, options.storage, { onError }) : undefined
 
   const fold = async (state: Followed, keys: Cid[]): Promise<void> => {
     const handle = state.handle
@@ -471,6 +474,8 @@ export async function createPlanSync(options: PlanSyncOptions): Promise<PlanSync
       await repo.flush([state.docId]).catch(onError)
       if (stopped || byThread.has(thread)) return
       await repo.removeFromCache(state.docId).catch(onError)
+      if (byThread.has(thread)) return
+      storage?.forget(state.docId)
       stats.forgotten += 1
     },
     handle: (thread) => byThread.get(thread)?.handle,
