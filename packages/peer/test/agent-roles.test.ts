@@ -503,3 +503,383 @@ describe('the decider role on leases and results', () => {
     expect(early.said).toEqual([])
   })
 })
+
+describe('the decider role on stale leases', () => {
+  it('scavenges a lease whose heartbeats stopped, and not one renewed since the timer was armed', async () => {
+    const fixture = await finalThread({ output: new TextEncoder().encode('{"a":2,"b":1}'), tag: 51 })
+    const granted = fixture.log.slice(0, 6)
+    const claim = granted[4]!.id
+    const silent = fakeContext(
+      fixture.decider.did,
+      { decider: true },
+      {},
+      builtinCapabilities(),
+      fixture.params,
+    )
+    new DeciderRole(silent.context).scavengeLater(holding(granted, fixture.params), fixture.task, claim)
+    await silent.fire()
+    expect(silent.said).toEqual([
+      { kind: 'RELEASE', payload: { task: fixture.task, claim, reason: 'lease-expired' } },
+    ])
+    // A HEARTBEAT arrives between arming and firing: the lease was renewed, the worker keeps it.
+    const renewed = holding(granted, fixture.params)
+    const beating = fakeContext(
+      fixture.decider.did,
+      { decider: true },
+      {},
+      builtinCapabilities(),
+      fixture.params,
+    )
+    new DeciderRole(beating.context).scavengeLater(renewed, fixture.task, claim)
+    const heartbeat = await sign(
+      fixture.worker,
+      'HEARTBEAT',
+      fixture.thread,
+      { task: fixture.task, claim, progress: 100 },
+      { fence: claim, lamport: 7 },
+    )
+    renewed.receive(heartbeat, 1)
+    expect(renewed.state.tasks.get(fixture.task)?.lease?.renewedBy).toBe(heartbeat.id)
+    await beating.fire()
+    expect(beating.said).toEqual([])
+    // Once the lease has gone to a COMMIT, there is nothing to scavenge.
+    const committed = fakeContext(
+      fixture.decider.did,
+      { decider: true },
+      {},
+      builtinCapabilities(),
+      fixture.params,
+    )
+    const role = new DeciderRole(committed.context)
+    const replica = holding(granted, fixture.params)
+    role.scavengeLater(replica, fixture.task, claim)
+    replica.receive(fixture.log[6]!, 2)
+    await committed.fire()
+    expect(committed.said).toEqual([])
+  })
+
+  it('releases a lease held past maxLeaseHoldMs however often it was renewed, watching each claim once', async () => {
+    const fixture = await finalThread({ output: new TextEncoder().encode('{"a":2,"b":1}'), tag: 52 })
+    const granted = fixture.log.slice(0, 6)
+    const claim = granted[4]!.id
+    const replica = holding(granted, fixture.params)
+    const { context, said, timers, fire } = fakeContext(
+      fixture.decider.did,
+      { decider: true },
+      {},
+      builtinCapabilities(),
+      fixture.params,
+    )
+    const role = new DeciderRole(context)
+    role.watchHold(replica, fixture.task, claim)
+    role.watchHold(replica, fixture.task, claim)
+    expect(timers.map((timer) => timer.delayMs)).toEqual([DEFAULT_AGENT_TUNING.maxLeaseHoldMs])
+    // Renewals do not matter to the hold limit.
+    const heartbeat = await sign(
+      fixture.worker,
+      'HEARTBEAT',
+      fixture.thread,
+      { task: fixture.task, claim, progress: 900 },
+      { fence: claim, lamport: 7 },
+    )
+    replica.receive(heartbeat, 1)
+    await fire() // the hold timer arms the release duty
+    await fire()
+    expect(said).toEqual([
+      { kind: 'RELEASE', payload: { task: fixture.task, claim, reason: 'lease-expired' } },
+    ])
+    // A lease that ended before the limit is left alone.
+    const done = holding(fixture.log.slice(0, 7), fixture.params)
+    const quiet = fakeContext(
+      fixture.decider.did,
+      { decider: true },
+      {},
+      builtinCapabilities(),
+      fixture.params,
+    )
+    new DeciderRole(quiet.context).watchHold(done, fixture.task, claim)
+    await quiet.fire()
+    await quiet.fire()
+    expect(quiet.said).toEqual([])
+  })
+})
+
+describe('the decider role after a partition', () => {
+  it('records the merge of competing DECIDEs once, by the anchor whose DECIDE won, naming the orphaned proposal', async () => {
+    const [requester, planner, verifier, first, second] = await makeIdentities(5, 53)
+    const params = testParams({
+      verifiers: [verifier!.did],
+      anchors: [first!.did, second!.did],
+      bootstrap: true,
+    })
+    const artifacts = new MemoryArtifactStore()
+    const input = await artifacts.put(new TextEncoder().encode('a b a'))
+    const opening = await decidedOpening({
+      requester: requester!,
+      planner: planner!,
+      verifier: verifier!,
+      decider: first!,
+      params,
+      requires: ['word-frequency'],
+      inputs: [input],
+      produces: 'application/json',
+      budget: 10,
+      price: 3,
+      patch: [{ name: 'count', capability: 'word-frequency', inputs: [input], produces: 'application/json' }],
+    })
+    // The other side of the partition: another bid, accepted and decided by the other anchor.
+    const rival = await sign(
+      planner!,
+      'PROPOSE',
+      opening.thread,
+      {
+        need: opening.thread,
+        patch: [
+          { name: 'tally', capability: 'word-frequency', inputs: [input], produces: 'application/json' },
+        ],
+        ballot: 1,
+        price: 2,
+        etaMs: 1,
+        shardDependencies: [],
+      },
+      { lamport: 2 },
+    )
+    const vote = await sign(
+      verifier!,
+      'ATTEST_PLAN',
+      opening.thread,
+      { need: opening.thread, proposal: rival.id, verdict: 'accept' },
+      { lamport: 3 },
+    )
+    const rivalDecide = await sign(
+      second!,
+      'DECIDE',
+      opening.thread,
+      {
+        need: opening.thread,
+        proposal: rival.id,
+        epoch: 1,
+        lamport: 4,
+        kPlan: 1,
+        decider: second!.did,
+        attestations: [vote as never],
+        pool: opening.decide.payload.pool,
+      },
+      { lamport: 4, ts: 0 },
+    )
+    const replica = holding([...opening.log, rival, vote, rivalDecide], params)
+    expect(replica.state.decides.size).toBe(2)
+    const winner = replica.state.winner!
+    const [winning, losing] = winner.decider === first!.did ? [first!, second!] : [second!, first!]
+    const loserProposal = winner.proposal === rival.id ? opening.proposal : rival.id
+
+    const won = fakeContext(winning.did, { decider: true }, {}, builtinCapabilities(), params)
+    const role = new DeciderRole(won.context)
+    await role.reconcile(replica)
+    await role.reconcile(replica)
+    expect(won.said).toEqual([
+      {
+        kind: 'RECONCILE',
+        payload: {
+          thread: opening.thread,
+          merged: [winner.env],
+          orphaned: [loserProposal],
+          salvaged: replica.salvaged(),
+        },
+      },
+    ])
+    const lost = fakeContext(losing.did, { decider: true }, {}, builtinCapabilities(), params)
+    await new DeciderRole(lost.context).reconcile(replica)
+    expect(lost.said).toEqual([])
+    // Without a competing DECIDE there is nothing to reconcile.
+    const alone = fakeContext(first!.did, { decider: true }, {}, builtinCapabilities(), params)
+    await new DeciderRole(alone.context).reconcile(holding(opening.log, params))
+    expect(alone.said).toEqual([])
+  })
+})
+
+describe('the judging of challenges', () => {
+  const RIGHT = 'bafkreibm6jg3ux5qumhcn2b3flc3tyu6dmlb4xa7u5bf44yegnrjhc4yeq'
+
+  async function challenged(tag: number, proof: (outputs: string[]) => unknown) {
+    const fixture = await finalThread({ output: new TextEncoder().encode('wrong'), tag })
+    const commit = fixture.log[6]!
+    const outputs = (commit.payload as { outputs: string[] }).outputs
+    const challenge = await sign(
+      fixture.planner,
+      'CHALLENGE',
+      fixture.thread,
+      {
+        task: fixture.task,
+        commit: commit.id,
+        proof: proof(outputs) as never,
+        bond: DEFAULT_AGENT_TUNING.challengeBond * 4,
+      },
+      { lamport: 10 },
+    )
+    const replica = holding([...fixture.log, challenge], fixture.params)
+    expect(replica.get(challenge.id)).toBeDefined()
+    return { fixture, commit, outputs, challenge, replica }
+  }
+
+  it('upholds an output mismatch only when the re-run disagrees with the result, once', async () => {
+    const { fixture, commit, outputs, challenge, replica } = await challenged(54, () => ({
+      type: 'output-mismatch',
+      expected: [RIGHT],
+    }))
+    for (const [expected, upheld] of [
+      [[RIGHT], true],
+      [outputs, false],
+      [undefined, false],
+    ] as const) {
+      const judge = fakeContext(
+        fixture.decider.did,
+        { decider: true },
+        {},
+        builtinCapabilities(),
+        fixture.params,
+      )
+      judge.context.expectedOutputs = async () => (expected === undefined ? undefined : [...expected])
+      const role = new VerifierRole(judge.context)
+      await role.judgeChallenge(replica, fixture.task, commit.id, challenge.id)
+      await role.judgeChallenge(replica, fixture.task, commit.id, challenge.id)
+      expect(judge.said).toEqual(
+        upheld
+          ? [
+              {
+                kind: 'INVALIDATE',
+                payload: { task: fixture.task, commit: commit.id, challenge: challenge.id },
+              },
+            ]
+          : [],
+      )
+    }
+  })
+
+  it('upholds a missing artifact only when the result names it and it cannot be fetched', async () => {
+    const { fixture, commit, outputs, challenge, replica } = await challenged(55, (outputs) => ({
+      type: 'missing-artifact',
+      ref: outputs[0],
+    }))
+    const absent = fakeContext(
+      fixture.decider.did,
+      { decider: true },
+      { artifacts: new MemoryArtifactStore() },
+      builtinCapabilities(),
+      fixture.params,
+    )
+    await new VerifierRole(absent.context).judgeChallenge(replica, fixture.task, commit.id, challenge.id)
+    expect(absent.said.map((entry) => entry.kind)).toEqual(['INVALIDATE'])
+    const present = fakeContext(
+      fixture.decider.did,
+      { decider: true },
+      { artifacts: fixture.artifacts },
+      builtinCapabilities(),
+      fixture.params,
+    )
+    expect(await fixture.artifacts.get(outputs[0]!)).toBeDefined()
+    await new VerifierRole(present.context).judgeChallenge(replica, fixture.task, commit.id, challenge.id)
+    expect(present.said).toEqual([])
+  })
+
+  it('is judged by an anchor in bootstrap: not by a verifier then, nor by the challenger or the worker', async () => {
+    const { fixture, commit, challenge, replica } = await challenged(56, () => ({
+      type: 'output-mismatch',
+      expected: [RIGHT],
+    }))
+    for (const [did, roles] of [
+      [fixture.verifier.did, { verifier: true }],
+      [fixture.planner.did, { decider: true }],
+      [fixture.worker.did, { decider: true }],
+    ] as const) {
+      const judge = fakeContext(did, roles, {}, builtinCapabilities(), fixture.params)
+      judge.context.expectedOutputs = async () => [RIGHT]
+      await new VerifierRole(judge.context).judgeChallenge(replica, fixture.task, commit.id, challenge.id)
+      expect(judge.said).toEqual([])
+    }
+  })
+})
+
+describe('the worker role at work', () => {
+  /** A capability that reports `perMille` and then waits until released (or aborted). */
+  function slowCapability() {
+    let release: (() => void) | undefined
+    let seen: AbortSignal | undefined
+    const registry = new CapabilityRegistry().register(
+      'word-frequency',
+      (_inputs, context) =>
+        new Promise<Uint8Array>((resolve, reject) => {
+          seen = context.signal
+          context.onProgress?.(400)
+          release = () => resolve(new TextEncoder().encode('{"a":2,"b":1}'))
+          context.signal.addEventListener('abort', () => reject(context.signal.reason))
+        }),
+      { version: '1.0.0', produces: 'application/json', price: 1, description: 'slow' },
+    )
+    return { registry, release: () => release?.(), signal: () => seen }
+  }
+
+  it('beats every third of its lease with the progress its capability reports, then commits what it gave', async () => {
+    const fixture = await finalThread({ output: new TextEncoder().encode('{"a":2,"b":1}'), tag: 57 })
+    const granted = fixture.log.slice(0, 6)
+    const claim = granted[4]!.id
+    const replica = holding(granted, fixture.params)
+    const slow = slowCapability()
+    const artifacts = new MemoryArtifactStore()
+    const { context, said, timers } = fakeContext(
+      fixture.worker.did,
+      { worker: true },
+      { artifacts },
+      slow.registry,
+      fixture.params,
+    )
+    context.inputsOf = async () => [new TextEncoder().encode('a b a')]
+    const role = new WorkerRole(context)
+    role.workIfMine(replica, fixture.task, claim)
+    role.workIfMine(replica, fixture.task, claim)
+    const ttl = replica.state.tasks.get(fixture.task)!.lease!.ttlMs
+    expect(timers.map((timer) => timer.delayMs)).toEqual([Math.floor(ttl / 3), DEFAULT_AGENT_TUNING.workMs])
+    const [beat, work] = timers.splice(0)
+    const running = work!.action()
+    await new Promise((resolve) => setTimeout(resolve, 0))
+    await beat!.action()
+    expect(said).toEqual([{ kind: 'HEARTBEAT', payload: { task: fixture.task, claim, progress: 400 } }])
+    expect(timers.map((timer) => timer.delayMs)).toEqual([Math.floor(ttl / 3)]) // the next beat
+    slow.release()
+    await running
+    expect(said.map((entry) => entry.kind)).toEqual(['HEARTBEAT', 'COMMIT'])
+    const committed = said[1]!.payload as { claim: string; outputs: string[] }
+    expect(committed.claim).toBe(claim)
+    expect(new TextDecoder().decode(await artifacts.get(committed.outputs[0]!))).toBe('{"a":2,"b":1}')
+    expect(context.running.size).toBe(0)
+  })
+
+  it('stops without a COMMIT when its lease ends while the capability runs, and works only on its own lease', async () => {
+    const fixture = await finalThread({ output: new TextEncoder().encode('{"a":2,"b":1}'), tag: 58 })
+    const granted = fixture.log.slice(0, 6)
+    const claim = granted[4]!.id
+    const slow = slowCapability()
+    const { context, said, timers } = fakeContext(
+      fixture.worker.did,
+      { worker: true },
+      { artifacts: new MemoryArtifactStore() },
+      slow.registry,
+      fixture.params,
+    )
+    context.inputsOf = async () => [new TextEncoder().encode('a b a')]
+    new WorkerRole(context).workIfMine(holding(granted, fixture.params), fixture.task, claim)
+    const work = timers.find((timer) => timer.delayMs === DEFAULT_AGENT_TUNING.workMs)!
+    const running = work.action()
+    await new Promise((resolve) => setTimeout(resolve, 0))
+    // What the agent does when the lease ends: abort the work in progress.
+    context.running.get(claim)!.controller.abort(new Error('the lease ended'))
+    await running
+    expect(slow.signal()?.aborted).toBe(true)
+    expect(said).toEqual([])
+    expect(context.running.size).toBe(0)
+    // Another worker's lease: no timers at all.
+    const other = fakeContext(fixture.planner.did, { worker: true }, {}, slow.registry, fixture.params)
+    new WorkerRole(other.context).workIfMine(holding(granted, fixture.params), fixture.task, claim)
+    expect(other.timers).toEqual([])
+  })
+})
