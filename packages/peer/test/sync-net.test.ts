@@ -144,4 +144,31 @@ describe('envelope sync over libp2p', () => {
     expect(mine.size).toBe(envelopes.length)
     expect(report.requests).toBeGreaterThan(3)
   })
+
+  it('a pull stops when its signal aborts, also while it waits out a rate refusal', async () => {
+    const { threads: made } = await threads()
+    const server = await createNetwork({ identity: await createIdentity(), webRTC: false })
+    const client = await createNetwork({ identity: await createIdentity(), webRTC: false })
+    networks.push(server, client)
+    const index = new SyncIndex<AnyEnvelope>()
+    for (const env of made.flatMap((t) => t.log)) index.add(env)
+    // One request per 4 s: the second is refused with a wait of seconds (capped at 5 s).
+    await serveSync(server.libp2p, index, { requestsPerSecond: 0.25, requestBurst: 1 })
+    const address = multiaddr(server.libp2p.getMultiaddrs().find((a) => !a.toString().includes('/ws'))!)
+    const controller = new AbortController()
+    const pulling = pullEnvelopes(client.libp2p, address, {
+      index: new SyncIndex<AnyEnvelope>(),
+      async deliver() {},
+      signal: controller.signal,
+    })
+    const stoppedAt = new Promise<number>((resolve) => {
+      pulling.catch(() => resolve(performance.now()))
+    })
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    const abortedAt = performance.now()
+    controller.abort(new Error('the caller gave up'))
+    await expect(pulling).rejects.toThrow('the caller gave up')
+    // It stopped on the abort, not when the refusal's wait (seconds) ran out.
+    expect((await stoppedAt) - abortedAt).toBeLessThan(2_000)
+  })
 })

@@ -39,10 +39,14 @@ export interface SyncAgentOptions {
 }
 
 export interface AgentSync {
-  /** Pulls from every connected peer that serves sync; resolves with the number of envelopes taken in. */
+  /**
+   * Pulls from every connected peer that serves sync; resolves with the number of envelopes taken
+   * in (0 once stopped). One pull runs at a time: a call while one runs shares it.
+   */
   pullNow(): Promise<number>
   /** The index served (and compared against when pulling). */
   readonly index: SyncIndex<AnyEnvelope>
+  /** Stops pulling (a pull in progress is aborted) and serving. */
   stop(): Promise<void>
 }
 
@@ -91,11 +95,15 @@ export async function syncAgent(options: SyncAgentOptions): Promise<AgentSync> {
   }
 
   let running: Promise<number> | undefined
+  // Stopping aborts a pull in progress (it could otherwise wait out rate refusals for seconds).
+  const stopping = new AbortController()
   const pullNow = (): Promise<number> => {
+    if (stopping.signal.aborted) return Promise.resolve(0)
     running ??= (async () => {
       let total = 0
       try {
         for (const connection of libp2p.getConnections()) {
+          if (stopping.signal.aborted) break
           const peer = connection.remotePeer
           let protocols: string[] = []
           try {
@@ -114,12 +122,13 @@ export async function syncAgent(options: SyncAgentOptions): Promise<AgentSync> {
               ...(options.maxRequestsPerPull === undefined
                 ? {}
                 : { maxRequests: options.maxRequestsPerPull }),
+              signal: stopping.signal,
             })
           } catch (error) {
-            onError(error)
+            if (!stopping.signal.aborted) onError(error)
           }
         }
-        await options.afterPull?.()
+        if (!stopping.signal.aborted) await options.afterPull?.()
       } finally {
         running = undefined
       }
@@ -141,6 +150,7 @@ export async function syncAgent(options: SyncAgentOptions): Promise<AgentSync> {
     async stop() {
       if (timer) clearInterval(timer)
       libp2p.removeEventListener('peer:identify', onIdentify as never)
+      stopping.abort(new Error('envelope sync stopped'))
       await running?.catch(() => undefined)
       unobserve()
       unevict()

@@ -241,6 +241,23 @@ export interface PullOptions {
   signal?: AbortSignal
 }
 
+/** Waits `ms`, or rejects with `signal`'s reason as soon as it aborts. */
+function waitOrAbort(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  if (signal?.aborted) return Promise.reject(signal.reason)
+  return new Promise((resolve, reject) => {
+    const done = (): void => {
+      signal?.removeEventListener('abort', aborted)
+      resolve()
+    }
+    const aborted = (): void => {
+      clearTimeout(timer)
+      reject(signal?.reason)
+    }
+    const timer = setTimeout(done, ms)
+    signal?.addEventListener('abort', aborted, { once: true })
+  })
+}
+
 /** Longest wait a `rate` refusal can impose on a puller, ms. */
 export const MAX_RETRY_WAIT_MS = 5_000
 
@@ -270,7 +287,7 @@ export async function pullEnvelopes(
       if (response.op !== 'refused') return response
       if (response.reason !== 'rate' || attempt >= (options.maxRetries ?? 8))
         throw new SyncRefusedError(response.reason, response.retryMs, response.field)
-      await new Promise((resolve) => setTimeout(resolve, Math.min(response.retryMs, MAX_RETRY_WAIT_MS)))
+      await waitOrAbort(Math.min(response.retryMs, MAX_RETRY_WAIT_MS), options.signal)
     }
   }
   try {
