@@ -3,6 +3,7 @@
  * `node packages/node` (and `npm start`): runs a CAN Swarm anchor node. `--help` lists every
  * option; each has an environment variable and may come from a JSON config file.
  * `node packages/node genesis --help`: writes the genesis of a network of several anchors.
+ * `node packages/node bridge --help`: the NATS bridge on its own (hybrid NATS mode).
  */
 import { mkdirSync } from 'node:fs'
 import { resolve } from 'node:path'
@@ -29,6 +30,17 @@ function positiveMs(text: string): number {
   if (!Number.isSafeInteger(value) || value <= 0)
     throw new Error(`--challenge-ms ${text}: expected a positive integer`)
   return value
+}
+
+if (process.argv[2] === 'bridge') {
+  const { runBridge } = await import('./bridge.ts')
+  try {
+    await runBridge(COMMAND, process.argv.slice(3))
+    process.exit(0)
+  } catch (error) {
+    console.error(`${COMMAND} bridge: ${(error as Error).message}`)
+    process.exit(2)
+  }
 }
 
 if (process.argv[2] === 'genesis') {
@@ -170,6 +182,14 @@ const program = new Command()
   )
   .option('--etcd <urls>', 'comma-separated etcd client URLs [env CAN_SWARM_ETCD]')
   .option(
+    '--nats <urls>',
+    'comma-separated nats-server URLs to bridge gossip with (hybrid NATS mode; envelopes from NATS pass the same checks as gossip) [env CAN_SWARM_NATS] (default none)',
+  )
+  .option(
+    '--nats-subject <prefix>',
+    'NATS subject prefix of the bridge; envelopes travel on <prefix>.<shard> [env CAN_SWARM_NATS_SUBJECT] (default can-swarm.<network id>)',
+  )
+  .option(
     '--etcd-prefix <prefix>',
     `etcd key prefix of this anchor group [env CAN_SWARM_ETCD_PREFIX] (default ${DEFAULT_CONFIG.etcdPrefix})`,
   )
@@ -245,6 +265,8 @@ try {
       consensus: options.consensus,
       etcd: options.etcd,
       etcdPrefix: options.etcdPrefix,
+      nats: options.nats,
+      natsSubject: options.natsSubject,
       shutdownTimeoutMs: options.shutdownTimeoutMs,
       p2pPort: options.p2pPort,
       wsPort: options.wsPort,

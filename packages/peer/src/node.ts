@@ -7,4 +7,13 @@
 
 export { type BlockFile, listBlockFiles } from './artifacts/storage.ts'
 export { peerVersionLine, versionLine } from './cli/version.ts'
+export {
+  type NatsBridge,
+  type NatsBridgeOptions,
+  type NatsBridgeService,
+  type NatsBridgeStats,
+  natsBridgeService,
+  natsToken,
+  startNatsBridge,
+} from './nats.ts'
 export { BUNDLE_DIR, readPolicyBundle, readPolicyWasm } from './policy/node.ts'

@@ -213,6 +213,14 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
     wsPort: config.wsPort,
     webrtcPort: config.webrtcPort,
     bootstrap: config.peers,
+    ...(config.nats.length > 0
+      ? {
+          nats: {
+            servers: config.nats,
+            ...(config.natsSubject ? { subjectPrefix: config.natsSubject } : {}),
+          },
+        }
+      : {}),
     onError: (error) => logger.warn({ err: error }, 'agent error'),
   })
   ;(log.undecodable > 0 ? logger.warn.bind(logger) : logger.info.bind(logger))(

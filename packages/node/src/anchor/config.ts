@@ -84,6 +84,17 @@ const configSchema = z
     etcd: z.array(z.string().url()).max(16),
     /** Key prefix in etcd (one per anchor group). */
     etcdPrefix: z.string().min(1).max(128),
+    /**
+     * nats-server URLs to bridge gossip with (hybrid NATS mode, docs/PROTOCOL.md §7.8): envelopes
+     * cross both ways, NATS's through the same gate as gossip. Empty: no bridge.
+     */
+    nats: z.array(z.string().regex(/^(nats|tls):\/\/[^\s]+$/, 'a nats:// or tls:// URL')).max(16),
+    /** NATS subject prefix of the bridge (dot-separated [A-Za-z0-9_-] tokens); unset: can-swarm.<network id>. */
+    natsSubject: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, 'dot-separated [A-Za-z0-9_-] tokens')
+      .max(200)
+      .optional(),
     /** libp2p TCP port (0 picks a free one). */
     p2pPort: z.number().int().min(0).max(65_535),
     /** libp2p WebSocket port, the one browsers dial (0 picks a free one). */
@@ -132,6 +143,7 @@ export const DEFAULT_CONFIG: AnchorConfig = Object.freeze({
   consensus: 'embedded',
   etcd: [],
   etcdPrefix: 'can-swarm',
+  nats: [],
   p2pPort: 7701,
   wsPort: 7702,
   webrtcPort: 0,
@@ -160,6 +172,8 @@ export const ENVIRONMENT: Readonly<Record<string, keyof AnchorConfig>> = Object.
   CAN_SWARM_CONSENSUS: 'consensus',
   CAN_SWARM_ETCD: 'etcd',
   CAN_SWARM_ETCD_PREFIX: 'etcdPrefix',
+  CAN_SWARM_NATS: 'nats',
+  CAN_SWARM_NATS_SUBJECT: 'natsSubject',
   CAN_SWARM_SHUTDOWN_TIMEOUT_MS: 'shutdownTimeoutMs',
   CAN_SWARM_P2P_PORT: 'p2pPort',
   CAN_SWARM_WS_PORT: 'wsPort',
@@ -189,6 +203,7 @@ const NUMERIC = new Set<keyof AnchorConfig>([
 ])
 const LISTS = new Set<keyof AnchorConfig>([
   'etcd',
+  'nats',
   'peers',
   'verifiers',
   'allowedHosts',

@@ -27,6 +27,7 @@ import {
   type PolicyGates,
 } from '@can-swarm/peer'
 import type { GossipBus, Network } from '@can-swarm/peer/net'
+import { natsBridgeService } from '@can-swarm/peer/node'
 import type { PlanSync } from '@can-swarm/peer/plan-sync'
 import { circuitRelayServer } from '@libp2p/circuit-relay-v2'
 import { FsDatastore } from 'datastore-fs'
@@ -72,6 +73,8 @@ export interface SwarmOptions {
   onError: (error: unknown) => void
   /** Where the anchor's peer pushes its metrics. @default none */
   metrics?: PeerMetrics
+  /** Bridge gossip with these nats-server URLs (hybrid NATS mode). @default no bridge */
+  nats?: { servers: readonly string[]; subjectPrefix?: string }
 }
 
 export interface AnchorSwarm {
@@ -177,6 +180,14 @@ export async function startSwarm(options: SwarmOptions): Promise<AnchorSwarm> {
             const running = await startSync({ network, agent, consensus: options.consensus, onError })
             return () => running.stop()
           }),
+        ...(options.nats && options.nats.servers.length > 0
+          ? {
+              nats: natsBridgeService({
+                servers: options.nats.servers,
+                ...(options.nats.subjectPrefix ? { subjectPrefix: options.nats.subjectPrefix } : {}),
+              }),
+            }
+          : {}),
       },
       envelopeSync: false,
       planSync: { storage: join(options.data, 'automerge') },

@@ -39,6 +39,21 @@ export interface DeliveryInfo {
   topic: string
 }
 
+/** Where a frame given to {@link GossipBus.ingest} came from. */
+export interface IngestSource {
+  /** Who brought it, as quotas and statistics name it (e.g. `nats:nats://127.0.0.1:4222`). */
+  from: string
+  /** What listeners are told it came on. @default the thread's shard topic */
+  topic?: string
+  /** Also publish the new envelopes on gossip. @default false */
+  relay?: boolean
+}
+
+/** What {@link GossipBus.ingest} did with a frame. */
+export type IngestResult =
+  /** `fresh`: envelopes not seen before (delivered); `duplicates`: those seen before. */
+  { ok: true; fresh: AnyEnvelope[]; duplicates: number } | { ok: false; reason: RejectReason; detail: string }
+
 /** Receives each valid envelope once. */
 export type EnvelopeListener = (env: AnyEnvelope, info: DeliveryInfo) => void
 
@@ -129,6 +144,18 @@ export interface GossipBus extends EnvelopeSink {
   publish(env: AnyEnvelope): void
   /** Adds a listener of valid envelopes; returns a function that removes it. */
   onEnvelope(listener: EnvelopeListener): () => void
+  /**
+   * Adds a listener of the envelopes this peer publishes, as they go out on gossip (not those
+   * withheld as stale); returns a function that removes it. A bridge forwards them elsewhere.
+   */
+  onPublish(listener: (env: AnyEnvelope) => void): () => void
+  /**
+   * Takes a frame that came another way than gossip (a bridge from NATS, say) through the same
+   * gate as gossip: the frame and sender quotas (charged to `source.from`), freshness, signatures,
+   * the ingress policy. Envelopes not seen before go to the listeners once, with `source` as their
+   * delivery info, and with `relay` also out on gossip (not to `onPublish` listeners). Never throws.
+   */
+  ingest(data: Uint8Array, source: IngestSource): Promise<IngestResult>
   /** Sends every batch waiting in a publish window now. */
   flush(): Promise<void>
   /**
@@ -253,28 +280,44 @@ export function createBus(network: Network, options: BusOptions = {}): GossipBus
     return true
   }
 
-  const validator = async (from: PeerId, message: Message): Promise<TopicValidatorResult> => {
-    const peer = from.toString()
-    const result = await validateFrame(message.data, { from: peer, topic: message.topic }, validation)
+  /** The gate every frame passes, whichever way it came: validation, then the senders' quotas. */
+  const screen = async (
+    data: Uint8Array,
+    from: string,
+    topic: string,
+  ): Promise<
+    | { ok: true; envelopes: AnyEnvelope[] }
+    | { ok: false; reason: RejectReason; detail: string; sender?: true }
+  > => {
+    const result = await validateFrame(data, { from, topic }, validation)
     if (!result.ok) {
       stats.rejected[result.reason] += 1
-      stats.recentRejections.push({
-        from: peer,
-        reason: result.reason,
-        ids: result.ids,
-        detail: result.detail,
-      })
+      stats.recentRejections.push({ from, reason: result.reason, ids: result.ids, detail: result.detail })
       if (stats.recentRejections.length > MAX_RECENT_REJECTIONS) stats.recentRejections.shift()
+      return result
+    }
+    if (!admitSenders(result.envelopes, result.sizes)) {
+      stats.senderThrottled += 1
+      return {
+        ok: false,
+        reason: 'throttled',
+        detail: 'a sender of the frame is over its quota',
+        sender: true,
+      }
+    }
+    return { ok: true, envelopes: result.envelopes }
+  }
+
+  const validator = async (from: PeerId, message: Message): Promise<TopicValidatorResult> => {
+    const peer = from.toString()
+    const result = await screen(message.data, peer, message.topic)
+    if (!result.ok) {
       // Over a quota is not misbehaviour of the forwarder, and neither is relaying a well-signed
       // envelope this peer's own policy denies (the forwarder may run another policy, or none): the
       // frame is dropped, nobody penalised. Only what is provably bad costs the forwarder score.
       if (result.reason === 'throttled' || result.reason === 'denied') return TopicValidatorResult.Ignore
       network.reputation.recordInvalid(peer)
       return TopicValidatorResult.Reject
-    }
-    if (!admitSenders(result.envelopes, result.sizes)) {
-      stats.senderThrottled += 1
-      return TopicValidatorResult.Ignore
     }
     accepted.set(message, result.envelopes)
     network.reputation.recordDelivery(peer)
@@ -381,31 +424,64 @@ export function createBus(network: Network, options: BusOptions = {}): GossipBus
   }
 
   let closed = false
+  const publishListeners = new Set<(env: AnyEnvelope) => void>()
+  /** Puts an envelope out on gossip; false when it is withheld. */
+  const gossip = (env: AnyEnvelope): boolean => {
+    // Gossip carries fresh envelopes only: one receivers would refuse as stale or ahead of their
+    // clocks (and penalise this peer for) is withheld; envelope and plan sync carry old ones.
+    const now = (options.validation?.now ?? Date.now)()
+    const margin = Math.min(10_000, maxEnvelopeAgeMs / 4)
+    const skew = options.validation?.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS
+    if (env.ts < now - maxEnvelopeAgeMs + margin || env.ts > now + skew - margin) {
+      stats.withheld += 1
+      return false
+    }
+    const bytes = encodeEnvelope(env)
+    remember(env.id)
+    stats.published += 1
+    enqueue(threadTopic(env.thread, shardCount), bytes)
+    if (env.kind === 'NEED' && (options.announceNeeds ?? true)) {
+      for (const capability of new Set((env as Envelope<'NEED'>).payload.requires)) {
+        void send(capabilityTopic(capability), encodeFrame([bytes], true))
+      }
+    }
+    return true
+  }
   return {
     publish(env) {
-      if (closed) return
-      // Gossip carries fresh envelopes only: one receivers would refuse as stale or ahead of their
-      // clocks (and penalise this peer for) is withheld; envelope and plan sync carry old ones.
-      const now = (options.validation?.now ?? Date.now)()
-      const margin = Math.min(10_000, maxEnvelopeAgeMs / 4)
-      const skew = options.validation?.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS
-      if (env.ts < now - maxEnvelopeAgeMs + margin || env.ts > now + skew - margin) {
-        stats.withheld += 1
-        return
-      }
-      const bytes = encodeEnvelope(env)
-      remember(env.id)
-      stats.published += 1
-      enqueue(threadTopic(env.thread, shardCount), bytes)
-      if (env.kind === 'NEED' && (options.announceNeeds ?? true)) {
-        for (const capability of new Set((env as Envelope<'NEED'>).payload.requires)) {
-          void send(capabilityTopic(capability), encodeFrame([bytes], true))
-        }
-      }
+      if (closed || !gossip(env)) return
+      for (const listener of publishListeners) listener(env)
     },
     onEnvelope(listener) {
       listeners.add(listener)
       return () => listeners.delete(listener)
+    },
+    onPublish(listener) {
+      publishListeners.add(listener)
+      return () => publishListeners.delete(listener)
+    },
+    async ingest(data, source) {
+      if (closed) return { ok: false, reason: 'denied', detail: 'the bus is closed' }
+      const result = await screen(data, source.from, source.topic ?? 'ingest')
+      if (!result.ok) return { ok: false, reason: result.reason, detail: result.detail }
+      const fresh: AnyEnvelope[] = []
+      let duplicates = 0
+      for (const env of result.envelopes) {
+        if (!remember(env.id)) {
+          stats.duplicates += 1
+          duplicates += 1
+          continue
+        }
+        fresh.push(env)
+        stats.delivered += 1
+        const info: DeliveryInfo = {
+          from: source.from,
+          topic: source.topic ?? threadTopic(env.thread, shardCount),
+        }
+        for (const listener of listeners) listener(env, info)
+      }
+      if (source.relay && !closed) for (const env of fresh) gossip(env)
+      return { ok: true, fresh, duplicates }
     },
     async flush() {
       await Promise.all([...pending.keys()].map(flushTopic))
@@ -427,6 +503,7 @@ export function createBus(network: Network, options: BusOptions = {}): GossipBus
         pubsub.unsubscribe(topic)
       }
       listeners.clear()
+      publishListeners.clear()
     },
   }
 }
