@@ -7,9 +7,9 @@ export interface NatsServer {
   stop(): Promise<void>
 }
 
-/** Starts nats-server on 127.0.0.1 and a port it picks; resolves once it listens. */
-export function startNatsServer(timeoutMs = 10_000): Promise<NatsServer> {
-  const child: ChildProcess = spawn('nats-server', ['-a', '127.0.0.1', '-p', '-1'], {
+/** Starts nats-server on 127.0.0.1 and `port` (one it picks by default); resolves once it listens. */
+export function startNatsServer(port = -1, timeoutMs = 10_000): Promise<NatsServer> {
+  const child: ChildProcess = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(port)], {
     stdio: ['ignore', 'ignore', 'pipe'],
   })
   return new Promise((resolve, reject) => {

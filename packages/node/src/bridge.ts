@@ -2,11 +2,13 @@
  * `can-swarm-anchor bridge` (`node packages/node bridge`): the NATS bridge on its own (hybrid
  * NATS mode, docs/PROTOCOL.md §7.8). It joins the swarm of an anchor as a gossip peer without an
  * agent and carries envelopes both ways between the gossip topics and a NATS subject tree; what
- * comes from NATS passes the bus's gate (frame and sender quotas, freshness, signatures) before it
- * is relayed. Logs JSON lines: `bridge ready`, then its counters every `--stats-ms`.
+ * comes from NATS passes the bus's gate (the network check, frame and sender quotas — the
+ * network's anchors exempt —, freshness, signatures) before it is relayed, within the relay
+ * budget. Logs JSON lines: `bridge ready` once NATS is connected, then its counters every
+ * `--stats-ms`; stops on SIGINT or SIGTERM.
  */
-import { createIdentity, fetchNetwork } from '@can-swarm/peer'
-import { createBus, createNetwork } from '@can-swarm/peer/net'
+import { createIdentity, createPeerBus, fetchNetwork } from '@can-swarm/peer'
+import { createNetwork } from '@can-swarm/peer/net'
 import { natsToken, startNatsBridge, versionLine } from '@can-swarm/peer/node'
 import { Command } from 'commander'
 
@@ -60,15 +62,21 @@ export async function runBridge(command: string, argv: readonly string[]): Promi
   if (bootstrap.length === 0) throw new Error('no address to join the swarm through: give --peers')
   const log = (msg: string, fields: Record<string, unknown> = {}) =>
     console.log(JSON.stringify({ time: Date.now(), msg, ...fields }))
+  const stopping = new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve)
+    process.once('SIGTERM', resolve)
+  })
   const network = await createNetwork({
     identity: await createIdentity(),
     bootstrap,
     webRTC: false,
     listen: [`/ip4/${options.host}/tcp/0`],
   })
-  const bus = createBus(network)
+  // The bus a peer makes: envelopes of this network only, its anchors never throttled.
+  const bus = createPeerBus(network, params)
   const subjectPrefix = options.natsSubject ?? `can-swarm.${natsToken(params.network)}`
-  let bridge: Awaited<ReturnType<typeof startNatsBridge>>
+  let bridge: Awaited<ReturnType<typeof startNatsBridge>> | undefined
+  let timer: ReturnType<typeof setInterval> | undefined
   try {
     bridge = await startNatsBridge(bus, {
       servers: list(options.nats),
@@ -77,26 +85,23 @@ export async function runBridge(command: string, argv: readonly string[]): Promi
       onError: (error) =>
         log('bridge error', { error: error instanceof Error ? error.message : String(error) }),
     })
-  } catch (error) {
+    const ready = bridge.connected().then(() => true)
+    if (await Promise.race([ready, stopping.then(() => false)])) {
+      log('bridge ready', {
+        network: params.network,
+        peerId: network.peerId.toString(),
+        nats: bridge.source,
+        subjectPrefix,
+      })
+      const running = bridge
+      if (statsMs > 0) timer = setInterval(() => log('bridge stats', { ...running.stats() }), statsMs)
+      await stopping
+    }
+  } finally {
+    if (timer) clearInterval(timer)
+    await bridge?.close()
     bus.close()
     await network.stop()
-    throw error
   }
-  log('bridge ready', {
-    network: params.network,
-    peerId: network.peerId.toString(),
-    nats: bridge.source,
-    subjectPrefix,
-  })
-  const timer =
-    statsMs > 0 ? setInterval(() => log('bridge stats', { ...bridge.stats() }), statsMs) : undefined
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve)
-    process.once('SIGTERM', resolve)
-  })
-  if (timer) clearInterval(timer)
-  await bridge.close()
-  bus.close()
-  await network.stop()
-  log('bridge stopped', { ...bridge.stats() })
+  log('bridge stopped', { ...bridge?.stats() })
 }

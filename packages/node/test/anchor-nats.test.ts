@@ -90,10 +90,12 @@ describe.skipIf(!available)('an anchor bridging NATS', () => {
 
     // NATS → anchor.
     const viaNats = await post('from nats')
-    client.publish(`${prefix}.${shardOf(viaNats.thread)}`, encodeFrame([encodeEnvelope(viaNats)]))
-    await until('the anchor to hold the NEED from NATS', async () =>
-      (await threadAt(viaNats.thread)) === 200 ? true : undefined,
-    )
+    // The anchor's bridge connects in the background: the same envelope again until it is in.
+    await until('the anchor to hold the NEED from NATS', async () => {
+      client.publish(`${prefix}.${shardOf(viaNats.thread)}`, encodeFrame([encodeEnvelope(viaNats)]))
+      await new Promise((resolve) => setTimeout(resolve, 200))
+      return (await threadAt(viaNats.thread)) === 200 ? true : undefined
+    })
 
     // A forged one (payload changed after signing) is refused: the anchor never holds it.
     const signed = await post('forged')

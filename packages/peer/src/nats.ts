@@ -27,6 +27,7 @@ import { InvalidArgumentError } from './core/errors.ts'
 import type { AnyEnvelope } from './core/types.ts'
 import type { GossipBus } from './net/bus.ts'
 import { encodeFrame, MAX_FRAME_BYTES } from './net/frame.ts'
+import { checkRateBudget, type RateBudget, RateLimiter } from './net/quota.ts'
 import { DEFAULT_SHARD_COUNT, shardOf } from './net/topics.ts'
 import type { RejectReason } from './net/validation.ts'
 import type { PeerService, PeerServiceFactory } from './peer.ts'
@@ -41,12 +42,22 @@ export interface NatsBridgeOptions {
   shardCount?: number
   /** Publish what comes from NATS on gossip too (a bridge); false only delivers it here. @default true */
   relay?: boolean
+  /**
+   * Envelopes from NATS relayed on gossip, per second (burst): neighbours charge what this peer
+   * relays to its own forwarding quota (2 000/s by default), so relaying stays well below it and
+   * the rest is only delivered here. @default 500/s, burst 1 000
+   */
+  relayBudget?: RateBudget
   /** NATS messages waiting to be checked; beyond it they are dropped (and counted). @default 1 024 */
   maxQueuedMessages?: number
+  /** Bytes of NATS messages waiting to be checked; beyond it they are dropped. @default 32 MiB */
+  maxQueuedBytes?: number
   /** NATS messages checked at once. @default 16 */
   maxInFlight?: number
   /** Largest NATS message taken, in bytes. @default MAX_FRAME_BYTES */
   maxMessageBytes?: number
+  /** First wait before connecting again after a failed first connection, in ms (doubling to 30 s). @default 1 000 */
+  retryMs?: number
   /** Name of the NATS connection (server monitoring shows it). @default 'can-swarm-bridge' */
   name?: string
   onError?: (error: unknown) => void
@@ -54,36 +65,47 @@ export interface NatsBridgeOptions {
 
 /** Counters of a {@link NatsBridge}. */
 export interface NatsBridgeStats {
+  /** Whether the NATS connection is up now. */
+  connected: boolean
   fromNats: {
     /** NATS messages received. */
     messages: number
-    /** Envelopes new here, delivered (and relayed with `relay`). */
+    /** Envelopes new here, delivered (and relayed with `relay`, within its budget). */
     envelopes: number
+    /** New envelopes delivered here but not relayed (over the relay budget). */
+    notRelayed: number
     /** Envelopes this peer already had. */
     duplicates: number
     /** Messages refused by the bus's gate, by reason. */
     rejected: Partial<Record<RejectReason, number>>
-    /** Messages dropped because the queue was full or they were over `maxMessageBytes`. */
+    /** Messages dropped: the queue was full (by count or bytes), or one was over `maxMessageBytes`. */
     dropped: number
   }
   toNats: {
-    /** Envelopes published on NATS. */
+    /** Envelopes handed to the NATS connection. */
     envelopes: number
-    /** Publications that failed (over the server's max_payload, connection closed…). */
+    /** Envelopes not sent because the connection was down (NATS has no sync: they are lost to it). */
+    dropped: number
+    /** Publications that failed (over the server's max_payload…). */
     errors: number
   }
 }
 
 /** A running bridge. */
 export interface NatsBridge {
-  /** The source name the bus charges NATS traffic to. */
+  /** The source name the bus charges NATS traffic to (`nats:` and the servers, without credentials). */
   readonly source: string
+  /** Resolves once the first connection is up (rejects if the bridge closes first). */
+  connected(): Promise<void>
   stats(): NatsBridgeStats
-  /** Unsubscribes, drains the connection and stops forwarding. Idempotent. */
+  /** Unsubscribes, drains the connection (at most 2 s) and stops forwarding. Idempotent. */
   close(): Promise<void>
 }
 
 const SUBJECT_PREFIX = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/
+/** How long closing waits for the connection to drain before closing it. */
+const DRAIN_TIMEOUT_MS = 2_000
+const MAX_RETRY_MS = 30_000
 
 /** A subject token from any text (NATS tokens cannot hold dots, spaces, `*` or `>`). */
 export function natsToken(text: string): string {
@@ -91,10 +113,22 @@ export function natsToken(text: string): string {
   return token.length > 0 ? token : '_'
 }
 
+/** A server URL as it may be shown: without user and password. */
+function withoutCredentials(server: string): string {
+  try {
+    const url = new URL(server)
+    url.username = ''
+    url.password = ''
+    return url.toString().replace(/\/$/, '')
+  } catch {
+    return server.replace(/\/\/[^@/]*@/, '//')
+  }
+}
+
 /**
- * Connects to NATS and bridges it with `bus`.
- * @throws {InvalidArgumentError} naming the option that is out of range; the connection's error
- *   when no server can be reached.
+ * Bridges NATS with `bus`. Returns at once: the bridge connects in the background (and again,
+ * with back-off, until it first succeeds); while the connection is down nothing crosses.
+ * @throws {InvalidArgumentError} naming the option that is out of range
  */
 export async function startNatsBridge(bus: GossipBus, options: NatsBridgeOptions): Promise<NatsBridge> {
   const servers = typeof options.servers === 'string' ? [options.servers] : [...options.servers]
@@ -106,34 +140,42 @@ export async function startNatsBridge(bus: GossipBus, options: NatsBridgeOptions
     )
   const shardCount = options.shardCount ?? DEFAULT_SHARD_COUNT
   const maxQueued = positive(options.maxQueuedMessages ?? 1_024, 'maxQueuedMessages')
+  const maxQueuedBytes = positive(options.maxQueuedBytes ?? 32 * 1024 * 1024, 'maxQueuedBytes')
   const maxInFlight = positive(options.maxInFlight ?? 16, 'maxInFlight')
   const maxBytes = positive(options.maxMessageBytes ?? MAX_FRAME_BYTES, 'maxMessageBytes')
-  const relay = options.relay ?? true
+  const retryMs = positive(options.retryMs ?? 1_000, 'retryMs')
+  const relayBudget = options.relayBudget ?? { perSecond: 500, burst: 1_000 }
+  checkRateBudget(relayBudget, 'relayBudget')
+  const relayLimiter = new RateLimiter({ ...relayBudget, maxKeys: 1 })
+  const relayOn = options.relay ?? true
   const onError = options.onError ?? (() => undefined)
-  const source = `nats:${servers.join(',')}`
+  const source = `nats:${servers.map(withoutCredentials).join(',')}`
   const stats: NatsBridgeStats = {
-    fromNats: { messages: 0, envelopes: 0, duplicates: 0, rejected: {}, dropped: 0 },
-    toNats: { envelopes: 0, errors: 0 },
+    connected: false,
+    fromNats: { messages: 0, envelopes: 0, notRelayed: 0, duplicates: 0, rejected: {}, dropped: 0 },
+    toNats: { envelopes: 0, dropped: 0, errors: 0 },
   }
-
   const { connect } = await import('nats')
-  const connection: NatsConnection = await connect({
-    servers,
-    noEcho: true,
-    name: options.name ?? 'can-swarm-bridge',
-    maxReconnectAttempts: -1,
-  })
+  let connection: NatsConnection | undefined
+  let subscription: Subscription | undefined
   let closed = false
 
-  // NATS → here, through the bus's gate, a bounded number at a time.
+  // NATS → here, through the bus's gate, a bounded number (and bytes) at a time.
   const queue: Uint8Array[] = []
+  let queuedBytes = 0
   let inFlight = 0
+  const relay = (): boolean => {
+    if (relayLimiter.take('relay')) return true
+    stats.fromNats.notRelayed += 1
+    return false
+  }
   const pump = (): void => {
     while (!closed && inFlight < maxInFlight && queue.length > 0) {
       const data = queue.shift()!
+      queuedBytes -= data.length
       inFlight += 1
       void bus
-        .ingest(data, { from: source, relay })
+        .ingest(data, { from: source, relay: relayOn && relay })
         .then((result) => {
           if (result.ok) {
             stats.fromNats.envelopes += result.fresh.length
@@ -148,25 +190,29 @@ export async function startNatsBridge(bus: GossipBus, options: NatsBridgeOptions
         })
     }
   }
-  const subscription: Subscription = connection.subscribe(`${options.subjectPrefix}.*`, {
-    callback: (error, message) => {
-      if (error) {
-        onError(error)
-        return
-      }
-      stats.fromNats.messages += 1
-      if (closed || message.data.length > maxBytes || queue.length >= maxQueued) {
-        stats.fromNats.dropped += 1
-        return
-      }
-      queue.push(message.data)
-      pump()
-    },
-  })
+  const take = (data: Uint8Array): void => {
+    stats.fromNats.messages += 1
+    if (
+      closed ||
+      data.length > maxBytes ||
+      queue.length >= maxQueued ||
+      queuedBytes + data.length > maxQueuedBytes
+    ) {
+      stats.fromNats.dropped += 1
+      return
+    }
+    queue.push(data)
+    queuedBytes += data.length
+    pump()
+  }
 
   // Here → NATS: what gossip brought (not what NATS did) and what this peer publishes.
   const forward = (env: AnyEnvelope): void => {
     if (closed) return
+    if (!connection || !stats.connected) {
+      stats.toNats.dropped += 1
+      return
+    }
     try {
       connection.publish(
         `${options.subjectPrefix}.${shardOf(env.thread, shardCount)}`,
@@ -183,9 +229,54 @@ export async function startNatsBridge(bus: GossipBus, options: NatsBridgeOptions
   })
   const offPublish = bus.onPublish(forward)
 
+  const watch = async (nc: NatsConnection): Promise<void> => {
+    for await (const status of nc.status()) {
+      if (status.type === 'disconnect') stats.connected = false
+      else if (status.type === 'reconnect') stats.connected = true
+    }
+  }
+  // The first connection, tried again with back-off until it is made or the bridge closes; after
+  // it, the client reconnects by itself.
+  const connecting = (async (): Promise<void> => {
+    for (let wait = retryMs; !closed; wait = Math.min(wait * 2, MAX_RETRY_MS)) {
+      try {
+        const nc = await connect({
+          servers,
+          noEcho: true,
+          name: options.name ?? 'can-swarm-bridge',
+          maxReconnectAttempts: -1,
+        })
+        if (closed) {
+          await nc.close()
+          break
+        }
+        connection = nc
+        stats.connected = true
+        subscription = nc.subscribe(`${options.subjectPrefix}.*`, {
+          callback: (error, message) => (error ? onError(error) : take(message.data)),
+        })
+        void watch(nc).catch(onError)
+        void nc.closed().then((error) => {
+          stats.connected = false
+          if (!closed)
+            onError(new Error(`the NATS connection closed for good${error ? `: ${error.message}` : ''}`))
+        })
+        return
+      } catch (error) {
+        onError(
+          new Error(`cannot connect to NATS (${source}), trying again in ${wait} ms: ${describe(error)}`),
+        )
+        await new Promise((resolve) => setTimeout(resolve, wait))
+      }
+    }
+    throw new Error('the NATS bridge closed before it connected')
+  })()
+  connecting.catch(() => undefined)
+
   let closing: Promise<void> | undefined
   return {
     source,
+    connected: () => connecting,
     stats: () => structuredClone(stats),
     close() {
       closing ??= (async () => {
@@ -193,12 +284,19 @@ export async function startNatsBridge(bus: GossipBus, options: NatsBridgeOptions
         offEnvelope()
         offPublish()
         queue.length = 0
-        subscription.unsubscribe()
-        try {
-          await connection.drain()
-        } catch (error) {
-          if (!connection.isClosed()) onError(error)
-        }
+        queuedBytes = 0
+        subscription?.unsubscribe()
+        const nc = connection
+        if (!nc || nc.isClosed()) return
+        let timer: ReturnType<typeof setTimeout> | undefined
+        await Promise.race([
+          nc.drain().catch(() => undefined),
+          new Promise((resolve) => {
+            timer = setTimeout(resolve, DRAIN_TIMEOUT_MS)
+          }),
+        ])
+        clearTimeout(timer)
+        if (!nc.isClosed()) await nc.close().catch(() => undefined)
       })()
       return closing
     },
@@ -235,6 +333,10 @@ export function natsBridgeService(
       },
     }
   }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error)
 }
 
 function positive(value: number, name: string): number {

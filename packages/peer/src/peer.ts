@@ -325,7 +325,7 @@ export async function createPeer(options: PeerOptions): Promise<Peer> {
       }))
     if (!given) undo.push(() => network.stop())
     const givenBus = isBus(options.bus) ? options.bus : undefined
-    const bus = givenBus ?? ownBus(network, params, policy, options.bus as BusOptions | undefined)
+    const bus = givenBus ?? createPeerBus(network, params, policy, options.bus as BusOptions | undefined)
     if (!givenBus) undo.push(() => bus.flush().catch(() => undefined))
     signal?.throwIfAborted()
     const artifacts = await openArtifacts(network, options.artifacts, undo)
@@ -460,11 +460,15 @@ export async function createPeer(options: PeerOptions): Promise<Peer> {
  * The bus a peer makes on its node: gossip of another network is never delivered nor forwarded
  * (its signatures are worthless here), nor is what this peer's policy refuses to take in.
  */
-function ownBus(
+/**
+ * The bus a peer makes for itself (and the standalone NATS bridge): only envelopes of `params`'
+ * network, the policy's ingress gate when given, and the network's anchors never throttled.
+ */
+export function createPeerBus(
   network: Network,
   params: NetworkParams,
-  policy: PolicyGates | undefined,
-  options: BusOptions | undefined,
+  policy?: PolicyGates,
+  options?: BusOptions,
 ): GossipBus {
   const ingress = options?.ingress
   const quotas = options?.quotas

@@ -4,6 +4,9 @@
  * same gate as gossip (forged, stale and malformed frames refused, duplicates dropped, oversized
  * messages dropped) and on to the other gossip peers — and never echoes NATS's back to it.
  */
+
+import type { AddressInfo } from 'node:net'
+import { createServer } from 'node:net'
 import { connect, type NatsConnection } from 'nats'
 import { afterAll, describe, expect, it } from 'vitest'
 import { signNeed, testParams } from '../../../test-support/envelopes.ts'
@@ -40,21 +43,31 @@ const need_ = (identity: Identity, budget: number, ts = Date.now()) =>
     { ts },
   )
 
+/** A peer (the network's one anchor) running the bridge service with `options`. */
+async function bridgedPeer(
+  options: Parameters<typeof natsBridgeService>[0],
+  onError?: (error: unknown) => void,
+) {
+  const identity = await createIdentity()
+  const params = testParams({ anchors: [identity.did], verifiers: [], bootstrap: true })
+  const bridged: Peer = await createPeer({
+    identity,
+    params,
+    network,
+    envelopeSync: false,
+    planSync: false,
+    ...(onError ? { onError } : {}),
+    services: { nats: natsBridgeService(options) },
+  })
+  cleanup.push(() => bridged.stop())
+  return { bridged, params }
+}
+
 describe.skipIf(!available)('the NATS bridge', () => {
   it('carries envelopes both ways through the same gate as gossip, once each way', async () => {
     const server: NatsServer = await startNatsServer()
     cleanup.push(() => server.stop())
-    const identity = await createIdentity()
-    const params = testParams({ anchors: [identity.did], verifiers: [], bootstrap: true })
-    const bridged: Peer = await createPeer({
-      identity,
-      params,
-      network,
-      envelopeSync: false,
-      planSync: false,
-      services: { nats: natsBridgeService({ servers: server.url, maxMessageBytes: 64 * 1024 }) },
-    })
-    cleanup.push(() => bridged.stop())
+    const { bridged, params } = await bridgedPeer({ servers: server.url, maxMessageBytes: 64 * 1024 })
     const other: Peer = await createPeer({
       identity: await createIdentity(),
       params,
@@ -65,6 +78,7 @@ describe.skipIf(!available)('the NATS bridge', () => {
     })
     cleanup.push(() => other.stop())
     const bridge = (bridged.services.nats as NatsBridgeService).bridge()!
+    await bridge.connected()
     const prefix = `can-swarm.${natsToken(params.network)}`
 
     // The NATS side: a plain client that hears everything under the prefix.
@@ -148,7 +162,9 @@ describe.skipIf(!available)('the NATS bridge', () => {
     expect(heardOf(gossiped.id)).toHaveLength(1)
     const stats = bridge.stats()
     expect(stats.fromNats.envelopes).toBe(1)
-    expect(stats.toNats.errors).toBe(0)
+    expect(stats.fromNats.notRelayed).toBe(0)
+    expect(stats.toNats).toMatchObject({ errors: 0, dropped: 0 })
+    expect(stats.connected).toBe(true)
 
     // Stopping the peer closes the bridge: nothing more goes to NATS.
     await bridged.stop()
@@ -156,5 +172,48 @@ describe.skipIf(!available)('the NATS bridge', () => {
     other.bus.publish(after)
     await new Promise((resolve) => setTimeout(resolve, 300))
     expect(heardOf(after.id)).toHaveLength(0)
+  })
+
+  it('starts while NATS is down and connects when it comes up; relays within its budget only', async () => {
+    // A free port, for a server started later.
+    const probe = createServer()
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
+    const port = (probe.address() as AddressInfo).port
+    await new Promise((resolve) => probe.close(resolve))
+    const errors: string[] = []
+    const { bridged, params } = await bridgedPeer(
+      {
+        servers: `nats://user:secret@127.0.0.1:${port}`,
+        retryMs: 100,
+        relayBudget: { perSecond: 0.001, burst: 1 },
+      },
+      (error) => errors.push(String(error)),
+    )
+    const bridge = (bridged.services.nats as NatsBridgeService).bridge()!
+    expect(bridge.source).toBe(`nats:nats://127.0.0.1:${port}`)
+    const author = await createIdentity()
+    // Down: what this peer publishes cannot reach NATS, and is counted.
+    bridged.bus.publish(await need_(author, 1))
+    expect(bridge.stats()).toMatchObject({ connected: false, toNats: { dropped: 1, envelopes: 0 } })
+    await until('a failed connection reported', () =>
+      errors.some((e) => e.includes('cannot connect')) ? true : undefined,
+    )
+    expect(errors.join('\n')).not.toContain('secret')
+
+    const server = await startNatsServer(port)
+    cleanup.push(() => server.stop())
+    await bridge.connected()
+    const client: NatsConnection = await connect({ servers: server.url })
+    cleanup.push(() => client.close())
+    const prefix = `can-swarm.${natsToken(params.network)}`
+    const first = await need_(author, 2)
+    const second = await need_(author, 3)
+    for (const env of [first, second])
+      client.publish(`${prefix}.${shardOf(env.thread)}`, encodeFrame([encodeEnvelope(env)]))
+    await until('both delivered here', () =>
+      bridged.agent.replica(first.thread) && bridged.agent.replica(second.thread) ? true : undefined,
+    )
+    // One relay token: the second is delivered here but not put on gossip.
+    expect(bridge.stats().fromNats).toMatchObject({ envelopes: 2, notRelayed: 1 })
   })
 })

@@ -17,10 +17,10 @@
 import { type Message, TopicValidatorResult } from '@libp2p/gossipsub'
 import type { PeerId } from '@libp2p/interface'
 import type { EnvelopeSink } from '../agent/ports.ts'
-import { encodeEnvelope } from '../core/codec.ts'
+import { decodeEnvelope, encodeEnvelope } from '../core/codec.ts'
 import { InvalidArgumentError } from '../core/errors.ts'
 import type { AnyEnvelope, Envelope } from '../core/types.ts'
-import { encodeFrame, MAX_BATCH_ENVELOPES, MAX_FRAME_BYTES } from './frame.ts'
+import { decodeFrame, encodeFrame, MAX_BATCH_ENVELOPES, MAX_FRAME_BYTES } from './frame.ts'
 import type { Network } from './network.ts'
 import { checkRateBudget, DEFAULT_MAX_RATE_KEYS, type RateBudget, RateLimiter } from './quota.ts'
 import { allShardTopics, capabilityTopic, isSwarmTopic, shardTopic, threadTopic } from './topics.ts'
@@ -45,8 +45,11 @@ export interface IngestSource {
   from: string
   /** What listeners are told it came on. @default the thread's shard topic */
   topic?: string
-  /** Also publish the new envelopes on gossip. @default false */
-  relay?: boolean
+  /**
+   * Also publish the new envelopes on gossip: all of them, or those the function allows (a relay
+   * budget: what is relayed is charged to this peer at its neighbours). @default false
+   */
+  relay?: boolean | ((env: AnyEnvelope) => boolean)
 }
 
 /** What {@link GossipBus.ingest} did with a frame. */
@@ -462,10 +465,32 @@ export function createBus(network: Network, options: BusOptions = {}): GossipBus
     },
     async ingest(data, source) {
       if (closed) return { ok: false, reason: 'denied', detail: 'the bus is closed' }
+      // Envelopes already seen (another bridge's copy of what gossip brought) are dropped before
+      // they cost quota or a signature check; only the rest of the frame goes through the gate.
+      let unseen: Uint8Array[]
+      let seen = 0
+      try {
+        unseen = decodeFrame(data).filter((bytes) => {
+          const known_ = known.has(decodeEnvelope(bytes).id)
+          if (known_) seen += 1
+          return !known_
+        })
+      } catch {
+        // Malformed: the gate says why (and counts it) as it would for gossip.
+        const refused = await screen(data, source.from, source.topic ?? 'ingest')
+        return refused.ok
+          ? { ok: false, reason: 'malformed', detail: 'the frame does not decode' }
+          : { ok: false, reason: refused.reason, detail: refused.detail }
+      }
+      if (seen > 0) {
+        stats.duplicates += seen
+        if (unseen.length === 0) return { ok: true, fresh: [], duplicates: seen }
+        data = encodeFrame(unseen)
+      }
       const result = await screen(data, source.from, source.topic ?? 'ingest')
       if (!result.ok) return { ok: false, reason: result.reason, detail: result.detail }
       const fresh: AnyEnvelope[] = []
-      let duplicates = 0
+      let duplicates = seen
       for (const env of result.envelopes) {
         if (!remember(env.id)) {
           stats.duplicates += 1
@@ -480,7 +505,8 @@ export function createBus(network: Network, options: BusOptions = {}): GossipBus
         }
         for (const listener of listeners) listener(env, info)
       }
-      if (source.relay && !closed) for (const env of fresh) gossip(env)
+      const relay = source.relay
+      if (relay && !closed) for (const env of fresh) if (relay === true || relay(env)) gossip(env)
       return { ok: true, fresh, duplicates }
     },
     async flush() {

@@ -108,6 +108,10 @@ export function forgettingStorage(
   const generations: Generation[] = [generation(first)]
   // Every document a live generation knows (held or forgotten) → that generation.
   const owner = new Map<DocumentId, Generation>()
+  // Documents moved to the current generation whose chunk lists it is reading: their saves wait,
+  // so that the save knows the chunks it replaces. Read one after another (no burst of loads).
+  const moving = new Map<DocumentId, Promise<unknown>>()
+  let lastMove: Promise<unknown> = Promise.resolve()
   let moved = 0
   const current = (): Generation => generations[generations.length - 1]!
 
@@ -158,7 +162,14 @@ export function forgettingStorage(
         moved += 1
         // The fresh generation learns which chunks the document has, so that its next save (a
         // full snapshot: it knows no saved heads) removes them.
-        next.subsystem.loadDocData(documentId).catch(onError)
+        const loading = lastMove
+          .then(() => next.subsystem.loadDocData(documentId))
+          .catch(onError)
+          .finally(() => {
+            if (moving.get(documentId) === loading) moving.delete(documentId)
+          })
+        moving.set(documentId, loading)
+        lastMove = loading
       }
       oldest.held.clear()
       drop(oldest)
@@ -173,8 +184,10 @@ export function forgettingStorage(
     remove: (namespace: string, key: string) => current().subsystem.remove(namespace, key),
     loadDocData: (documentId: DocumentId) => open(documentId).loadDocData(documentId),
     loadDoc: <T>(documentId: DocumentId) => open(documentId).loadDoc<T>(documentId),
-    saveDoc: (documentId: DocumentId, doc: Parameters<StorageSubsystem['saveDoc']>[1]) =>
-      saving(documentId).saveDoc(documentId, doc),
+    saveDoc: async (documentId: DocumentId, doc: Parameters<StorageSubsystem['saveDoc']>[1]) => {
+      await moving.get(documentId)
+      return saving(documentId).saveDoc(documentId, doc)
+    },
     removeDoc: (documentId: DocumentId) => current().subsystem.removeDoc(documentId),
     loadSyncState: (...args: Parameters<StorageSubsystem['loadSyncState']>) =>
       current().subsystem.loadSyncState(...args),
