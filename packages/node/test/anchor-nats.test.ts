@@ -127,6 +127,18 @@ describe.skipIf(!available)('an anchor bridging NATS', () => {
     // What came from NATS was not sent back to it, and the forgery never got in.
     expect(heard.has(viaNats.id)).toBe(false)
     expect(await threadAt(forged.thread)).toBe(404)
+    // The anchor's status says what its bridge did.
+    const status = (await (await fetch(`${anchor.url}/api/status`)).json()) as {
+      nats?: {
+        connected: boolean
+        fromNats: { envelopes: number; rejected: Record<string, number> }
+        toNats: { envelopes: number }
+      }
+    }
+    expect(status.nats?.connected).toBe(true)
+    expect(status.nats?.fromNats.envelopes).toBeGreaterThanOrEqual(1)
+    expect(status.nats?.fromNats.rejected['bad-signature']).toBe(1)
+    expect(status.nats?.toNats.envelopes).toBeGreaterThanOrEqual(1)
   })
 
   it('runs on its own: NATS envelopes reach an anchor through the bridge process, which stops on SIGTERM', {

@@ -407,6 +407,8 @@ export async function startAnchor(config: AnchorConfig, options: { logger: Logge
       connections: swarm.network.libp2p.getConnections().length,
       threads: swarm.agent.threads().length,
       planSync: swarm.planSync.stats(),
+      // Hybrid NATS mode: whether the bridge is connected, what crossed each way, what it refused.
+      ...(config.nats.length > 0 ? { nats: swarm.natsStats() } : {}),
       // Envelopes of the threads held (those of retired threads stay on disk, out of the index).
       envelopes: log.size,
       envelopesAppended: log.appended,

@@ -27,7 +27,7 @@ import {
   type PolicyGates,
 } from '@can-swarm/peer'
 import type { GossipBus, Network } from '@can-swarm/peer/net'
-import { natsBridgeService } from '@can-swarm/peer/node'
+import { type NatsBridgeService, type NatsBridgeStats, natsBridgeService } from '@can-swarm/peer/node'
 import type { PlanSync } from '@can-swarm/peer/plan-sync'
 import { circuitRelayServer } from '@libp2p/circuit-relay-v2'
 import { FsDatastore } from 'datastore-fs'
@@ -87,6 +87,8 @@ export interface AnchorSwarm {
   readonly importedArtifacts: number
   /** Plan sync: the anchor follows every thread's plan document. */
   readonly planSync: PlanSync
+  /** The NATS bridge's counters, when the anchor bridges NATS (`--nats`). */
+  natsStats(): NatsBridgeStats | undefined
   multiaddrs(): string[]
   stop(): Promise<void>
 }
@@ -206,6 +208,7 @@ export async function startSwarm(options: SwarmOptions): Promise<AnchorSwarm> {
     artifacts: artifacts!,
     importedArtifacts: imported,
     planSync: peer.planSync!,
+    natsStats: () => (peer.services.nats as NatsBridgeService | undefined)?.bridge()?.stats(),
     multiaddrs: () => peer.network.libp2p.getMultiaddrs().map(String),
     async stop() {
       await peer.stop()
