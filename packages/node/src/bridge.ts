@@ -9,7 +9,7 @@
  */
 import { createIdentity, createPeerBus, fetchNetwork } from '@can-swarm/peer'
 import { createNetwork } from '@can-swarm/peer/net'
-import { natsToken, startNatsBridge, versionLine } from '@can-swarm/peer/node'
+import { natsSubjectPrefix, startNatsBridge, versionLine } from '@can-swarm/peer/node'
 import { Command } from 'commander'
 
 /** Runs the command with `argv` (what follows `bridge`); resolves when it has stopped. */
@@ -74,7 +74,7 @@ export async function runBridge(command: string, argv: readonly string[]): Promi
   })
   // The bus a peer makes: envelopes of this network only, its anchors never throttled.
   const bus = createPeerBus(network, params)
-  const subjectPrefix = options.natsSubject ?? `can-swarm.${natsToken(params.network)}`
+  const subjectPrefix = options.natsSubject ?? natsSubjectPrefix(params.network)
   let bridge: Awaited<ReturnType<typeof startNatsBridge>> | undefined
   let timer: ReturnType<typeof setInterval> | undefined
   try {

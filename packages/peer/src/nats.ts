@@ -113,6 +113,11 @@ export function natsToken(text: string): string {
   return token.length > 0 ? token : '_'
 }
 
+/** The subject prefix a network's envelopes travel under by default: `can-swarm.<network id>`. */
+export function natsSubjectPrefix(network: string): string {
+  return `can-swarm.${natsToken(network)}`
+}
+
 /** A server URL as it may be shown: without user and password. */
 function withoutCredentials(server: string): string {
   try {
@@ -323,7 +328,7 @@ export function natsBridgeService(
         bridge = await startNatsBridge(components.bus, {
           onError: components.onError,
           ...options,
-          subjectPrefix: options.subjectPrefix ?? `can-swarm.${natsToken(components.params.network)}`,
+          subjectPrefix: options.subjectPrefix ?? natsSubjectPrefix(components.params.network),
           shardCount: components.network.config.shardCount,
         })
         components.logger.info('NATS bridge started', { servers: bridge.source })

@@ -13,6 +13,7 @@ export {
   type NatsBridgeService,
   type NatsBridgeStats,
   natsBridgeService,
+  natsSubjectPrefix,
   natsToken,
   startNatsBridge,
 } from './nats.ts'

@@ -65,6 +65,16 @@ function fakeContext(
   return { context, said, extras, timers, fire, params }
 }
 
+/** A context for a party of a hand-built thread (`fixture.params`, the built-in capabilities). */
+function contextOf(
+  fixture: { params: ReturnType<typeof testParams> },
+  did: string,
+  roles: AgentRoles,
+  overrides: Partial<AgentOptions> = {},
+) {
+  return fakeContext(did, roles, overrides, builtinCapabilities(), fixture.params)
+}
+
 /** A replica holding `envelopes`, in order. */
 function holding(envelopes: readonly AnyEnvelope[], params: ReturnType<typeof testParams>): ThreadReplica {
   const replica = new ThreadReplica(envelopes[0]!.thread, params)
@@ -350,13 +360,7 @@ describe('the verifier role on results', () => {
       [outputs, 'pass'],
       [['bafkreibm6jg3ux5qumhcn2b3flc3tyu6dmlb4xa7u5bf44yegnrjhc4yeq'], 'fail'],
     ] as const) {
-      const { context, said } = fakeContext(
-        fixture.verifier.did,
-        { verifier: true },
-        {},
-        builtinCapabilities(),
-        fixture.params,
-      )
+      const { context, said } = contextOf(fixture, fixture.verifier.did, { verifier: true })
       ;(context as { expectedOutputs: RoleContext['expectedOutputs'] }).expectedOutputs = async () => [
         ...expected,
       ]
@@ -369,13 +373,7 @@ describe('the verifier role on results', () => {
       ])
     }
     // Not in the committee: nothing.
-    const outsider = fakeContext(
-      fixture.worker.did,
-      { verifier: true },
-      {},
-      builtinCapabilities(),
-      fixture.params,
-    )
+    const outsider = contextOf(fixture, fixture.worker.did, { verifier: true })
     outsider.context.expectedOutputs = async () => [...outputs]
     await new VerifierRole(outsider.context).attestResult(
       holding(committed, fixture.params),
@@ -391,13 +389,7 @@ describe('the verifier role on results', () => {
     const commit = committed[6]!
     const outputs = (commit.payload as { outputs: string[] }).outputs
     const right = ['bafkreibm6jg3ux5qumhcn2b3flc3tyu6dmlb4xa7u5bf44yegnrjhc4yeq']
-    const { context, said } = fakeContext(
-      fixture.planner.did,
-      { verifier: true },
-      {},
-      builtinCapabilities(),
-      fixture.params,
-    )
+    const { context, said } = contextOf(fixture, fixture.planner.did, { verifier: true })
     context.challengeExpectation = async () => right
     const role = new VerifierRole(context)
     await role.challengeIfWrong(holding(committed, fixture.params), fixture.task, commit.id)
@@ -410,13 +402,7 @@ describe('the verifier role on results', () => {
     expect((said[0]!.payload as { bond: number }).bond).toBeGreaterThanOrEqual(
       DEFAULT_AGENT_TUNING.challengeBond,
     )
-    const agreeing = fakeContext(
-      fixture.planner.did,
-      { verifier: true },
-      {},
-      builtinCapabilities(),
-      fixture.params,
-    )
+    const agreeing = contextOf(fixture, fixture.planner.did, { verifier: true })
     agreeing.context.challengeExpectation = async () => [...outputs]
     await new VerifierRole(agreeing.context).challengeIfWrong(
       holding(committed, fixture.params),
@@ -447,13 +433,7 @@ describe('the decider role on leases and results', () => {
       { lamport: 5 },
     )
     const claimed = holding([...opening, dear, cheap], fixture.params)
-    const { context, said, fire } = fakeContext(
-      fixture.decider.did,
-      { decider: true },
-      {},
-      builtinCapabilities(),
-      fixture.params,
-    )
+    const { context, said, fire } = contextOf(fixture, fixture.decider.did, { decider: true })
     const role = new DeciderRole(context)
     role.grantLater(claimed, fixture.task)
     await fire()
@@ -471,13 +451,7 @@ describe('the decider role on leases and results', () => {
     const verified = holding(fixture.log.slice(0, 8), fixture.params)
     const commit = fixture.log[6]!
     const pass = fixture.log[7]!
-    const finals = fakeContext(
-      fixture.decider.did,
-      { decider: true },
-      {},
-      builtinCapabilities(),
-      fixture.params,
-    )
+    const finals = contextOf(fixture, fixture.decider.did, { decider: true })
     new DeciderRole(finals.context).finalizeLater(verified, fixture.task, commit.id)
     await finals.fire()
     expect(finals.said).toHaveLength(1)
@@ -487,13 +461,7 @@ describe('the decider role on leases and results', () => {
       (finals.said[0]!.payload as { attestations: Array<{ id: string }> }).attestations.map((a) => a.id),
     ).toEqual([pass.id])
     // A result not yet verified is not finalized.
-    const early = fakeContext(
-      fixture.decider.did,
-      { decider: true },
-      {},
-      builtinCapabilities(),
-      fixture.params,
-    )
+    const early = contextOf(fixture, fixture.decider.did, { decider: true })
     new DeciderRole(early.context).finalizeLater(
       holding(fixture.log.slice(0, 7), fixture.params),
       fixture.task,
@@ -509,13 +477,7 @@ describe('the decider role on stale leases', () => {
     const fixture = await finalThread({ output: new TextEncoder().encode('{"a":2,"b":1}'), tag: 51 })
     const granted = fixture.log.slice(0, 6)
     const claim = granted[4]!.id
-    const silent = fakeContext(
-      fixture.decider.did,
-      { decider: true },
-      {},
-      builtinCapabilities(),
-      fixture.params,
-    )
+    const silent = contextOf(fixture, fixture.decider.did, { decider: true })
     new DeciderRole(silent.context).scavengeLater(holding(granted, fixture.params), fixture.task, claim)
     await silent.fire()
     expect(silent.said).toEqual([
@@ -523,13 +485,7 @@ describe('the decider role on stale leases', () => {
     ])
     // A HEARTBEAT arrives between arming and firing: the lease was renewed, the worker keeps it.
     const renewed = holding(granted, fixture.params)
-    const beating = fakeContext(
-      fixture.decider.did,
-      { decider: true },
-      {},
-      builtinCapabilities(),
-      fixture.params,
-    )
+    const beating = contextOf(fixture, fixture.decider.did, { decider: true })
     new DeciderRole(beating.context).scavengeLater(renewed, fixture.task, claim)
     const heartbeat = await sign(
       fixture.worker,
@@ -543,13 +499,7 @@ describe('the decider role on stale leases', () => {
     await beating.fire()
     expect(beating.said).toEqual([])
     // Once the lease has gone to a COMMIT, there is nothing to scavenge.
-    const committed = fakeContext(
-      fixture.decider.did,
-      { decider: true },
-      {},
-      builtinCapabilities(),
-      fixture.params,
-    )
+    const committed = contextOf(fixture, fixture.decider.did, { decider: true })
     const role = new DeciderRole(committed.context)
     const replica = holding(granted, fixture.params)
     role.scavengeLater(replica, fixture.task, claim)
@@ -563,13 +513,7 @@ describe('the decider role on stale leases', () => {
     const granted = fixture.log.slice(0, 6)
     const claim = granted[4]!.id
     const replica = holding(granted, fixture.params)
-    const { context, said, timers, fire } = fakeContext(
-      fixture.decider.did,
-      { decider: true },
-      {},
-      builtinCapabilities(),
-      fixture.params,
-    )
+    const { context, said, timers, fire } = contextOf(fixture, fixture.decider.did, { decider: true })
     const role = new DeciderRole(context)
     role.watchHold(replica, fixture.task, claim)
     role.watchHold(replica, fixture.task, claim)
@@ -590,13 +534,7 @@ describe('the decider role on stale leases', () => {
     ])
     // A lease that ended before the limit is left alone.
     const done = holding(fixture.log.slice(0, 7), fixture.params)
-    const quiet = fakeContext(
-      fixture.decider.did,
-      { decider: true },
-      {},
-      builtinCapabilities(),
-      fixture.params,
-    )
+    const quiet = contextOf(fixture, fixture.decider.did, { decider: true })
     new DeciderRole(quiet.context).watchHold(done, fixture.task, claim)
     await quiet.fire()
     await quiet.fire()
@@ -732,13 +670,7 @@ describe('the judging of challenges', () => {
       [outputs, false],
       [undefined, false],
     ] as const) {
-      const judge = fakeContext(
-        fixture.decider.did,
-        { decider: true },
-        {},
-        builtinCapabilities(),
-        fixture.params,
-      )
+      const judge = contextOf(fixture, fixture.decider.did, { decider: true })
       judge.context.expectedOutputs = async () => (expected === undefined ? undefined : [...expected])
       const role = new VerifierRole(judge.context)
       await role.judgeChallenge(replica, fixture.task, commit.id, challenge.id)
@@ -761,21 +693,19 @@ describe('the judging of challenges', () => {
       type: 'missing-artifact',
       ref: outputs[0],
     }))
-    const absent = fakeContext(
+    const absent = contextOf(
+      fixture,
       fixture.decider.did,
       { decider: true },
       { artifacts: new MemoryArtifactStore() },
-      builtinCapabilities(),
-      fixture.params,
     )
     await new VerifierRole(absent.context).judgeChallenge(replica, fixture.task, commit.id, challenge.id)
     expect(absent.said.map((entry) => entry.kind)).toEqual(['INVALIDATE'])
-    const present = fakeContext(
+    const present = contextOf(
+      fixture,
       fixture.decider.did,
       { decider: true },
       { artifacts: fixture.artifacts },
-      builtinCapabilities(),
-      fixture.params,
     )
     expect(await fixture.artifacts.get(outputs[0]!)).toBeDefined()
     await new VerifierRole(present.context).judgeChallenge(replica, fixture.task, commit.id, challenge.id)
@@ -792,7 +722,7 @@ describe('the judging of challenges', () => {
       [fixture.planner.did, { decider: true }],
       [fixture.worker.did, { decider: true }],
     ] as const) {
-      const judge = fakeContext(did, roles, {}, builtinCapabilities(), fixture.params)
+      const judge = contextOf(fixture, did, roles)
       judge.context.expectedOutputs = async () => [RIGHT]
       await new VerifierRole(judge.context).judgeChallenge(replica, fixture.task, commit.id, challenge.id)
       expect(judge.said).toEqual([])

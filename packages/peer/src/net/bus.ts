@@ -17,7 +17,7 @@
 import { type Message, TopicValidatorResult } from '@libp2p/gossipsub'
 import type { PeerId } from '@libp2p/interface'
 import type { EnvelopeSink } from '../agent/ports.ts'
-import { decodeEnvelope, encodeEnvelope } from '../core/codec.ts'
+import { cidOfDagCbor, encodeEnvelope } from '../core/codec.ts'
 import { InvalidArgumentError } from '../core/errors.ts'
 import type { AnyEnvelope, Envelope } from '../core/types.ts'
 import { decodeFrame, encodeFrame, MAX_BATCH_ENVELOPES, MAX_FRAME_BYTES } from './frame.ts'
@@ -470,10 +470,11 @@ export function createBus(network: Network, options: BusOptions = {}): GossipBus
       let unseen: Uint8Array[]
       let seen = 0
       try {
+        // An envelope's id is the CID of its bytes: one hash, no decode, for what is dropped.
         unseen = decodeFrame(data).filter((bytes) => {
-          const known_ = known.has(decodeEnvelope(bytes).id)
-          if (known_) seen += 1
-          return !known_
+          const isKnown = known.has(cidOfDagCbor(bytes))
+          if (isKnown) seen += 1
+          return !isKnown
         })
       } catch {
         // Malformed: the gate says why (and counts it) as it would for gossip.
