@@ -13,6 +13,7 @@ import { signNeed, testParams } from '../../../test-support/envelopes.ts'
 import { type NatsServer, startNatsServer } from '../../../test-support/nats-server.ts'
 import { tcpOf, until } from '../../../test-support/peers.ts'
 import { need } from '../../../test-support/prerequisites.ts'
+import { artifactCid } from '../src/core/artifacts.ts'
 import { decodeEnvelope, encodeEnvelope } from '../src/core/codec.ts'
 import type { AnyEnvelope } from '../src/core/types.ts'
 import { createIdentity, type Identity } from '../src/crypto/ed25519.ts'
@@ -28,7 +29,7 @@ afterAll(async () => {
   for (const step of cleanup.reverse()) await step().catch(() => undefined)
 })
 
-const need_ = (identity: Identity, budget: number, ts = Date.now()) =>
+const need_ = (identity: Identity, budget: number, ts = Date.now(), net?: string) =>
   signNeed(
     identity,
     {
@@ -40,7 +41,7 @@ const need_ = (identity: Identity, budget: number, ts = Date.now()) =>
       deadlineMs: 0,
       bidWindowMs: 1,
     },
-    { ts },
+    net === undefined ? { ts } : { ts, net },
   )
 
 /** A peer (the network's one anchor) running the bridge service with `options`. */
@@ -64,7 +65,9 @@ async function bridgedPeer(
 }
 
 describe.skipIf(!available)('the NATS bridge', () => {
-  it('carries envelopes both ways through the same gate as gossip, once each way', async () => {
+  it('carries envelopes both ways through the same gate as gossip, once each way', {
+    timeout: 150_000,
+  }, async () => {
     const server: NatsServer = await startNatsServer()
     cleanup.push(() => server.stop())
     const { bridged, params } = await bridgedPeer({ servers: server.url, maxMessageBytes: 64 * 1024 })
@@ -155,13 +158,44 @@ describe.skipIf(!available)('the NATS bridge', () => {
     expect(bridged.agent.replica(stale.thread)).toBeUndefined()
     expect(bridged.agent.replica(signed.thread)).toBeUndefined()
 
+    // 6. Another network's envelope is denied (the peer's bus takes only its own network's).
+    const foreign = await need_(
+      author,
+      7,
+      Date.now(),
+      artifactCid(new TextEncoder().encode('another network')),
+    )
+    toNats(foreign)
+    await until('the foreign envelope denied', () =>
+      (bridge.stats().fromNats.rejected.denied ?? 0) >= 1 ? true : undefined,
+    )
+    expect(bridged.agent.replica(foreign.thread)).toBeUndefined()
+
+    // 7. A batch: one forged envelope refuses the whole frame (its good one is not delivered); a
+    //    batch of a known and a new envelope delivers only the new one, the known one dropped first.
+    const good = await need_(author, 8)
+    const honest = await need_(author, 9)
+    const bad = { ...honest, payload: { ...honest.payload, budget: 1 } } as AnyEnvelope
+    client.publish(`${prefix}.0`, encodeFrame([encodeEnvelope(good), encodeEnvelope(bad)], true))
+    await until('the forged batch refused', () =>
+      (bridge.stats().fromNats.rejected['bad-signature'] ?? 0) >= 2 ? true : undefined,
+    )
+    expect(bridged.agent.replica(good.thread)).toBeUndefined()
+    const duplicatesBefore = bridge.stats().fromNats.duplicates
+    client.publish(`${prefix}.0`, encodeFrame([encodeEnvelope(fromNats), encodeEnvelope(good)], true))
+    await until('the new one of the batch delivered', () =>
+      bridged.agent.replica(good.thread) ? true : undefined,
+    )
+    expect(bridge.stats().fromNats.duplicates).toBe(duplicatesBefore + 1)
+
     await client.flush()
     await new Promise((resolve) => setTimeout(resolve, 300))
     expect(heardOf(fromNats.id)).toHaveLength(0)
+    expect(heardOf(good.id)).toHaveLength(0)
     expect(heardOf(own.id)).toHaveLength(1)
     expect(heardOf(gossiped.id)).toHaveLength(1)
     const stats = bridge.stats()
-    expect(stats.fromNats.envelopes).toBe(1)
+    expect(stats.fromNats.envelopes).toBe(2)
     expect(stats.fromNats.notRelayed).toBe(0)
     expect(stats.toNats).toMatchObject({ errors: 0, dropped: 0 })
     expect(stats.connected).toBe(true)
